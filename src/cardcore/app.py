@@ -1,0 +1,74 @@
+"""The FastAPI application: routers, middleware, error handlers, database wiring."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cardcore import __version__
+from cardcore.config import Settings, get_settings
+from cardcore.db import create_engine, create_sessionmaker, database_url
+from cardcore.events.endpoints import routes as events_routes
+from cardcore.health.endpoints import routes as health_routes
+from cardcore.kit.errors import catalog_markdown
+from cardcore.kit.handlers import install_error_handlers
+from cardcore.kit.logging import configure_logging
+from cardcore.kit.middleware import RequestContextMiddleware
+from cardcore.programs.endpoints import routes as programs_routes
+
+DESCRIPTION = f"""
+cardcore is an issuer-side card management system: programs, cardholders, balances on a
+double-entry ledger, cards and their lifecycle, spend controls, authorizations and webhooks.
+
+**Conventions.** Amounts are integers in the currency's minor units with an ISO 4217 code.
+Ids are prefixed by type (`prg_…`, `key_…`, `evt_…`). Successful responses are `{{"data": ...}}`;
+lists add `{{"meta": {{"next_cursor": ..., "has_more": ...}}}}` — pass `?cursor=` to page.
+Every POST accepts an `Idempotency-Key` header. Every response carries `X-Request-Id` (yours if
+you sent one). Errors always have the same shape, with a stable `code`:
+
+{catalog_markdown()}
+"""
+
+TAGS = [
+    {"name": "programs", "description": "The caller's program (tenant) and its API keys."},
+    {"name": "events", "description": "The event outbox: everything that happened, in order."},
+    {"name": "health", "description": "Probes for load balancers and monitoring."},
+]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass a `sessionmaker` bound to their own connection; otherwise the
+    app opens an engine on the configured (or embedded) PostgreSQL."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    engine: Any = None
+    if sessionmaker is None:
+        engine = create_engine(database_url(settings), settings)
+        sessionmaker = create_sessionmaker(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if engine is not None:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="cardcore",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sessionmaker = sessionmaker
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for routes in (health_routes, programs_routes, events_routes):
+        app.include_router(routes)
+    return app

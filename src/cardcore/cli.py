@@ -1,0 +1,246 @@
+"""`cardcore` on the command line: serve, migrate, bootstrap, api-keys.
+
+Every command works on the same database as `serve`: CARDCORE_DATABASE_URL if set, otherwise the
+embedded PostgreSQL under CARDCORE_DATA_DIR (started for the command if `serve` is not running).
+"""
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.config import get_settings
+from cardcore.db import create_engine, create_sessionmaker, database_url
+from cardcore.kit import ids
+from cardcore.models import ApiKey, Program
+from cardcore.programs import service
+
+app = typer.Typer(help="cardcore: an issuer-side card management system.", no_args_is_help=True)
+api_keys_app = typer.Typer(help="Create, list and revoke partner API keys.", no_args_is_help=True)
+app.add_typer(api_keys_app, name="api-keys")
+
+T = TypeVar("T")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_config(url: URL | str | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["configure_logging"] = False
+    if url is not None:
+        config.attributes["url"] = url
+    return config
+
+
+def run_migrations(url: URL | str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+def _in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `fn` in one committed transaction on the configured database."""
+    settings = get_settings()
+
+    async def run() -> T:
+        engine = create_engine(database_url(settings), settings)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await fn(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, default=str))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [CARDCORE_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [CARDCORE_PORT].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes [CARDCORE_WORKERS].")] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
+) -> None:
+    """Serve the API (on the embedded PostgreSQL unless CARDCORE_DATABASE_URL is set)."""
+    import uvicorn
+
+    from cardcore.kit.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    url = database_url(settings)
+    if migrate:
+        run_migrations(url)
+    workers = workers or settings.workers
+    if workers > 1:
+        # Worker processes must find the database this process resolved (the embedded one
+        # included) and share one metrics registry on disk.
+        os.environ["CARDCORE_DATABASE_URL"] = url.render_as_string(hide_password=False)
+        metrics_dir = settings.data_dir.resolve() / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    host, port = host or settings.host, port or settings.port
+    typer.echo(f"cardcore {'(embedded PostgreSQL) ' if not settings.database_url else ''}on "
+               f"http://{host}:{port} — API docs at http://{host}:{port}/docs", err=True)
+    uvicorn.run(
+        "cardcore.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every database migration (alembic upgrade head)."""
+    run_migrations(database_url(get_settings()))
+    typer.echo("database is at the latest migration", err=True)
+
+
+@app.command()
+def bootstrap(
+    program: Annotated[str, typer.Option("--program", help="Name of the new program.")] = "Default",
+    currency: Annotated[
+        list[str] | None, typer.Option(help="Currencies the program holds (repeatable).")
+    ] = None,
+    admin_email: Annotated[str | None, typer.Option(help="The first admin's email.")] = None,
+    admin_password: Annotated[
+        str | None, typer.Option(help="The first admin's password (generated if omitted).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a program with an API key and an admin user. Each call creates a new program."""
+    from cardcore.kit.money import currency_exponent
+
+    currencies = [code.upper() for code in (currency or ["EUR"])]
+    unknown = [code for code in currencies if currency_exponent(code) is None]
+    if unknown:
+        raise typer.BadParameter(f"not ISO 4217 currencies: {', '.join(unknown)}")
+    settings = get_settings()
+    run_migrations(database_url(settings))
+    password = admin_password or service.generate_password()
+
+    async def create(session: AsyncSession) -> dict[str, str]:
+        created = await service.create_program(session, name=program, currencies=currencies)
+        _, secret = await service.create_api_key(
+            session, program_id=created.id, name="bootstrap", sandbox=settings.sandbox
+        )
+        email = admin_email or f"admin+{created.id}@cardcore.local"
+        admin = await service.create_admin_user(
+            session, program_id=created.id, email=email, password=password, role="admin"
+        )
+        return {
+            "program_id": created.id,
+            "api_key": secret,
+            "admin_email": admin.email,
+            "admin_password": password,
+        }
+
+    result = _in_transaction(create)
+    if as_json:
+        _echo_json(result)
+    else:
+        for name, value in result.items():
+            typer.echo(f"{name}: {value}")
+        typer.echo("Keep the API key and password now: they are not shown again.", err=True)
+
+
+def _check_program_id(program_id: str) -> str:
+    if not ids.is_valid("prg", program_id):
+        raise typer.BadParameter(f"{program_id!r} is not a program id (prg_…)")
+    return program_id
+
+
+ProgramOption = Annotated[
+    str, typer.Option("--program", help="Program id (prg_…).", callback=_check_program_id)
+]
+
+
+@api_keys_app.command("create")
+def api_keys_create(
+    program_id: ProgramOption,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+    kind: Annotated[str, typer.Option(help="partner")] = "partner",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create an API key; its secret is printed once."""
+    settings = get_settings()
+
+    async def create(session: AsyncSession) -> dict[str, str]:
+        if await session.get(Program, program_id) is None:
+            raise typer.BadParameter(f"no program {program_id}")
+        key, secret = await service.create_api_key(
+            session, program_id=program_id, name=name, kind=kind, sandbox=settings.sandbox
+        )
+        return {"id": key.id, "program_id": program_id, "kind": key.kind, "api_key": secret}
+
+    result = _in_transaction(create)
+    if as_json:
+        _echo_json(result)
+    else:
+        typer.echo(f"{result['id']} {result['api_key']}")
+
+
+@api_keys_app.command("list")
+def api_keys_list(
+    program_id: ProgramOption, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """List a program's API keys (never their secrets)."""
+
+    async def fetch(session: AsyncSession) -> list[dict[str, Any]]:
+        keys = await session.scalars(
+            select(ApiKey).where(ApiKey.program_id == program_id).order_by(ApiKey.id)
+        )
+        return [
+            {
+                "id": key.id,
+                "name": key.name,
+                "kind": key.kind,
+                "prefix": key.display_prefix,
+                "status": "REVOKED" if key.revoked_at else "ACTIVE",
+                "last_used_at": key.last_used_at,
+            }
+            for key in keys
+        ]
+
+    rows = _in_transaction(fetch)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['id']}  {row['status']:<8} {row['prefix']}…  {row['name']}")
+
+
+@api_keys_app.command("revoke")
+def api_keys_revoke(key_id: Annotated[str, typer.Argument(help="API key id (key_…).")]) -> None:
+    """Revoke an API key: it stops working at once."""
+    if not ids.is_valid("key", key_id):
+        raise typer.BadParameter(f"{key_id!r} is not an API key id (key_…)")
+
+    async def revoke(session: AsyncSession) -> None:
+        key = await session.get(ApiKey, key_id, with_for_update=True)
+        if key is None:
+            raise typer.BadParameter(f"no API key {key_id}")
+        await service.revoke_api_key(session, key)
+
+    _in_transaction(revoke)
+    typer.echo(f"revoked {key_id}", err=True)
+

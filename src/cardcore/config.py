@@ -1,0 +1,55 @@
+"""Settings, read once from `CARDCORE_*` environment variables (or a `.env` file)."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARDCORE_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL URL (postgresql://user:pass@host:5432/db). Unset: an embedded PostgreSQL "
+            "is started under the data directory."
+        ),
+    )
+    data_dir: Path = Field(
+        default=Path(".cardcore"),
+        description="Where the embedded PostgreSQL and other local state live.",
+    )
+    sandbox: bool = Field(
+        default=False,
+        description="Test mode: API keys are issued as ck_test_… and simulation routes are open.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `cardcore serve` binds to.")
+    port: int = Field(default=8000, description="Port `cardcore serve` listens on.")
+    workers: int = Field(default=1, ge=1, description="API worker processes for `cardcore serve`.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="`json` for machines, `console` for humans at a terminal."
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per API process.")
+    db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load.")
+    db_statement_timeout_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description="PostgreSQL statement_timeout for API connections (0 disables).",
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=24 * 3600, ge=60, description="How long an Idempotency-Key and its response live."
+    )
+    api_key_touch_interval_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="An API key's last_used_at is written at most this often, to keep reads cheap.",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,52 @@
+"""The event outbox, as partners read it."""
+
+from typing import Annotated
+
+from fastapi import Path, Query
+
+from cardcore.auth.dependencies import Partner
+from cardcore.db import DbSession
+from cardcore.events.repository import EventRepository
+from cardcore.events.schemas import EventOut
+from cardcore.kit.envelope import Many, One
+from cardcore.kit.errors import error_responses
+from cardcore.kit.pagination import Pagination
+from cardcore.kit.routing import router
+from cardcore.models import Event
+
+routes = router(tags=["events"], responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"))
+
+
+@routes.get(
+    "/v1/events",
+    summary="List events",
+    description="Everything that happened in the program, newest first.",
+    responses=error_responses("VALIDATION_ERROR"),
+)
+async def list_events(
+    principal: Partner,
+    session: DbSession,
+    page: Pagination,
+    type: Annotated[
+        str | None,
+        Query(max_length=100, description="Only events of this type, e.g. `api_key.created`."),
+    ] = None,
+) -> Many[EventOut]:
+    assert principal.program_id is not None
+    repository = EventRepository(session, principal.program_id)
+    statement = repository.readable()
+    if type is not None:
+        statement = statement.where(Event.type == type)
+    events, meta = await repository.page(statement, page)
+    return Many(data=[EventOut.model_validate(event) for event in events], meta=meta)
+
+
+@routes.get("/v1/events/{event_id}", summary="Get an event", responses=error_responses("NOT_FOUND"))
+async def get_event(
+    event_id: Annotated[str, Path(description="An event id (`evt_…`).")],
+    principal: Partner,
+    session: DbSession,
+) -> One[EventOut]:
+    assert principal.program_id is not None
+    event = await EventRepository(session, principal.program_id).get_or_404(event_id)
+    return One(data=EventOut.model_validate(event))

@@ -1,0 +1,133 @@
+"""The audit trail: one row for every mutating call, whatever its outcome.
+
+A successful call's row is written in the request's own transaction, so it exists exactly when the
+change does. A failed call's row is written after the rollback, in a transaction of its own, so a
+refused attempt is on record even though it changed nothing. Routes do not call this module; the
+route class and the session dependency do (see kit/routing.py and db.py).
+"""
+
+import json
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from cardcore.auth.principals import ANONYMOUS, Principal
+from cardcore.kit.context import current_request_id
+from cardcore.kit.errors import CardcoreError
+from cardcore.kit.logging import get_logger
+from cardcore.models import AuditLog
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+log = get_logger(__name__)
+
+
+class IdempotentReplay(Exception):  # noqa: N818 - not an error: the stored answer to a retry
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+
+
+def should_record(request: Request) -> bool:
+    return request.method in MUTATING_METHODS and not getattr(request.state, "audited", False)
+
+
+def _object_id(request: Request, response_body: bytes | None) -> str | None:
+    for name, value in request.path_params.items():
+        if name.endswith("_id"):
+            return str(value)[:64]
+    if response_body:
+        try:
+            data = json.loads(response_body).get("data")
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            return data["id"][:64]
+    return None
+
+
+def _action(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "name", None) or "unrouted"
+
+
+def _row(
+    request: Request,
+    *,
+    outcome: str,
+    status_code: int,
+    error_code: str | None,
+    response_body: bytes | None = None,
+) -> AuditLog:
+    principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+    return AuditLog(
+        program_id=principal.program_id,
+        actor_type=principal.kind.value,
+        actor_id=principal.actor_id,
+        channel=principal.channel,
+        action=_action(request),
+        method=request.method,
+        path=request.url.path[:2000],
+        object_id=_object_id(request, response_body),
+        request_id=current_request_id(),
+        outcome=outcome,
+        status_code=status_code,
+        error_code=error_code,
+    )
+
+
+async def record_success(session: AsyncSession, request: Request, response: Response) -> None:
+    if not should_record(request):
+        return
+    body = bytes(response.body) if hasattr(response, "body") else None
+    session.add(
+        _row(
+            request,
+            outcome="success",
+            status_code=response.status_code,
+            error_code=None,
+            response_body=body,
+        )
+    )
+    request.state.audited = True
+    await session.flush()
+
+
+def describe_failure(exc: Exception) -> tuple[str, int, str]:
+    """(outcome, HTTP status, error code) for an exception on its way to the error handlers."""
+    if isinstance(exc, IdempotentReplay):
+        return "replayed", exc.status_code, ""
+    if isinstance(exc, CardcoreError):
+        return "failure", exc.status, exc.code
+    if isinstance(exc, RequestValidationError):
+        return "failure", 422, "VALIDATION_ERROR"
+    if isinstance(exc, HTTPException):
+        return "failure", exc.status_code, "HTTP_" + str(exc.status_code)
+    return "error", 500, "INTERNAL_ERROR"
+
+
+async def record_failure(session: AsyncSession, request: Request, exc: Exception) -> None:
+    """Write the failure row in its own transaction; the caller has rolled back already."""
+    if not should_record(request):
+        return
+    outcome, status_code, error_code = describe_failure(exc)
+    request.state.audited = True
+    try:
+        session.add(
+            _row(
+                request,
+                outcome=outcome,
+                status_code=status_code,
+                error_code=error_code or None,
+            )
+        )
+        await session.commit()
+    except Exception:
+        # The original error is what the caller must see; a failing audit write (the database
+        # being down, say) is logged, not allowed to replace it.
+        await session.rollback()
+        log.exception("audit_write_failed", action=_action(request))
+

@@ -1,0 +1,144 @@
+"""The one error shape and the catalog of stable error codes.
+
+Every failure a caller can see is a `CardcoreError` carrying a code from `CATALOG`; one handler
+(see `kit/handlers.py`) renders it as
+
+    {"code": "...", "message": "...", "type": "...", "errors": [...], "request_id": "..."}
+
+Codes are part of the API contract: add new ones, never rename or repurpose one.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    status: int
+    type: str
+    message: str
+
+
+CATALOG: dict[str, ErrorSpec] = {
+    "VALIDATION_ERROR": ErrorSpec(422, "invalid_request", "The request is not valid."),
+    "BAD_REQUEST": ErrorSpec(400, "invalid_request", "The request could not be read."),
+    "UNAUTHENTICATED": ErrorSpec(
+        401, "authentication", "Missing or invalid credentials for this request."
+    ),
+    "FORBIDDEN": ErrorSpec(403, "permission", "These credentials may not perform this action."),
+    "NOT_FOUND": ErrorSpec(404, "not_found", "No such object."),
+    "METHOD_NOT_ALLOWED": ErrorSpec(405, "invalid_request", "Method not allowed on this path."),
+    "IDEMPOTENCY_KEY_IN_PROGRESS": ErrorSpec(
+        409,
+        "conflict",
+        "A request with this Idempotency-Key is still being processed; retry later.",
+    ),
+    "IDEMPOTENCY_KEY_REUSED": ErrorSpec(
+        422,
+        "invalid_request",
+        "This Idempotency-Key was already used with a different request.",
+    ),
+    "SERVICE_UNAVAILABLE": ErrorSpec(503, "api_error", "The service is not ready."),
+    "INTERNAL_ERROR": ErrorSpec(
+        500, "api_error", "Something went wrong on our side; quote the request_id to support."
+    ),
+}
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending input, e.g. `limit`.")
+    code: str = Field(description="Machine-readable reason, e.g. `MISSING`.")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every non-2xx response."""
+
+    code: str = Field(description="Stable UPPER_SNAKE error code.", examples=["NOT_FOUND"])
+    message: str = Field(examples=["No such object."])
+    type: str = Field(
+        description="Broad class: invalid_request, authentication, permission, not_found, "
+        "conflict, api_error.",
+        examples=["not_found"],
+    )
+    errors: list[FieldError] = Field(default_factory=list)
+    request_id: str | None = Field(default=None, examples=["req_01jd3z8k1m2n3p4q5r6s7t8v9w"])
+
+
+class CardcoreError(Exception):
+    """A failure with a catalogued code; raised by services, rendered by one handler."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if code not in CATALOG:
+            raise KeyError(f"error code {code} is not in the catalog")
+        self.code = code
+        self.spec = CATALOG[code]
+        self.message = message or self.spec.message
+        self.errors = errors or []
+        self.headers = headers
+        super().__init__(f"{code}: {self.message}")
+
+    @property
+    def status(self) -> int:
+        return self.spec.status
+
+    def body(self, request_id: str | None) -> dict[str, Any]:
+        return ErrorResponse(
+            code=self.code,
+            message=self.message,
+            type=self.spec.type,
+            errors=self.errors,
+            request_id=request_id,
+        ).model_dump(mode="json")
+
+
+class NotFound(CardcoreError):
+    def __init__(self, what: str = "object") -> None:
+        super().__init__("NOT_FOUND", f"No such {what}.")
+
+
+class Unauthenticated(CardcoreError):
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("UNAUTHENTICATED", message)
+
+
+class Forbidden(CardcoreError):
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("FORBIDDEN", message)
+
+
+def validation_error(field: str, code: str, message: str) -> CardcoreError:
+    return CardcoreError(
+        "VALIDATION_ERROR", message, errors=[FieldError(field=field, code=code, message=message)]
+    )
+
+
+def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each status with the codes it can carry."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(CATALOG[code].status, []).append(code)
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": "Error codes: " + ", ".join(f"`{c}`" for c in sorted(names)),
+        }
+        for status, names in sorted(by_status.items())
+    }
+
+
+def catalog_markdown() -> str:
+    rows = "\n".join(
+        f"| `{code}` | {spec.status} | {spec.type} | {spec.message} |"
+        for code, spec in sorted(CATALOG.items())
+    )
+    return "| code | HTTP | type | meaning |\n| --- | --- | --- | --- |\n" + rows

@@ -1,0 +1,126 @@
+"""`Idempotency-Key` for every POST.
+
+The first request with a key takes a transaction-scoped advisory lock on (caller, key), runs, and
+stores its 2xx response in the same transaction as its effects. So:
+
+- a retry after success finds the stored response and gets it back, byte for byte, with
+  `Idempotent-Replayed: true`; the work is not done again;
+- a retry while the first is still running cannot take the lock and gets 409
+  `IDEMPOTENCY_KEY_IN_PROGRESS` at once instead of queueing behind it;
+- the same key with another method, path or body gets 422 `IDEMPOTENCY_KEY_REUSED`;
+- a request that failed stored nothing (its transaction rolled back, effects and all), so a retry
+  runs afresh. That is safe for money: a failed request moved nothing.
+
+Records live `CARDCORE_IDEMPOTENCY_TTL_SECONDS` (24 h by default); an expired key is free again.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from starlette.responses import Response
+
+from cardcore.auth.dependencies import CurrentPrincipal
+from cardcore.db import DbSession
+from cardcore.kit.audit import IdempotentReplay
+from cardcore.kit.errors import CardcoreError
+from cardcore.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedKey:
+    scope: str
+    key: str
+    request_hash: bytes
+
+
+def request_fingerprint(method: str, path: str, query: str, body: bytes) -> bytes:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query.encode()):
+        digest.update(len(part).to_bytes(4, "big") + part)
+    digest.update(body)
+    return digest.digest()
+
+
+async def claim_idempotency_key(
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Makes a POST safe to retry: the same key returns the first answer "
+            "(24 h). Printable ASCII, at most 255 characters; a UUID is a good choice.",
+        ),
+    ] = None,
+) -> None:
+    scope = principal.idempotency_scope
+    if idempotency_key is None or scope is None:
+        return
+    fingerprint = request_fingerprint(
+        request.method, request.url.path, request.url.query, await request.body()
+    )
+    locked = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:lock_key, 0))"),
+        {"lock_key": f"idempotency\x1f{scope}\x1f{idempotency_key}"},
+    )
+    if not locked:
+        raise CardcoreError("IDEMPOTENCY_KEY_IN_PROGRESS")
+    stored = await session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope,
+            IdempotencyRecord.key == idempotency_key,
+            IdempotencyRecord.expires_at > func.now(),
+        )
+    )
+    if stored is not None:
+        if stored.request_hash != fingerprint:
+            raise CardcoreError("IDEMPOTENCY_KEY_REUSED")
+        raise IdempotentReplay(stored.status_code, stored.response_body)
+    request.state.idempotency = ClaimedKey(scope, idempotency_key, fingerprint)
+
+
+IdempotencyGuard = Depends(claim_idempotency_key)
+
+
+async def store_response(session: DbSession, request: Request, response: Response) -> None:
+    claimed: ClaimedKey | None = getattr(request.state, "idempotency", None)
+    if claimed is None or not 200 <= response.status_code < 300:
+        return
+    ttl = timedelta(seconds=request.app.state.settings.idempotency_ttl_seconds)
+    values = {
+        "scope": claimed.scope,
+        "key": claimed.key,
+        "request_hash": claimed.request_hash,
+        "status_code": response.status_code,
+        "response_body": bytes(response.body),
+        "expires_at": datetime.now(UTC) + ttl,
+        "created_at": datetime.now(UTC),
+    }
+    # Holding the advisory lock and having found no live record, a conflict can only be an
+    # expired record of the same key, which this one replaces.
+    statement = insert(IdempotencyRecord).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["scope", "key"],
+            set_={name: statement.excluded[name] for name in values if name not in ("scope", "key")},
+        )
+    )
+
+
+async def purge_expired(session: DbSession) -> int:
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= func.now())
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]

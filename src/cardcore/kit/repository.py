@@ -1,0 +1,52 @@
+"""Tenant scoping, in one place.
+
+Every read of a program-owned table goes through `TenantRepository.readable()`, which adds the
+caller's `program_id`; routes and services never write that filter themselves. Another program's
+id therefore behaves exactly like an id that does not exist: 404, with no hint that it does.
+"""
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.kit import ids
+from cardcore.kit.envelope import ListMeta
+from cardcore.kit.errors import NotFound
+from cardcore.kit.pagination import PageParams, paginate
+
+M = TypeVar("M")
+
+
+class TenantRepository(Generic[M]):
+    model: ClassVar[type[Any]]
+    # How the object is named in a 404 message ("No such API key.").
+    noun: ClassVar[str] = "object"
+
+    def __init__(self, session: AsyncSession, program_id: str) -> None:
+        self.session = session
+        self.program_id = program_id
+
+    @property
+    def id_prefix(self) -> str:
+        return self.model.__table__.c.id.type.prefix  # type: ignore[no-any-return]
+
+    def readable(self) -> Select[tuple[M]]:
+        return select(self.model).where(self.model.program_id == self.program_id)
+
+    async def get(self, public_id: str, *, for_update: bool = False) -> M | None:
+        if not ids.is_valid(self.id_prefix, public_id):
+            return None
+        statement = self.readable().where(self.model.id == public_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return await self.session.scalar(statement)
+
+    async def get_or_404(self, public_id: str, *, for_update: bool = False) -> M:
+        found = await self.get(public_id, for_update=for_update)
+        if found is None:
+            raise NotFound(self.noun)
+        return found
+
+    async def page(self, statement: Select[tuple[M]], params: PageParams) -> tuple[list[M], ListMeta]:
+        return await paginate(self.session, statement, self.model.id, params)

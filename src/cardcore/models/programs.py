@@ -1,0 +1,55 @@
+"""Programs (the tenants), their API keys and their ops staff."""
+
+from datetime import datetime
+
+from sqlalchemy import ARRAY, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cardcore.kit.ids import PrefixedId, new_id
+from cardcore.models.base import Base, CreatedAt
+
+
+class Program(CreatedAt, Base):
+    """One issuing partner: everything it owns carries its `program_id`."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[str] = mapped_column(PrefixedId("prg"), primary_key=True, default=lambda: new_id("prg"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
+    currencies: Mapped[list[str]] = mapped_column(ARRAY(String(3)), server_default="{}")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class ApiKey(CreatedAt, Base):
+    """A partner credential. Only a SHA-256 of the key is kept: keys are 256 random bits, so the
+    hash cannot be reversed by guessing, and a database leak does not leak working keys."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(PrefixedId("key"), primary_key=True, default=lambda: new_id("key"))
+    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), server_default="partner")
+    secret_hash: Mapped[bytes] = mapped_column(unique=True)
+    # The first characters of the key (`ck_live_a1b2`), so a person can tell keys apart.
+    display_prefix: Mapped[str] = mapped_column(String(20))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AdminUser(CreatedAt, Base):
+    """The issuer's ops staff for one program."""
+
+    __tablename__ = "admin_users"
+    __table_args__ = (UniqueConstraint("program_id", "email"),)
+
+    id: Mapped[str] = mapped_column(PrefixedId("adm"), primary_key=True, default=lambda: new_id("adm"))
+    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(server_default="true")
+    failed_logins: Mapped[int] = mapped_column(server_default="0")
+    locked_until: Mapped[datetime | None]
+

@@ -1,0 +1,101 @@
+"""The partner's view of its own program and API keys."""
+
+from typing import Annotated
+
+from fastapi import Path, Request, status
+
+from cardcore.auth.dependencies import Partner
+from cardcore.db import DbSession
+from cardcore.kit.envelope import Many, One
+from cardcore.kit.errors import error_responses
+from cardcore.kit.pagination import Pagination
+from cardcore.kit.routing import router
+from cardcore.models import ApiKey
+from cardcore.programs import service
+from cardcore.programs.repository import ApiKeyRepository, ProgramRepository
+from cardcore.programs.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ProgramOut
+
+routes = router(tags=["programs"], responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"))
+
+KeyId = Annotated[str, Path(description="An API key id (`key_…`).")]
+
+
+def _key_out(key: ApiKey, schema: type[ApiKeyOut] = ApiKeyOut, **extra: str) -> ApiKeyOut:
+    return schema.model_validate(
+        {
+            "id": key.id,
+            "name": key.name,
+            "kind": key.kind,
+            "display_prefix": key.display_prefix,
+            "status": "REVOKED" if key.revoked_at else "ACTIVE",
+            "created_at": key.created_at,
+            "last_used_at": key.last_used_at,
+            "revoked_at": key.revoked_at,
+            **extra,
+        }
+    )
+
+
+@routes.get("/v1/program", summary="The caller's program")
+async def get_program(principal: Partner, session: DbSession) -> One[ProgramOut]:
+    assert principal.program_id is not None
+    program = await ProgramRepository(session, principal.program_id).get_or_404(
+        principal.program_id
+    )
+    return One(data=ProgramOut.model_validate(program))
+
+
+@routes.post(
+    "/v1/api-keys",
+    summary="Create an API key",
+    description="Returns the key's secret once. Store it in your secret manager: cardcore "
+    "keeps only a hash and cannot show it again.",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses("VALIDATION_ERROR", "IDEMPOTENCY_KEY_IN_PROGRESS"),
+)
+async def create_api_key(
+    body: ApiKeyCreate, principal: Partner, session: DbSession, request: Request
+) -> One[ApiKeyCreated]:
+    assert principal.program_id is not None
+    key, secret = await service.create_api_key(
+        session,
+        program_id=principal.program_id,
+        name=body.name,
+        sandbox=request.app.state.settings.sandbox,
+    )
+    await session.refresh(key)
+    return One(data=_key_out(key, ApiKeyCreated, secret=secret))  # type: ignore[arg-type]
+
+
+@routes.get("/v1/api-keys", summary="List API keys")
+async def list_api_keys(
+    principal: Partner, session: DbSession, page: Pagination
+) -> Many[ApiKeyOut]:
+    assert principal.program_id is not None
+    repository = ApiKeyRepository(session, principal.program_id)
+    keys, meta = await repository.page(repository.readable(), page)
+    return Many(data=[_key_out(key) for key in keys], meta=meta)
+
+
+@routes.get(
+    "/v1/api-keys/{key_id}", summary="Get an API key", responses=error_responses("NOT_FOUND")
+)
+async def get_api_key(key_id: KeyId, principal: Partner, session: DbSession) -> One[ApiKeyOut]:
+    assert principal.program_id is not None
+    key = await ApiKeyRepository(session, principal.program_id).get_or_404(key_id)
+    return One(data=_key_out(key))
+
+
+@routes.delete(
+    "/v1/api-keys/{key_id}",
+    summary="Revoke an API key",
+    description="The key stops working at once. Revoking a revoked key changes nothing.",
+    responses=error_responses("NOT_FOUND"),
+)
+async def revoke_api_key(
+    key_id: KeyId, principal: Partner, session: DbSession
+) -> One[ApiKeyOut]:
+    assert principal.program_id is not None
+    repository = ApiKeyRepository(session, principal.program_id)
+    key = await service.revoke_api_key(session, await repository.get_or_404(key_id, for_update=True))
+    return One(data=_key_out(key))

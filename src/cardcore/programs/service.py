@@ -1,0 +1,142 @@
+"""Programs, API keys and admin users: the rules, with no HTTP in sight. Services flush; the
+caller's transaction commits."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.kit.errors import CardcoreError
+from cardcore.kit.outbox import record_event
+from cardcore.models import AdminUser, ApiKey, Program
+
+API_KEY_KINDS = ("partner",)
+ADMIN_ROLES = ("admin", "manager", "employee")
+_password_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedKey:
+    id: str
+    program_id: str
+    kind: str
+    program_status: str
+
+
+def hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def api_key_prefix(sandbox: bool) -> str:
+    return "ck_test_" if sandbox else "ck_live_"
+
+
+async def create_program(
+    session: AsyncSession, *, name: str, currencies: list[str] | None = None
+) -> Program:
+    program = Program(name=name, currencies=sorted(set(currencies or [])))
+    session.add(program)
+    await session.flush()
+    return program
+
+
+async def create_api_key(
+    session: AsyncSession, *, program_id: str, name: str, kind: str = "partner", sandbox: bool
+) -> tuple[ApiKey, str]:
+    """A new key and its secret. The secret is returned once, here, and never stored."""
+    if kind not in API_KEY_KINDS:
+        raise CardcoreError("VALIDATION_ERROR", f"Unknown API key kind {kind!r}.")
+    secret = api_key_prefix(sandbox) + secrets.token_urlsafe(32)
+    key = ApiKey(
+        program_id=program_id,
+        name=name,
+        kind=kind,
+        secret_hash=hash_secret(secret),
+        display_prefix=secret[:12],
+    )
+    session.add(key)
+    await session.flush()
+    record_event(
+        session,
+        program_id=program_id,
+        type="api_key.created",
+        object_id=key.id,
+        data={"id": key.id, "name": key.name, "kind": key.kind, "prefix": key.display_prefix},
+    )
+    return key, secret
+
+
+async def revoke_api_key(session: AsyncSession, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = await session.scalar(select(func.now()))
+        await session.flush()
+        record_event(
+            session,
+            program_id=key.program_id,
+            type="api_key.revoked",
+            object_id=key.id,
+            data={"id": key.id, "name": key.name, "revoked_at": key.revoked_at.isoformat()},
+        )
+    return key
+
+
+async def authenticate_api_key(
+    session: AsyncSession, secret: str, *, touch_interval_seconds: int
+) -> AuthenticatedKey | None:
+    if not secret.startswith(("ck_live_", "ck_test_")) or len(secret) > 100:
+        return None
+    row = (
+        await session.execute(
+            select(ApiKey.id, ApiKey.program_id, ApiKey.kind, Program.status)
+            .join(Program, Program.id == ApiKey.program_id)
+            .where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    await _touch(session, row.id, touch_interval_seconds)
+    return AuthenticatedKey(id=row.id, program_id=row.program_id, kind=row.kind, program_status=row.status)
+
+
+async def _touch(session: AsyncSession, key_id: str, interval_seconds: int) -> None:
+    """Record use at most once per interval. SKIP LOCKED: when another request holds the row it
+    is recording the same use, and waiting for it would serialize every request of one key."""
+    stale = ApiKey.last_used_at.is_(None) | (
+        ApiKey.last_used_at < func.now() - text(f"interval '{int(interval_seconds)} seconds'")
+    )
+    locked = (
+        select(ApiKey.id)
+        .where(ApiKey.id == key_id, stale)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == locked)
+        .values(last_used_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def create_admin_user(
+    session: AsyncSession, *, program_id: str, email: str, password: str, role: str
+) -> AdminUser:
+    if role not in ADMIN_ROLES:
+        raise CardcoreError("VALIDATION_ERROR", f"Unknown admin role {role!r}.")
+    admin = AdminUser(
+        program_id=program_id,
+        email=email.strip().lower(),
+        password_hash=_password_hasher.hash(password),
+        role=role,
+    )
+    session.add(admin)
+    await session.flush()
+    return admin
+

@@ -1,0 +1,171 @@
+"""Test harness: a real PostgreSQL, a schema built by the Alembic migrations, a rollback per test.
+
+The server is the one in CARDCORE_TEST_DATABASE_URL, or else an embedded one under
+`.cardcore-test/`. Each run creates a database of its own on it, migrates it to head, and drops it
+at the end. Each test runs inside a transaction that is rolled back afterwards; the app's
+request sessions join that transaction through savepoints, so their commits are real to the code
+under test and invisible to the next test. Tests that need real concurrent transactions use the
+`committed_app` fixture instead, which empties the tables after the test.
+"""
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from cardcore.app import create_app
+from cardcore.cli import run_migrations
+from cardcore.config import Settings, get_settings
+from cardcore.db import create_engine, start_embedded_postgres, to_async_url
+from cardcore.models import Base
+from cardcore.programs import service
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _asyncpg_dsn(url: URL) -> tuple[str, dict[str, str]]:
+    """asyncpg wants a plain DSN; a Unix-socket host travels as a keyword."""
+    query = dict(url.query)
+    host = query.pop("host", None) or url.host
+    return url.set(drivername="postgresql", query=query).render_as_string(
+        hide_password=False
+    ), ({"host": host} if host else {})
+
+
+@pytest.fixture(scope="session")
+def server_url() -> URL:
+    external = os.environ.get("CARDCORE_TEST_DATABASE_URL")
+    if external:
+        return to_async_url(external)
+    return start_embedded_postgres(ROOT / ".cardcore-test", database="postgres")
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: URL) -> AsyncIterator[URL]:
+    name = f"cardcore_test_{os.getpid()}_{secrets.token_hex(3)}"
+    dsn, extra = _asyncpg_dsn(server_url)
+    admin = await asyncpg.connect(dsn, **extra)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = server_url.set(database=name)
+        # Alembic's env runs its own event loop, so it gets a thread of its own.
+        await asyncio.to_thread(run_migrations, url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: URL) -> Settings:
+    return Settings(database_url=database_url.render_as_string(hide_password=False))
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: URL, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        autoflush=False,
+    )
+
+
+@pytest.fixture
+async def session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def app(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> FastAPI:
+    return create_app(settings, sessionmaker=sessionmaker)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
+        yield c
+
+
+@dataclass
+class Partner:
+    program_id: str
+    api_key: str
+    api_key_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+
+async def make_partner(session: AsyncSession, name: str = "Test Program") -> Partner:
+    program = await service.create_program(session, name=name, currencies=["EUR"])
+    key, secret = await service.create_api_key(
+        session, program_id=program.id, name="test", sandbox=True
+    )
+    await session.commit()
+    return Partner(program_id=program.id, api_key=secret, api_key_id=key.id)
+
+
+@pytest.fixture
+async def partner(session: AsyncSession) -> Partner:
+    return await make_partner(session, "Program A")
+
+
+@pytest.fixture
+async def other_partner(session: AsyncSession) -> Partner:
+    return await make_partner(session, "Program B")
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def committed_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    """An app whose requests commit for real, on their own pooled connections."""
+    from cardcore.db import create_sessionmaker
+
+    try:
+        yield create_app(settings, sessionmaker=create_sessionmaker(engine))
+    finally:
+        await truncate_all(engine)
+
+
+@pytest.fixture
+def fresh_settings_cache() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
