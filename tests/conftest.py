@@ -37,9 +37,9 @@ def _asyncpg_dsn(url: URL) -> tuple[str, dict[str, str]]:
     """asyncpg wants a plain DSN; a Unix-socket host travels as a keyword."""
     query = dict(url.query)
     host = query.pop("host", None) or url.host
-    return url.set(drivername="postgresql", query=query).render_as_string(
-        hide_password=False
-    ), ({"host": host} if host else {})
+    return url.set(drivername="postgresql", query=query).render_as_string(hide_password=False), (
+        {"host": host} if host else {}
+    )
 
 
 @pytest.fixture(scope="session")

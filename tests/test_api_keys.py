@@ -7,7 +7,9 @@ from tests.conftest import Partner
 
 
 async def test_create_use_and_revoke(client: AsyncClient, partner: Partner) -> None:
-    created = await client.post("/v1/api-keys", json={"name": "ledger sync"}, headers=partner.headers)
+    created = await client.post(
+        "/v1/api-keys", json={"name": "ledger sync"}, headers=partner.headers
+    )
     assert created.status_code == 201, created.text
     key = created.json()["data"]
     assert key["id"].startswith("key_")

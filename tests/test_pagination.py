@@ -7,7 +7,9 @@ from tests.conftest import Partner
 
 async def _seed(session: AsyncSession, partner: Partner, count: int, type: str) -> None:
     for n in range(count):
-        record_event(session, program_id=partner.program_id, type=type, object_id=None, data={"n": n})
+        record_event(
+            session, program_id=partner.program_id, type=type, object_id=None, data={"n": n}
+        )
     await session.commit()
 
 

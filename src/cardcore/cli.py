@@ -94,8 +94,11 @@ def serve(
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     host, port = host or settings.host, port or settings.port
-    typer.echo(f"cardcore {'(embedded PostgreSQL) ' if not settings.database_url else ''}on "
-               f"http://{host}:{port} — API docs at http://{host}:{port}/docs", err=True)
+    typer.echo(
+        f"cardcore {'(embedded PostgreSQL) ' if not settings.database_url else ''}on "
+        f"http://{host}:{port} — API docs at http://{host}:{port}/docs",
+        err=True,
+    )
     uvicorn.run(
         "cardcore.app:create_app",
         factory=True,
@@ -243,4 +246,3 @@ def api_keys_revoke(key_id: Annotated[str, typer.Argument(help="API key id (key_
 
     _in_transaction(revoke)
     typer.echo(f"revoked {key_id}", err=True)
-

@@ -8,6 +8,7 @@ works whether or not `cardcore serve` is running, and never stops a server that 
 """
 
 import logging
+import re
 import subprocess
 import warnings
 from collections.abc import AsyncIterator
@@ -59,7 +60,10 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
 
 
 def create_database_if_missing(server: Any, database: str) -> None:
-    exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}'"
+    # psql takes no bind parameters; the name is ours, and checked to be a plain identifier.
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+        raise ValueError(f"unusable database name {database!r}")
+    exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}'"  # noqa: S608
     if "1 row" in server.psql(exists + ";"):
         return
     try:

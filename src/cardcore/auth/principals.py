@@ -19,6 +19,13 @@ class Principal:
     channel: str = "none"
 
     @property
+    def tenant_id(self) -> str:
+        """The program this principal acts in, for routes whose guard guarantees there is one."""
+        if self.program_id is None:
+            raise RuntimeError(f"a {self.kind} principal has no program")
+        return self.program_id
+
+    @property
     def idempotency_scope(self) -> str | None:
         """Whose Idempotency-Keys these are; None for callers who may not use them."""
         return self.program_id

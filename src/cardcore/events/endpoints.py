@@ -32,8 +32,7 @@ async def list_events(
         Query(max_length=100, description="Only events of this type, e.g. `api_key.created`."),
     ] = None,
 ) -> Many[EventOut]:
-    assert principal.program_id is not None
-    repository = EventRepository(session, principal.program_id)
+    repository = EventRepository(session, principal.tenant_id)
     statement = repository.readable()
     if type is not None:
         statement = statement.where(Event.type == type)
@@ -47,6 +46,5 @@ async def get_event(
     principal: Partner,
     session: DbSession,
 ) -> One[EventOut]:
-    assert principal.program_id is not None
-    event = await EventRepository(session, principal.program_id).get_or_404(event_id)
+    event = await EventRepository(session, principal.tenant_id).get_or_404(event_id)
     return One(data=EventOut.model_validate(event))

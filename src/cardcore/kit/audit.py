@@ -25,7 +25,7 @@ MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 log = get_logger(__name__)
 
 
-class IdempotentReplay(Exception):  # noqa: N818 - not an error: the stored answer to a retry
+class IdempotentReplay(Exception):
     def __init__(self, status_code: int, body: bytes) -> None:
         self.status_code = status_code
         self.body = body
@@ -130,4 +130,3 @@ async def record_failure(session: AsyncSession, request: Request, exc: Exception
         # being down, say) is logged, not allowed to replace it.
         await session.rollback()
         log.exception("audit_write_failed", action=_action(request))
-

@@ -114,7 +114,9 @@ async def store_response(session: DbSession, request: Request, response: Respons
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["scope", "key"],
-            set_={name: statement.excluded[name] for name in values if name not in ("scope", "key")},
+            set_={
+                name: statement.excluded[name] for name in values if name not in ("scope", "key")
+            },
         )
     )
 

@@ -4,7 +4,6 @@ import re
 import time
 
 import structlog
-
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

@@ -48,5 +48,7 @@ class TenantRepository(Generic[M]):
             raise NotFound(self.noun)
         return found
 
-    async def page(self, statement: Select[tuple[M]], params: PageParams) -> tuple[list[M], ListMeta]:
+    async def page(
+        self, statement: Select[tuple[M]], params: PageParams
+    ) -> tuple[list[M], ListMeta]:
         return await paginate(self.session, statement, self.model.id, params)

@@ -27,7 +27,9 @@ class Event(CreatedAt, Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_program_id_type_id", "program_id", "type", "id"),)
 
-    id: Mapped[str] = mapped_column(PrefixedId("evt"), primary_key=True, default=lambda: new_id("evt"))
+    id: Mapped[str] = mapped_column(
+        PrefixedId("evt"), primary_key=True, default=lambda: new_id("evt")
+    )
     program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
     type: Mapped[str] = mapped_column(String(100))
     version: Mapped[int] = mapped_column(SmallInteger, server_default="1")
@@ -42,7 +44,9 @@ class AuditLog(CreatedAt, Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_program_id_id", "program_id", "id"),)
 
-    id: Mapped[str] = mapped_column(PrefixedId("aud"), primary_key=True, default=lambda: new_id("aud"))
+    id: Mapped[str] = mapped_column(
+        PrefixedId("aud"), primary_key=True, default=lambda: new_id("aud")
+    )
     program_id: Mapped[str | None] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
     actor_type: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(64))
@@ -75,4 +79,3 @@ class IdempotencyRecord(CreatedAt, Base):
     status_code: Mapped[int] = mapped_column(SmallInteger)
     response_body: Mapped[bytes] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime]
-

@@ -14,7 +14,9 @@ class Program(CreatedAt, Base):
 
     __tablename__ = "programs"
 
-    id: Mapped[str] = mapped_column(PrefixedId("prg"), primary_key=True, default=lambda: new_id("prg"))
+    id: Mapped[str] = mapped_column(
+        PrefixedId("prg"), primary_key=True, default=lambda: new_id("prg")
+    )
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
     currencies: Mapped[list[str]] = mapped_column(ARRAY(String(3)), server_default="{}")
@@ -27,8 +29,12 @@ class ApiKey(CreatedAt, Base):
 
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(PrefixedId("key"), primary_key=True, default=lambda: new_id("key"))
-    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"), index=True)
+    id: Mapped[str] = mapped_column(
+        PrefixedId("key"), primary_key=True, default=lambda: new_id("key")
+    )
+    program_id: Mapped[str] = mapped_column(
+        PrefixedId("prg"), ForeignKey("programs.id"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20), server_default="partner")
     secret_hash: Mapped[bytes] = mapped_column(unique=True)
@@ -44,7 +50,9 @@ class AdminUser(CreatedAt, Base):
     __tablename__ = "admin_users"
     __table_args__ = (UniqueConstraint("program_id", "email"),)
 
-    id: Mapped[str] = mapped_column(PrefixedId("adm"), primary_key=True, default=lambda: new_id("adm"))
+    id: Mapped[str] = mapped_column(
+        PrefixedId("adm"), primary_key=True, default=lambda: new_id("adm")
+    )
     program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(Text)
@@ -52,4 +60,3 @@ class AdminUser(CreatedAt, Base):
     active: Mapped[bool] = mapped_column(server_default="true")
     failed_logins: Mapped[int] = mapped_column(server_default="0")
     locked_until: Mapped[datetime | None]
-

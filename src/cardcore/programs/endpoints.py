@@ -38,10 +38,7 @@ def _key_out(key: ApiKey, schema: type[ApiKeyOut] = ApiKeyOut, **extra: str) -> 
 
 @routes.get("/v1/program", summary="The caller's program")
 async def get_program(principal: Partner, session: DbSession) -> One[ProgramOut]:
-    assert principal.program_id is not None
-    program = await ProgramRepository(session, principal.program_id).get_or_404(
-        principal.program_id
-    )
+    program = await ProgramRepository(session, principal.tenant_id).get_or_404(principal.tenant_id)
     return One(data=ProgramOut.model_validate(program))
 
 
@@ -56,10 +53,9 @@ async def get_program(principal: Partner, session: DbSession) -> One[ProgramOut]
 async def create_api_key(
     body: ApiKeyCreate, principal: Partner, session: DbSession, request: Request
 ) -> One[ApiKeyCreated]:
-    assert principal.program_id is not None
     key, secret = await service.create_api_key(
         session,
-        program_id=principal.program_id,
+        program_id=principal.tenant_id,
         name=body.name,
         sandbox=request.app.state.settings.sandbox,
     )
@@ -71,8 +67,7 @@ async def create_api_key(
 async def list_api_keys(
     principal: Partner, session: DbSession, page: Pagination
 ) -> Many[ApiKeyOut]:
-    assert principal.program_id is not None
-    repository = ApiKeyRepository(session, principal.program_id)
+    repository = ApiKeyRepository(session, principal.tenant_id)
     keys, meta = await repository.page(repository.readable(), page)
     return Many(data=[_key_out(key) for key in keys], meta=meta)
 
@@ -81,8 +76,7 @@ async def list_api_keys(
     "/v1/api-keys/{key_id}", summary="Get an API key", responses=error_responses("NOT_FOUND")
 )
 async def get_api_key(key_id: KeyId, principal: Partner, session: DbSession) -> One[ApiKeyOut]:
-    assert principal.program_id is not None
-    key = await ApiKeyRepository(session, principal.program_id).get_or_404(key_id)
+    key = await ApiKeyRepository(session, principal.tenant_id).get_or_404(key_id)
     return One(data=_key_out(key))
 
 
@@ -92,10 +86,9 @@ async def get_api_key(key_id: KeyId, principal: Partner, session: DbSession) -> 
     description="The key stops working at once. Revoking a revoked key changes nothing.",
     responses=error_responses("NOT_FOUND"),
 )
-async def revoke_api_key(
-    key_id: KeyId, principal: Partner, session: DbSession
-) -> One[ApiKeyOut]:
-    assert principal.program_id is not None
-    repository = ApiKeyRepository(session, principal.program_id)
-    key = await service.revoke_api_key(session, await repository.get_or_404(key_id, for_update=True))
+async def revoke_api_key(key_id: KeyId, principal: Partner, session: DbSession) -> One[ApiKeyOut]:
+    repository = ApiKeyRepository(session, principal.tenant_id)
+    key = await service.revoke_api_key(
+        session, await repository.get_or_404(key_id, for_update=True)
+    )
     return One(data=_key_out(key))

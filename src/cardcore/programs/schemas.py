@@ -32,9 +32,7 @@ class ApiKeyOut(BaseModel):
     )
     status: str = Field(description="ACTIVE or REVOKED.")
     created_at: datetime
-    last_used_at: datetime | None = Field(
-        description="Last authenticated use, to within a minute."
-    )
+    last_used_at: datetime | None = Field(description="Last authenticated use, to within a minute.")
     revoked_at: datetime | None
 
 

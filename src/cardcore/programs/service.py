@@ -98,7 +98,9 @@ async def authenticate_api_key(
     if row is None:
         return None
     await _touch(session, row.id, touch_interval_seconds)
-    return AuthenticatedKey(id=row.id, program_id=row.program_id, kind=row.kind, program_status=row.status)
+    return AuthenticatedKey(
+        id=row.id, program_id=row.program_id, kind=row.kind, program_status=row.status
+    )
 
 
 async def _touch(session: AsyncSession, key_id: str, interval_seconds: int) -> None:
@@ -139,4 +141,3 @@ async def create_admin_user(
     session.add(admin)
     await session.flush()
     return admin
-

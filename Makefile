@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SOURCES := src tests migrations
+
+.PHONY: install run test lint format check-migrations ci clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@echo "cardcore: API docs at http://$${CARDCORE_HOST:-127.0.0.1}:$${CARDCORE_PORT:-8000}/docs"
+	@echo "cardcore: get a program and an API key with:  $(BIN)/cardcore bootstrap --program Demo --json"
+	$(BIN)/cardcore serve
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+format: install
+	$(BIN)/ruff check --fix $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
+
+# Migrations must describe exactly the models: check on a scratch embedded database.
+check-migrations: install
+	@scratch=$$(mktemp -d) && \
+	CARDCORE_DATA_DIR=$$scratch $(BIN)/cardcore migrate && \
+	CARDCORE_DATA_DIR=$$scratch $(BIN)/alembic check; \
+	status=$$?; rm -rf $$scratch; exit $$status
+
+ci: test lint check-migrations
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .cardcore-test

@@ -1,0 +1,3 @@
+from cardcore.cli import app
+
+app(prog_name="cardcore")

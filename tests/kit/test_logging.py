@@ -1,0 +1,75 @@
+"""No card number reaches a log line, whoever logs it and however it is spelled."""
+
+import json
+import logging
+import re
+
+from httpx import AsyncClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cardcore.kit.logging import configure_logging, get_logger, luhn_valid, mask_pans
+
+PANS = [
+    "4111111111111111",
+    "5555555555554444",
+    "378282246310005",
+    "6011000990139424",
+    "4222222222222",
+]
+
+
+def luhn_valid_runs(text: str) -> list[str]:
+    runs = re.findall(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)", text)
+    return [r for r in runs if luhn_valid(re.sub(r"[ -]", "", r))]
+
+
+def test_known_test_pans_are_luhn_valid() -> None:
+    assert all(luhn_valid(pan) for pan in PANS)
+    assert not luhn_valid("4111111111111112")
+
+
+def test_mask_keeps_bin_and_last_four() -> None:
+    assert mask_pans("card 4111111111111111 ok") == "card 411111******1111 ok"
+    assert mask_pans("4111 1111 1111 1111") == "411111******1111"
+    assert mask_pans("4111-1111-1111-1111") == "411111******1111"
+    # Not Luhn-valid, or too short or long: untouched (order ids, phone numbers).
+    assert mask_pans("order 4111111111111112") == "order 4111111111111112"
+    assert mask_pans("call 123456789012") == "call 123456789012"
+    assert mask_pans("x" + "4" * 25) == "x" + "4" * 25
+
+
+@given(st.sampled_from(PANS), st.text(alphabet="abc :=,{}\"'", max_size=20))
+def test_no_valid_pan_survives_masking(pan: str, around: str) -> None:
+    assert luhn_valid_runs(mask_pans(around + pan + around)) == []
+
+
+def test_every_log_path_is_masked(capsys) -> None:  # type: ignore[no-untyped-def]
+    configure_logging("INFO", "json")
+    log = get_logger("cardcore.test")
+    log.info(
+        "charging 4111 1111 1111 1111", pan="5555555555554444", nested={"card": [378282246310005]}
+    )
+    logging.getLogger("some.library").warning("saw card %s", "6011000990139424")
+    try:
+        raise ValueError("bad card 4222222222222")
+    except ValueError:
+        log.exception("failed")
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert len(lines) == 3
+    assert luhn_valid_runs(out) == []
+    for masked in ("411111******1111", "555555******4444", "601100******9424", "422222***2222"):
+        assert masked in out
+
+
+async def test_request_logs_mask_a_pan_in_the_path(client: AsyncClient, capsys) -> None:  # type: ignore[no-untyped-def]
+    configure_logging("INFO", "json")
+    response = await client.get("/v1/cards/4111111111111111", headers={"X-Request-Id": "mask-1"})
+    assert response.status_code == 404
+    out = capsys.readouterr().out
+    access = [json.loads(line) for line in out.splitlines() if "mask-1" in line]
+    assert access
+    assert access[0]["path"] == "/v1/cards/411111******1111"
+    assert access[0]["request_id"] == "mask-1"
+    assert luhn_valid_runs(out) == []

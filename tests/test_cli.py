@@ -1,0 +1,136 @@
+"""The `cardcore` command, run as a partner's operator would run it."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from cardcore.config import Settings
+
+CARDCORE = [sys.executable, "-m", "cardcore"]
+
+
+async def run_cli(*args: str, env: dict[str, str], check: bool = True) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *CARDCORE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    if check:
+        assert process.returncode == 0, err.decode()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDCORE_")}
+    env.update(overrides)
+    return env
+
+
+async def test_bootstrap_prints_one_json_object_whose_key_works(
+    committed_app: FastAPI, settings: Settings
+) -> None:
+    env = _env(CARDCORE_DATABASE_URL=settings.database_url or "")
+    _, out, _ = await run_cli("bootstrap", "--program", "Acme", "--json", env=env)
+    result = json.loads(out)  # exactly one JSON document on stdout, nothing else
+    assert set(result) == {"program_id", "api_key", "admin_email", "admin_password"}
+    assert result["program_id"].startswith("prg_")
+    assert result["api_key"].startswith("ck_live_")
+
+    async with AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://t") as c:
+        response = await c.get("/v1/events", headers={"X-API-Key": result["api_key"]})
+        assert response.status_code == 200
+        assert [e["type"] for e in response.json()["data"]] == ["api_key.created"]
+
+    # Every call makes a new program; a given password is used as given.
+    _, again, _ = await run_cli(
+        "bootstrap", "--program", "Acme", "--admin-password", "s3cret-pass", "--json", env=env
+    )
+    second = json.loads(again)
+    assert second["program_id"] != result["program_id"]
+    assert second["admin_password"] == "s3cret-pass"
+
+
+async def test_api_keys_create_list_revoke(committed_app: FastAPI, settings: Settings) -> None:
+    env = _env(CARDCORE_DATABASE_URL=settings.database_url or "")
+    program_id = json.loads((await run_cli("bootstrap", "--json", env=env))[1])["program_id"]
+    created = json.loads(
+        (await run_cli("api-keys", "create", "--program", program_id, "--json", env=env))[1]
+    )
+    listed = json.loads(
+        (await run_cli("api-keys", "list", "--program", program_id, "--json", env=env))[1]
+    )
+    assert created["id"] in {row["id"] for row in listed}
+    assert all("api_key" not in row and "secret" not in row for row in listed)
+
+    await run_cli("api-keys", "revoke", created["id"], env=env)
+    async with AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://t") as c:
+        response = await c.get("/v1/program", headers={"X-API-Key": created["api_key"]})
+    assert response.status_code == 401
+
+    code, _, err = await run_cli("api-keys", "list", "--program", "nonsense", env=env, check=False)
+    assert code != 0
+    assert "not a program id" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_embedded_postgres_serves_and_cli_shares_it(tmp_path: Path) -> None:
+    """No database URL: serve starts the embedded server, a CLI command attaches to the running
+    one without stopping it, and stopping serve stops the server."""
+    env = _env(CARDCORE_DATA_DIR=str(tmp_path / "data"), CARDCORE_LOG_LEVEL="WARNING")
+    boot = json.loads((await run_cli("bootstrap", "--json", env=env))[1])
+    pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+    assert not pid_file.exists(), "bootstrap alone must leave no server running"
+
+    port = _free_port()
+    serve = await asyncio.create_subprocess_exec(
+        *CARDCORE,
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(150):
+                try:
+                    if (await http.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("cardcore serve did not become ready")
+            listed = json.loads(
+                (
+                    await run_cli(
+                        "api-keys", "list", "--program", boot["program_id"], "--json", env=env
+                    )
+                )[1]
+            )
+            assert len(listed) == 1
+            # The CLI has exited; the server it attached to must still be serving.
+            response = await http.get("/v1/events", headers={"X-API-Key": boot["api_key"]})
+            assert response.status_code == 200
+            assert (await http.get("/docs")).status_code == 200
+    finally:
+        serve.send_signal(signal.SIGINT)
+        await asyncio.wait_for(serve.wait(), 30)
+    for _ in range(50):
+        if not pid_file.exists():
+            break
+        await asyncio.sleep(0.2)
+    assert not pid_file.exists(), "stopping serve must stop the embedded PostgreSQL"
