@@ -1,4 +1,4 @@
-"""`cardcore` on the command line: serve, migrate, bootstrap, api-keys.
+"""`cardcore` on the command line: serve, worker, migrate, bootstrap, api-keys.
 
 Every command works on the same database as `serve`: CARDCORE_DATABASE_URL if set, otherwise the
 embedded PostgreSQL under CARDCORE_DATA_DIR (started for the command if `serve` is not running).
@@ -109,6 +109,38 @@ def serve(
         access_log=False,
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="Seconds between maintenance rounds.")] = 300.0,
+    once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
+) -> None:
+    """Run background maintenance until stopped (SIGINT or SIGTERM)."""
+    import signal
+
+    from cardcore.kit.logging import configure_logging
+    from cardcore.worker import run_maintenance, run_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        engine = create_engine(database_url(settings), settings)
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            if once:
+                await run_maintenance(sessionmaker)
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await run_worker(sessionmaker, stop=stop, interval_seconds=interval)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 @app.command()
