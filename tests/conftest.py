@@ -27,6 +27,7 @@ from cardcore.app import create_app
 from cardcore.cli import run_migrations
 from cardcore.config import Settings, get_settings
 from cardcore.db import create_engine, start_embedded_postgres, to_async_url
+from cardcore.kit.crypto import generate_key_spec
 from cardcore.models import Base
 from cardcore.programs import service
 
@@ -68,7 +69,10 @@ async def database_url(server_url: URL) -> AsyncIterator[URL]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: URL) -> Settings:
-    return Settings(database_url=database_url.render_as_string(hide_password=False))
+    return Settings(
+        database_url=database_url.render_as_string(hide_password=False),
+        master_keys=generate_key_spec("test"),
+    )
 
 
 @pytest.fixture(scope="session")

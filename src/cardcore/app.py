@@ -8,10 +8,14 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore import __version__
+from cardcore.admin.endpoints import routes as admin_routes
+from cardcore.auth.endpoints import routes as auth_routes
+from cardcore.auth.tokens import TokenKeys
 from cardcore.config import Settings, get_settings
 from cardcore.db import create_engine, create_sessionmaker, database_url
 from cardcore.events.endpoints import routes as events_routes
 from cardcore.health.endpoints import routes as health_routes
+from cardcore.kit.crypto import load_keyring
 from cardcore.kit.errors import catalog_markdown
 from cardcore.kit.handlers import install_error_handlers
 from cardcore.kit.logging import configure_logging
@@ -32,8 +36,13 @@ you sent one). Errors always have the same shape, with a stable `code`:
 """
 
 TAGS = [
+    {
+        "name": "auth",
+        "description": "Partner credentials and tokens, cardholder sessions (`/v1/me`).",
+    },
     {"name": "programs", "description": "The caller's program (tenant) and its API keys."},
     {"name": "events", "description": "The event outbox: everything that happened, in order."},
+    {"name": "admin", "description": "The issuer's ops staff: roles admin, manager, employee."},
     {"name": "health", "description": "Probes for load balancers and monitoring."},
 ]
 
@@ -67,8 +76,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessionmaker = sessionmaker
+    app.state.keyring = load_keyring(settings)
+    app.state.token_keys = TokenKeys(app.state.keyring)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for routes in (health_routes, programs_routes, events_routes):
+    for routes in (health_routes, auth_routes, programs_routes, events_routes, admin_routes):
         app.include_router(routes)
     return app

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         default=Path(".cardcore"),
         description="Where the embedded PostgreSQL and other local state live.",
     )
+    master_keys: str | None = Field(
+        default=None,
+        description="Keys that encrypt secrets at rest: name:base64(32 bytes)[,...], last one "
+        "encrypts. Unset: generated into the data directory (one machine only).",
+    )
     sandbox: bool = Field(
         default=False,
         description="Test mode: API keys are issued as ck_test_… and simulation routes are open.",
@@ -42,6 +47,18 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="How long an Idempotency-Key and its response live."
+    )
+    access_token_ttl_seconds: int = Field(
+        default=15 * 60, ge=60, description="Lifetime of a partner access token (JWT)."
+    )
+    refresh_token_ttl_seconds: int = Field(
+        default=30 * 24 * 3600, ge=300, description="Lifetime of a refresh token."
+    )
+    session_ttl_seconds: int = Field(
+        default=10 * 60, ge=60, description="Lifetime of a cardholder session's access token."
+    )
+    admin_token_ttl_seconds: int = Field(
+        default=30 * 60, ge=60, description="Lifetime of an admin's access token."
     )
     api_key_touch_interval_seconds: int = Field(
         default=60,

@@ -113,7 +113,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
         except Exception as exc:
-            await session.rollback()
+            if getattr(exc, "persist_changes", False):
+                await session.commit()
+            else:
+                await session.rollback()
             await audit.record_failure(session, request, exc)
             raise
         else:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from cardcore.auth.principals import ANONYMOUS, Principal
 from cardcore.kit.context import current_request_id
-from cardcore.kit.errors import CardcoreError
+from cardcore.kit.errors import CardcoreError, OAuthError
 from cardcore.kit.logging import get_logger
 from cardcore.models import AuditLog
 
@@ -36,6 +36,10 @@ def should_record(request: Request) -> bool:
 
 
 def _object_id(request: Request, response_body: bytes | None) -> str | None:
+    # A route may name the object itself, e.g. the client a failed token request claimed to be.
+    named = getattr(request.state, "audit_object_id", None)
+    if named:
+        return str(named)[:64]
     for name, value in request.path_params.items():
         if name.endswith("_id"):
             return str(value)[:64]
@@ -102,6 +106,8 @@ def describe_failure(exc: Exception) -> tuple[str, int, str]:
         return "replayed", exc.status_code, ""
     if isinstance(exc, CardcoreError):
         return "failure", exc.status, exc.code
+    if isinstance(exc, OAuthError):
+        return "failure", exc.status, "OAUTH_" + exc.error.upper()
     if isinstance(exc, RequestValidationError):
         return "failure", 422, "VALIDATION_ERROR"
     if isinstance(exc, HTTPException):

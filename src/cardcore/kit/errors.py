@@ -40,6 +40,17 @@ CATALOG: dict[str, ErrorSpec] = {
         "invalid_request",
         "This Idempotency-Key was already used with a different request.",
     ),
+    "DUPLICATE_REQUEST_ID": ErrorSpec(
+        409,
+        "conflict",
+        "This request_id was already used by this credential; the request was not processed.",
+    ),
+    "ACCOUNT_LOCKED": ErrorSpec(
+        423, "authentication", "Too many failed logins; try again in 15 minutes."
+    ),
+    "CANNOT_MODIFY_SELF": ErrorSpec(
+        409, "conflict", "An admin cannot deactivate or demote themselves."
+    ),
     "SERVICE_UNAVAILABLE": ErrorSpec(503, "api_error", "The service is not ready."),
     "INTERNAL_ERROR": ErrorSpec(
         500, "api_error", "Something went wrong on our side; quote the request_id to support."
@@ -77,6 +88,7 @@ class CardcoreError(Exception):
         *,
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        persist_changes: bool = False,
     ) -> None:
         if code not in CATALOG:
             raise KeyError(f"error code {code} is not in the catalog")
@@ -85,6 +97,9 @@ class CardcoreError(Exception):
         self.message = message or self.spec.message
         self.errors = errors or []
         self.headers = headers
+        # Most failures undo everything the request did. Some must keep what they wrote, as a
+        # failed login keeps its failure count: the session dependency commits those.
+        self.persist_changes = persist_changes
         super().__init__(f"{code}: {self.message}")
 
     @property
@@ -114,6 +129,20 @@ class Unauthenticated(CardcoreError):
 class Forbidden(CardcoreError):
     def __init__(self, message: str | None = None) -> None:
         super().__init__("FORBIDDEN", message)
+
+
+class OAuthError(Exception):
+    """An error of the OAuth endpoints, which answer in RFC 6749 §5.2 form
+    (`{"error": "invalid_client", "error_description": "..."}`) so stock OAuth clients work."""
+
+    def __init__(
+        self, error: str, description: str, status: int = 400, *, persist_changes: bool = False
+    ) -> None:
+        self.error = error
+        self.description = description
+        self.status = status
+        self.persist_changes = persist_changes
+        super().__init__(f"{error}: {description}")
 
 
 def validation_error(field: str, code: str, message: str) -> CardcoreError:

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from cardcore.kit.audit import IdempotentReplay
-from cardcore.kit.errors import CardcoreError, FieldError
+from cardcore.kit.errors import CardcoreError, FieldError, OAuthError
 from cardcore.kit.idempotency import REPLAYED_HEADER
 from cardcore.kit.logging import get_logger
 from cardcore.kit.middleware import REQUEST_ID_HEADER
@@ -86,6 +86,21 @@ async def _idempotent_replay(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _oauth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="cardcore"'
+    request_id = _request_id(request)
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", exc_info=exc, path=request.url.path)
     return error_response(request, CardcoreError("INTERNAL_ERROR"))
@@ -96,4 +111,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(IdempotentReplay, _idempotent_replay)
+    app.add_exception_handler(OAuthError, _oauth_error)
     app.add_exception_handler(Exception, _unexpected_error)

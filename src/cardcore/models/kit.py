@@ -73,7 +73,7 @@ class IdempotencyRecord(CreatedAt, Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     # The program's id, or another caller's scope once other principals exist.
-    scope: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(128))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)
     status_code: Mapped[int] = mapped_column(SmallInteger)

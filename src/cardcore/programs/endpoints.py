@@ -20,7 +20,7 @@ routes = router(tags=["programs"], responses=error_responses("UNAUTHENTICATED", 
 KeyId = Annotated[str, Path(description="An API key id (`key_…`).")]
 
 
-def _key_out(key: ApiKey, schema: type[ApiKeyOut] = ApiKeyOut, **extra: str) -> ApiKeyOut:
+def api_key_out(key: ApiKey, schema: type[ApiKeyOut] = ApiKeyOut, **extra: str) -> ApiKeyOut:
     return schema.model_validate(
         {
             "id": key.id,
@@ -60,7 +60,7 @@ async def create_api_key(
         sandbox=request.app.state.settings.sandbox,
     )
     await session.refresh(key)
-    return One(data=_key_out(key, ApiKeyCreated, secret=secret))  # type: ignore[arg-type]
+    return One(data=api_key_out(key, ApiKeyCreated, secret=secret))  # type: ignore[arg-type]
 
 
 @routes.get("/v1/api-keys", summary="List API keys")
@@ -69,7 +69,7 @@ async def list_api_keys(
 ) -> Many[ApiKeyOut]:
     repository = ApiKeyRepository(session, principal.tenant_id)
     keys, meta = await repository.page(repository.readable(), page)
-    return Many(data=[_key_out(key) for key in keys], meta=meta)
+    return Many(data=[api_key_out(key) for key in keys], meta=meta)
 
 
 @routes.get(
@@ -77,7 +77,7 @@ async def list_api_keys(
 )
 async def get_api_key(key_id: KeyId, principal: Partner, session: DbSession) -> One[ApiKeyOut]:
     key = await ApiKeyRepository(session, principal.tenant_id).get_or_404(key_id)
-    return One(data=_key_out(key))
+    return One(data=api_key_out(key))
 
 
 @routes.delete(
@@ -91,4 +91,4 @@ async def revoke_api_key(key_id: KeyId, principal: Partner, session: DbSession) 
     key = await service.revoke_api_key(
         session, await repository.get_or_404(key_id, for_update=True)
     )
-    return One(data=_key_out(key))
+    return One(data=api_key_out(key))

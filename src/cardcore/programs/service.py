@@ -1,21 +1,19 @@
 """Programs, API keys and admin users: the rules, with no HTTP in sight. Services flush; the
 caller's transaction commits."""
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.kit.crypto import password_hasher, sha256_digest
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.outbox import record_event
 from cardcore.models import AdminUser, ApiKey, Program
 
-API_KEY_KINDS = ("partner",)
+API_KEY_KINDS = ("partner", "network")
 ADMIN_ROLES = ("admin", "manager", "employee")
-_password_hasher = PasswordHasher()
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +22,6 @@ class AuthenticatedKey:
     program_id: str
     kind: str
     program_status: str
-
-
-def hash_secret(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
 
 
 def api_key_prefix(sandbox: bool) -> str:
@@ -54,7 +48,7 @@ async def create_api_key(
         program_id=program_id,
         name=name,
         kind=kind,
-        secret_hash=hash_secret(secret),
+        secret_hash=sha256_digest(secret),
         display_prefix=secret[:12],
     )
     session.add(key)
@@ -92,7 +86,7 @@ async def authenticate_api_key(
         await session.execute(
             select(ApiKey.id, ApiKey.program_id, ApiKey.kind, Program.status)
             .join(Program, Program.id == ApiKey.program_id)
-            .where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
+            .where(ApiKey.secret_hash == sha256_digest(secret), ApiKey.revoked_at.is_(None))
         )
     ).one_or_none()
     if row is None:
@@ -135,7 +129,7 @@ async def create_admin_user(
     admin = AdminUser(
         program_id=program_id,
         email=email.strip().lower(),
-        password_hash=_password_hasher.hash(password),
+        password_hash=password_hasher.hash(password),
         role=role,
     )
     session.add(admin)

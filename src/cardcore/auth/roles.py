@@ -1,0 +1,23 @@
+"""Which ops roles may do what: the one table that decides. Later features add their rows."""
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    EMPLOYEE = "employee"
+
+
+ALL_ROLES = frozenset(Role)
+
+ROLE_MATRIX: dict[str, frozenset[Role]] = {
+    "admin_users.manage": frozenset({Role.ADMIN}),
+    "network_keys.create": frozenset({Role.ADMIN}),
+    "audit_log.read": frozenset({Role.ADMIN, Role.MANAGER}),
+    "admin.me": ALL_ROLES,
+}
+
+
+def allowed(role: str | None, action: str) -> bool:
+    return role is not None and role in ROLE_MATRIX[action]
