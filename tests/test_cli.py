@@ -134,3 +134,72 @@ async def test_embedded_postgres_serves_and_cli_shares_it(tmp_path: Path) -> Non
             break
         await asyncio.sleep(0.2)
     assert not pid_file.exists(), "stopping serve must stop the embedded PostgreSQL"
+
+
+async def test_credentials_and_network_keys_from_the_cli(
+    committed_app: FastAPI, settings: Settings
+) -> None:
+    env = _env(
+        CARDCORE_DATABASE_URL=settings.database_url or "",
+        CARDCORE_MASTER_KEYS=settings.master_keys or "",
+    )
+    program_id = json.loads((await run_cli("bootstrap", "--json", env=env))[1])["program_id"]
+    client = json.loads(
+        (
+            await run_cli(
+                "credentials",
+                "create",
+                "--program",
+                program_id,
+                "--type",
+                "client_credentials",
+                "--json",
+                env=env,
+            )
+        )[1]
+    )
+    network = json.loads(
+        (
+            await run_cli(
+                "api-keys",
+                "create",
+                "--program",
+                program_id,
+                "--kind",
+                "network",
+                "--json",
+                env=env,
+            )
+        )[1]
+    )
+    async with AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://t") as c:
+        token = await c.post(
+            "/v1/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        assert token.status_code == 200, token.text
+        old_access = token.json()["access_token"]
+        await run_cli("keys", "rotate-jwt", env=env)
+        # The old token still verifies; a new one is signed by the new key.
+        headers = {"Authorization": f"Bearer {old_access}"}
+        assert (await c.get("/v1/program", headers=headers)).status_code == 200
+        committed_app.state.token_keys._loaded_at = 0.0  # as if a minute had passed
+        again = await c.post(
+            "/v1/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        new_kid = _kid(again.json()["access_token"])
+        assert new_kid != _kid(old_access)
+        new_headers = {"Authorization": f"Bearer {again.json()['access_token']}"}
+        assert (await c.get("/v1/program", headers=new_headers)).status_code == 200
+        network_call = await c.get("/v1/events", headers={"X-API-Key": network["api_key"]})
+        assert network_call.status_code == 403
+
+
+def _kid(token: str) -> str:
+    import base64
+
+    head = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]

@@ -26,6 +26,10 @@ from cardcore.programs import service
 app = typer.Typer(help="cardcore: an issuer-side card management system.", no_args_is_help=True)
 api_keys_app = typer.Typer(help="Create, list and revoke partner API keys.", no_args_is_help=True)
 app.add_typer(api_keys_app, name="api-keys")
+credentials_app = typer.Typer(help="Partner OAuth clients and JWS secrets.", no_args_is_help=True)
+app.add_typer(credentials_app, name="credentials")
+keys_app = typer.Typer(help="Server keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 
@@ -213,7 +217,9 @@ ProgramOption = Annotated[
 def api_keys_create(
     program_id: ProgramOption,
     name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
-    kind: Annotated[str, typer.Option(help="partner")] = "partner",
+    kind: Annotated[
+        str, typer.Option(help="partner, or network for the card processor")
+    ] = "partner",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create an API key; its secret is printed once."""
@@ -278,3 +284,52 @@ def api_keys_revoke(key_id: Annotated[str, typer.Argument(help="API key id (key_
 
     _in_transaction(revoke)
     typer.echo(f"revoked {key_id}", err=True)
+
+
+@credentials_app.command("create")
+def credentials_create(
+    program_id: ProgramOption,
+    type: Annotated[str, typer.Option("--type", help="client_credentials or jws")],
+    name: Annotated[str, typer.Option(help="What the credential is for.")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create an OAuth client or a JWS secret; the secret is printed once."""
+    from cardcore.auth import service as auth_service
+    from cardcore.kit.crypto import load_keyring
+
+    settings = get_settings()
+    keyring = load_keyring(settings)
+
+    async def create(session: AsyncSession) -> dict[str, str]:
+        if await session.get(Program, program_id) is None:
+            raise typer.BadParameter(f"no program {program_id}")
+        credential, secret = await auth_service.create_credential(
+            session, keyring, program_id=program_id, type=type, name=name
+        )
+        id_field, secret_field = (
+            ("client_id", "client_secret")
+            if type == "client_credentials"
+            else ("auth_id", "secret")
+        )
+        return {"id": credential.id, "type": type, id_field: credential.id, secret_field: secret}
+
+    result = _in_transaction(create)
+    if as_json:
+        _echo_json(result)
+    else:
+        for field, value in result.items():
+            typer.echo(f"{field}: {value}")
+
+
+@keys_app.command("rotate-jwt")
+def rotate_jwt() -> None:
+    """Add a new token signing key. Tokens signed by the old ones stay valid until they expire."""
+    from cardcore.auth.tokens import rotate_signing_keys
+    from cardcore.kit.crypto import load_keyring
+
+    keyring = load_keyring(get_settings())
+
+    async def rotate(session: AsyncSession) -> str:
+        return await rotate_signing_keys(session, keyring)
+
+    typer.echo(f"signing with {_in_transaction(rotate)}", err=True)

@@ -49,16 +49,19 @@ class Settings(BaseSettings):
         default=24 * 3600, ge=60, description="How long an Idempotency-Key and its response live."
     )
     access_token_ttl_seconds: int = Field(
-        default=15 * 60, ge=60, description="Lifetime of a partner access token (JWT)."
+        default=15 * 60, ge=60, le=7200, description="Lifetime of a partner access token (JWT)."
     )
     refresh_token_ttl_seconds: int = Field(
         default=30 * 24 * 3600, ge=300, description="Lifetime of a refresh token."
     )
     session_ttl_seconds: int = Field(
-        default=10 * 60, ge=60, description="Lifetime of a cardholder session's access token."
+        default=10 * 60,
+        ge=60,
+        le=7200,
+        description="Lifetime of a cardholder session's access token.",
     )
     admin_token_ttl_seconds: int = Field(
-        default=30 * 60, ge=60, description="Lifetime of an admin's access token."
+        default=30 * 60, ge=60, le=7200, description="Lifetime of an admin's access token."
     )
     api_key_touch_interval_seconds: int = Field(
         default=60,
