@@ -49,3 +49,16 @@ async def test_openapi_documents_security_and_error_shape(client: AsyncClient) -
     assert any(p["name"] == "Idempotency-Key" for p in create_key["parameters"])
     assert "IDEMPOTENCY_KEY_IN_PROGRESS" in create_key["responses"]["409"]["description"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_openapi_offers_all_four_ways_in(client: AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert {(s["type"], s.get("in"), s.get("name"), s.get("scheme")) for s in schemes.values()} == {
+        ("apiKey", "header", "X-API-Key", None),
+        ("http", None, None, "bearer"),
+        ("apiKey", "header", "X-Auth-Token", None),
+        ("apiKey", "header", "X-JWS-Signature", None),
+    }
+    events = spec["paths"]["/v1/events"]["get"]["security"]
+    assert {name for requirement in events for name in requirement} == set(schemes)
