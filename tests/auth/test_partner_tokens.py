@@ -248,3 +248,13 @@ async def test_jwks_publishes_the_verification_key(
     keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
     assert signing_key(app).kid in {k["kid"] for k in keys}
     assert all("d" not in k for k in keys), "no private parts"
+
+
+async def test_a_token_with_several_audiences_is_refused(
+    client: AsyncClient, app: FastAPI, partner: Partner, live_token
+) -> None:  # type: ignore[no-untyped-def]
+    claims = {
+        **base_claims(partner, live_token["client_id"]),
+        "aud": ["somewhere", "cardcore:partner"],
+    }
+    assert await _status(client, forge(app, claims)) == 401

@@ -115,7 +115,10 @@ async def _from_access_token(request: Request, session: AsyncSession, token: str
         claims = await request.app.state.token_keys.verify(session, token)
     except InvalidToken as exc:
         raise Unauthenticated(f"The access token is not valid ({exc}).") from exc
-    kind = _TOKEN_KINDS[claims["aud"] if isinstance(claims["aud"], str) else claims["aud"][0]]
+    # We issue one audience per token; anything else did not come from us.
+    kind = _TOKEN_KINDS.get(claims["aud"]) if isinstance(claims["aud"], str) else None
+    if kind is None:
+        raise Unauthenticated("The access token is not valid (audience).")
     program_id, subject = claims["prg"], claims["sub"]
     if kind is PrincipalKind.PARTNER:
         found = await auth_service.active_credential(session, subject, type="client_credentials")

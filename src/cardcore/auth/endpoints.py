@@ -47,7 +47,9 @@ class UserRepository(TenantRepository[User]):
     noun = "user"
 
 
-def _credential_out(credential: Credential, schema: type[CredentialOut] = CredentialOut, **extra):  # type: ignore[no-untyped-def]
+def _credential_out(
+    credential: Credential, schema: type[CredentialOut] = CredentialOut, **extra: str
+) -> CredentialOut:
     return schema.model_validate(
         {
             "id": credential.id,

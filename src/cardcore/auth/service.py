@@ -171,6 +171,39 @@ def partner_principal(credential: Credential) -> Principal:
     )
 
 
+async def _token_pair(
+    session: AsyncSession,
+    tokens: TokenKeys,
+    settings: Settings,
+    *,
+    audience: Audience,
+    subject: str,
+    program_id: str,
+    ttl_seconds: int,
+    family_id: str | None,
+    credential_id: str | None = None,
+    session_id: str | None = None,
+) -> IssuedTokens:
+    """An access token and the next refresh token of a family (a new family when None)."""
+    access = await tokens.issue(
+        session,
+        audience=audience,
+        subject=subject,
+        program_id=program_id,
+        ttl_seconds=ttl_seconds,
+        extra={"sid": session_id} if session_id else None,
+    )
+    refresh = await _new_refresh_token(
+        session,
+        program_id=program_id,
+        ttl_seconds=settings.refresh_token_ttl_seconds,
+        family_id=family_id,
+        credential_id=credential_id,
+        session_id=session_id,
+    )
+    return IssuedTokens(access, ttl_seconds, refresh, settings.refresh_token_ttl_seconds)
+
+
 async def _partner_tokens(
     session: AsyncSession,
     tokens: TokenKeys,
@@ -179,22 +212,16 @@ async def _partner_tokens(
     *,
     family_id: str | None,
 ) -> IssuedTokens:
-    access = await tokens.issue(
+    return await _token_pair(
         session,
+        tokens,
+        settings,
         audience=Audience.PARTNER,
         subject=credential.id,
         program_id=credential.program_id,
         ttl_seconds=settings.access_token_ttl_seconds,
-    )
-    refresh = await _new_refresh_token(
-        session,
-        program_id=credential.program_id,
-        ttl_seconds=settings.refresh_token_ttl_seconds,
         family_id=family_id,
         credential_id=credential.id,
-    )
-    return IssuedTokens(
-        access, settings.access_token_ttl_seconds, refresh, settings.refresh_token_ttl_seconds
     )
 
 
@@ -265,23 +292,16 @@ async def _session_tokens(
     *,
     family_id: str | None,
 ) -> IssuedTokens:
-    access = await tokens.issue(
+    return await _token_pair(
         session,
+        tokens,
+        settings,
         audience=Audience.CARDHOLDER,
         subject=cardholder_session.user_id,
         program_id=cardholder_session.program_id,
         ttl_seconds=settings.session_ttl_seconds,
-        extra={"sid": cardholder_session.id},
-    )
-    refresh = await _new_refresh_token(
-        session,
-        program_id=cardholder_session.program_id,
-        ttl_seconds=settings.refresh_token_ttl_seconds,
         family_id=family_id,
         session_id=cardholder_session.id,
-    )
-    return IssuedTokens(
-        access, settings.session_ttl_seconds, refresh, settings.refresh_token_ttl_seconds
     )
 
 
