@@ -184,7 +184,7 @@ async def test_credentials_and_network_keys_from_the_cli(
         # The old token still verifies; a new one is signed by the new key.
         headers = {"Authorization": f"Bearer {old_access}"}
         assert (await c.get("/v1/program", headers=headers)).status_code == 200
-        committed_app.state.token_keys._loaded_at = 0.0  # as if a minute had passed
+        committed_app.state.token_keys.keys.forget()  # as if a minute had passed
         again = await c.post(
             "/v1/auth/token",
             data={"grant_type": "client_credentials"},

@@ -2,7 +2,7 @@
 
 Revision ID: 2026_11_22_auth_channels
 Revises: 2026_11_22_foundation
-Create Date: 2026-11-22 03:10:16.435341+00:00
+Create Date: 2026-11-22 03:20:05.539772+00:00
 """
 
 from collections.abc import Sequence
@@ -19,8 +19,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "signing_keys",
+        "server_keys",
         sa.Column("kid", sa.String(length=64), nullable=False),
+        sa.Column("purpose", sa.String(length=20), nullable=False),
         sa.Column("algorithm", sa.String(length=20), nullable=False),
         sa.Column("private_key_ciphertext", sa.LargeBinary(), nullable=False),
         sa.Column("public_jwk", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -31,7 +32,10 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.PrimaryKeyConstraint("kid", name=op.f("pk_signing_keys")),
+        sa.PrimaryKeyConstraint("kid", name=op.f("pk_server_keys")),
+    )
+    op.create_index(
+        "ix_server_keys_purpose_created_at", "server_keys", ["purpose", "created_at"], unique=False
     )
     op.create_table(
         "credentials",
@@ -183,4 +187,5 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_index(op.f("ix_credentials_program_id"), table_name="credentials")
     op.drop_table("credentials")
-    op.drop_table("signing_keys")
+    op.drop_index("ix_server_keys_purpose_created_at", table_name="server_keys")
+    op.drop_table("server_keys")

@@ -76,7 +76,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def signing_key(app: FastAPI) -> RSAKey:
-    key = app.state.token_keys._signing
+    key = app.state.token_keys.keys._current
     assert key is not None, "issue a token first"
     return key  # type: ignore[no-any-return]
 

@@ -2,38 +2,34 @@
 
 Only RS256 is accepted, named explicitly on every decode, so `alg: none`, HS256 and an HS256
 token "signed" with our public key (the HS/RS confusion) are all refused before any key is used.
-Keys live in the database (private halves encrypted under the master key), so every API process
-signs and verifies with the same set; each process caches them and reloads when it meets a `kid`
-it does not know, or once a minute. `cardcore keys rotate-jwt` adds a key and retires the old
-ones, which keep verifying until every token they could have signed has expired.
+The keys are server keys of purpose `jwt` (kit/server_keys.py); `cardcore keys rotate-jwt` adds
+one, and the old ones verify until every token they could have signed has expired, so a rotation
+logs nobody out.
 """
 
-import asyncio
 import base64
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
-from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.crypto import Keyring
-from cardcore.models import SigningKey
+from cardcore.kit.server_keys import ServerKeys, rotate_server_keys
 
 ISSUER = "cardcore"
 ALGORITHM = "RS256"
-# Tokens live at most this long, so a key retired longer ago than this has nothing left to verify.
+SIGNING_KEYS = {"purpose": "jwt", "algorithm": ALGORITHM, "key_size": 2048}
+# Tokens live at most this long (the TTL settings are capped to it), so a key retired longer
+# ago than this has nothing left to verify.
 MAX_TOKEN_LIFETIME = timedelta(hours=2)
-_RELOAD_AFTER_SECONDS = 60.0
-_UNKNOWN_KID_RELOAD_SECONDS = 5.0
 _LEEWAY_SECONDS = 5
 
 
@@ -47,47 +43,9 @@ class InvalidToken(Exception):
     pass
 
 
-@dataclass
 class TokenKeys:
-    """One process's view of the signing keys."""
-
-    keyring: Keyring
-    _public: dict[str, RSAKey] = field(default_factory=dict)
-    _signing: RSAKey | None = None
-    _loaded_at: float = 0.0
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def _load(self, session: AsyncSession) -> None:
-        rows = (
-            await session.scalars(
-                select(SigningKey)
-                .where(
-                    or_(
-                        SigningKey.retired_at.is_(None),
-                        SigningKey.retired_at > func.now() - MAX_TOKEN_LIFETIME,
-                    )
-                )
-                .order_by(SigningKey.created_at)
-            )
-        ).all()
-        self._public = {row.kid: RSAKey.import_key(row.public_jwk) for row in rows}
-        active = [row for row in rows if row.retired_at is None]
-        self._signing = None
-        if active:
-            newest = active[-1]
-            pem = self.keyring.decrypt(newest.private_key_ciphertext, f"signing_key:{newest.kid}")
-            self._signing = RSAKey.import_key(pem, parameters={"kid": newest.kid})
-        self._loaded_at = time.monotonic()
-
-    async def _signing_key(self, session: AsyncSession) -> RSAKey:
-        async with self._lock:
-            if self._signing is None or time.monotonic() - self._loaded_at > _RELOAD_AFTER_SECONDS:
-                await self._load(session)
-            if self._signing is None:
-                await create_signing_key(session, self.keyring, only_if_none=True)
-                await self._load(session)
-            assert self._signing is not None
-            return self._signing
+    def __init__(self, keyring: Keyring) -> None:
+        self.keys = ServerKeys(keyring, grace=MAX_TOKEN_LIFETIME, **SIGNING_KEYS)  # type: ignore[arg-type]
 
     async def issue(
         self,
@@ -99,7 +57,7 @@ class TokenKeys:
         ttl_seconds: int,
         extra: dict[str, Any] | None = None,
     ) -> str:
-        key = await self._signing_key(session)
+        key = await self.keys.current(session)
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -119,16 +77,11 @@ class TokenKeys:
         kid = _kid_of(token)
         if kid is None:
             raise InvalidToken("token has no key id")
-        if kid not in self._public:
-            async with self._lock:
-                stale = time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS
-                if kid not in self._public and stale:
-                    await self._load(session)
-        public = self._public.get(kid)
-        if public is None:
+        key = await self.keys.find(session, kid)
+        if key is None:
             raise InvalidToken("unknown signing key")
         try:
-            decoded = jwt.decode(token, KeySet([public]), algorithms=[ALGORITHM])
+            decoded = jwt.decode(token, KeySet([key]), algorithms=[ALGORITHM])
             JWTClaimsRegistry(
                 leeway=_LEEWAY_SECONDS,
                 iss={"essential": True, "value": ISSUER},
@@ -144,8 +97,7 @@ class TokenKeys:
         return decoded.claims
 
     async def jwks(self, session: AsyncSession) -> dict[str, Any]:
-        await self._signing_key(session)
-        return {"keys": [key.as_dict(private=False) for key in self._public.values()]}
+        return {"keys": [key.as_dict(private=False) for key in await self.keys.usable(session)]}
 
 
 def _kid_of(token: str) -> str | None:
@@ -158,38 +110,5 @@ def _kid_of(token: str) -> str | None:
     return kid if isinstance(kid, str) else None
 
 
-async def create_signing_key(
-    session: AsyncSession, keyring: Keyring, *, only_if_none: bool = False
-) -> str | None:
-    """Add a signing key; with `only_if_none`, only when no active key exists (first start).
-    A transaction-scoped advisory lock keeps two processes from both creating the first key."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('signing_keys', 0))"))
-    if only_if_none:
-        existing = await session.scalar(
-            select(SigningKey.kid).where(SigningKey.retired_at.is_(None)).limit(1)
-        )
-        if existing is not None:
-            return None
-    kid = f"sk_{uuid.uuid4().hex[:16]}"
-    private = RSAKey.generate_key(2048, parameters={"kid": kid, "alg": ALGORITHM, "use": "sig"})
-    session.add(
-        SigningKey(
-            kid=kid,
-            algorithm=ALGORITHM,
-            private_key_ciphertext=keyring.encrypt(
-                private.as_pem(private=True), f"signing_key:{kid}"
-            ),
-            public_jwk=private.as_dict(private=False),
-        )
-    )
-    await session.flush()
-    return kid
-
-
 async def rotate_signing_keys(session: AsyncSession, keyring: Keyring) -> str:
-    await session.execute(
-        update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=func.now())
-    )
-    kid = await create_signing_key(session, keyring)
-    assert kid is not None
-    return kid
+    return await rotate_server_keys(session, keyring, **SIGNING_KEYS)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from cardcore.models.auth import (
     Credential,
     JwsRequestId,
     RefreshToken,
-    SigningKey,
+    ServerKey,
     User,
 )
 from cardcore.models.base import Base
@@ -24,6 +24,6 @@ __all__ = [
     "JwsRequestId",
     "Program",
     "RefreshToken",
-    "SigningKey",
+    "ServerKey",
     "User",
 ]

@@ -1,4 +1,4 @@
-"""Credentials beyond API keys: OAuth clients, JWS signing secrets, token signing keys, refresh
+"""Credentials beyond API keys: OAuth clients, JWS signing secrets, server key pairs, refresh
 tokens, cardholder sessions, and the request ids a signed request may use only once."""
 
 from datetime import datetime
@@ -33,13 +33,16 @@ class Credential(CreatedAt, Base):
     revoked_at: Mapped[datetime | None]
 
 
-class SigningKey(CreatedAt, Base):
-    """A key that signs the access tokens cardcore issues. The newest active one signs; retired
-    ones still verify until every token they signed has expired."""
+class ServerKey(CreatedAt, Base):
+    """One of cardcore's own RSA key pairs: `jwt` keys sign access tokens, `jwe` keys decrypt
+    what partners encrypt to us. The newest active key of a purpose is used; retired ones keep
+    working for a grace period (see kit/server_keys.py)."""
 
-    __tablename__ = "signing_keys"
+    __tablename__ = "server_keys"
+    __table_args__ = (Index("ix_server_keys_purpose_created_at", "purpose", "created_at"),)
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(20))
     algorithm: Mapped[str] = mapped_column(String(20))
     private_key_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
