@@ -77,7 +77,7 @@ def create_app(
     app.state.settings = settings
     app.state.sessionmaker = sessionmaker
     app.state.keyring = load_keyring(settings)
-    app.state.token_keys = TokenKeys(app.state.keyring)
+    app.state.token_keys = TokenKeys(app.state.keyring, sessionmaker)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for routes in (health_routes, auth_routes, programs_routes, events_routes, admin_routes):

@@ -112,7 +112,7 @@ def _require_active(program_status: str) -> None:
 
 async def _from_access_token(request: Request, session: AsyncSession, token: str) -> Principal:
     try:
-        claims = await request.app.state.token_keys.verify(session, token)
+        claims = await request.app.state.token_keys.verify(token)
     except InvalidToken as exc:
         raise Unauthenticated(f"The access token is not valid ({exc}).") from exc
     # We issue one audience per token; anything else did not come from us.

@@ -188,8 +188,8 @@ async def refresh(request: Request, session: DbSession) -> Response:
 
 
 @routes.get("/.well-known/jwks.json", summary="Public keys that verify our access tokens")
-async def jwks(request: Request, session: DbSession) -> dict[str, object]:
-    return await request.app.state.token_keys.jwks(session)  # type: ignore[no-any-return]
+async def jwks(request: Request) -> dict[str, object]:
+    return await request.app.state.token_keys.jwks()  # type: ignore[no-any-return]
 
 
 # -- credentials ---------------------------------------------------------------------------------

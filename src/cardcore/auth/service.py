@@ -186,7 +186,6 @@ async def _token_pair(
 ) -> IssuedTokens:
     """An access token and the next refresh token of a family (a new family when None)."""
     access = await tokens.issue(
-        session,
         audience=audience,
         subject=subject,
         program_id=program_id,
@@ -383,7 +382,6 @@ async def admin_login(
     admin.failed_logins = 0
     admin.locked_until = None
     token = await tokens.issue(
-        session,
         audience=Audience.ADMIN,
         subject=admin.id,
         program_id=admin.program_id,

@@ -19,7 +19,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.server_keys import ServerKeys, rotate_server_keys
@@ -44,12 +44,11 @@ class InvalidToken(Exception):
 
 
 class TokenKeys:
-    def __init__(self, keyring: Keyring) -> None:
-        self.keys = ServerKeys(keyring, grace=MAX_TOKEN_LIFETIME, **SIGNING_KEYS)  # type: ignore[arg-type]
+    def __init__(self, keyring: Keyring, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.keys = ServerKeys(keyring, sessionmaker, grace=MAX_TOKEN_LIFETIME, **SIGNING_KEYS)  # type: ignore[arg-type]
 
     async def issue(
         self,
-        session: AsyncSession,
         *,
         audience: Audience,
         subject: str,
@@ -57,7 +56,7 @@ class TokenKeys:
         ttl_seconds: int,
         extra: dict[str, Any] | None = None,
     ) -> str:
-        key = await self.keys.current(session)
+        key = await self.keys.current()
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -72,12 +71,12 @@ class TokenKeys:
         }
         return jwt.encode({"alg": ALGORITHM, "kid": key.kid}, claims, key, algorithms=[ALGORITHM])
 
-    async def verify(self, session: AsyncSession, token: str) -> dict[str, Any]:
+    async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or InvalidToken. Audience is checked by the caller's branch."""
         kid = _kid_of(token)
         if kid is None:
             raise InvalidToken("token has no key id")
-        key = await self.keys.find(session, kid)
+        key = await self.keys.find(kid)
         if key is None:
             raise InvalidToken("unknown signing key")
         try:
@@ -96,8 +95,8 @@ class TokenKeys:
             raise InvalidToken("malformed token") from exc
         return decoded.claims
 
-    async def jwks(self, session: AsyncSession) -> dict[str, Any]:
-        return {"keys": [key.as_dict(private=False) for key in await self.keys.usable(session)]}
+    async def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.as_dict(private=False) for key in await self.keys.usable()]}
 
 
 def _kid_of(token: str) -> str | None:

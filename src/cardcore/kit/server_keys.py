@@ -1,10 +1,12 @@
 """cardcore's own RSA key pairs: the one that signs access tokens, the one partners encrypt to.
 
 Keys live in the database, private halves encrypted under the master key, so every API process
-uses the same set; each process caches them and reloads when it meets a `kid` it does not know
-(at most every few seconds) or once a minute. Rotation adds a key and retires the old ones, which
-keep working for a grace period (tokens they signed still verify; payloads encrypted to them
-still decrypt) and are then dropped from use.
+uses the same set. They are read and created in transactions of their own, committed at once, so
+a key a process uses always exists for the others, whatever becomes of the request that needed
+it. Each process caches them and reloads when it meets a `kid` it does not know (at most every
+few seconds) or once a minute. Rotation adds a key and retires the old ones, which keep working
+for a grace period (tokens they signed still verify; payloads encrypted to them still decrypt)
+and are then dropped from use.
 """
 
 import asyncio
@@ -15,7 +17,7 @@ from datetime import timedelta
 
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore.kit.crypto import Keyring
 from cardcore.models import ServerKey
@@ -29,6 +31,7 @@ class ServerKeys:
     """One process's cache of the keys of one purpose."""
 
     keyring: Keyring
+    sessionmaker: async_sessionmaker[AsyncSession]
     purpose: str
     algorithm: str
     key_size: int
@@ -38,7 +41,11 @@ class ServerKeys:
     _loaded_at: float = 0.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def _load(self, session: AsyncSession) -> None:
+    async def _load(self) -> None:
+        async with self.sessionmaker() as session:
+            await self._load_from(session)
+
+    async def _load_from(self, session: AsyncSession) -> None:
         rows = (
             await session.scalars(
                 select(ServerKey)
@@ -63,35 +70,36 @@ class ServerKeys:
         self._current = keys[active[-1]] if active else None
         self._loaded_at = time.monotonic()
 
-    async def current(self, session: AsyncSession) -> RSAKey:
+    async def current(self) -> RSAKey:
         """The newest key (created on first use when there is none)."""
         async with self._lock:
             if self._current is None or time.monotonic() - self._loaded_at > _RELOAD_AFTER_SECONDS:
-                await self._load(session)
+                await self._load()
             if self._current is None:
-                await create_server_key(
-                    session,
-                    self.keyring,
-                    purpose=self.purpose,
-                    algorithm=self.algorithm,
-                    key_size=self.key_size,
-                    only_if_none=True,
-                )
-                await self._load(session)
+                async with self.sessionmaker() as session, session.begin():
+                    await create_server_key(
+                        session,
+                        self.keyring,
+                        purpose=self.purpose,
+                        algorithm=self.algorithm,
+                        key_size=self.key_size,
+                        only_if_none=True,
+                    )
+                await self._load()
             assert self._current is not None
             return self._current
 
-    async def find(self, session: AsyncSession, kid: str) -> RSAKey | None:
+    async def find(self, kid: str) -> RSAKey | None:
         if kid not in self._keys:
             async with self._lock:
                 stale = time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS
                 if kid not in self._keys and stale:
-                    await self._load(session)
+                    await self._load()
         return self._keys.get(kid)
 
-    async def usable(self, session: AsyncSession) -> list[RSAKey]:
+    async def usable(self) -> list[RSAKey]:
         """Every key still in use, newest first."""
-        await self.current(session)
+        await self.current()
         return list(reversed(self._keys.values()))
 
     def forget(self) -> None:
