@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,13 +14,16 @@ from cardcore.auth.endpoints import routes as auth_routes
 from cardcore.auth.tokens import TokenKeys
 from cardcore.config import Settings, get_settings
 from cardcore.db import create_engine, create_sessionmaker, database_url
+from cardcore.encryption.endpoints import routes as encryption_routes
 from cardcore.events.endpoints import routes as events_routes
 from cardcore.health.endpoints import routes as health_routes
 from cardcore.kit.crypto import load_keyring
+from cardcore.kit.encryption import ENCRYPTION_KEYS
 from cardcore.kit.errors import catalog_markdown
 from cardcore.kit.handlers import install_error_handlers
 from cardcore.kit.logging import configure_logging
 from cardcore.kit.middleware import RequestContextMiddleware
+from cardcore.kit.server_keys import ServerKeys
 from cardcore.programs.endpoints import routes as programs_routes
 
 DESCRIPTION = f"""
@@ -42,6 +46,10 @@ TAGS = [
     },
     {"name": "programs", "description": "The caller's program (tenant) and its API keys."},
     {"name": "events", "description": "The event outbox: everything that happened, in order."},
+    {
+        "name": "encryption",
+        "description": "JWE for sensitive requests and responses (RSA-OAEP-256 + A256GCM).",
+    },
     {"name": "admin", "description": "The issuer's ops staff: roles admin, manager, employee."},
     {"name": "health", "description": "Probes for load balancers and monitoring."},
 ]
@@ -78,8 +86,21 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.keyring = load_keyring(settings)
     app.state.token_keys = TokenKeys(app.state.keyring, sessionmaker)
+    app.state.encryption_keys = ServerKeys(
+        app.state.keyring,
+        sessionmaker,
+        grace=timedelta(seconds=settings.jwe_key_grace_seconds),
+        **ENCRYPTION_KEYS,  # type: ignore[arg-type]
+    )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for routes in (health_routes, auth_routes, programs_routes, events_routes, admin_routes):
+    for routes in (
+        health_routes,
+        encryption_routes,
+        auth_routes,
+        programs_routes,
+        events_routes,
+        admin_routes,
+    ):
         app.include_router(routes)
     return app

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     admin_token_ttl_seconds: int = Field(
         default=30 * 60, ge=60, le=7200, description="Lifetime of an admin's access token."
     )
+    jwe_key_grace_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="After `cardcore keys rotate-jwe`, how long the old key still decrypts.",
+    )
     api_key_touch_interval_seconds: int = Field(
         default=60,
         ge=0,

@@ -31,7 +31,9 @@ from cardcore.programs.repository import AdminUserRepository
 from cardcore.programs.schemas import ApiKeyCreated
 
 routes = router(
-    tags=["admin"], responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR")
+    tags=["admin"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 AnyAdmin = Annotated[Principal, Security(require_admin("admin.me"))]

@@ -24,10 +24,10 @@ from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import OAuthError, error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
-from cardcore.kit.routing import router
+from cardcore.kit.routing import encryption, router
 from cardcore.models import Credential, User
 
-routes = router(tags=["auth"])
+routes = router(tags=["auth"], encryption="optional")
 
 OAUTH_ERRORS = {
     400: {"description": "RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type"},
@@ -134,6 +134,7 @@ async def _refresh(request: Request, session: DbSession, form: FormData) -> Resp
     response_model=TokenResponse,
     responses=OAUTH_ERRORS,
     openapi_extra={
+        **encryption("off"),
         "requestBody": {
             "content": {
                 _FORM_TYPE: {
@@ -149,7 +150,7 @@ async def _refresh(request: Request, session: DbSession, form: FormData) -> Resp
                     }
                 }
             }
-        }
+        },
     },
 )
 async def token(request: Request, session: DbSession) -> Response:
@@ -179,6 +180,7 @@ async def token(request: Request, session: DbSession) -> Response:
     "a new pair returned. Presenting a spent token again revokes its whole family (it leaked).",
     response_model=TokenResponse,
     responses=OAUTH_ERRORS,
+    openapi_extra=encryption("off"),
 )
 async def refresh(request: Request, session: DbSession) -> Response:
     form = await _oauth_form(request)
@@ -187,7 +189,11 @@ async def refresh(request: Request, session: DbSession) -> Response:
     return await _refresh(request, session, form)
 
 
-@routes.get("/.well-known/jwks.json", summary="Public keys that verify our access tokens")
+@routes.get(
+    "/.well-known/jwks.json",
+    summary="Public keys that verify our access tokens",
+    openapi_extra=encryption("off"),
+)
 async def jwks(request: Request) -> dict[str, object]:
     return await request.app.state.token_keys.jwks()  # type: ignore[no-any-return]
 

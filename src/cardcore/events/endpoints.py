@@ -14,7 +14,11 @@ from cardcore.kit.pagination import Pagination
 from cardcore.kit.routing import router
 from cardcore.models import Event
 
-routes = router(tags=["events"], responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"))
+routes = router(
+    tags=["events"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
+)
 
 
 @routes.get(

@@ -25,12 +25,6 @@ MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 log = get_logger(__name__)
 
 
-class IdempotentReplay(Exception):
-    def __init__(self, status_code: int, body: bytes) -> None:
-        self.status_code = status_code
-        self.body = body
-
-
 def should_record(request: Request) -> bool:
     return request.method in MUTATING_METHODS and not getattr(request.state, "audited", False)
 
@@ -83,14 +77,17 @@ def _row(
     )
 
 
-async def record_success(session: AsyncSession, request: Request, response: Response) -> None:
+async def record_success(
+    session: AsyncSession, request: Request, response: Response, *, outcome: str = "success"
+) -> None:
+    """`outcome` is "replayed" for the stored answer to an Idempotency-Key retry."""
     if not should_record(request):
         return
     body = bytes(response.body) if hasattr(response, "body") else None
     session.add(
         _row(
             request,
-            outcome="success",
+            outcome=outcome,
             status_code=response.status_code,
             error_code=None,
             response_body=body,
@@ -102,8 +99,6 @@ async def record_success(session: AsyncSession, request: Request, response: Resp
 
 def describe_failure(exc: Exception) -> tuple[str, int, str]:
     """(outcome, HTTP status, error code) for an exception on its way to the error handlers."""
-    if isinstance(exc, IdempotentReplay):
-        return "replayed", exc.status_code, ""
     if isinstance(exc, CardcoreError):
         return "failure", exc.status, exc.code
     if isinstance(exc, OAuthError):
@@ -122,14 +117,7 @@ async def record_failure(session: AsyncSession, request: Request, exc: Exception
     outcome, status_code, error_code = describe_failure(exc)
     request.state.audited = True
     try:
-        session.add(
-            _row(
-                request,
-                outcome=outcome,
-                status_code=status_code,
-                error_code=error_code or None,
-            )
-        )
+        session.add(_row(request, outcome=outcome, status_code=status_code, error_code=error_code))
         await session.commit()
     except Exception:
         # The original error is what the caller must see; a failing audit write (the database

@@ -51,6 +51,21 @@ CATALOG: dict[str, ErrorSpec] = {
     "CANNOT_MODIFY_SELF": ErrorSpec(
         409, "conflict", "An admin cannot deactivate or demote themselves."
     ),
+    "ENCRYPTION_REQUIRED": ErrorSpec(
+        400,
+        "invalid_request",
+        "This route requires JWE: send Public-Key and Encrypted-Request: true (a body) or "
+        "Encrypt-Response: true (no body).",
+    ),
+    "INVALID_PUBLIC_KEY": ErrorSpec(
+        400, "invalid_request", "Public-Key is missing or is not a usable RSA public key."
+    ),
+    "INVALID_PAYLOAD": ErrorSpec(
+        400, "invalid_request", 'The body is not {"payload": "<compact JWE>"} as required.'
+    ),
+    "CANT_DECRYPT_PAYLOAD": ErrorSpec(
+        400, "invalid_request", "The payload could not be decrypted with our keys."
+    ),
     "SERVICE_UNAVAILABLE": ErrorSpec(503, "api_error", "The service is not ready."),
     "INTERNAL_ERROR": ErrorSpec(
         500, "api_error", "Something went wrong on our side; quote the request_id to support."

@@ -7,9 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from cardcore.kit.audit import IdempotentReplay
 from cardcore.kit.errors import CardcoreError, FieldError, OAuthError
-from cardcore.kit.idempotency import REPLAYED_HEADER
 from cardcore.kit.logging import get_logger
 from cardcore.kit.middleware import REQUEST_ID_HEADER
 
@@ -75,17 +73,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, CardcoreError(code, message, headers=exc.headers))
 
 
-async def _idempotent_replay(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, IdempotentReplay)
-    headers = {REPLAYED_HEADER: "true"}
-    request_id = _request_id(request)
-    if request_id:
-        headers[REQUEST_ID_HEADER] = request_id
-    return Response(
-        exc.body, status_code=exc.status_code, media_type="application/json", headers=headers
-    )
-
-
 async def _oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -110,6 +97,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CardcoreError, _cardcore_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(IdempotentReplay, _idempotent_replay)
     app.add_exception_handler(OAuthError, _oauth_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -26,12 +26,20 @@ from starlette.responses import Response
 
 from cardcore.auth.dependencies import CurrentPrincipal
 from cardcore.db import DbSession
-from cardcore.kit.audit import IdempotentReplay
 from cardcore.kit.errors import CardcoreError
 from cardcore.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class IdempotentReplay(Exception):
+    """Raised by the guard when a stored answer exists; the route class turns it into that
+    answer, so the handler never runs."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,11 @@ from cardcore.programs import service
 from cardcore.programs.repository import ApiKeyRepository, ProgramRepository
 from cardcore.programs.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ProgramOut
 
-routes = router(tags=["programs"], responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"))
+routes = router(
+    tags=["programs"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
+)
 
 KeyId = Annotated[str, Path(description="An API key id (`key_…`).")]
 
