@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.config import get_settings
 from cardcore.db import create_engine, create_sessionmaker, database_url
 from cardcore.kit import ids
+from cardcore.kit.crypto import load_keyring
 from cardcore.models import ApiKey, Program
 from cardcore.programs import service
 
@@ -88,6 +89,7 @@ def serve(
     url = database_url(settings)
     if migrate:
         run_migrations(url)
+    ensure_server_keys()
     workers = workers or settings.workers
     if workers > 1:
         # Worker processes must find the database this process resolved (the embedded one
@@ -295,7 +297,6 @@ def credentials_create(
 ) -> None:
     """Create an OAuth client or a JWS secret; the secret is printed once."""
     from cardcore.auth import service as auth_service
-    from cardcore.kit.crypto import load_keyring
 
     settings = get_settings()
     keyring = load_keyring(settings)
@@ -325,7 +326,6 @@ def credentials_create(
 def rotate_jwt() -> None:
     """Add a new token signing key. Tokens signed by the old ones stay valid until they expire."""
     from cardcore.auth.tokens import rotate_signing_keys
-    from cardcore.kit.crypto import load_keyring
 
     keyring = load_keyring(get_settings())
 
@@ -333,3 +333,33 @@ def rotate_jwt() -> None:
         return await rotate_signing_keys(session, keyring)
 
     typer.echo(f"signing with {_in_transaction(rotate)}", err=True)
+
+
+@keys_app.command("rotate-jwe")
+def rotate_jwe() -> None:
+    """Add a new JWE key. The old one still decrypts for CARDCORE_JWE_KEY_GRACE_SECONDS."""
+    from cardcore.kit.encryption import ENCRYPTION_KEYS
+    from cardcore.kit.server_keys import rotate_server_keys
+
+    keyring = load_keyring(get_settings())
+
+    async def rotate(session: AsyncSession) -> str:
+        return await rotate_server_keys(session, keyring, **ENCRYPTION_KEYS)  # type: ignore[arg-type]
+
+    typer.echo(f"encrypting to {_in_transaction(rotate)}", err=True)
+
+
+def ensure_server_keys() -> None:
+    """Create the token-signing and JWE keys on first start, so the first partner call does not
+    pay for RSA key generation."""
+    from cardcore.auth.tokens import SIGNING_KEYS
+    from cardcore.kit.encryption import ENCRYPTION_KEYS
+    from cardcore.kit.server_keys import create_server_key
+
+    keyring = load_keyring(get_settings())
+
+    async def ensure(session: AsyncSession) -> None:
+        for spec in (SIGNING_KEYS, ENCRYPTION_KEYS):
+            await create_server_key(session, keyring, only_if_none=True, **spec)  # type: ignore[arg-type]
+
+    _in_transaction(ensure)

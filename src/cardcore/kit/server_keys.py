@@ -90,11 +90,15 @@ class ServerKeys:
             return self._current
 
     async def find(self, kid: str) -> RSAKey | None:
-        if kid not in self._keys:
+        """The key `kid`, if it is still in use. The cache is refreshed when it is a minute old
+        (so a key past its grace period stops working everywhere) and, at most every few
+        seconds, when `kid` is unknown (so a key rotated in by another process is found)."""
+        age = time.monotonic() - self._loaded_at
+        if age > _RELOAD_AFTER_SECONDS or (
+            kid not in self._keys and age > _UNKNOWN_KID_RELOAD_SECONDS
+        ):
             async with self._lock:
-                stale = time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS
-                if kid not in self._keys and stale:
-                    await self._load()
+                await self._load()
         return self._keys.get(kid)
 
     async def usable(self) -> list[RSAKey]:
