@@ -1,15 +1,24 @@
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit.outbox import record_event
+from cardcore.kit.outbox import EventData, event_type, record_event
 from tests.conftest import Partner
+
+
+def _seeded_type(name: str) -> type[EventData]:
+    @event_type(name, "Seeded by the pagination tests.")
+    class Seeded(EventData):
+        n: int
+
+    return Seeded
+
+
+SEEDED = {name: _seeded_type(name) for name in ("test.seeded", "test.a", "test.b", "test.c")}
 
 
 async def _seed(session: AsyncSession, partner: Partner, count: int, type: str) -> None:
     for n in range(count):
-        record_event(
-            session, program_id=partner.program_id, type=type, object_id=None, data={"n": n}
-        )
+        record_event(session, program_id=partner.program_id, object_id=None, data=SEEDED[type](n=n))
     await session.commit()
 
 

@@ -10,6 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.auth.events import CredentialCreated, CredentialRevoked
 from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.auth.tokens import Audience, TokenKeys
 from cardcore.config import Settings
@@ -60,9 +61,8 @@ async def create_credential(
     record_event(
         session,
         program_id=program_id,
-        type="credential.created",
         object_id=credential.id,
-        data={"id": credential.id, "type": type, "name": name},
+        data=CredentialCreated(id=credential.id, type=type, name=name),
     )
     return credential, secret
 
@@ -79,9 +79,8 @@ async def revoke_credential(session: AsyncSession, credential: Credential) -> Cr
         record_event(
             session,
             program_id=credential.program_id,
-            type="credential.revoked",
             object_id=credential.id,
-            data={"id": credential.id, "type": credential.type, "name": credential.name},
+            data=CredentialRevoked(id=credential.id, type=credential.type, name=credential.name),
         )
     return credential
 

@@ -11,6 +11,7 @@ from cardcore.kit.crypto import password_hasher, sha256_digest
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.outbox import record_event
 from cardcore.models import AdminUser, ApiKey, Program
+from cardcore.programs.events import ApiKeyCreated, ApiKeyRevoked
 
 API_KEY_KINDS = ("partner", "network")
 ADMIN_ROLES = ("admin", "manager", "employee")
@@ -56,9 +57,8 @@ async def create_api_key(
     record_event(
         session,
         program_id=program_id,
-        type="api_key.created",
         object_id=key.id,
-        data={"id": key.id, "name": key.name, "kind": key.kind, "prefix": key.display_prefix},
+        data=ApiKeyCreated(id=key.id, name=key.name, kind=key.kind, prefix=key.display_prefix),
     )
     return key, secret
 
@@ -70,9 +70,8 @@ async def revoke_api_key(session: AsyncSession, key: ApiKey) -> ApiKey:
         record_event(
             session,
             program_id=key.program_id,
-            type="api_key.revoked",
             object_id=key.id,
-            data={"id": key.id, "name": key.name, "revoked_at": key.revoked_at.isoformat()},
+            data=ApiKeyRevoked(id=key.id, name=key.name, revoked_at=key.revoked_at.isoformat()),
         )
     return key
 
