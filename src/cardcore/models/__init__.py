@@ -11,6 +11,7 @@ from cardcore.models.auth import (
 from cardcore.models.base import Base
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
 from cardcore.models.programs import AdminUser, ApiKey, Program
+from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = [
     "AdminUser",
@@ -21,9 +22,13 @@ __all__ = [
     "Credential",
     "Event",
     "IdempotencyRecord",
+    "Job",
     "JwsRequestId",
     "Program",
     "RefreshToken",
     "ServerKey",
     "User",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookMessage",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,7 +26,10 @@ class Event(CreatedAt, Base):
     change always has its event and a rolled-back one never does. Webhook delivery reads it."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_program_id_type_id", "program_id", "type", "id"),)
+    __table_args__ = (
+        Index("ix_events_program_id_type_id", "program_id", "type", "id"),
+        Index("ix_events_undispatched", "id", postgresql_where=text("dispatched_at IS NULL")),
+    )
 
     id: Mapped[str] = mapped_column(
         PrefixedId("evt"), primary_key=True, default=lambda: new_id("evt")
@@ -36,6 +40,8 @@ class Event(CreatedAt, Base):
     object_id: Mapped[str | None] = mapped_column(String(64), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # When webhook fan-out turned this event into messages; NULL until then.
+    dispatched_at: Mapped[datetime | None]
 
 
 class AuditLog(CreatedAt, Base):
