@@ -1,5 +1,6 @@
 """The FastAPI application: routers, middleware, error handlers, database wiring."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -25,6 +26,7 @@ from cardcore.kit.logging import configure_logging
 from cardcore.kit.middleware import RequestContextMiddleware
 from cardcore.kit.server_keys import ServerKeys
 from cardcore.programs.endpoints import routes as programs_routes
+from cardcore.webhooks.endpoints import routes as webhooks_routes
 
 DESCRIPTION = f"""
 cardcore is an issuer-side card management system: programs, cardholders, balances on a
@@ -46,6 +48,11 @@ TAGS = [
     },
     {"name": "programs", "description": "The caller's program (tenant) and its API keys."},
     {"name": "events", "description": "The event outbox: everything that happened, in order."},
+    {
+        "name": "webhooks",
+        "description": "Subscriptions, signed at-least-once delivery, logs, replay, the event "
+        "type catalog.",
+    },
     {
         "name": "encryption",
         "description": "JWE for sensitive requests and responses (RSA-OAEP-256 + A256GCM).",
@@ -71,7 +78,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # An app built on its own engine (not handed a sessionmaker by a test) runs the worker
+        # beside the API unless told not to, so the embedded default needs one command.
+        stop = asyncio.Event()
+        worker = None
+        if engine is not None and settings.run_worker:
+            from cardcore.worker import run_worker
+
+            worker = asyncio.create_task(
+                run_worker(app.state.sessionmaker, app.state.keyring, settings, stop=stop)
+            )
         yield
+        stop.set()
+        if worker is not None:
+            await worker
         if engine is not None:
             await engine.dispose()
 
@@ -100,6 +120,7 @@ def create_app(
         auth_routes,
         programs_routes,
         events_routes,
+        webhooks_routes,
         admin_routes,
     ):
         app.include_router(routes)

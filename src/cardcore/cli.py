@@ -119,30 +119,33 @@ def serve(
 
 @app.command()
 def worker(
-    interval: Annotated[float, typer.Option(help="Seconds between maintenance rounds.")] = 300.0,
-    once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
+    once: Annotated[bool, typer.Option(help="Do all work that is due, then exit.")] = False,
 ) -> None:
-    """Run background maintenance until stopped (SIGINT or SIGTERM)."""
+    """Run the background worker (webhook delivery, scheduled jobs) until SIGINT or SIGTERM."""
     import signal
 
+    from cardcore.kit.jobs import schedule_periodic
     from cardcore.kit.logging import configure_logging
-    from cardcore.worker import run_maintenance, run_worker
+    from cardcore.worker import build_worker, run_worker
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    keyring = load_keyring(settings)
 
     async def run() -> None:
         engine = create_engine(database_url(settings), settings)
         sessionmaker = create_sessionmaker(engine)
         try:
             if once:
-                await run_maintenance(sessionmaker)
+                async with sessionmaker() as session, session.begin():
+                    await schedule_periodic(session)
+                await build_worker(sessionmaker, keyring, settings).drain()
                 return
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await run_worker(sessionmaker, stop=stop, interval_seconds=interval)
+            await run_worker(sessionmaker, keyring, settings, stop=stop)
         finally:
             await engine.dispose()
 

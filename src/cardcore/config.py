@@ -68,6 +68,28 @@ class Settings(BaseSettings):
         ge=0,
         description="After `cardcore keys rotate-jwe`, how long the old key still decrypts.",
     )
+    run_worker: bool = Field(
+        default=True,
+        description="`cardcore serve` also runs the background worker in each API process. "
+        "Turn off when `cardcore worker` runs separately.",
+    )
+    worker_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Jobs and webhook deliveries a worker runs at once."
+    )
+    worker_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle worker looks for new work."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=60, description="Time a webhook receiver has to answer."
+    )
+    webhooks_allow_http: bool = Field(
+        default=False, description="Accept plain http:// webhook URLs (local development only)."
+    )
+    webhooks_allow_private_networks: bool = Field(
+        default=False,
+        description="Deliver to loopback, link-local and private addresses (local development "
+        "only; otherwise refused, against SSRF).",
+    )
     api_key_touch_interval_seconds: int = Field(
         default=60,
         ge=0,

@@ -1,40 +1,45 @@
-"""`cardcore worker`: background maintenance, run beside the API processes.
+"""The background worker: the job runner (kit/jobs.py) with cardcore's queues.
 
-Today it purges expired idempotency records. The webhooks issue turns this loop into the general
-job runner (persisted jobs claimed with FOR UPDATE SKIP LOCKED); what runs here must already be
-safe with several workers side by side, which a DELETE of expired rows is.
+`cardcore worker` runs it alone; `cardcore serve` runs one inside each API process unless
+CARDCORE_RUN_WORKER=false. Any number can run side by side (see kit/jobs.py).
 """
 
 import asyncio
-import contextlib
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cardcore.kit.idempotency import purge_expired
-from cardcore.kit.logging import get_logger
+import cardcore.kit.idempotency  # noqa: F401 - registers its periodic purge
+from cardcore.config import Settings
+from cardcore.kit.crypto import Keyring
+from cardcore.kit.jobs import JobQueue, Worker
+from cardcore.webhooks.delivery import DeliveryQueue, FanOutQueue
 
-log = get_logger(__name__)
 
-
-async def run_maintenance(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
-    async with sessionmaker() as session, session.begin():
-        purged = await purge_expired(session)
-    if purged:
-        log.info("idempotency_records_purged", count=purged)
-    return purged
+def build_worker(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    keyring: Keyring,
+    settings: Settings,
+    *,
+    client: httpx.AsyncClient | None = None,
+) -> Worker:
+    return Worker(
+        sessionmaker,
+        [
+            FanOutQueue(sessionmaker),
+            DeliveryQueue(sessionmaker, keyring, settings, client=client),
+            JobQueue(sessionmaker),
+        ],
+        concurrency=settings.worker_concurrency,
+        poll_interval=settings.worker_poll_interval_seconds,
+    )
 
 
 async def run_worker(
     sessionmaker: async_sessionmaker[AsyncSession],
+    keyring: Keyring,
+    settings: Settings,
     *,
     stop: asyncio.Event,
-    interval_seconds: float,
 ) -> None:
-    while not stop.is_set():
-        try:
-            await run_maintenance(sessionmaker)
-        except Exception:
-            # A database blip must not end the worker; the next round tries again.
-            log.exception("maintenance_failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+    await build_worker(sessionmaker, keyring, settings).run(stop)

@@ -11,6 +11,7 @@ from cardcore.kit.envelope import One
 from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.logging import get_logger
 from cardcore.kit.routing import router
+from cardcore.webhooks.service import oldest_undelivered_age
 
 routes = router(tags=["health"])
 log = get_logger(__name__)
@@ -46,6 +47,12 @@ async def ready(request: Request) -> One[Status]:
 
 
 @routes.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def prometheus_metrics() -> Response:
+async def prometheus_metrics(request: Request) -> Response:
+    try:
+        async with request.app.state.sessionmaker() as session:
+            metrics.WEBHOOK_OLDEST_UNDELIVERED.set(await oldest_undelivered_age(session))
+    except Exception as exc:
+        # Metrics must still answer when the database does not; the gauge keeps its last value.
+        log.warning("metrics_database_unreachable", error=type(exc).__name__)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

@@ -17,16 +17,18 @@ Records live `CARDCORE_IDEMPOTENCY_TTL_SECONDS` (24 h by default); an expired ke
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from cardcore.auth.dependencies import CurrentPrincipal
 from cardcore.db import DbSession
 from cardcore.kit.errors import CardcoreError
+from cardcore.kit.jobs import job
 from cardcore.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -129,8 +131,9 @@ async def store_response(session: DbSession, request: Request, response: Respons
     )
 
 
-async def purge_expired(session: DbSession) -> int:
-    result = await session.execute(
+@job("idempotency.purge_expired", every=timedelta(minutes=5))
+async def purge_expired(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """Expired keys are free again already (lookups ignore them); this reclaims the space."""
+    await session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= func.now())
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
