@@ -75,7 +75,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.text("clock_timestamp()"),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(
@@ -193,6 +193,7 @@ def upgrade() -> None:
     op.add_column("events", sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True))
     # Events from before webhooks existed have no subscription to go to.
     op.execute("UPDATE events SET dispatched_at = created_at")
+    op.alter_column("events", "created_at", server_default=sa.text("clock_timestamp()"))
     op.create_index(
         "ix_events_undispatched",
         "events",
@@ -203,6 +204,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.alter_column("events", "created_at", server_default=sa.text("now()"))
     op.drop_index(
         "ix_events_undispatched",
         table_name="events",

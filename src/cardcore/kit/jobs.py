@@ -76,7 +76,7 @@ async def enqueue(
     values: dict[str, Any] = {
         "kind": kind,
         "payload": payload or {},
-        "run_at": run_at or datetime.now(UTC),
+        "run_at": run_at or func.statement_timestamp(),
         "unique_key": unique_key,
         "max_attempts": max_attempts,
     }
@@ -106,7 +106,9 @@ class JobQueue:
         async with self.sessionmaker() as session, session.begin():
             claimed = await session.scalar(
                 select(Job)
-                .where(Job.status == "pending", Job.run_at <= func.now())
+                # statement_timestamp, not now(): now() is frozen at the start of the
+                # transaction, which for a caller's long transaction is in the past.
+                .where(Job.status == "pending", Job.run_at <= func.statement_timestamp())
                 .order_by(Job.run_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,6 +43,11 @@ class Event(CreatedAt, Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     # When webhook fan-out turned this event into messages; NULL until then.
     dispatched_at: Mapped[datetime | None]
+    # The moment of insertion, not the start of its transaction (now()): fan-out compares it
+    # with a subscription's creation to decide whether the subscription gets the event.
+    created_at: Mapped[datetime] = mapped_column(
+        server_default=func.clock_timestamp(), nullable=False
+    )
 
 
 class AuditLog(CreatedAt, Base):

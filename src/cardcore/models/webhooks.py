@@ -48,6 +48,10 @@ class WebhookEndpoint(CreatedAt, Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     deleted_at: Mapped[datetime | None]
+    # Insertion time (see Event.created_at): events inserted after it are the subscription's.
+    created_at: Mapped[datetime] = mapped_column(
+        server_default=func.clock_timestamp(), nullable=False
+    )
 
 
 class WebhookMessage(CreatedAt, Base):

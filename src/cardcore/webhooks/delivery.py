@@ -161,7 +161,7 @@ class DeliveryQueue:
             select(WebhookMessage)
             .where(
                 WebhookMessage.status == "pending",
-                WebhookMessage.next_attempt_at <= func.now(),
+                WebhookMessage.next_attempt_at <= func.statement_timestamp(),
                 ~exists().where(
                     and_(
                         earlier.endpoint_id == WebhookMessage.endpoint_id,

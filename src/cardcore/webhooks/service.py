@@ -134,7 +134,7 @@ async def send_test(session: AsyncSession, endpoint: WebhookEndpoint) -> Webhook
 async def retry_message(session: AsyncSession, message: WebhookMessage) -> WebhookMessage:
     message.status = "pending"
     message.attempts = 0
-    message.next_attempt_at = await session.scalar(select(func.now()))  # type: ignore[assignment]
+    message.next_attempt_at = await session.scalar(select(func.statement_timestamp()))  # type: ignore[assignment]
     await session.flush()
     return message
 
@@ -148,7 +148,7 @@ async def recover(session: AsyncSession, endpoint: WebhookEndpoint, since: datet
             WebhookMessage.status == "failed",
             WebhookMessage.created_at >= since,
         )
-        .values(status="pending", attempts=0, next_attempt_at=func.now())
+        .values(status="pending", attempts=0, next_attempt_at=func.statement_timestamp())
     )
     return result.rowcount or 0  # type: ignore[attr-defined]
 
