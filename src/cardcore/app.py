@@ -14,6 +14,9 @@ from cardcore.admin.endpoints import routes as admin_routes
 from cardcore.auth.endpoints import routes as auth_routes
 from cardcore.auth.tokens import TokenKeys
 from cardcore.config import Settings, get_settings
+from cardcore.customers.endpoints import admin_routes as review_routes
+from cardcore.customers.endpoints import reference_routes
+from cardcore.customers.endpoints import routes as customers_routes
 from cardcore.db import create_engine, create_sessionmaker, database_url
 from cardcore.encryption.endpoints import routes as encryption_routes
 from cardcore.events.endpoints import routes as events_routes
@@ -25,6 +28,7 @@ from cardcore.kit.handlers import install_error_handlers
 from cardcore.kit.logging import configure_logging
 from cardcore.kit.middleware import RequestContextMiddleware
 from cardcore.kit.server_keys import ServerKeys
+from cardcore.kit.storage import EncryptedFileStorage
 from cardcore.programs.endpoints import routes as programs_routes
 from cardcore.webhooks.endpoints import routes as webhooks_routes
 
@@ -47,6 +51,11 @@ TAGS = [
         "description": "Partner credentials and tokens, cardholder sessions (`/v1/me`).",
     },
     {"name": "programs", "description": "The caller's program (tenant) and its API keys."},
+    {
+        "name": "customers",
+        "description": "Cardholders (users) with KYC, corporations with KYB, identity documents.",
+    },
+    {"name": "reference", "description": "Countries and their subdivisions (ISO 3166)."},
     {"name": "events", "description": "The event outbox: everything that happened, in order."},
     {
         "name": "webhooks",
@@ -106,6 +115,9 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.keyring = load_keyring(settings)
     app.state.token_keys = TokenKeys(app.state.keyring, sessionmaker)
+    app.state.document_storage = EncryptedFileStorage(
+        settings.data_dir / "documents", app.state.keyring
+    )
     app.state.encryption_keys = ServerKeys(
         app.state.keyring,
         sessionmaker,
@@ -118,10 +130,13 @@ def create_app(
         health_routes,
         encryption_routes,
         auth_routes,
+        customers_routes,
+        reference_routes,
         programs_routes,
         events_routes,
         webhooks_routes,
         admin_routes,
+        review_routes,
     ):
         app.include_router(routes)
     return app

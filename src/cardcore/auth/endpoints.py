@@ -14,18 +14,20 @@ from cardcore.auth.schemas import (
     CredentialCreate,
     CredentialCreated,
     CredentialOut,
-    MeOut,
     SessionCreate,
     SessionCreated,
     TokenResponse,
 )
+from cardcore.customers.endpoints import user_out
+from cardcore.customers.repository import UserRepository
+from cardcore.customers.schemas import UserOut
 from cardcore.db import DbSession
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import OAuthError, error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import encryption, router
-from cardcore.models import Credential, User
+from cardcore.models import Credential
 
 routes = router(tags=["auth"], encryption="optional")
 
@@ -40,11 +42,6 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 class CredentialRepository(TenantRepository[Credential]):
     model = Credential
     noun = "credential"
-
-
-class UserRepository(TenantRepository[User]):
-    model = User
-    noun = "user"
 
 
 def _credential_out(
@@ -305,9 +302,9 @@ async def end_session(principal: Cardholder, session: DbSession) -> Response:
 
 @routes.get(
     "/v1/me",
-    summary="The cardholder's own profile",
+    summary="The cardholder's own profile and KYC status",
     responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
 )
-async def me(principal: Cardholder, session: DbSession) -> One[MeOut]:
+async def me(principal: Cardholder, session: DbSession) -> One[UserOut]:
     user = await UserRepository(session, principal.tenant_id).get_or_404(principal.user_id)
-    return One(data=MeOut.model_validate(user))
+    return One(data=user_out(user))

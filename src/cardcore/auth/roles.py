@@ -16,6 +16,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "network_keys.create": frozenset({Role.ADMIN}),
     "audit_log.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "admin.me": ALL_ROLES,
+    "kyc.review": frozenset({Role.ADMIN, Role.MANAGER}),
 }
 
 

@@ -59,11 +59,3 @@ class SessionCreate(BaseModel):
 class SessionCreated(TokenResponse):
     session_id: str
     user_id: str
-
-
-class MeOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    status: str
-    created_at: datetime

@@ -10,6 +10,7 @@ belongs to), so a ciphertext copied into another row does not decrypt.
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -37,6 +38,14 @@ class Keyring:
         nonce = secrets.token_bytes(_NONCE_BYTES)
         sealed = AESGCM(self.keys[self.current]).encrypt(nonce, plaintext, context.encode())
         return bytes([len(name)]) + name + nonce + sealed
+
+    def lookup_hash(self, value: str, purpose: str) -> bytes:
+        """A keyed hash for finding rows by a secret value (a national id, later a PAN) without
+        storing it in clear. Keyed by the first listed master key, so adding keys does not
+        change existing hashes: keep that key listed while rows hashed under it exist."""
+        first = next(iter(self.keys.values()))
+        key = hmac.new(first, f"lookup:{purpose}".encode(), hashlib.sha256).digest()
+        return hmac.new(key, value.encode(), hashlib.sha256).digest()
 
     def decrypt(self, blob: bytes, context: str) -> bytes:
         name_length = blob[0]

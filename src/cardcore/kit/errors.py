@@ -66,6 +66,25 @@ CATALOG: dict[str, ErrorSpec] = {
     "CANT_DECRYPT_PAYLOAD": ErrorSpec(
         400, "invalid_request", "The payload could not be decrypted with our keys."
     ),
+    "ALREADY_EXISTS": ErrorSpec(
+        409, "conflict", "An object with this unique reference already exists."
+    ),
+    "USER_CLOSED": ErrorSpec(409, "conflict", "This user is closed and can no longer change."),
+    "KYC_LOCKED": ErrorSpec(
+        409,
+        "conflict",
+        "Verification data can change only while it is NOT_STARTED, PENDING or REJECTED.",
+    ),
+    "INVALID_KYC_TRANSITION": ErrorSpec(
+        409, "conflict", "This verification status change is not allowed from the current one."
+    ),
+    "KYC_INCOMPLETE": ErrorSpec(
+        422, "invalid_request", "Verification data is missing; `errors` lists what."
+    ),
+    "PAYLOAD_TOO_LARGE": ErrorSpec(413, "invalid_request", "The upload is too large."),
+    "UNSUPPORTED_MEDIA_TYPE": ErrorSpec(
+        415, "invalid_request", "This file type is not accepted: send JPEG, PNG or PDF."
+    ),
     "SERVICE_UNAVAILABLE": ErrorSpec(503, "api_error", "The service is not ready."),
     "INTERNAL_ERROR": ErrorSpec(
         500, "api_error", "Something went wrong on our side; quote the request_id to support."

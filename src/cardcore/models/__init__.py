@@ -6,28 +6,40 @@ from cardcore.models.auth import (
     JwsRequestId,
     RefreshToken,
     ServerKey,
-    User,
 )
 from cardcore.models.base import Base
+from cardcore.models.customers import (
+    Address,
+    Corporation,
+    CorporationEmployee,
+    KycDocument,
+    User,
+    VerificationHistory,
+)
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
 from cardcore.models.programs import AdminUser, ApiKey, Program
 from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = [
+    "Address",
     "AdminUser",
     "ApiKey",
     "AuditLog",
     "Base",
     "CardholderSession",
+    "Corporation",
+    "CorporationEmployee",
     "Credential",
     "Event",
     "IdempotencyRecord",
     "Job",
     "JwsRequestId",
+    "KycDocument",
     "Program",
     "RefreshToken",
     "ServerKey",
     "User",
+    "VerificationHistory",
     "WebhookAttempt",
     "WebhookEndpoint",
     "WebhookMessage",

@@ -73,20 +73,6 @@ class RefreshToken(CreatedAt, Base):
     revoked_at: Mapped[datetime | None]
 
 
-class User(CreatedAt, Base):
-    """A cardholder. Only what sessions need; the customers issue adds identity and KYC."""
-
-    __tablename__ = "users"
-
-    id: Mapped[str] = mapped_column(
-        PrefixedId("usr"), primary_key=True, default=lambda: new_id("usr")
-    )
-    program_id: Mapped[str] = mapped_column(
-        PrefixedId("prg"), ForeignKey("programs.id"), index=True
-    )
-    status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
-
-
 class CardholderSession(CreatedAt, Base):
     """A cardholder's app session, minted by the partner for one user."""
 
