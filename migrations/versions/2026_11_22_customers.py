@@ -203,7 +203,12 @@ def upgrade() -> None:
         ),
     )
     op.add_column("users", sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True))
-    op.create_index("ix_users_program_id_email", "users", ["program_id", "email"], unique=False)
+    op.create_index(
+        "ix_users_program_id_email_lower",
+        "users",
+        ["program_id", sa.text("lower(email)")],
+        unique=False,
+    )
     op.create_index(
         "ix_users_program_id_national_id_hash",
         "users",
@@ -222,7 +227,7 @@ def downgrade() -> None:
     op.drop_constraint(op.f("uq_users_program_id_external_reference"), "users", type_="unique")
     op.drop_index("ix_users_program_id_phone", table_name="users")
     op.drop_index("ix_users_program_id_national_id_hash", table_name="users")
-    op.drop_index("ix_users_program_id_email", table_name="users")
+    op.drop_index("ix_users_program_id_email_lower", table_name="users")
     op.drop_column("users", "closed_at")
     op.drop_column("users", "updated_at")
     op.drop_column("users", "national_id_last4")

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import File, Form, Path, Query, Request, Security, UploadFile, status
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.auth.dependencies import Partner, require_admin
@@ -171,7 +171,8 @@ async def list_users(
     if kyc_status is not None:
         statement = statement.where(User.kyc_status == kyc_status)
     if email is not None:
-        statement = statement.where(User.email == reference.normalize_email(email))
+        normalized = reference.normalize_email(email).lower()
+        statement = statement.where(func.lower(User.email) == normalized)
     if phone is not None:
         statement = statement.where(User.phone == reference.normalize_phone(phone))
     if external_reference is not None:

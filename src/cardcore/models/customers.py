@@ -3,7 +3,17 @@ history of every verification decision."""
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardcore.kit.ids import PrefixedId, new_id
@@ -19,7 +29,8 @@ class User(CreatedAt, Base):
     __table_args__ = (
         UniqueConstraint("program_id", "external_reference"),
         Index("ix_users_program_id_national_id_hash", "program_id", "national_id_hash"),
-        Index("ix_users_program_id_email", "program_id", "email"),
+        # Emails are compared case-insensitively: lookups use lower(email).
+        Index("ix_users_program_id_email_lower", "program_id", func.lower(text("email"))),
         Index("ix_users_program_id_phone", "program_id", "phone"),
     )
 
