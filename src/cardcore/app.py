@@ -13,6 +13,8 @@ from cardcore import __version__
 from cardcore.admin.endpoints import routes as admin_routes
 from cardcore.auth.endpoints import routes as auth_routes
 from cardcore.auth.tokens import TokenKeys
+from cardcore.balances.endpoints import admin_routes as money_admin_routes
+from cardcore.balances.endpoints import routes as balances_routes
 from cardcore.config import Settings, get_settings
 from cardcore.customers.endpoints import admin_routes as review_routes
 from cardcore.customers.endpoints import reference_routes
@@ -54,6 +56,11 @@ TAGS = [
     {
         "name": "customers",
         "description": "Cardholders (users) with KYC, corporations with KYB, identity documents.",
+    },
+    {
+        "name": "balances",
+        "description": "Balances on the double-entry ledger, reloads, partner balances, IBAN "
+        "transfers.",
     },
     {"name": "reference", "description": "Countries and their subdivisions (ISO 3166)."},
     {"name": "events", "description": "The event outbox: everything that happened, in order."},
@@ -132,11 +139,13 @@ def create_app(
         auth_routes,
         customers_routes,
         reference_routes,
+        balances_routes,
         programs_routes,
         events_routes,
         webhooks_routes,
         admin_routes,
         review_routes,
+        money_admin_routes,
     ):
         app.include_router(routes)
     return app

@@ -31,6 +31,8 @@ credentials_app = typer.Typer(help="Partner OAuth clients and JWS secrets.", no_
 app.add_typer(credentials_app, name="credentials")
 keys_app = typer.Typer(help="Server keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 T = TypeVar("T")
 
@@ -366,3 +368,20 @@ def ensure_server_keys() -> None:
             await create_server_key(session, keyring, only_if_none=True, **spec)  # type: ignore[arg-type]
 
     _in_transaction(ensure)
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Prove the books balance; exits 1 and lists every problem if they do not."""
+    from cardcore.ledger.verify import verify
+
+    async def check(session: AsyncSession) -> list[str]:
+        return await verify(session)
+
+    problems = _in_transaction(check)
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"ledger NOT consistent: {len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo("ledger consistent: debits equal credits, and every total matches its transfers")

@@ -17,6 +17,10 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "audit_log.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "admin.me": ALL_ROLES,
     "kyc.review": frozenset({Role.ADMIN, Role.MANAGER}),
+    "partner_balances.manage": frozenset({Role.ADMIN}),
+    "partner_balances.read": frozenset({Role.ADMIN, Role.MANAGER}),
+    "balances.summary": frozenset({Role.ADMIN, Role.MANAGER}),
+    "transfers.settle": frozenset({Role.ADMIN, Role.MANAGER}),
 }
 
 

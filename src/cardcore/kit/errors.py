@@ -85,6 +85,30 @@ CATALOG: dict[str, ErrorSpec] = {
     "UNSUPPORTED_MEDIA_TYPE": ErrorSpec(
         415, "invalid_request", "This file type is not accepted: send JPEG, PNG or PDF."
     ),
+    "CURRENCY_MISMATCH": ErrorSpec(
+        422, "invalid_request", "The currencies of the accounts or amounts involved differ."
+    ),
+    "CURRENCY_NOT_ALLOWED": ErrorSpec(
+        422, "invalid_request", "This program does not hold money in this currency."
+    ),
+    "KYC_NOT_APPROVED": ErrorSpec(
+        409, "conflict", "The owner's KYC (or KYB) must be APPROVED first."
+    ),
+    "INSUFFICIENT_FUNDS": ErrorSpec(
+        409, "conflict", "The balance does not cover this amount; nothing was moved."
+    ),
+    "INSUFFICIENT_PARTNER_FUNDS": ErrorSpec(
+        409, "conflict", "The partner's balance does not cover this amount; nothing was moved."
+    ),
+    "BALANCE_NOT_ACTIVE": ErrorSpec(409, "conflict", "The balance is blocked or closed."),
+    "BALANCE_NOT_EMPTY": ErrorSpec(
+        409, "conflict", "A balance closes only at zero, with no pending holds."
+    ),
+    "TRANSFER_ALREADY_RESOLVED": ErrorSpec(
+        409, "conflict", "This pending transfer was already posted, voided or expired."
+    ),
+    "TRANSFER_NOT_PENDING": ErrorSpec(409, "conflict", "This transfer is no longer pending."),
+    "INVALID_IBAN": ErrorSpec(422, "invalid_request", "This is not a valid IBAN."),
     "SERVICE_UNAVAILABLE": ErrorSpec(503, "api_error", "The service is not ready."),
     "INTERNAL_ERROR": ErrorSpec(
         500, "api_error", "Something went wrong on our side; quote the request_id to support."

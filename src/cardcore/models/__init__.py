@@ -7,6 +7,7 @@ from cardcore.models.auth import (
     RefreshToken,
     ServerKey,
 )
+from cardcore.models.balances import Balance, MoneyTransfer, PartnerBalance, PaymentContact
 from cardcore.models.base import Base
 from cardcore.models.customers import (
     Address,
@@ -17,6 +18,7 @@ from cardcore.models.customers import (
     VerificationHistory,
 )
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
+from cardcore.models.ledger import LedgerAccount, LedgerTransfer
 from cardcore.models.programs import AdminUser, ApiKey, Program
 from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
@@ -25,6 +27,7 @@ __all__ = [
     "AdminUser",
     "ApiKey",
     "AuditLog",
+    "Balance",
     "Base",
     "CardholderSession",
     "Corporation",
@@ -35,6 +38,11 @@ __all__ = [
     "Job",
     "JwsRequestId",
     "KycDocument",
+    "LedgerAccount",
+    "LedgerTransfer",
+    "MoneyTransfer",
+    "PartnerBalance",
+    "PaymentContact",
     "Program",
     "RefreshToken",
     "ServerKey",

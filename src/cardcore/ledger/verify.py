@@ -1,0 +1,94 @@
+"""`cardcore ledger verify`: prove the books balance.
+
+1. Per currency, all debits equal all credits — posted and pending separately.
+2. Every account's cached totals equal the sum of its transfers: posted = singles + posts;
+   pending = pending transfers not yet resolved.
+3. No pending transfer has more than one resolution (also a unique index), and every
+   resolution points at a pending transfer of the same accounts and currency.
+Returns a list of human-readable problems; empty means the ledger is consistent.
+"""
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.kit.ids import from_uuid
+
+_BALANCED = text(
+    """
+    SELECT currency,
+           sum(debits_posted) - sum(credits_posted) AS posted_gap,
+           sum(debits_pending) - sum(credits_pending) AS pending_gap
+    FROM ledger_accounts
+    GROUP BY currency
+    HAVING sum(debits_posted) <> sum(credits_posted)
+        OR sum(debits_pending) <> sum(credits_pending)
+    """
+)
+
+_CACHED_TOTALS = text(
+    """
+    WITH open_pending AS (
+        SELECT p.* FROM ledger_transfers p
+        WHERE p.kind = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id)
+    ),
+    posted AS (
+        SELECT * FROM ledger_transfers WHERE kind IN ('single', 'post')
+    ),
+    expected AS (
+        SELECT a.id,
+          COALESCE((SELECT sum(amount) FROM posted t WHERE t.debit_account_id = a.id), 0)
+            AS debits_posted,
+          COALESCE((SELECT sum(amount) FROM posted t WHERE t.credit_account_id = a.id), 0)
+            AS credits_posted,
+          COALESCE((SELECT sum(amount) FROM open_pending t WHERE t.debit_account_id = a.id), 0)
+            AS debits_pending,
+          COALESCE((SELECT sum(amount) FROM open_pending t WHERE t.credit_account_id = a.id), 0)
+            AS credits_pending
+        FROM ledger_accounts a
+    )
+    SELECT a.id, a.debits_posted, e.debits_posted, a.credits_posted, e.credits_posted,
+           a.debits_pending, e.debits_pending, a.credits_pending, e.credits_pending
+    FROM ledger_accounts a JOIN expected e ON e.id = a.id
+    WHERE a.debits_posted <> e.debits_posted OR a.credits_posted <> e.credits_posted
+       OR a.debits_pending <> e.debits_pending OR a.credits_pending <> e.credits_pending
+    """
+)
+
+_RESOLUTIONS = text(
+    """
+    SELECT r.id FROM ledger_transfers r
+    JOIN ledger_transfers p ON p.id = r.pending_id
+    WHERE p.kind <> 'pending'
+       OR p.debit_account_id <> r.debit_account_id
+       OR p.credit_account_id <> r.credit_account_id
+       OR p.currency <> r.currency
+       OR (r.kind = 'post' AND r.amount > p.amount)
+    """
+)
+
+
+async def verify(session: AsyncSession) -> list[str]:
+    problems: list[str] = []
+    for currency, posted_gap, pending_gap in await session.execute(_BALANCED):
+        problems.append(
+            f"{currency}: debits minus credits is {posted_gap} posted, {pending_gap} pending"
+        )
+    for row in await session.execute(_CACHED_TOTALS):
+        problems.append(
+            f"account {_public('lac', row[0])}: cached totals (dp {row[1]}, cp {row[3]}, "
+            f"dq {row[5]}, cq {row[7]}) differ from its transfers (dp {row[2]}, "
+            f"cp {row[4]}, dq {row[6]}, cq {row[8]})"
+        )
+    for (transfer_id,) in await session.execute(_RESOLUTIONS):
+        problems.append(
+            f"transfer {_public('ltr', transfer_id)} does not match the pending transfer "
+            "it resolves"
+        )
+    return problems
+
+
+def _public(prefix: str, value: object) -> str:
+    return from_uuid(prefix, value) if isinstance(value, uuid.UUID) else str(value)

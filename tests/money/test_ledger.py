@@ -1,0 +1,157 @@
+"""The ledger's operations and invariants, at the service level."""
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.kit.errors import CardcoreError
+from cardcore.ledger import service as ledger
+from cardcore.ledger.verify import verify
+from cardcore.models import LedgerAccount
+from tests.conftest import Partner
+
+
+async def _accounts(session: AsyncSession, partner: Partner) -> tuple[str, str, str]:
+    source = await ledger.system_account(
+        session, program_id=partner.program_id, currency="EUR", kind="funding"
+    )
+    strict = await ledger.open_account(
+        session,
+        program_id=partner.program_id,
+        currency="EUR",
+        kind="user_balance",
+        owner_id="a",
+        no_overdraft=True,
+    )
+    other = await ledger.open_account(
+        session,
+        program_id=partner.program_id,
+        currency="EUR",
+        kind="user_balance",
+        owner_id="b",
+        no_overdraft=True,
+    )
+    return source.id, strict.id, other.id
+
+
+async def test_single_pending_post_void_expire(session: AsyncSession, partner: Partner) -> None:
+    funding, alice, bob = await _accounts(session, partner)
+    common = {"program_id": partner.program_id, "currency": "EUR", "code": "test"}
+    await ledger.transfer(
+        session, debit_account_id=funding, credit_account_id=alice, amount=1000, **common
+    )
+    assert (await ledger.totals(session, alice)).available == 1000
+
+    hold = await ledger.transfer(
+        session, debit_account_id=alice, credit_account_id=bob, amount=300, pending=True, **common
+    )
+    totals = await ledger.totals(session, alice)
+    assert (totals.posted_credit_balance, totals.available, totals.debits_pending) == (
+        1000,
+        700,
+        300,
+    )
+    await ledger.resolve(session, hold.id, kind="post", amount=200)  # the rest is released
+    totals = await ledger.totals(session, alice)
+    assert (totals.posted_credit_balance, totals.available, totals.debits_pending) == (800, 800, 0)
+    assert (await ledger.totals(session, bob)).posted_credit_balance == 200
+
+    with pytest.raises(CardcoreError) as twice:
+        await ledger.resolve(session, hold.id, kind="void")
+    assert twice.value.code == "TRANSFER_ALREADY_RESOLVED"
+
+    for kind in ("void", "expire"):
+        held = await ledger.transfer(
+            session,
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount=100,
+            pending=True,
+            **common,
+        )
+        await ledger.resolve(session, held.id, kind=kind)
+        assert (await ledger.totals(session, alice)).available == 800
+    with pytest.raises(CardcoreError):
+        held = await ledger.transfer(
+            session,
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount=100,
+            pending=True,
+            **common,
+        )
+        await ledger.resolve(session, held.id, kind="post", amount=101)
+    assert await verify(session) == []
+
+
+async def test_no_code_path_can_overdraw(session: AsyncSession, partner: Partner) -> None:
+    funding, alice, bob = await _accounts(session, partner)
+    common = {"program_id": partner.program_id, "currency": "EUR", "code": "test"}
+    await ledger.transfer(
+        session, debit_account_id=funding, credit_account_id=alice, amount=100, **common
+    )
+    with pytest.raises(ledger.Overdraft):
+        await ledger.transfer(
+            session, debit_account_id=alice, credit_account_id=bob, amount=101, **common
+        )
+    await ledger.transfer(
+        session, debit_account_id=alice, credit_account_id=bob, amount=60, pending=True, **common
+    )
+    with pytest.raises(ledger.Overdraft):
+        await ledger.transfer(
+            session, debit_account_id=alice, credit_account_id=bob, amount=41, **common
+        )
+    # Even a raw UPDATE that skips the service is refused by the database.
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        async with session.begin_nested():
+            await session.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == alice)
+                .values(debits_posted=LedgerAccount.debits_posted + 41)
+            )
+    totals = await ledger.totals(session, alice)
+    assert (totals.posted_credit_balance, totals.available) == (100, 40)
+    assert await verify(session) == []
+
+
+async def test_keys_make_transfers_idempotent_and_currencies_must_match(
+    session: AsyncSession, partner: Partner
+) -> None:
+    funding, alice, _ = await _accounts(session, partner)
+    common = {
+        "program_id": partner.program_id,
+        "code": "test",
+        "debit_account_id": funding,
+        "credit_account_id": alice,
+    }
+    first = await ledger.transfer(session, amount=10, currency="EUR", key="op-1", **common)
+    again = await ledger.transfer(session, amount=10, currency="EUR", key="op-1", **common)
+    assert first.id == again.id
+    assert (await ledger.totals(session, alice)).available == 10
+    with pytest.raises(CardcoreError) as mismatch:
+        await ledger.transfer(session, amount=10, currency="USD", **common)
+    assert mismatch.value.code == "CURRENCY_MISMATCH"
+
+
+async def test_verify_finds_a_tampered_total(session: AsyncSession, partner: Partner) -> None:
+    funding, alice, _ = await _accounts(session, partner)
+    await ledger.transfer(
+        session,
+        program_id=partner.program_id,
+        currency="EUR",
+        code="t",
+        debit_account_id=funding,
+        credit_account_id=alice,
+        amount=50,
+    )
+    assert await verify(session) == []
+    await session.execute(
+        update(LedgerAccount)
+        .where(LedgerAccount.id == alice)
+        .values(credits_posted=LedgerAccount.credits_posted + 1)
+    )
+    problems = await verify(session)
+    assert any("EUR: debits minus credits is -1 posted" in p for p in problems)
+    assert any(f"account {alice}" in p for p in problems)
