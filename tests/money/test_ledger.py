@@ -71,15 +71,15 @@ async def test_single_pending_post_void_expire(session: AsyncSession, partner: P
         )
         await ledger.resolve(session, held.id, kind=kind)
         assert (await ledger.totals(session, alice)).available == 800
+    held = await ledger.transfer(
+        session,
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount=100,
+        pending=True,
+        **common,
+    )
     with pytest.raises(CardcoreError):
-        held = await ledger.transfer(
-            session,
-            debit_account_id=alice,
-            credit_account_id=bob,
-            amount=100,
-            pending=True,
-            **common,
-        )
         await ledger.resolve(session, held.id, kind="post", amount=101)
     assert await verify(session) == []
 
