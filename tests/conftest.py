@@ -79,7 +79,14 @@ def settings(database_url: URL) -> Settings:
 async def engine(database_url: URL, settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, settings)
     yield engine
+    # Whatever the suite left committed, the books must balance (`cardcore ledger verify`).
+    from cardcore.ledger.verify import verify
+
+    async with AsyncSession(engine) as session:
+        problems = await verify(session)
     await engine.dispose()
+    if problems:
+        pytest.fail("ledger verify after the suite: " + "; ".join(problems))
 
 
 @pytest.fixture
@@ -173,3 +180,9 @@ def fresh_settings_cache() -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings_for_tests(settings: Settings) -> Settings:
+    """The settings, for a synchronous test that opens its own event loop and connections."""
+    return settings

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cardcore.config import Settings
 
@@ -203,3 +204,54 @@ def _kid(token: str) -> str:
 
     head = token.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]
+
+
+async def test_ledger_verify_exit_codes(
+    committed_app: FastAPI, settings: Settings, engine: AsyncEngine
+) -> None:
+    from sqlalchemy import update
+
+    from cardcore.db import create_sessionmaker
+    from cardcore.ledger import service as ledger
+    from cardcore.models import LedgerAccount
+    from tests.conftest import make_partner
+
+    env = _env(CARDCORE_DATABASE_URL=settings.database_url or "")
+    async with create_sessionmaker(engine)() as session:
+        partner = await make_partner(session, "Books")
+        funding = await ledger.system_account(
+            session, program_id=partner.program_id, currency="EUR", kind="funding"
+        )
+        account = await ledger.open_account(
+            session,
+            program_id=partner.program_id,
+            currency="EUR",
+            kind="user_balance",
+            owner_id="x",
+            no_overdraft=True,
+        )
+        await ledger.transfer(
+            session,
+            program_id=partner.program_id,
+            debit_account_id=funding.id,
+            credit_account_id=account.id,
+            amount=500,
+            currency="EUR",
+            code="t",
+        )
+        await session.commit()
+    code, out, _ = await run_cli("ledger", "verify", env=env)
+    assert code == 0
+    assert "ledger consistent" in out
+
+    async with create_sessionmaker(engine)() as session:
+        await session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == account.id)
+            .values(credits_posted=LedgerAccount.credits_posted + 1)
+        )
+        await session.commit()
+    code, out, err = await run_cli("ledger", "verify", env=env, check=False)
+    assert code == 1
+    assert account.id in out
+    assert "NOT consistent" in err
