@@ -115,6 +115,13 @@ async def test_ledger_entries_show_the_running_balance(
         await client.get(f"/v1/balances/{a['id']}/ledger?code=reload", headers=partner.headers)
     ).json()
     assert [e["running_balance"] for e in reloads["data"]] == [3_500, 3_000, 1_000]
+    singles = (
+        await client.get(f"/v1/balances/{a['id']}/ledger?kind=single", headers=partner.headers)
+    ).json()
+    assert len(singles["data"]) == 4
+    assert (
+        await client.get(f"/v1/balances/{a['id']}/ledger?kind=other", headers=partner.headers)
+    ).status_code == 422
 
 
 async def test_block_and_close(

@@ -175,6 +175,10 @@ async def balance_ledger(
     created_from: Annotated[datetime | None, Query(description="Inclusive.")] = None,
     created_to: Annotated[datetime | None, Query(description="Exclusive.")] = None,
     code: Annotated[str | None, Query(max_length=40, description="e.g. reload, transfer")] = None,
+    kind: Annotated[
+        str | None,
+        Query(pattern="^(single|pending|post|void|expire)$", description="The entry's kind."),
+    ] = None,
 ) -> Many[LedgerEntry]:
     balance = await BalanceRepository(session, principal.tenant_id).get_or_404(balance_id)
     account = balance.ledger_account_id
@@ -210,6 +214,8 @@ async def balance_ledger(
         statement = statement.where(entries.c.created_at < created_to)
     if code is not None:
         statement = statement.where(entries.c.code == code)
+    if kind is not None:
+        statement = statement.where(entries.c.kind == kind)
     if page.cursor is not None:
         statement = statement.where(entries.c.id < decode_cursor(page.cursor, "ltr"))
     rows = (
