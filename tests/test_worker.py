@@ -7,19 +7,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore.kit.idempotency import purge_expired
-from cardcore.kit.jobs import PERIODIC, JobQueue, enqueue, job, schedule_periodic
+from cardcore.kit.jobs import PERIODIC, JobContext, JobQueue, enqueue, job, schedule_periodic
 from cardcore.models import IdempotencyRecord, Job
 
 CALLS: list[dict[str, Any]] = []
 
 
 @job("test.record")
-async def record(session: AsyncSession, payload: dict[str, Any]) -> None:
+async def record(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
     CALLS.append(payload)
 
 
 @job("test.flaky")
-async def flaky(session: AsyncSession, payload: dict[str, Any]) -> None:
+async def flaky(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
     session.add(
         IdempotencyRecord(
             scope="flaky",
@@ -107,7 +107,7 @@ async def test_idempotency_purge_removes_only_expired(session: AsyncSession) -> 
             )
         )
     await session.commit()
-    await purge_expired(session, {})
+    await purge_expired(session, {}, JobContext())
     keys = (
         await session.scalars(
             select(IdempotencyRecord.key).where(IdempotencyRecord.scope == "prg_test")

@@ -15,6 +15,9 @@ from cardcore.auth.endpoints import routes as auth_routes
 from cardcore.auth.tokens import TokenKeys
 from cardcore.balances.endpoints import admin_routes as money_admin_routes
 from cardcore.balances.endpoints import routes as balances_routes
+from cardcore.cards.dependencies import build_card_services
+from cardcore.cards.endpoints import admin_routes as card_admin_routes
+from cardcore.cards.endpoints import routes as cards_routes
 from cardcore.config import Settings, get_settings
 from cardcore.customers.endpoints import admin_routes as review_routes
 from cardcore.customers.endpoints import reference_routes
@@ -61,6 +64,10 @@ TAGS = [
         "name": "balances",
         "description": "Balances on the double-entry ledger, reloads, partner balances, IBAN "
         "transfers.",
+    },
+    {
+        "name": "cards",
+        "description": "Products, issuance, the PAN vault, CVV2, PIN, activation, reveal.",
     },
     {"name": "reference", "description": "Countries and their subdivisions (ISO 3166)."},
     {"name": "events", "description": "The event outbox: everything that happened, in order."},
@@ -122,6 +129,7 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.keyring = load_keyring(settings)
     app.state.token_keys = TokenKeys(app.state.keyring, sessionmaker)
+    app.state.card_services = build_card_services(settings, app.state.keyring)
     app.state.document_storage = EncryptedFileStorage(
         settings.data_dir / "documents", app.state.keyring
     )
@@ -140,12 +148,14 @@ def create_app(
         customers_routes,
         reference_routes,
         balances_routes,
+        cards_routes,
         programs_routes,
         events_routes,
         webhooks_routes,
         admin_routes,
         review_routes,
         money_admin_routes,
+        card_admin_routes,
     ):
         app.include_router(routes)
     return app

@@ -27,6 +27,18 @@ class Settings(BaseSettings):
         description="Keys that encrypt secrets at rest: name:base64(32 bytes)[,...], last one "
         "encrypts. Unset: generated into the data directory (one machine only).",
     )
+    cvk_a: str | None = Field(
+        default=None,
+        description="CVV key A, 16 hex digits. Unset: generated into the data directory.",
+    )
+    cvk_b: str | None = Field(
+        default=None,
+        description="CVV key B, 16 hex digits. Unset: generated into the data directory.",
+    )
+    issuing_processor: Literal["local"] = Field(
+        default="local",
+        description="Who makes PANs and plastics: `local` generates PANs and simulates the bureau.",
+    )
     sandbox: bool = Field(
         default=False,
         description="Test mode: API keys are issued as ck_test_… and simulation routes are open.",

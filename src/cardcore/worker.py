@@ -9,10 +9,11 @@ import asyncio
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import cardcore.cards.jobs
 import cardcore.kit.idempotency  # noqa: F401 - registers its periodic purge
 from cardcore.config import Settings
 from cardcore.kit.crypto import Keyring
-from cardcore.kit.jobs import JobQueue, Worker
+from cardcore.kit.jobs import JobContext, JobQueue, Worker
 from cardcore.webhooks.delivery import DeliveryQueue, FanOutQueue
 
 
@@ -28,7 +29,7 @@ def build_worker(
         [
             FanOutQueue(sessionmaker),
             DeliveryQueue(sessionmaker, keyring, settings, client=client),
-            JobQueue(sessionmaker),
+            JobQueue(sessionmaker, JobContext(settings=settings, keyring=keyring)),
         ],
         concurrency=settings.worker_concurrency,
         poll_interval=settings.worker_poll_interval_seconds,

@@ -280,6 +280,21 @@ def require_admin(action: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return guard
 
 
+def partner_or_admin(action: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A route both the partner and (for roles the matrix allows) ops staff may call."""
+
+    async def guard(principal: CurrentPrincipal) -> Principal:
+        if principal.kind is PrincipalKind.ANONYMOUS:
+            raise Unauthenticated()
+        if principal.kind is PrincipalKind.PARTNER:
+            return principal
+        if principal.kind is PrincipalKind.ADMIN and allowed(principal.role, action):
+            return principal
+        raise Forbidden("These credentials may not perform this action.")
+
+    return guard
+
+
 Partner = Annotated[Principal, Security(require(PrincipalKind.PARTNER))]
 Cardholder = Annotated[Principal, Security(require(PrincipalKind.CARDHOLDER))]
 Network = Annotated[Principal, Security(require(PrincipalKind.NETWORK))]

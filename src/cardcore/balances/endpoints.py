@@ -38,6 +38,7 @@ from cardcore.kit.routing import router
 from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
+    Card,
     LedgerTransfer,
     MoneyTransfer,
     PartnerBalance,
@@ -84,6 +85,9 @@ class TransferRepository(TenantRepository[MoneyTransfer]):
 
 async def balance_out(session: AsyncSession, balance: Balance) -> BalanceOut:
     totals = await ledger.totals(session, balance.ledger_account_id)
+    cards = await session.scalars(
+        select(Card.id).where(Card.balance_id == balance.id).order_by(Card.id)
+    )
     return BalanceOut(
         id=balance.id,
         owner_type=balance.owner_type,
@@ -93,6 +97,7 @@ async def balance_out(session: AsyncSession, balance: Balance) -> BalanceOut:
         total=totals.posted_credit_balance,
         available=totals.available,
         pending=totals.debits_pending,
+        cards=list(cards),
         created_at=balance.created_at,
     )
 

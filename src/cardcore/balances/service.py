@@ -42,7 +42,11 @@ from cardcore.models import (
     User,
 )
 
-OWNER_ACCOUNT_KIND = {"user": "user_balance", "corporation": "corporate_balance"}
+OWNER_ACCOUNT_KIND = {
+    "user": "user_balance",
+    "corporation": "corporate_balance",
+    "gift": "gift_balance",
+}
 PARTNER_ACCOUNT_KIND = {"CREDIT": "partner_credit", "DEPOSIT": "partner_deposit"}
 
 
@@ -227,17 +231,15 @@ async def _warn_if_low(session: AsyncSession, partner_balance: PartnerBalance, b
         )
 
 
-async def reload_balance(
-    session: AsyncSession, balance: Balance, *, amount: int, currency: str
+async def load_from_partner(
+    session: AsyncSession, balance: Balance, *, amount: int, code: str
 ) -> str:
-    """Top up a balance by charging the partner's CREDIT balance. Returns the ledger transfer."""
-    require_active(balance)
-    if currency != balance.currency:
-        raise CardcoreError("CURRENCY_MISMATCH", f"The balance holds {balance.currency}.")
-    source = await _partner_balance(session, balance.program_id, "CREDIT", currency)
+    """Move money from the partner's CREDIT balance to `balance`; the ledger transfer's id."""
+    source = await _partner_balance(session, balance.program_id, "CREDIT", balance.currency)
     if source is None:
         raise CardcoreError(
-            "INSUFFICIENT_PARTNER_FUNDS", f"The program has no CREDIT balance in {currency}."
+            "INSUFFICIENT_PARTNER_FUNDS",
+            f"The program has no CREDIT balance in {balance.currency}.",
         )
     before = (await ledger.totals(session, source.ledger_account_id)).available
     try:
@@ -247,21 +249,34 @@ async def reload_balance(
             debit_account_id=source.ledger_account_id,
             credit_account_id=balance.ledger_account_id,
             amount=amount,
-            currency=currency,
-            code="reload",
+            currency=balance.currency,
+            code=code,
         )
     except ledger.Overdraft as exc:
         raise CardcoreError("INSUFFICIENT_PARTNER_FUNDS") from exc
     await _warn_if_low(session, source, before)
+    return moved.id
+
+
+async def reload_balance(
+    session: AsyncSession, balance: Balance, *, amount: int, currency: str
+) -> str:
+    """Top up a balance by charging the partner's CREDIT balance. Returns the ledger transfer."""
+    require_active(balance)
+    if balance.owner_type == "gift":
+        raise CardcoreError("GIFT_NOT_RELOADABLE")
+    if currency != balance.currency:
+        raise CardcoreError("CURRENCY_MISMATCH", f"The balance holds {balance.currency}.")
+    moved = await load_from_partner(session, balance, amount=amount, code="reload")
     record_event(
         session,
         program_id=balance.program_id,
         object_id=balance.id,
         data=BalanceReloaded(
-            balance_id=balance.id, amount=amount, currency=currency, ledger_transfer_id=moved.id
+            balance_id=balance.id, amount=amount, currency=currency, ledger_transfer_id=moved
         ),
     )
-    return moved.id
+    return moved
 
 
 # -- summaries -----------------------------------------------------------------------------------

@@ -109,6 +109,36 @@ CATALOG: dict[str, ErrorSpec] = {
     ),
     "TRANSFER_NOT_PENDING": ErrorSpec(409, "conflict", "This transfer is no longer pending."),
     "INVALID_IBAN": ErrorSpec(422, "invalid_request", "This is not a valid IBAN."),
+    "PIN_TOO_WEAK": ErrorSpec(
+        422, "invalid_request", "This PIN is too easy to guess (repeated or sequential digits)."
+    ),
+    "BIN_EXHAUSTED": ErrorSpec(
+        409, "conflict", "The product's BIN range has no free card numbers."
+    ),
+    "FORM_FACTOR_NOT_ALLOWED": ErrorSpec(
+        422, "invalid_request", "The product does not issue this type of card."
+    ),
+    "EMBOSSING_NAME_NOT_ALLOWED": ErrorSpec(
+        422, "invalid_request", "Use one of GET /v1/users/{id}/embossing-names."
+    ),
+    "GIFT_LOAD_EXCEEDS_MAX": ErrorSpec(
+        422, "invalid_request", "The gift amount is above the product's maximum load."
+    ),
+    "GIFT_NOT_RELOADABLE": ErrorSpec(409, "conflict", "A gift card's balance is loaded once."),
+    "INVALID_CARD_TYPE": ErrorSpec(409, "conflict", "This operation is not for this type of card."),
+    "INVALID_FULFILLMENT_TRANSITION": ErrorSpec(
+        409, "conflict", "The physical card cannot move to that step from where it is."
+    ),
+    "CARD_NOT_ACTIVATABLE": ErrorSpec(
+        409, "conflict", "Only an INACTIVE physical card that was SHIPPED or DELIVERED activates."
+    ),
+    "CARD_NOT_ACTIVE": ErrorSpec(409, "conflict", "The card is not active."),
+    "STRONG_AUTH_REQUIRED": ErrorSpec(
+        403,
+        "permission",
+        "Revealing card data needs a session minted with strong_auth in the last 5 minutes.",
+    ),
+    "RATE_LIMITED": ErrorSpec(429, "rate_limit", "Too many attempts; try again later."),
     "SERVICE_UNAVAILABLE": ErrorSpec(503, "api_error", "The service is not ready."),
     "INTERNAL_ERROR": ErrorSpec(
         500, "api_error", "Something went wrong on our side; quote the request_id to support."

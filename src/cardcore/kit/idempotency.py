@@ -28,7 +28,7 @@ from starlette.responses import Response
 from cardcore.auth.dependencies import CurrentPrincipal
 from cardcore.db import DbSession
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.jobs import job
+from cardcore.kit.jobs import JobContext, job
 from cardcore.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -132,7 +132,9 @@ async def store_response(session: DbSession, request: Request, response: Respons
 
 
 @job("idempotency.purge_expired", every=timedelta(minutes=5))
-async def purge_expired(session: AsyncSession, payload: dict[str, Any]) -> None:
+async def purge_expired(
+    session: AsyncSession, payload: dict[str, Any], context: JobContext
+) -> None:
     """Expired keys are free again already (lookups ignore them); this reclaims the space."""
     await session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= func.now())

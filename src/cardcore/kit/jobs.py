@@ -33,7 +33,16 @@ from cardcore.models import Job
 
 log = get_logger(__name__)
 
-Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job may need beyond its session and payload (settings, keys)."""
+
+    settings: Any = None
+    keyring: Any = None
+
+
+Handler = Callable[[AsyncSession, dict[str, Any], JobContext], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -99,8 +108,11 @@ class Queue(Protocol):
 class JobQueue:
     name = "jobs"
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], context: JobContext | None = None
+    ) -> None:
         self.sessionmaker = sessionmaker
+        self.context = context or JobContext()
 
     async def run_one(self) -> bool:
         async with self.sessionmaker() as session, session.begin():
@@ -121,7 +133,7 @@ class JobQueue:
                 if handler is None:
                     raise LookupError(f"no handler for job {claimed.kind}")
                 async with session.begin_nested():
-                    await handler(session, claimed.payload)
+                    await handler(session, claimed.payload, self.context)
             except Exception:
                 claimed.last_error = traceback.format_exc(limit=5)[-4000:]
                 if claimed.attempts >= claimed.max_attempts:
@@ -153,7 +165,9 @@ async def schedule_periodic(session: AsyncSession, now: datetime | None = None) 
 
 
 @job("jobs.purge_finished", every=timedelta(hours=1))
-async def purge_finished_jobs(session: AsyncSession, payload: dict[str, Any]) -> None:
+async def purge_finished_jobs(
+    session: AsyncSession, payload: dict[str, Any], context: JobContext
+) -> None:
     """Finished jobs are kept a week for inspection, then removed."""
     await session.execute(
         delete(Job).where(

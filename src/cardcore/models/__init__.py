@@ -9,6 +9,7 @@ from cardcore.models.auth import (
 )
 from cardcore.models.balances import Balance, MoneyTransfer, PartnerBalance, PaymentContact
 from cardcore.models.base import Base
+from cardcore.models.cards import Card, CardProduct, CardRequest, PanDataKey
 from cardcore.models.customers import (
     Address,
     Corporation,
@@ -29,6 +30,9 @@ __all__ = [
     "AuditLog",
     "Balance",
     "Base",
+    "Card",
+    "CardProduct",
+    "CardRequest",
     "CardholderSession",
     "Corporation",
     "CorporationEmployee",
@@ -41,6 +45,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerTransfer",
     "MoneyTransfer",
+    "PanDataKey",
     "PartnerBalance",
     "PaymentContact",
     "Program",

@@ -1,0 +1,15 @@
+from cardcore.cards.keys import load_cvk
+from cardcore.cards.processors import processor
+from cardcore.cards.service import CardServices
+from cardcore.cards.vault import PanVault
+from cardcore.config import Settings
+from cardcore.kit.crypto import Keyring
+
+
+def build_card_services(settings: Settings, keyring: Keyring) -> CardServices:
+    return CardServices(
+        keyring=keyring,
+        vault=PanVault(keyring),
+        processor=processor(settings.issuing_processor),
+        cvk=load_cvk(settings),
+    )

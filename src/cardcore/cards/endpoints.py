@@ -1,0 +1,446 @@
+"""Card products and cards: issuance, reading, reveal, PIN, CVV reset, the physical journey,
+activation and the cardholder check."""
+
+from typing import Annotated
+
+from fastapi import Path, Query, Request, Response, Security, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require_admin
+from cardcore.auth.principals import Principal, PrincipalKind
+from cardcore.cards import service
+from cardcore.cards.schemas import (
+    ActivateByPan,
+    CardCreate,
+    CardOut,
+    CardRequestOut,
+    DeliveryIn,
+    Fulfillment,
+    HolderCheckIn,
+    HolderCheckOut,
+    ManufacturingIn,
+    PinIn,
+    ProductCreate,
+    ProductOut,
+    RevealIn,
+    RevealOut,
+)
+from cardcore.cards.service import CardServices, IssueRequest
+from cardcore.customers.repository import UserRepository
+from cardcore.db import DbSession
+from cardcore.kit import ids
+from cardcore.kit.envelope import ListMeta, Many, One
+from cardcore.kit.errors import NotFound, error_responses
+from cardcore.kit.jobs import enqueue
+from cardcore.kit.pagination import Pagination
+from cardcore.kit.repository import TenantRepository
+from cardcore.kit.routing import encryption, router
+from cardcore.models import Card, CardProduct, CardRequest
+
+routes = router(
+    tags=["cards"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
+)
+admin_routes = router(
+    tags=["admin"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
+)
+
+CardId = Annotated[str, Path(description="A card id (`card_…`).")]
+Creator = Annotated[Principal, Security(partner_or_admin("cards.create"))]
+Servicer = Annotated[Principal, Security(partner_or_admin("cards.service"))]
+ProductManager = Annotated[Principal, Security(require_admin("products.manage"))]
+CARD_ERRORS = error_responses("NOT_FOUND")
+
+
+class ProductRepository(TenantRepository[CardProduct]):
+    model = CardProduct
+    noun = "product"
+
+
+class CardRepository(TenantRepository[Card]):
+    model = Card
+    noun = "card"
+
+
+class RequestRepository(TenantRepository[CardRequest]):
+    model = CardRequest
+    noun = "request"
+
+
+def card_out(card: Card) -> CardOut:
+    return CardOut(
+        id=card.id,
+        type=card.type,
+        status=card.status,
+        network=card.network,
+        masked_pan=service.masked_pan(card),
+        bin=card.bin,
+        last4=card.last4,
+        expiry_month=card.expiry_month,
+        expiry_year=card.expiry_year,
+        product_id=card.product_id,
+        balance_id=card.balance_id,
+        user_id=card.user_id,
+        corporation_id=card.corporation_id,
+        embossing_name=card.embossing_name,
+        pin_set=card.pin_hash is not None,
+        fulfillment=Fulfillment(
+            status=card.fulfillment_status,
+            carrier=card.carrier,
+            tracking_number=card.tracking_number,
+            delivery_address=card.delivery_address,
+        )
+        if card.type == "PHYSICAL"
+        else None,
+        gift_recipient_name=card.gift_recipient_name,
+        gift_message=card.gift_message,
+        created_at=card.created_at,
+        activated_at=card.activated_at,
+    )
+
+
+def _services(request: Request) -> CardServices:
+    return request.app.state.card_services  # type: ignore[no-any-return]
+
+
+async def _card(
+    session: AsyncSession, principal: Principal, card_id: str, *, lock: bool = False
+) -> Card:
+    card = await CardRepository(session, principal.tenant_id).get_or_404(card_id, for_update=lock)
+    # A cardholder sees only their own cards: anyone else's is as absent as a missing one.
+    if principal.kind is PrincipalKind.CARDHOLDER and card.user_id != principal.user_id:
+        raise NotFound("card")
+    return card
+
+
+# -- products ------------------------------------------------------------------------------------
+
+
+@admin_routes.post(
+    "/v1/admin/products",
+    summary="Define a card product (role admin)",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses("CURRENCY_NOT_ALLOWED"),
+)
+async def create_product(
+    body: ProductCreate, principal: ProductManager, session: DbSession
+) -> One[ProductOut]:
+    product = await service.create_product(
+        session, program_id=principal.tenant_id, values=body.model_dump()
+    )
+    await session.refresh(product)
+    return One(data=ProductOut.model_validate(product))
+
+
+@routes.get("/v1/products", summary="The program's card products")
+async def list_products(
+    principal: Partner, session: DbSession, page: Pagination
+) -> Many[ProductOut]:
+    repository = ProductRepository(session, principal.tenant_id)
+    products, meta = await repository.page(repository.readable(), page)
+    return Many(data=[ProductOut.model_validate(p) for p in products], meta=meta)
+
+
+# -- issuance ------------------------------------------------------------------------------------
+
+
+@routes.post(
+    "/v1/cards",
+    summary="Issue a card (virtual, physical or gift)",
+    description="With `?async=true` the answer is 202 and a request to poll at "
+    "`GET /v1/requests/{id}`; the worker issues the card.",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        "NOT_FOUND",
+        "KYC_NOT_APPROVED",
+        "FORM_FACTOR_NOT_ALLOWED",
+        "EMBOSSING_NAME_NOT_ALLOWED",
+        "BALANCE_NOT_ACTIVE",
+        "CURRENCY_MISMATCH",
+        "BIN_EXHAUSTED",
+        "GIFT_LOAD_EXCEEDS_MAX",
+        "INSUFFICIENT_PARTNER_FUNDS",
+        "PIN_TOO_WEAK",
+    ),
+)
+async def create_card(
+    body: CardCreate,
+    principal: Creator,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    run_async: Annotated[bool, Query(alias="async")] = False,
+) -> One[CardOut] | One[CardRequestOut]:
+    values = body.model_dump()
+    if values["delivery_address"] is None:
+        values.pop("delivery_address")
+    issue = IssueRequest(**values)
+    if run_async:
+        card_request = CardRequest(
+            program_id=principal.tenant_id, payload=body.model_dump(mode="json")
+        )
+        session.add(card_request)
+        await session.flush()
+        await enqueue(
+            session, "cards.issue", {"request_id": card_request.id}, unique_key=card_request.id
+        )
+        await session.refresh(card_request)
+        response.status_code = status.HTTP_202_ACCEPTED
+        return One(data=CardRequestOut.model_validate(card_request))
+    card = await service.issue_card(
+        session, _services(request), program_id=principal.tenant_id, request=issue
+    )
+    await session.refresh(card)
+    return One(data=card_out(card))
+
+
+@routes.get(
+    "/v1/requests/{request_id}", summary="An asynchronous card request", responses=CARD_ERRORS
+)
+async def get_request(
+    request_id: Annotated[str, Path(description="A request id (`req_…`).")],
+    principal: Partner,
+    session: DbSession,
+) -> One[CardRequestOut]:
+    found = await RequestRepository(session, principal.tenant_id).get_or_404(request_id)
+    return One(data=CardRequestOut.model_validate(found))
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+@routes.get("/v1/cards/{card_id}", summary="Get a card (masked)", responses=CARD_ERRORS)
+async def get_card(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
+    return One(data=card_out(await _card(session, principal, card_id)))
+
+
+@routes.get("/v1/cards", summary="List cards")
+async def list_cards(
+    principal: Partner,
+    session: DbSession,
+    page: Pagination,
+    user_id: Annotated[str | None, Query(max_length=40)] = None,
+    balance_id: Annotated[str | None, Query(max_length=40)] = None,
+    card_status: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+    type: Annotated[str | None, Query(pattern="^(VIRTUAL|PHYSICAL|GIFT)$")] = None,
+    last4: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+) -> Many[CardOut]:
+    repository = CardRepository(session, principal.tenant_id)
+    statement = repository.readable()
+    for column, value, prefix in (
+        (Card.user_id, user_id, "usr"),
+        (Card.balance_id, balance_id, "bal"),
+    ):
+        if value is not None:
+            if not ids.is_valid(prefix, value):
+                return Many(data=[], meta=ListMeta(next_cursor=None, has_more=False))
+            statement = statement.where(column == value)
+    if card_status is not None:
+        statement = statement.where(Card.status == card_status)
+    if type is not None:
+        statement = statement.where(Card.type == type)
+    if last4 is not None:
+        statement = statement.where(Card.last4 == last4)
+    cards, meta = await repository.page(statement, page)
+    return Many(data=[card_out(c) for c in cards], meta=meta)
+
+
+@routes.get("/v1/users/{user_id}/cards", summary="A user's cards", responses=CARD_ERRORS)
+async def user_cards(
+    user_id: Annotated[str, Path()], principal: Partner, session: DbSession, page: Pagination
+) -> Many[CardOut]:
+    await UserRepository(session, principal.tenant_id).get_or_404(user_id)
+    repository = CardRepository(session, principal.tenant_id)
+    cards, meta = await repository.page(repository.readable().where(Card.user_id == user_id), page)
+    return Many(data=[card_out(c) for c in cards], meta=meta)
+
+
+@routes.get("/v1/me/cards", summary="The cardholder's cards")
+async def my_cards(principal: Cardholder, session: DbSession, page: Pagination) -> Many[CardOut]:
+    repository = CardRepository(session, principal.tenant_id)
+    cards, meta = await repository.page(
+        repository.readable().where(Card.user_id == principal.user_id), page
+    )
+    return Many(data=[card_out(c) for c in cards], meta=meta)
+
+
+@routes.get(
+    "/v1/me/cards/{card_id}", summary="One of the cardholder's cards", responses=CARD_ERRORS
+)
+async def my_card(card_id: CardId, principal: Cardholder, session: DbSession) -> One[CardOut]:
+    return One(data=card_out(await _card(session, principal, card_id)))
+
+
+# -- sensitive data ------------------------------------------------------------------------------
+
+
+async def _reveal(
+    session: AsyncSession, services: CardServices, card: Card, fields: list[str]
+) -> RevealOut:
+    pan = await services.vault.decrypt(session, card)
+    out = RevealOut()
+    if "pan" in fields:
+        out.pan = pan
+    if "cvv" in fields:
+        out.cvv = service.card_cvv2(services, card, pan)
+    if "expiry" in fields:
+        out.expiry = f"{card.expiry_month:02d}/{card.expiry_year % 100:02d}"
+    return out
+
+
+@routes.post(
+    "/v1/cards/{card_id}/reveal",
+    summary="Full card data: PAN, CVV2, expiry (JWE required)",
+    description="Choose `fields`. Every reveal is audited. Ops staff never see full card data.",
+    responses=CARD_ERRORS,
+    openapi_extra=encryption("required"),
+)
+async def reveal(
+    card_id: CardId, body: RevealIn, principal: Partner, session: DbSession, request: Request
+) -> One[RevealOut]:
+    card = await _card(session, principal, card_id)
+    return One(data=await _reveal(session, _services(request), card, body.fields))
+
+
+@routes.post(
+    "/v1/me/cards/{card_id}/reveal",
+    summary="The cardholder's own card data (JWE and a fresh strong_auth session required)",
+    responses=error_responses("NOT_FOUND", "STRONG_AUTH_REQUIRED"),
+    openapi_extra=encryption("required"),
+)
+async def reveal_mine(
+    card_id: CardId, body: RevealIn, principal: Cardholder, session: DbSession, request: Request
+) -> One[RevealOut]:
+    card = await _card(session, principal, card_id)
+    service.require_strong_auth(principal.strong_auth_at)
+    return One(data=await _reveal(session, _services(request), card, body.fields))
+
+
+@routes.put(
+    "/v1/cards/{card_id}/pin",
+    summary="Set the PIN (JWE required)",
+    responses=error_responses("NOT_FOUND", "PIN_TOO_WEAK", "CARD_NOT_ACTIVE"),
+    openapi_extra=encryption("required"),
+)
+async def set_pin(
+    card_id: CardId, body: PinIn, principal: Partner, session: DbSession, request: Request
+) -> One[CardOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    await service.set_pin(session, _services(request), card, body.pin)
+    return One(data=card_out(card))
+
+
+@routes.put(
+    "/v1/me/cards/{card_id}/pin",
+    summary="Set the PIN of one's own card (JWE required)",
+    responses=error_responses("NOT_FOUND", "PIN_TOO_WEAK", "CARD_NOT_ACTIVE"),
+    openapi_extra=encryption("required"),
+)
+async def set_my_pin(
+    card_id: CardId, body: PinIn, principal: Cardholder, session: DbSession, request: Request
+) -> One[CardOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    await service.set_pin(session, _services(request), card, body.pin)
+    return One(data=card_out(card))
+
+
+@routes.post(
+    "/v1/cards/{card_id}/reset-cvv",
+    summary="Give a virtual card a new CVV2 (the old one stops working)",
+    responses=error_responses("NOT_FOUND", "INVALID_CARD_TYPE"),
+)
+async def reset_cvv(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    await service.reset_cvv(session, card)
+    return One(data=card_out(card))
+
+
+# -- physical journey and activation -------------------------------------------------------------
+
+
+@routes.post(
+    "/v1/cards/{card_id}/process-request",
+    summary="Physical card: ORDERED → ISSUANCE_IN_PROGRESS",
+    responses=error_responses("NOT_FOUND", "INVALID_FULFILLMENT_TRANSITION", "INVALID_CARD_TYPE"),
+)
+async def process_request(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    await service.move_fulfillment(session, card, "process", "ISSUANCE_IN_PROGRESS")
+    return One(data=card_out(card))
+
+
+@routes.post(
+    "/v1/cards/{card_id}/manufacturing",
+    summary="Physical card: the bureau made it (or failed to)",
+    responses=error_responses("NOT_FOUND", "INVALID_FULFILLMENT_TRANSITION", "INVALID_CARD_TYPE"),
+)
+async def manufacturing(
+    card_id: CardId, body: ManufacturingIn, principal: Servicer, session: DbSession
+) -> One[CardOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    await service.move_fulfillment(session, card, "manufacturing", body.result)
+    return One(data=card_out(card))
+
+
+@routes.post(
+    "/v1/cards/{card_id}/delivery",
+    summary="Physical card: shipped, delivered or returned (carrier, tracking number)",
+    responses=error_responses("NOT_FOUND", "INVALID_FULFILLMENT_TRANSITION", "INVALID_CARD_TYPE"),
+)
+async def delivery(
+    card_id: CardId, body: DeliveryIn, principal: Servicer, session: DbSession
+) -> One[CardOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    await service.move_fulfillment(
+        session, card, "delivery", body.status, carrier=body.carrier, tracking=body.tracking_number
+    )
+    return One(data=card_out(card))
+
+
+@routes.post(
+    "/v1/cards/{card_id}/activate",
+    summary="Activate a shipped or delivered physical card",
+    responses=error_responses("NOT_FOUND", "CARD_NOT_ACTIVATABLE"),
+)
+async def activate(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    await service.activate(session, card)
+    return One(data=card_out(card))
+
+
+@routes.post(
+    "/v1/cards/activate",
+    summary="Activate a physical card by PAN and expiry (JWE required)",
+    responses=error_responses("NOT_FOUND", "CARD_NOT_ACTIVATABLE"),
+    openapi_extra=encryption("required"),
+)
+async def activate_by_pan(
+    body: ActivateByPan, principal: Partner, session: DbSession, request: Request
+) -> One[CardOut]:
+    card = await service.find_by_pan(session, _services(request), principal.tenant_id, body.pan)
+    month, year = body.expiry.split("/")
+    if card is None or card.expiry_month != int(month) or card.expiry_year % 100 != int(year):
+        raise NotFound("card")
+    locked = await _card(session, principal, card.id, lock=True)
+    await service.activate(session, locked)
+    return One(data=card_out(locked))
+
+
+@routes.post(
+    "/v1/cards/{card_id}/verify-holder",
+    summary="Check a person against the card's holder (seed 004)",
+    description="Names compare case- and accent-insensitively, phones in E.164. At most 5 "
+    "checks per card per hour.",
+    responses=error_responses("NOT_FOUND", "RATE_LIMITED"),
+)
+async def verify_holder(
+    card_id: CardId, body: HolderCheckIn, principal: Partner, session: DbSession
+) -> One[HolderCheckOut]:
+    card = await _card(session, principal, card_id, lock=True)
+    result = await service.verify_holder(
+        session, card, first_name=body.first_name, last_name=body.last_name, phone=body.phone
+    )
+    return One(data=HolderCheckOut(**result))

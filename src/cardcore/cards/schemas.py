@@ -1,0 +1,166 @@
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cardcore.kit.money import CurrencyCode, MinorUnits
+
+
+class ProductCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    network: Literal["VISA", "MASTERCARD"]
+    bin: str = Field(min_length=6, max_length=8, examples=["45717360"])
+    pan_length: int = Field(default=16, ge=13, le=19)
+    form_factors: list[Literal["VIRTUAL", "PHYSICAL"]] = Field(min_length=1)
+    kind: Literal["DEBIT", "PREPAID", "GIFT"]
+    currency: CurrencyCode
+    validity_months: int = Field(default=36, ge=1, le=120)
+    kyc_required: bool = True
+    max_load: MinorUnits | None = Field(default=None, description="Gift products: load cap.")
+    default_controls: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProductOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    network: str
+    bin: str
+    pan_length: int
+    form_factors: list[str]
+    kind: str
+    currency: str
+    validity_months: int
+    kyc_required: bool
+    max_load: int | None
+    default_controls: dict[str, Any]
+    created_at: datetime
+
+
+class DeliveryAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=100)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+    state: str | None = Field(default=None, max_length=10)
+    country: str = Field(min_length=2, max_length=2)
+
+
+class CardCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["VIRTUAL", "PHYSICAL", "GIFT"]
+    product_id: str
+    user_id: str
+    balance_id: str | None = Field(default=None, description="Not for GIFT: it gets its own.")
+    corporation_id: str | None = Field(default=None, description="Corporate cards (seed 003).")
+    embossing_name: str | None = Field(default=None, max_length=26)
+    delivery_address: DeliveryAddress | None = None
+    pin: str | None = Field(default=None, description="Physical cards: a PIN set at issue.")
+    gift_amount: MinorUnits | None = None
+    gift_recipient_name: str | None = Field(default=None, max_length=100)
+    gift_message: str | None = Field(default=None, max_length=500)
+
+
+class Fulfillment(BaseModel):
+    status: str | None
+    carrier: str | None
+    tracking_number: str | None
+    delivery_address: dict[str, Any] | None
+
+
+class CardOut(BaseModel):
+    id: str = Field(examples=["card_01jd3z8k1m2n3p4q5r6s7t8v9w"])
+    type: str
+    status: str
+    network: str
+    masked_pan: str = Field(examples=["411111******1234"])
+    bin: str
+    last4: str
+    expiry_month: int
+    expiry_year: int
+    product_id: str
+    balance_id: str
+    user_id: str | None
+    corporation_id: str | None
+    embossing_name: str | None
+    pin_set: bool
+    fulfillment: Fulfillment | None
+    gift_recipient_name: str | None
+    gift_message: str | None
+    created_at: datetime
+    activated_at: datetime | None
+
+
+class CardRequestOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    status: str = Field(description="PENDING, COMPLETED (see card_id) or FAILED (see error).")
+    card_id: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class RevealIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[Literal["pan", "cvv", "expiry"]] = Field(
+        default_factory=lambda: ["pan", "cvv", "expiry"], min_length=1
+    )
+
+
+class RevealOut(BaseModel):
+    pan: str | None = None
+    cvv: str | None = None
+    expiry: str | None = Field(default=None, description="MM/YY")
+
+
+class PinIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pin: str = Field(min_length=1, max_length=12)
+
+
+class ActivateByPan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pan: str = Field(min_length=12, max_length=19)
+    expiry: str = Field(pattern=r"^(0[1-9]|1[0-2])/\d{2}$", examples=["09/29"])
+
+
+class ManufacturingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    result: Literal["MANUFACTURED", "MANUFACTURING_FAILED"]
+
+
+class DeliveryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["SHIPPED", "DELIVERED", "RETURNED"]
+    carrier: str | None = Field(default=None, max_length=50)
+    tracking_number: str | None = Field(default=None, max_length=100)
+
+
+class HolderCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(min_length=1, max_length=30)
+
+
+class HolderCheckOut(BaseModel):
+    first_name: bool
+    last_name: bool
+    phone: bool
+    match: bool

@@ -1,0 +1,463 @@
+"""Products and cards: issuance, the physical journey, activation, PIN, CVV, reveal, holder
+checks. The rules, with no HTTP."""
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.balances import service as balances
+from cardcore.cards import fees
+from cardcore.cards.events import CardCreated, CardFulfillmentChanged, CardStatusChanged
+from cardcore.cards.processors import IssuingProcessor
+from cardcore.cards.security import CVV2_SERVICE_CODE, check_pin, cvk_pair, cvv
+from cardcore.cards.vault import PanVault
+from cardcore.customers import reference
+from cardcore.customers.embossing import embossing_names
+from cardcore.kit.crypto import Keyring
+from cardcore.kit.errors import CardcoreError, NotFound, validation_error
+from cardcore.kit.ids import new_id
+from cardcore.kit.outbox import record_event
+from cardcore.ledger import service as ledger
+from cardcore.models import (
+    Balance,
+    Card,
+    CardProduct,
+    Corporation,
+    CorporationEmployee,
+    Program,
+    User,
+)
+
+NETWORKS = ("VISA", "MASTERCARD")
+FORM_FACTORS = ("VIRTUAL", "PHYSICAL")
+PRODUCT_KINDS = ("DEBIT", "PREPAID", "GIFT")
+PAN_ATTEMPTS = 10
+HOLDER_CHECKS_PER_HOUR = 5
+STRONG_AUTH_WINDOW = timedelta(minutes=5)
+
+# The physical journey (seed 003): which step may follow which, and through which route.
+FULFILLMENT: dict[str, dict[str, frozenset[str]]] = {
+    "process": {"ORDERED": frozenset({"ISSUANCE_IN_PROGRESS"})},
+    "manufacturing": {"ISSUANCE_IN_PROGRESS": frozenset({"MANUFACTURED", "MANUFACTURING_FAILED"})},
+    "delivery": {
+        "MANUFACTURED": frozenset({"SHIPPED"}),
+        "SHIPPED": frozenset({"DELIVERED", "RETURNED"}),
+    },
+}
+
+
+@dataclass(frozen=True)
+class CardServices:
+    """What card operations need beyond the session: keys, the vault and the processor."""
+
+    keyring: Keyring
+    vault: PanVault
+    processor: IssuingProcessor
+    cvk: tuple[bytes, bytes]
+
+
+# -- products ------------------------------------------------------------------------------------
+
+
+async def create_product(
+    session: AsyncSession, *, program_id: str, values: dict[str, Any]
+) -> CardProduct:
+    bin_, length = values["bin"], values.get("pan_length") or 16
+    if not bin_.isdigit() or len(bin_) not in (6, 8):
+        raise validation_error("bin", "INVALID_BIN", "A BIN is 6 or 8 digits.")
+    if not 13 <= length <= 19 or length < len(bin_) + 2:
+        raise validation_error(
+            "pan_length", "INVALID_LENGTH", "PANs are 13–19 digits, longer than the BIN."
+        )
+    allowed = await session.scalar(select(Program.currencies).where(Program.id == program_id))
+    if values["currency"] not in (allowed or []):
+        raise CardcoreError("CURRENCY_NOT_ALLOWED")
+    if values["kind"] == "GIFT":
+        if not values.get("max_load"):
+            raise validation_error("max_load", "REQUIRED", "A gift product needs a maximum load.")
+    elif not values.get("kyc_required", True):
+        raise validation_error("kyc_required", "NOT_WAIVABLE", "Only gift products may waive KYC.")
+    product = CardProduct(program_id=program_id, **{**values, "pan_length": length})
+    session.add(product)
+    await session.flush()
+    return product
+
+
+# -- issuance ------------------------------------------------------------------------------------
+
+
+@dataclass
+class IssueRequest:
+    type: str
+    product_id: str
+    user_id: str
+    balance_id: str | None = None
+    corporation_id: str | None = None
+    embossing_name: str | None = None
+    delivery_address: dict[str, Any] | None = None
+    pin: str | None = None
+    gift_amount: int | None = None
+    gift_recipient_name: str | None = None
+    gift_message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _in_program(
+    session: AsyncSession, model: type, program_id: str, public_id: str | None, noun: str
+) -> Any:
+    from cardcore.kit import ids
+
+    prefix = model.__table__.c.id.type.prefix  # type: ignore[attr-defined]
+    if public_id is None or not ids.is_valid(prefix, public_id):
+        raise NotFound(noun)
+    found = await session.scalar(
+        select(model).where(model.id == public_id, model.program_id == program_id)  # type: ignore[attr-defined]
+    )
+    if found is None:
+        raise NotFound(noun)
+    return found
+
+
+def _expiry(validity_months: int, now: datetime) -> tuple[int, int]:
+    months = now.year * 12 + now.month - 1 + validity_months
+    return months % 12 + 1, months // 12
+
+
+async def _new_pan(
+    session: AsyncSession, services: CardServices, product: CardProduct
+) -> tuple[str, bytes]:
+    capacity = 10 ** (product.pan_length - len(product.bin) - 1)
+    issued = await session.scalar(
+        select(func.count())
+        .select_from(Card)
+        .where(Card.network == product.network, Card.bin == product.bin)
+    )
+    if (issued or 0) >= capacity:
+        raise CardcoreError("BIN_EXHAUSTED")
+    for _ in range(PAN_ATTEMPTS):
+        pan = services.processor.new_pan(product.bin, product.pan_length)
+        pan_hash = services.vault.lookup_hash(pan)
+        taken = await session.scalar(
+            select(Card.id).where(Card.network == product.network, Card.pan_hash == pan_hash)
+        )
+        if taken is None:
+            return pan, pan_hash
+    raise CardcoreError("BIN_EXHAUSTED", "No free card number found; the BIN range is nearly full.")
+
+
+def _pin_hash(keyring: Keyring, card_id: str, pin: str) -> bytes:
+    return keyring.lookup_hash(f"{card_id}:{pin}", "pin")
+
+
+async def _gift_balance(
+    session: AsyncSession, product: CardProduct, user: User, amount: int
+) -> Balance:
+    if product.max_load is not None and amount > product.max_load:
+        raise CardcoreError(
+            "GIFT_LOAD_EXCEEDS_MAX", f"At most {product.max_load} for this product."
+        )
+    balance = Balance(
+        id=new_id("bal"),
+        program_id=product.program_id,
+        owner_type="gift",
+        owner_id=user.id,
+        currency=product.currency,
+    )
+    account = await ledger.open_account(
+        session,
+        program_id=product.program_id,
+        currency=product.currency,
+        kind="gift_balance",
+        owner_id=balance.id,
+        no_overdraft=True,
+    )
+    balance.ledger_account_id = account.id
+    session.add(balance)
+    await session.flush()
+    await balances.load_from_partner(session, balance, amount=amount, code="gift_load")
+    return balance
+
+
+async def issue_card(
+    session: AsyncSession, services: CardServices, *, program_id: str, request: IssueRequest
+) -> Card:
+    product: CardProduct = await _in_program(
+        session, CardProduct, program_id, request.product_id, "product"
+    )
+    user: User = await _in_program(session, User, program_id, request.user_id, "user")
+    if request.type == "GIFT":
+        if product.kind != "GIFT":
+            raise CardcoreError("FORM_FACTOR_NOT_ALLOWED", "GIFT cards need a GIFT product.")
+    elif request.type not in product.form_factors or product.kind == "GIFT":
+        raise CardcoreError("FORM_FACTOR_NOT_ALLOWED")
+    if user.status != "ACTIVE":
+        raise CardcoreError("USER_CLOSED")
+    if user.kyc_status != "APPROVED" and (product.kind != "GIFT" or product.kyc_required):
+        raise CardcoreError("KYC_NOT_APPROVED")
+    corporation = None
+    if request.corporation_id is not None:
+        corporation = await _in_program(
+            session, Corporation, program_id, request.corporation_id, "corporation"
+        )
+        if corporation.kyb_status != "APPROVED":
+            raise CardcoreError("KYC_NOT_APPROVED", "The corporation's KYB must be APPROVED.")
+        employed = await session.get(CorporationEmployee, (corporation.id, user.id))
+        if employed is None:
+            raise validation_error(
+                "user_id", "NOT_AN_EMPLOYEE", "The user is not the corporation's employee."
+            )
+
+    if request.type == "GIFT":
+        if not request.gift_amount:
+            raise validation_error("gift_amount", "REQUIRED", "A gift card is loaded at issue.")
+        balance = await _gift_balance(session, product, user, request.gift_amount)
+    else:
+        balance = await _in_program(session, Balance, program_id, request.balance_id, "balance")
+        balances.require_active(balance)
+        owner = corporation.id if corporation is not None else user.id
+        if balance.owner_id != owner or balance.owner_type == "gift":
+            raise validation_error(
+                "balance_id", "NOT_THE_OWNERS", "The balance belongs to someone else."
+            )
+        if balance.currency != product.currency:
+            raise CardcoreError(
+                "CURRENCY_MISMATCH", f"The product issues {product.currency} cards."
+            )
+
+    name = None
+    if request.type == "PHYSICAL" or request.embossing_name:
+        options = (
+            embossing_names(user.first_name or "", user.middle_name, user.last_name or "")
+            if user.last_name
+            else []
+        )
+        name = request.embossing_name or (options[0] if options else None)
+        if name is None or name not in options:
+            raise CardcoreError("EMBOSSING_NAME_NOT_ALLOWED")
+    address = None
+    if request.type == "PHYSICAL":
+        if not request.delivery_address:
+            raise validation_error(
+                "delivery_address", "REQUIRED", "A physical card needs an address."
+            )
+        address = dict(request.delivery_address)
+        address["country"] = reference.country_code(
+            address.get("country", ""), "delivery_address.country"
+        )
+    pin = check_pin(request.pin) if request.pin is not None else None
+    if pin is not None and request.type != "PHYSICAL":
+        raise validation_error(
+            "pin", "NOT_FOR_THIS_CARD", "A PIN is set at issue only for physical cards."
+        )
+
+    now = datetime.now(UTC)
+    expiry_month, expiry_year = _expiry(product.validity_months, now)
+    card_id = new_id("card")
+    pan, pan_hash = await _new_pan(session, services, product)
+    version, ciphertext = await services.vault.encrypt(session, card_id, pan)
+    card = Card(
+        id=card_id,
+        program_id=program_id,
+        product_id=product.id,
+        balance_id=balance.id,
+        user_id=user.id,
+        corporation_id=corporation.id if corporation else None,
+        type=request.type,
+        status="INACTIVE" if request.type == "PHYSICAL" else "ACTIVE",
+        network=product.network,
+        bin=product.bin,
+        last4=pan[-4:],
+        pan_length=len(pan),
+        pan_ciphertext=ciphertext,
+        pan_key_version=version,
+        pan_hash=pan_hash,
+        expiry_month=expiry_month,
+        expiry_year=expiry_year,
+        embossing_name=name,
+        fulfillment_status="ORDERED" if request.type == "PHYSICAL" else None,
+        delivery_address=address,
+        pin_hash=_pin_hash(services.keyring, card_id, pin) if pin else None,
+        gift_recipient_name=request.gift_recipient_name,
+        gift_message=request.gift_message,
+        activated_at=None if request.type == "PHYSICAL" else now,
+    )
+    session.add(card)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        # Another issuance took the same number between our check and our insert.
+        raise CardcoreError("BIN_EXHAUSTED", "A card number collided; retry the request.") from exc
+    if request.type == "PHYSICAL":
+        assert name is not None
+        assert address is not None
+        await services.processor.order_plastic(card.id, name, address)
+    await fees.on_card_issued(session, card)
+    record_event(
+        session,
+        program_id=program_id,
+        object_id=card.id,
+        data=CardCreated(
+            id=card.id,
+            type=card.type,
+            status=card.status,
+            masked_pan=masked_pan(card),
+            balance_id=card.balance_id,
+            user_id=user.id,
+        ),
+    )
+    return card
+
+
+def masked_pan(card: Card) -> str:
+    return card.bin + "*" * (card.pan_length - len(card.bin) - 4) + card.last4
+
+
+# -- lifecycle bits this issue owns ---------------------------------------------------------------
+
+
+async def move_fulfillment(
+    session: AsyncSession,
+    card: Card,
+    step: str,
+    to: str,
+    *,
+    carrier: str | None = None,
+    tracking: str | None = None,
+) -> Card:
+    if card.type != "PHYSICAL":
+        raise CardcoreError("INVALID_CARD_TYPE", "Only physical cards travel.")
+    current = card.fulfillment_status or ""
+    if to not in FULFILLMENT[step].get(current, frozenset()):
+        raise CardcoreError("INVALID_FULFILLMENT_TRANSITION", f"Cannot go from {current} to {to}.")
+    card.fulfillment_status = to
+    if carrier is not None:
+        card.carrier = carrier
+    if tracking is not None:
+        card.tracking_number = tracking
+    await session.flush()
+    record_event(
+        session,
+        program_id=card.program_id,
+        object_id=card.id,
+        data=CardFulfillmentChanged(
+            id=card.id,
+            from_status=current,
+            to_status=to,
+            carrier=card.carrier,
+            tracking_number=card.tracking_number,
+        ),
+    )
+    return card
+
+
+async def activate(session: AsyncSession, card: Card) -> Card:
+    if (
+        card.type != "PHYSICAL"
+        or card.status != "INACTIVE"
+        or card.fulfillment_status not in ("SHIPPED", "DELIVERED")
+    ):
+        raise CardcoreError("CARD_NOT_ACTIVATABLE")
+    card.status = "ACTIVE"
+    card.activated_at = datetime.now(UTC)
+    await session.flush()
+    record_event(
+        session,
+        program_id=card.program_id,
+        object_id=card.id,
+        data=CardStatusChanged(
+            id=card.id, from_status="INACTIVE", to_status="ACTIVE", reason="activated"
+        ),
+    )
+    return card
+
+
+async def find_by_pan(
+    session: AsyncSession, services: CardServices, program_id: str, pan: str
+) -> Card | None:
+    return await session.scalar(
+        select(Card).where(
+            Card.program_id == program_id, Card.pan_hash == services.vault.lookup_hash(pan)
+        )
+    )
+
+
+def expiry_yymm(card: Card) -> str:
+    return f"{card.expiry_year % 100:02d}{card.expiry_month:02d}"
+
+
+def card_cvv2(services: CardServices, card: Card, pan: str) -> str:
+    key_a, key_b = cvk_pair(*services.cvk, card.cvv_key_index)
+    return cvv(pan, expiry_yymm(card), CVV2_SERVICE_CODE, key_a, key_b)
+
+
+async def reset_cvv(session: AsyncSession, card: Card) -> Card:
+    if card.type != "VIRTUAL":
+        raise CardcoreError("INVALID_CARD_TYPE", "CVV reset is for virtual cards.")
+    card.cvv_key_index += 1
+    await session.flush()
+    return card
+
+
+async def set_pin(session: AsyncSession, services: CardServices, card: Card, pin: str) -> Card:
+    if card.status not in ("ACTIVE", "INACTIVE"):
+        raise CardcoreError("CARD_NOT_ACTIVE")
+    card.pin_hash = _pin_hash(services.keyring, card.id, check_pin(pin))
+    card.pin_failures = 0
+    await session.flush()
+    return card
+
+
+def pin_matches(services: CardServices, card: Card, pin: str) -> bool:
+    import hmac
+
+    return card.pin_hash is not None and hmac.compare_digest(
+        card.pin_hash, _pin_hash(services.keyring, card.id, pin)
+    )
+
+
+def require_strong_auth(strong_auth_at: datetime | None) -> None:
+    if strong_auth_at is None or datetime.now(UTC) - strong_auth_at > STRONG_AUTH_WINDOW:
+        raise CardcoreError("STRONG_AUTH_REQUIRED")
+
+
+def _comparable(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
+
+
+async def verify_holder(
+    session: AsyncSession, card: Card, *, first_name: str, last_name: str, phone: str
+) -> dict[str, bool]:
+    """Does this person match the card's holder? Per field; throttled per card."""
+    now = datetime.now(UTC)
+    if card.holder_checks_window_start is None or now - card.holder_checks_window_start > timedelta(
+        hours=1
+    ):
+        card.holder_checks_window_start = now
+        card.holder_checks = 0
+    if card.holder_checks >= HOLDER_CHECKS_PER_HOUR:
+        raise CardcoreError("RATE_LIMITED", "Too many holder checks for this card; wait an hour.")
+    card.holder_checks += 1
+    await session.flush()
+    user = await session.get(User, card.user_id) if card.user_id else None
+    try:
+        normalized_phone = reference.normalize_phone(phone)
+    except CardcoreError:
+        normalized_phone = None
+    result = {
+        "first_name": bool(
+            user and user.first_name and _comparable(user.first_name) == _comparable(first_name)
+        ),
+        "last_name": bool(
+            user and user.last_name and _comparable(user.last_name) == _comparable(last_name)
+        ),
+        "phone": bool(user and user.phone and normalized_phone == user.phone),
+    }
+    result["match"] = all(result.values())
+    return result

@@ -1,0 +1,121 @@
+"""Card products, cards, the PAN vault's data keys, and asynchronous card requests.
+
+No column holds a PAN in clear: `pan_ciphertext` is AES-256-GCM under a versioned data key,
+`pan_hash` a keyed HMAC for lookups and uniqueness, and only the BIN and last four are plain.
+CVV2 and PIN are never stored: the CVV2 is derived when needed, the PIN kept only as a keyed hash.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cardcore.kit.ids import PrefixedId, new_id
+from cardcore.models.base import Base, CreatedAt
+
+
+class CardProduct(CreatedAt, Base):
+    __tablename__ = "card_products"
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("prd"), primary_key=True, default=lambda: new_id("prd")
+    )
+    program_id: Mapped[str] = mapped_column(
+        PrefixedId("prg"), ForeignKey("programs.id"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    network: Mapped[str] = mapped_column(String(20))
+    bin: Mapped[str] = mapped_column(String(8))
+    pan_length: Mapped[int] = mapped_column(SmallInteger, server_default="16")
+    form_factors: Mapped[list[str]] = mapped_column(ARRAY(String(10)))
+    kind: Mapped[str] = mapped_column(String(10))
+    currency: Mapped[str] = mapped_column(String(3))
+    validity_months: Mapped[int] = mapped_column(SmallInteger, server_default="36")
+    kyc_required: Mapped[bool] = mapped_column(server_default="true")
+    max_load: Mapped[int | None] = mapped_column(BigInteger)
+    default_controls: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+class PanDataKey(CreatedAt, Base):
+    """A data key for PANs, stored wrapped (encrypted) by the master keyring."""
+
+    __tablename__ = "pan_data_keys"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Card(CreatedAt, Base):
+    __tablename__ = "cards"
+    __table_args__ = (
+        UniqueConstraint("network", "pan_hash"),
+        Index("ix_cards_program_id_user_id", "program_id", "user_id"),
+        Index("ix_cards_program_id_balance_id", "program_id", "balance_id"),
+        Index("ix_cards_pan_key_version", "pan_key_version"),
+    )
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("card"), primary_key=True, default=lambda: new_id("card")
+    )
+    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
+    product_id: Mapped[str] = mapped_column(PrefixedId("prd"), ForeignKey("card_products.id"))
+    balance_id: Mapped[str] = mapped_column(PrefixedId("bal"), ForeignKey("balances.id"))
+    user_id: Mapped[str | None] = mapped_column(PrefixedId("usr"), ForeignKey("users.id"))
+    corporation_id: Mapped[str | None] = mapped_column(
+        PrefixedId("cor"), ForeignKey("corporations.id")
+    )
+    type: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    network: Mapped[str] = mapped_column(String(20))
+    bin: Mapped[str] = mapped_column(String(8))
+    last4: Mapped[str] = mapped_column(String(4))
+    pan_length: Mapped[int] = mapped_column(SmallInteger)
+    pan_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    pan_key_version: Mapped[int] = mapped_column(Integer)
+    pan_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    expiry_month: Mapped[int] = mapped_column(SmallInteger)
+    expiry_year: Mapped[int] = mapped_column(SmallInteger)
+    # Which CVK pair derives this card's CVV2; a CVV reset moves to the next one.
+    cvv_key_index: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    embossing_name: Mapped[str | None] = mapped_column(String(26))
+    # Physical cards: the production and delivery journey, and where the card goes.
+    fulfillment_status: Mapped[str | None] = mapped_column(String(30))
+    delivery_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    carrier: Mapped[str | None] = mapped_column(String(50))
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    pin_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pin_failures: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    gift_recipient_name: Mapped[str | None] = mapped_column(String(100))
+    gift_message: Mapped[str | None] = mapped_column(String(500))
+    holder_checks: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    holder_checks_window_start: Mapped[datetime | None]
+    activated_at: Mapped[datetime | None]
+
+
+class CardRequest(CreatedAt, Base):
+    """An asynchronous issuance: the worker turns it into a card, or records why it could not."""
+
+    __tablename__ = "card_requests"
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("req"), primary_key=True, default=lambda: new_id("req")
+    )
+    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
+    status: Mapped[str] = mapped_column(String(20), server_default="PENDING")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    card_id: Mapped[str | None] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(String(500))
+    completed_at: Mapped[datetime | None]
