@@ -385,3 +385,37 @@ def ledger_verify() -> None:
         typer.echo(f"ledger NOT consistent: {len(problems)} problem(s)", err=True)
         raise typer.Exit(1)
     typer.echo("ledger consistent: debits equal credits, and every total matches its transfers")
+
+
+@keys_app.command("rotate-pan")
+def rotate_pan(
+    batch: Annotated[int, typer.Option(help="Cards re-encrypted per transaction.")] = 500,
+) -> None:
+    """Add a PAN data key version and re-encrypt every card under it, in small transactions, while
+    the service keeps running (cards not yet moved still decrypt with their own version)."""
+    from cardcore.cards.vault import PanVault
+
+    settings = get_settings()
+    vault = PanVault(load_keyring(settings))
+
+    async def run() -> tuple[int, int]:
+        engine = create_engine(database_url(settings), settings)
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            async with sessionmaker() as session, session.begin():
+                version = await vault.add_key(session)
+            moved = 0
+            while True:
+                async with sessionmaker() as session, session.begin():
+                    done = await vault.reencrypt_batch(session, version, limit=batch)
+                    left = await vault.cards_below(session, version) if done == 0 else 1
+                moved += done
+                if left == 0:
+                    return version, moved
+                if done == 0:
+                    await asyncio.sleep(0.2)  # the rest are locked by requests in flight
+        finally:
+            await engine.dispose()
+
+    version, moved = asyncio.run(run())
+    typer.echo(f"PAN data key version {version}; {moved} cards re-encrypted", err=True)

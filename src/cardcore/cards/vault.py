@@ -94,3 +94,9 @@ class PanVault:
                 .execution_options(synchronize_session=False)
             )
         return len(cards)
+
+    async def cards_below(self, session: AsyncSession, version: int) -> int:
+        found = await session.scalar(
+            select(func.count()).select_from(Card).where(Card.pan_key_version < version)
+        )
+        return int(found or 0)
