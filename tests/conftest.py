@@ -67,11 +67,17 @@ async def database_url(server_url: URL) -> AsyncIterator[URL]:
         await admin.close()
 
 
+CVK_A, CVK_B = "0123456789ABCDEF", "FEDCBA9876543210"
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: URL) -> Settings:
+def settings(database_url: URL, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         database_url=database_url.render_as_string(hide_password=False),
         master_keys=generate_key_spec("test"),
+        data_dir=tmp_path_factory.mktemp("data"),
+        cvk_a=CVK_A,
+        cvk_b=CVK_B,
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require_admin
 from cardcore.auth.principals import Principal, PrincipalKind
+from cardcore.cards import jobs as _card_jobs  # noqa: F401 - registers cards.issue, which this module enqueues
 from cardcore.cards import service
 from cardcore.cards.schemas import (
     ActivateByPan,

@@ -1,0 +1,106 @@
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.auth.helpers import admin_token, bearer, make_admin
+from tests.conftest import Partner
+from tests.customers.helpers import ADDRESS, PERSONAL
+from tests.money.helpers import fund_partner
+from tests.test_encryption import decrypt_answer, encrypt_to, public_key_header, server_key
+
+CALLER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+PRODUCT = {
+    "name": "Classic",
+    "network": "VISA",
+    "bin": "45717360",
+    "form_factors": ["VIRTUAL", "PHYSICAL"],
+    "kind": "DEBIT",
+    "currency": "EUR",
+}
+DELIVERY = {k: v for k, v in ADDRESS.items() if k != "type"}
+
+
+async def ops_token(
+    client: AsyncClient, session: AsyncSession, partner: Partner, role: str = "admin"
+) -> str:
+    await make_admin(session, partner, role)
+    return await admin_token(client, partner, role)
+
+
+async def make_product(client: AsyncClient, token: str, **overrides: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/admin/products", json={**PRODUCT, **overrides}, headers=bearer(token)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
+
+
+async def cardholder(
+    client: AsyncClient, partner: Partner, *, approve: bool = True, phone: str = "+48601234567"
+) -> dict[str, str]:
+    user = (await client.post("/v1/users", json={"phone": phone}, headers=partner.headers)).json()[
+        "data"
+    ]
+    await client.put(f"/v1/users/{user['id']}/kyc/personal", json=PERSONAL, headers=partner.headers)
+    out = {"user_id": user["id"]}
+    if approve:
+        await client.post(
+            f"/v1/users/{user['id']}/kyc/decision",
+            json={"decision": "APPROVED"},
+            headers=partner.headers,
+        )
+        balance = await client.post(
+            "/v1/balances", json={"user_id": user["id"], "currency": "EUR"}, headers=partner.headers
+        )
+        out["balance_id"] = balance.json()["data"]["id"]
+    return out
+
+
+async def setup_cards(
+    client: AsyncClient, session: AsyncSession, partner: Partner
+) -> dict[str, Any]:
+    await fund_partner(session, partner, 1_000_000)
+    token = await ops_token(client, session, partner)
+    product = await make_product(client, token)
+    holder = await cardholder(client, partner)
+    return {"token": token, "product": product, **holder}
+
+
+async def issue(client: AsyncClient, partner: Partner, setup: dict[str, Any], **body: Any):  # type: ignore[no-untyped-def]
+    payload = {
+        "type": "VIRTUAL",
+        "product_id": setup["product"]["id"],
+        "user_id": setup["user_id"],
+        "balance_id": setup.get("balance_id"),
+        **body,
+    }
+    return await client.post("/v1/cards", json=payload, headers=partner.headers)
+
+
+async def encrypted_post(
+    client: AsyncClient,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    method: str = "POST",
+):  # type: ignore[no-untyped-def]
+    server = await server_key(client)
+    return await client.request(
+        method,
+        path,
+        content=encrypt_to(server, body),
+        headers={
+            **headers,
+            "Public-Key": public_key_header(CALLER_KEY),
+            "Encrypted-Request": "true",
+            "Content-Type": "application/json",
+        },
+    )
+
+
+def opened(response) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    assert response.status_code in (200, 201), response.text
+    return decrypt_answer(CALLER_KEY, response.json())
