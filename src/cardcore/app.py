@@ -18,6 +18,7 @@ from cardcore.balances.endpoints import routes as balances_routes
 from cardcore.cards.dependencies import build_card_services
 from cardcore.cards.endpoints import admin_routes as card_admin_routes
 from cardcore.cards.endpoints import routes as cards_routes
+from cardcore.cards.lifecycle_endpoints import routes as card_lifecycle_routes
 from cardcore.config import Settings, get_settings
 from cardcore.customers.endpoints import admin_routes as review_routes
 from cardcore.customers.endpoints import reference_routes
@@ -149,6 +150,7 @@ def create_app(
         reference_routes,
         balances_routes,
         cards_routes,
+        card_lifecycle_routes,
         programs_routes,
         events_routes,
         webhooks_routes,

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import cardcore.cards.jobs
+import cardcore.cards.lifecycle
 import cardcore.kit.idempotency  # noqa: F401 - registers its periodic purge
 from cardcore.config import Settings
 from cardcore.kit.crypto import Keyring

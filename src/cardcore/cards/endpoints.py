@@ -107,7 +107,7 @@ def _services(request: Request) -> CardServices:
     return request.app.state.card_services  # type: ignore[no-any-return]
 
 
-async def _card(
+async def load_card(
     session: AsyncSession, principal: Principal, card_id: str, *, lock: bool = False
 ) -> Card:
     card = await CardRepository(session, principal.tenant_id).get_or_404(card_id, for_update=lock)
@@ -215,7 +215,7 @@ async def get_request(
 
 @routes.get("/v1/cards/{card_id}", summary="Get a card (masked)", responses=CARD_ERRORS)
 async def get_card(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
-    return One(data=card_out(await _card(session, principal, card_id)))
+    return One(data=card_out(await load_card(session, principal, card_id)))
 
 
 @routes.get("/v1/cards", summary="List cards")
@@ -272,7 +272,7 @@ async def my_cards(principal: Cardholder, session: DbSession, page: Pagination) 
     "/v1/me/cards/{card_id}", summary="One of the cardholder's cards", responses=CARD_ERRORS
 )
 async def my_card(card_id: CardId, principal: Cardholder, session: DbSession) -> One[CardOut]:
-    return One(data=card_out(await _card(session, principal, card_id)))
+    return One(data=card_out(await load_card(session, principal, card_id)))
 
 
 # -- sensitive data ------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ async def _reveal(
 async def reveal(
     card_id: CardId, body: RevealIn, principal: Partner, session: DbSession, request: Request
 ) -> One[RevealOut]:
-    card = await _card(session, principal, card_id)
+    card = await load_card(session, principal, card_id)
     return One(data=await _reveal(session, _services(request), card, body.fields))
 
 
@@ -315,7 +315,7 @@ async def reveal(
 async def reveal_mine(
     card_id: CardId, body: RevealIn, principal: Cardholder, session: DbSession, request: Request
 ) -> One[RevealOut]:
-    card = await _card(session, principal, card_id)
+    card = await load_card(session, principal, card_id)
     service.require_strong_auth(principal.strong_auth_at)
     return One(data=await _reveal(session, _services(request), card, body.fields))
 
@@ -329,7 +329,7 @@ async def reveal_mine(
 async def set_pin(
     card_id: CardId, body: PinIn, principal: Partner, session: DbSession, request: Request
 ) -> One[CardOut]:
-    card = await _card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id, lock=True)
     await service.set_pin(session, _services(request), card, body.pin)
     return One(data=card_out(card))
 
@@ -343,7 +343,7 @@ async def set_pin(
 async def set_my_pin(
     card_id: CardId, body: PinIn, principal: Cardholder, session: DbSession, request: Request
 ) -> One[CardOut]:
-    card = await _card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id, lock=True)
     await service.set_pin(session, _services(request), card, body.pin)
     return One(data=card_out(card))
 
@@ -354,7 +354,7 @@ async def set_my_pin(
     responses=error_responses("NOT_FOUND", "INVALID_CARD_TYPE"),
 )
 async def reset_cvv(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
-    card = await _card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id, lock=True)
     await service.reset_cvv(session, card)
     return One(data=card_out(card))
 
@@ -368,7 +368,7 @@ async def reset_cvv(card_id: CardId, principal: Servicer, session: DbSession) ->
     responses=error_responses("NOT_FOUND", "INVALID_FULFILLMENT_TRANSITION", "INVALID_CARD_TYPE"),
 )
 async def process_request(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
-    card = await _card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(session, card, "process", "ISSUANCE_IN_PROGRESS")
     return One(data=card_out(card))
 
@@ -381,7 +381,7 @@ async def process_request(card_id: CardId, principal: Servicer, session: DbSessi
 async def manufacturing(
     card_id: CardId, body: ManufacturingIn, principal: Servicer, session: DbSession
 ) -> One[CardOut]:
-    card = await _card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(session, card, "manufacturing", body.result)
     return One(data=card_out(card))
 
@@ -394,7 +394,7 @@ async def manufacturing(
 async def delivery(
     card_id: CardId, body: DeliveryIn, principal: Servicer, session: DbSession
 ) -> One[CardOut]:
-    card = await _card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(
         session, card, "delivery", body.status, carrier=body.carrier, tracking=body.tracking_number
     )
@@ -407,8 +407,8 @@ async def delivery(
     responses=error_responses("NOT_FOUND", "CARD_NOT_ACTIVATABLE"),
 )
 async def activate(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
-    card = await _card(session, principal, card_id, lock=True)
-    await service.activate(session, card)
+    card = await load_card(session, principal, card_id, lock=True)
+    await service.activate(session, card, actor=principal.kind.value)
     return One(data=card_out(card))
 
 
@@ -425,8 +425,8 @@ async def activate_by_pan(
     month, year = body.expiry.split("/")
     if card is None or card.expiry_month != int(month) or card.expiry_year % 100 != int(year):
         raise NotFound("card")
-    locked = await _card(session, principal, card.id, lock=True)
-    await service.activate(session, locked)
+    locked = await load_card(session, principal, card.id, lock=True)
+    await service.activate(session, locked, actor=principal.kind.value)
     return One(data=card_out(locked))
 
 
@@ -440,7 +440,7 @@ async def activate_by_pan(
 async def verify_holder(
     card_id: CardId, body: HolderCheckIn, principal: Partner, session: DbSession
 ) -> One[HolderCheckOut]:
-    card = await _card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id, lock=True)
     result = await service.verify_holder(
         session, card, first_name=body.first_name, last_name=body.last_name, phone=body.phone
     )

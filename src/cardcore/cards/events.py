@@ -17,6 +17,8 @@ class CardStatusChanged(EventData):
     from_status: str
     to_status: str
     reason: str | None
+    actor: str = "partner"
+    lock_reason: int | None = None
 
 
 @event_type(

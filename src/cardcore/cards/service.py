@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service as balances
-from cardcore.cards import fees
-from cardcore.cards.events import CardCreated, CardFulfillmentChanged, CardStatusChanged
+from cardcore.cards import controls, fees, lifecycle
+from cardcore.cards.events import CardCreated, CardFulfillmentChanged
 from cardcore.cards.processors import IssuingProcessor
 from cardcore.cards.security import CVV2_SERVICE_CODE, check_pin, cvk_pair, cvv
 from cardcore.cards.vault import PanVault
@@ -82,6 +82,10 @@ async def create_product(
             raise validation_error("max_load", "REQUIRED", "A gift product needs a maximum load.")
     elif not values.get("kyc_required", True):
         raise validation_error("kyc_required", "NOT_WAIVABLE", "Only gift products may waive KYC.")
+    defaults = controls.parse(values.get("default_controls"))
+    maxima = await session.scalar(select(Program.control_maxima).where(Program.id == program_id))
+    controls.check_program_maxima(defaults, maxima or [])
+    values = {**values, "default_controls": defaults.model_dump(mode="json", exclude_none=True)}
     product = CardProduct(program_id=program_id, **{**values, "pan_length": length})
     session.add(product)
     await session.flush()
@@ -285,6 +289,7 @@ async def issue_card(
         gift_recipient_name=request.gift_recipient_name,
         gift_message=request.gift_message,
         activated_at=None if request.type == "PHYSICAL" else now,
+        controls=dict(product.default_controls or {}),
     )
     session.add(card)
     try:
@@ -356,25 +361,18 @@ async def move_fulfillment(
     return card
 
 
-async def activate(session: AsyncSession, card: Card) -> Card:
+async def activate(session: AsyncSession, card: Card, *, actor: str) -> Card:
     if (
         card.type != "PHYSICAL"
         or card.status != "INACTIVE"
-        or card.fulfillment_status not in ("SHIPPED", "DELIVERED")
+        or card.fulfillment_status
+        not in (
+            "SHIPPED",
+            "DELIVERED",
+        )
     ):
         raise CardcoreError("CARD_NOT_ACTIVATABLE")
-    card.status = "ACTIVE"
-    card.activated_at = datetime.now(UTC)
-    await session.flush()
-    record_event(
-        session,
-        program_id=card.program_id,
-        object_id=card.id,
-        data=CardStatusChanged(
-            id=card.id, from_status="INACTIVE", to_status="ACTIVE", reason="activated"
-        ),
-    )
-    return card
+    return await lifecycle.transition(session, card, "ACTIVE", actor=actor, reason="activated")
 
 
 async def find_by_pan(
@@ -382,7 +380,9 @@ async def find_by_pan(
 ) -> Card | None:
     return await session.scalar(
         select(Card).where(
-            Card.program_id == program_id, Card.pan_hash == services.vault.lookup_hash(pan)
+            Card.program_id == program_id,
+            Card.pan_hash == services.vault.lookup_hash(pan),
+            Card.replaced_by.is_(None),
         )
     )
 

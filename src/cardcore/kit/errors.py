@@ -139,6 +139,15 @@ CATALOG: dict[str, ErrorSpec] = {
         "Revealing card data needs a session minted with strong_auth in the last 5 minutes.",
     ),
     "RATE_LIMITED": ErrorSpec(429, "rate_limit", "Too many attempts; try again later."),
+    "INVALID_CARD_TRANSITION": ErrorSpec(
+        409, "conflict", "The card cannot go to that status from its current one."
+    ),
+    "LOCK_IRREVERSIBLE": ErrorSpec(
+        409, "conflict", "Lost, stolen, inactive and replaced locks (1, 2, 5, 8) are final."
+    ),
+    "BALANCE_CHANGE_NOT_ALLOWED": ErrorSpec(
+        409, "conflict", "This program does not allow moving cards to another balance."
+    ),
     "SERVICE_UNAVAILABLE": ErrorSpec(503, "api_error", "The service is not ready."),
     "INTERNAL_ERROR": ErrorSpec(
         500, "api_error", "Something went wrong on our side; quote the request_id to support."

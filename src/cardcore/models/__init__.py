@@ -9,7 +9,15 @@ from cardcore.models.auth import (
 )
 from cardcore.models.balances import Balance, MoneyTransfer, PartnerBalance, PaymentContact
 from cardcore.models.base import Base
-from cardcore.models.cards import Card, CardProduct, CardRequest, PanDataKey
+from cardcore.models.cards import (
+    Card,
+    CardProduct,
+    CardReport,
+    CardRequest,
+    CardSpendCounter,
+    PanDataKey,
+    PhysicalRequest,
+)
 from cardcore.models.customers import (
     Address,
     Corporation,
@@ -32,7 +40,9 @@ __all__ = [
     "Base",
     "Card",
     "CardProduct",
+    "CardReport",
     "CardRequest",
+    "CardSpendCounter",
     "CardholderSession",
     "Corporation",
     "CorporationEmployee",
@@ -48,6 +58,7 @@ __all__ = [
     "PanDataKey",
     "PartnerBalance",
     "PaymentContact",
+    "PhysicalRequest",
     "Program",
     "RefreshToken",
     "ServerKey",

@@ -17,7 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -60,7 +60,15 @@ class PanDataKey(CreatedAt, Base):
 class Card(CreatedAt, Base):
     __tablename__ = "cards"
     __table_args__ = (
-        UniqueConstraint("network", "pan_hash"),
+        # One current card per number: a same-number replacement or conversion marks the old
+        # card `replaced_by`, which takes it out of this index.
+        Index(
+            "uq_cards_current_pan",
+            "network",
+            "pan_hash",
+            unique=True,
+            postgresql_where=text("replaced_by IS NULL"),
+        ),
         Index("ix_cards_program_id_user_id", "program_id", "user_id"),
         Index("ix_cards_program_id_balance_id", "program_id", "balance_id"),
         Index("ix_cards_pan_key_version", "pan_key_version"),
@@ -102,6 +110,70 @@ class Card(CreatedAt, Base):
     holder_checks: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     holder_checks_window_start: Mapped[datetime | None]
     activated_at: Mapped[datetime | None]
+    # Lifecycle (cards/lifecycle.py): where to return after an unfreeze or unlock, and why locked.
+    previous_status: Mapped[str | None] = mapped_column(String(20))
+    lock_reason: Mapped[int | None] = mapped_column(SmallInteger)
+    # Spend controls (cards/controls.py); starts as the product's defaults.
+    controls: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    three_ds: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    replaced_by: Mapped[str | None] = mapped_column(PrefixedId("card"))
+    replacement_for: Mapped[str | None] = mapped_column(PrefixedId("card"))
+
+
+class CardSpendCounter(Base):
+    """Spend so far per card, channel (or ALL) and period; the authorization engine adds to it,
+    `evaluate()` reads it."""
+
+    __tablename__ = "card_spend_counters"
+
+    card_id: Mapped[str] = mapped_column(
+        PrefixedId("card"), ForeignKey("cards.id"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    count: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class CardReport(CreatedAt, Base):
+    __tablename__ = "card_reports"
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("rpt"), primary_key=True, default=lambda: new_id("rpt")
+    )
+    program_id: Mapped[str] = mapped_column(
+        PrefixedId("prg"), ForeignKey("programs.id"), index=True
+    )
+    card_id: Mapped[str] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), server_default="OPEN")
+    reported_by: Mapped[str] = mapped_column(String(20))
+    prior_status: Mapped[str] = mapped_column(String(20))
+    prior_lock_reason: Mapped[int | None] = mapped_column(SmallInteger)
+    replacement_card_id: Mapped[str | None] = mapped_column(PrefixedId("card"))
+    decline_reason: Mapped[str | None] = mapped_column(String(500))
+    resolved_at: Mapped[datetime | None]
+
+
+class PhysicalRequest(CreatedAt, Base):
+    """A cardholder's virtual card, to be made physical with the same number (seed 002)."""
+
+    __tablename__ = "physical_requests"
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("phr"), primary_key=True, default=lambda: new_id("phr")
+    )
+    program_id: Mapped[str] = mapped_column(
+        PrefixedId("prg"), ForeignKey("programs.id"), index=True
+    )
+    card_id: Mapped[str] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"))
+    status: Mapped[str] = mapped_column(String(20), server_default="PENDING")
+    delivery_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    embossing_name: Mapped[str] = mapped_column(String(26))
+    physical_card_id: Mapped[str | None] = mapped_column(PrefixedId("card"))
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    resolved_at: Mapped[datetime | None]
 
 
 class CardRequest(CreatedAt, Base):

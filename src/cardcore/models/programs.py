@@ -1,8 +1,10 @@
 """Programs (the tenants), their API keys and their ops staff."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ARRAY, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardcore.kit.ids import PrefixedId, new_id
@@ -20,6 +22,14 @@ class Program(CreatedAt, Base):
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
     currencies: Mapped[list[str]] = mapped_column(ARRAY(String(3)), server_default="{}")
+    # The program's own day, week and month for spend limits (IANA zone name).
+    timezone: Mapped[str] = mapped_column(String(50), server_default="UTC")
+    # Two-letter country where the program issues; anything else is INTERNATIONAL.
+    home_country: Mapped[str | None] = mapped_column(String(2))
+    # Spend limits no card of the program may exceed (same shape as a card's `limits`).
+    control_maxima: Mapped[list[Any]] = mapped_column(JSONB, server_default="[]")
+    # Seed 003 forbids moving a card to another balance unless the program allows it.
+    allow_card_balance_change: Mapped[bool] = mapped_column(server_default="false")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 

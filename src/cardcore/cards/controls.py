@@ -1,0 +1,303 @@
+"""Spend controls and the one function that decides: `evaluate(card, transaction)`.
+
+A card's controls start as its product's defaults; the program's maxima bound every card (a
+card limit above them is refused, and evaluation applies them in any case). The authorization
+engine calls `evaluate()` and then `record_spend()`; support staff call it as a dry run.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import pycountry
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.cards.lifecycle import LOCK_REASONS, expired
+from cardcore.kit.errors import CardcoreError, FieldError
+from cardcore.models import Card, CardSpendCounter, Program
+
+Channel = Literal["POS", "ECOM", "ATM", "CONTACTLESS", "MAGSTRIPE", "MOTO", "INTERNATIONAL"]
+LimitChannel = Literal["ALL", "POS", "ECOM", "ATM", "MOTO", "CONTACTLESS", "MAGSTRIPE"]
+Period = Literal["transaction", "day", "week", "month", "year", "lifetime"]
+PERIODS: tuple[str, ...] = ("day", "week", "month", "year", "lifetime")
+_MCC = re.compile(r"^\d{4}(-\d{4})?$")
+LIFETIME_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Limit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["amount", "count"]
+    period: Period
+    channel: LimitChannel = "ALL"
+    value: int = Field(ge=0, description="Minor units for amounts; a number for counts.")
+
+    @model_validator(mode="after")
+    def counts_have_periods(self) -> "Limit":
+        if self.kind == "count" and self.period == "transaction":
+            raise ValueError("a count limit needs a period longer than one transaction")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.period, self.channel)
+
+
+class ListRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["block", "allow"]
+    codes: list[str] = Field(max_length=500)
+
+
+class Controls(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: dict[Channel, bool] = Field(
+        default_factory=dict, description="A channel not listed is enabled."
+    )
+    limits: list[Limit] = Field(default_factory=list, max_length=100)
+    mcc: ListRule | None = Field(default=None, description="Codes `5411` or ranges `5812-5814`.")
+    countries: ListRule | None = Field(default=None, description="ISO 3166-1 alpha-2 codes.")
+
+    @field_validator("mcc")
+    @classmethod
+    def _mcc_codes(cls, rule: ListRule | None) -> ListRule | None:
+        if rule is not None:
+            bad = [code for code in rule.codes if not _MCC.match(code)]
+            if bad:
+                raise ValueError(f"not MCCs or MCC ranges: {bad}")
+        return rule
+
+    @field_validator("countries")
+    @classmethod
+    def _country_codes(cls, rule: ListRule | None) -> ListRule | None:
+        if rule is not None:
+            codes = [code.upper() for code in rule.codes]
+            bad = [code for code in codes if pycountry.countries.get(alpha_2=code) is None]
+            if bad:
+                raise ValueError(f"not ISO 3166-1 alpha-2 codes: {bad}")
+            rule = ListRule(mode=rule.mode, codes=codes)
+        return rule
+
+    def enabled(self, channel: str) -> bool:
+        return self.channels.get(channel, True)  # type: ignore[call-overload,no-any-return]
+
+
+def parse(raw: dict[str, Any] | None) -> Controls:
+    return Controls.model_validate(raw or {})
+
+
+def _mcc_in(mcc: str, codes: list[str]) -> bool:
+    for code in codes:
+        low, _, high = code.partition("-")
+        if low <= mcc <= (high or low):
+            return True
+    return False
+
+
+def check_program_maxima(controls: Controls, maxima: list[Any]) -> None:
+    ceilings = {Limit.model_validate(m).key: Limit.model_validate(m).value for m in maxima}
+    above = [
+        FieldError(
+            field="limits",
+            code="LIMIT_ABOVE_PROGRAM_MAXIMUM",
+            message=f"{limit.kind}/{limit.period}/{limit.channel} may be at most "
+            f"{ceilings[limit.key]} in this program.",
+        )
+        for limit in controls.limits
+        if limit.key in ceilings and limit.value > ceilings[limit.key]
+    ]
+    if above:
+        raise CardcoreError(
+            "VALIDATION_ERROR", "A limit is above the program's maximum.", errors=above
+        )
+
+
+def loosens(current: Controls, proposed: Controls) -> list[str]:
+    """Everything in `proposed` that is less strict than `current` (empty: only tighter)."""
+    problems = [
+        f"channel {name} enabled"
+        for name in ("POS", "ECOM", "ATM", "CONTACTLESS", "MAGSTRIPE", "MOTO", "INTERNATIONAL")
+        if proposed.enabled(name) and not current.enabled(name)
+    ]
+    new_limits = {limit.key: limit.value for limit in proposed.limits}
+    for limit in current.limits:
+        if new_limits.get(limit.key, limit.value + 1) > limit.value:
+            problems.append(f"limit {limit.kind}/{limit.period}/{limit.channel} raised or removed")
+    for name in ("mcc", "countries"):
+        before, after = getattr(current, name), getattr(proposed, name)
+        if before is None:
+            continue
+        if after is None or after.mode != before.mode:
+            problems.append(f"{name} list removed or changed mode")
+        elif before.mode == "block" and not set(before.codes) <= set(after.codes):
+            problems.append(f"{name} block list shortened")
+        elif before.mode == "allow" and not set(after.codes) <= set(before.codes):
+            problems.append(f"{name} allow list widened")
+    return problems
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transaction:
+    amount: int
+    currency: str
+    channel: str  # POS, ECOM, ATM, MOTO
+    entry_mode: str  # CHIP, CONTACTLESS, MAGSTRIPE, MANUAL, ECOM
+    mcc: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    approved: bool
+    response_code: str
+    rule: str | None = None
+
+    @classmethod
+    def approve(cls) -> "Decision":
+        return cls(True, "00")
+
+    @classmethod
+    def decline(cls, code: str, rule: str) -> "Decision":
+        return cls(False, code, rule)
+
+
+def period_starts(timezone: str, now: datetime) -> dict[str, datetime]:
+    """When each counting period began, in the program's own time zone."""
+    local = now.astimezone(ZoneInfo(timezone))
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "day": day.astimezone(UTC),
+        "week": (day - timedelta(days=day.weekday())).astimezone(UTC),
+        "month": day.replace(day=1).astimezone(UTC),
+        "year": day.replace(month=1, day=1).astimezone(UTC),
+        "lifetime": LIFETIME_START,
+    }
+
+
+def _channels(transaction: Transaction, program: Program) -> list[str]:
+    used = [transaction.channel]
+    if transaction.entry_mode in ("CONTACTLESS", "MAGSTRIPE"):
+        used.append(transaction.entry_mode)
+    if program.home_country and transaction.country.upper() != program.home_country:
+        used.append("INTERNATIONAL")
+    return used
+
+
+def _status_decision(card: Card, now: datetime) -> Decision | None:
+    if card.status == "EXPIRED" or expired(card, now):
+        return Decision.decline("54", "CARD_EXPIRED")
+    if card.status == "LOCKED":
+        reason = LOCK_REASONS.get(card.lock_reason or 0)
+        code = reason.iso_response if reason else "05"
+        return Decision.decline(code, f"CARD_LOCKED_{reason.name if reason else 'UNKNOWN'}")
+    if card.status == "FROZEN":
+        return Decision.decline("05", "CARD_FROZEN")
+    if card.status != "ACTIVE":
+        return Decision.decline("05", f"CARD_{card.status}")
+    return None
+
+
+def evaluate(
+    card: Card,
+    transaction: Transaction,
+    *,
+    program: Program,
+    spent: dict[tuple[str, str], tuple[int, int]],
+    now: datetime,
+) -> Decision:
+    """Approve or decline, with the ISO 8583 response code and the rule that declined.
+    `spent` maps (channel or ALL, period) to (amount, count) so far in the current period."""
+    status = _status_decision(card, now)
+    if status is not None:
+        return status
+    controls = parse(card.controls)
+    for channel in _channels(transaction, program):
+        if not controls.enabled(channel):
+            return Decision.decline("57", f"CHANNEL_{channel}_DISABLED")
+    for name, value in (("countries", transaction.country.upper()), ("mcc", transaction.mcc)):
+        rule = getattr(controls, name)
+        if rule is None:
+            continue
+        listed = value in rule.codes if name == "countries" else _mcc_in(value, rule.codes)
+        if (rule.mode == "block") == listed:
+            return Decision.decline(
+                "62", f"{name.upper()}_{'BLOCKED' if listed else 'NOT_ALLOWED'}"
+            )
+    limits = controls.limits + [Limit.model_validate(m) for m in program.control_maxima or []]
+    for limit in sorted(limits, key=lambda item: item.kind):  # amounts (61) before counts (65)
+        if limit.channel not in ("ALL", *_channels(transaction, program)):
+            continue
+        if limit.period == "transaction":
+            if transaction.amount > limit.value:
+                return Decision.decline("61", f"AMOUNT_PER_TRANSACTION_{limit.channel}")
+            continue
+        amount, count = spent.get((limit.channel, limit.period), (0, 0))
+        if limit.kind == "amount" and amount + transaction.amount > limit.value:
+            return Decision.decline("61", f"AMOUNT_PER_{limit.period.upper()}_{limit.channel}")
+        if limit.kind == "count" and count + 1 > limit.value:
+            return Decision.decline("65", f"COUNT_PER_{limit.period.upper()}_{limit.channel}")
+    return Decision.approve()
+
+
+async def spent_so_far(
+    session: AsyncSession, card: Card, program: Program, now: datetime
+) -> dict[tuple[str, str], tuple[int, int]]:
+    starts = period_starts(program.timezone, now)
+    rows = await session.execute(
+        select(
+            CardSpendCounter.channel,
+            CardSpendCounter.period,
+            CardSpendCounter.amount,
+            CardSpendCounter.count,
+        ).where(
+            CardSpendCounter.card_id == card.id,
+            or_(
+                *(
+                    and_(CardSpendCounter.period == period, CardSpendCounter.period_start == start)
+                    for period, start in starts.items()
+                )
+            ),
+        )
+    )
+    return {(row.channel, row.period): (row.amount, row.count) for row in rows}
+
+
+async def record_spend(
+    session: AsyncSession, card: Card, program: Program, transaction: Transaction, now: datetime
+) -> None:
+    """Add an approved transaction to the card's counters (all channels and its own), for every
+    period, in one statement."""
+    starts = period_starts(program.timezone, now)
+    rows = [
+        {
+            "card_id": card.id,
+            "channel": channel,
+            "period": period,
+            "period_start": start,
+            "amount": transaction.amount,
+            "count": 1,
+        }
+        for channel in ("ALL", *_channels(transaction, program))
+        if channel != "INTERNATIONAL"
+        for period, start in starts.items()
+    ]
+    statement = insert(CardSpendCounter).values(rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["card_id", "channel", "period", "period_start"],
+            set_={
+                "amount": CardSpendCounter.amount + statement.excluded.amount,
+                "count": CardSpendCounter.count + statement.excluded.count,
+            },
+        )
+    )
