@@ -2,7 +2,7 @@
 
 Revision ID: 2026_11_22_cards
 Revises: 2026_11_22_ledger_balances
-Create Date: 2026-11-22 04:27:33.224091+00:00
+Create Date: 2026-11-22 04:32:13.938220+00:00
 """
 
 from collections.abc import Sequence
@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("carrier", sa.String(length=50), nullable=True),
         sa.Column("tracking_number", sa.String(length=100), nullable=True),
         sa.Column("pin_hash", sa.LargeBinary(), nullable=True),
+        sa.Column("pin_scope", sa.String(length=40), nullable=True),
         sa.Column("pin_failures", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("gift_recipient_name", sa.String(length=100), nullable=True),
         sa.Column("gift_message", sa.String(length=500), nullable=True),

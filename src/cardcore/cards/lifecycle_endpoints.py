@@ -3,20 +3,23 @@
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import Path, Request, Security, status
+from fastapi import Path, Query, Request, Security, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require
 from cardcore.auth.principals import Principal, PrincipalKind
-from cardcore.cards import controls, lifecycle
+from cardcore.balances.endpoints import BalanceRepository
+from cardcore.cards import controls, lifecycle, reports
 from cardcore.cards.endpoints import card_out, load_card
-from cardcore.cards.schemas import CardOut
+from cardcore.cards.schemas import CardOut, DeliveryAddress
 from cardcore.db import DbSession
-from cardcore.kit.envelope import One
+from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, Forbidden, error_responses
+from cardcore.kit.pagination import Pagination
+from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
-from cardcore.models import CardProduct, Program
+from cardcore.models import CardProduct, CardReport, PhysicalRequest, Program
 
 routes = router(
     tags=["cards"],
@@ -52,6 +55,9 @@ class StatusIn(BaseModel):
 
 class LifecycleOut(CardOut):
     lock_reason: int | None
+    three_ds: dict[str, object] | None
+    replaced_by: str | None
+    replacement_for: str | None
     failure_action_code: str | None = Field(description="What a locked card answers at POS/ATM.")
 
 
@@ -76,6 +82,9 @@ def lifecycle_out(card) -> LifecycleOut:  # type: ignore[no-untyped-def]
     return LifecycleOut(
         **card_out(card).model_dump(),
         lock_reason=card.lock_reason if card.status == "LOCKED" else None,
+        three_ds=card.three_ds,
+        replaced_by=card.replaced_by,
+        replacement_for=card.replacement_for,
         failure_action_code=lifecycle.failure_action_code(card),
     )
 
@@ -269,3 +278,269 @@ async def evaluate(
             approved=decision.approved, response_code=decision.response_code, rule=decision.rule
         )
     )
+
+
+# -- reports, conversion, 3DS, balance -----------------------------------------------------------
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["LOST", "STOLEN", "DAMAGED", "NOT_RECEIVED", "FRAUD"]
+
+
+class ReportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    card_id: str
+    reason: str
+    status: str = Field(description="OPEN, REPLACED, RENEWED or DECLINED.")
+    reported_by: str
+    replacement_card_id: str | None
+    decline_reason: str | None
+    created_at: datetime
+
+
+class DeclineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class PhysicalRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embossing_name: str = Field(max_length=26)
+    delivery_address: DeliveryAddress
+
+
+class PhysicalRequestOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    card_id: str
+    status: str = Field(description="PENDING, APPROVED or REJECTED.")
+    embossing_name: str
+    physical_card_id: str | None
+    reject_reason: str | None
+    created_at: datetime
+
+
+class ThreeDsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str | None = Field(default=None, max_length=30)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class BalanceMoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    balance_id: str
+
+
+class ReportRepository(TenantRepository[CardReport]):
+    model = CardReport
+    noun = "card report"
+
+
+class PhysicalRequestRepository(TenantRepository[PhysicalRequest]):
+    model = PhysicalRequest
+    noun = "physical request"
+
+
+ReportId = Annotated[str, Path(description="A card report id (`rpt_…`).")]
+
+
+async def _report(
+    session: AsyncSession, principal: Principal, card_id: str, reason: str
+) -> ReportOut:
+    card = await load_card(session, principal, card_id, lock=True)
+    found = await reports.report(session, card, reason, reported_by=principal.kind.value)
+    await session.refresh(found)
+    return ReportOut.model_validate(found)
+
+
+@routes.post(
+    "/v1/cards/{card_id}/reports",
+    summary="Report a card lost, stolen, damaged, not received or used in fraud",
+    description="Lost, stolen and fraud lock the card at once (codes 1, 2, 7).",
+    status_code=status.HTTP_201_CREATED,
+)
+async def report_card(
+    card_id: CardId, body: ReportIn, principal: Partner, session: DbSession
+) -> One[ReportOut]:
+    return One(data=await _report(session, principal, card_id, body.reason))
+
+
+@routes.post(
+    "/v1/me/cards/{card_id}/reports",
+    summary="Report one's own card",
+    status_code=status.HTTP_201_CREATED,
+)
+async def report_my_card(
+    card_id: CardId, body: ReportIn, principal: Cardholder, session: DbSession
+) -> One[ReportOut]:
+    return One(data=await _report(session, principal, card_id, body.reason))
+
+
+@routes.get("/v1/card-reports", summary="Card reports")
+async def list_reports(
+    principal: Support,
+    session: DbSession,
+    page: Pagination,
+    report_status: Annotated[
+        str | None, Query(alias="status", pattern="^(OPEN|REPLACED|RENEWED|DECLINED)$")
+    ] = None,
+) -> Many[ReportOut]:
+    repository = ReportRepository(session, principal.tenant_id)
+    statement = repository.readable()
+    if report_status is not None:
+        statement = statement.where(CardReport.status == report_status)
+    found, meta = await repository.page(statement, page)
+    return Many(data=[ReportOut.model_validate(r) for r in found], meta=meta)
+
+
+@routes.post(
+    "/v1/card-reports/{report_id}/replace",
+    summary="Replace the reported card",
+    description="Lost, stolen, fraud: a new number. Damaged, not received: the same number "
+    "with a new expiry and CVV2. The old card is locked with code 8; balance, controls and PIN "
+    "carry over.",
+)
+async def replace_card(
+    report_id: ReportId, principal: Support, session: DbSession, request: Request
+) -> One[LifecycleOut]:
+    found = await ReportRepository(session, principal.tenant_id).get_or_404(
+        report_id, for_update=True
+    )
+    new = await reports.replace(
+        session, request.app.state.card_services, found, actor=principal.kind.value
+    )
+    return One(data=lifecycle_out(new))
+
+
+@routes.post(
+    "/v1/card-reports/{report_id}/renew", summary="Renew: same number, new expiry and CVV2"
+)
+async def renew_card(
+    report_id: ReportId, principal: Support, session: DbSession
+) -> One[LifecycleOut]:
+    found = await ReportRepository(session, principal.tenant_id).get_or_404(
+        report_id, for_update=True
+    )
+    return One(data=lifecycle_out(await reports.renew(session, found)))
+
+
+@routes.post("/v1/card-reports/{report_id}/decline", summary="Decline a report")
+async def decline_report(
+    report_id: ReportId, body: DeclineIn, principal: Support, session: DbSession
+) -> One[LifecycleOut]:
+    found = await ReportRepository(session, principal.tenant_id).get_or_404(
+        report_id, for_update=True
+    )
+    return One(
+        data=lifecycle_out(
+            await reports.decline(session, found, body.reason, actor=principal.kind.value)
+        )
+    )
+
+
+@routes.post(
+    "/v1/cards/{card_id}/physical-requests",
+    summary="Ask for a physical card with the same number as this virtual one",
+    status_code=status.HTTP_201_CREATED,
+)
+async def request_physical(
+    card_id: CardId, body: PhysicalRequestIn, principal: Partner, session: DbSession
+) -> One[PhysicalRequestOut]:
+    card = await load_card(session, principal, card_id, lock=True)
+    found = await reports.request_physical(
+        session,
+        card,
+        embossing_name=body.embossing_name,
+        delivery_address=body.delivery_address.model_dump(),
+    )
+    await session.refresh(found)
+    return One(data=PhysicalRequestOut.model_validate(found))
+
+
+async def _decide_physical(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: str,
+    services,
+    approve: bool,
+    reason: str | None,  # type: ignore[no-untyped-def]
+) -> PhysicalRequestOut:
+    found = await PhysicalRequestRepository(session, principal.tenant_id).get_or_404(
+        request_id, for_update=True
+    )
+    await reports.decide_physical(
+        session, services, found, approve=approve, reason=reason, actor=principal.kind.value
+    )
+    return PhysicalRequestOut.model_validate(found)
+
+
+@routes.post(
+    "/v1/physical-requests/{request_id}/approve", summary="Approve: order the physical card"
+)
+async def approve_physical(
+    request_id: Annotated[str, Path()], principal: Support, session: DbSession, request: Request
+) -> One[PhysicalRequestOut]:
+    return One(
+        data=await _decide_physical(
+            session, principal, request_id, request.app.state.card_services, True, None
+        )
+    )
+
+
+@routes.post("/v1/physical-requests/{request_id}/reject", summary="Reject a physical card request")
+async def reject_physical(
+    request_id: Annotated[str, Path()],
+    body: DeclineIn,
+    principal: Support,
+    session: DbSession,
+    request: Request,
+) -> One[PhysicalRequestOut]:
+    return One(
+        data=await _decide_physical(
+            session, principal, request_id, request.app.state.card_services, False, body.reason
+        )
+    )
+
+
+@routes.post(
+    "/v1/cards/{card_id}/3ds", summary="Enroll the card in 3-D Secure (OTP to phone/email)"
+)
+async def enroll_3ds(
+    card_id: CardId, body: ThreeDsIn, principal: Partner, session: DbSession
+) -> One[LifecycleOut]:
+    card = await load_card(session, principal, card_id, lock=True)
+    return One(
+        data=lifecycle_out(
+            await reports.enroll_3ds(session, card, phone=body.phone, email=body.email)
+        )
+    )
+
+
+@routes.delete("/v1/cards/{card_id}/3ds", summary="Remove the card from 3-D Secure")
+async def unenroll_3ds(
+    card_id: CardId, principal: Partner, session: DbSession
+) -> One[LifecycleOut]:
+    card = await load_card(session, principal, card_id, lock=True)
+    return One(data=lifecycle_out(await reports.unenroll_3ds(session, card)))
+
+
+@routes.post(
+    "/v1/cards/{card_id}/balance",
+    summary="Move the card to another balance of the same owner (if the program allows)",
+    responses=error_responses("BALANCE_CHANGE_NOT_ALLOWED"),
+)
+async def move_balance(
+    card_id: CardId, body: BalanceMoveIn, principal: Partner, session: DbSession
+) -> One[LifecycleOut]:
+    card = await load_card(session, principal, card_id, lock=True)
+    target = await BalanceRepository(session, principal.tenant_id).get_or_404(body.balance_id)
+    return One(data=lifecycle_out(await reports.move_to_balance(session, card, target)))

@@ -1,6 +1,7 @@
 """Products and cards: issuance, the physical journey, activation, PIN, CVV, reveal, holder
 checks. The rules, with no HTTP."""
 
+import hmac
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -286,6 +287,7 @@ async def issue_card(
         fulfillment_status="ORDERED" if request.type == "PHYSICAL" else None,
         delivery_address=address,
         pin_hash=_pin_hash(services.keyring, card_id, pin) if pin else None,
+        pin_scope=card_id,
         gift_recipient_name=request.gift_recipient_name,
         gift_message=request.gift_message,
         activated_at=None if request.type == "PHYSICAL" else now,
@@ -407,18 +409,15 @@ async def reset_cvv(session: AsyncSession, card: Card) -> Card:
 async def set_pin(session: AsyncSession, services: CardServices, card: Card, pin: str) -> Card:
     if card.status not in ("ACTIVE", "INACTIVE"):
         raise CardcoreError("CARD_NOT_ACTIVE")
-    card.pin_hash = _pin_hash(services.keyring, card.id, check_pin(pin))
+    card.pin_hash = _pin_hash(services.keyring, card.pin_scope or card.id, check_pin(pin))
     card.pin_failures = 0
     await session.flush()
     return card
 
 
 def pin_matches(services: CardServices, card: Card, pin: str) -> bool:
-    import hmac
-
-    return card.pin_hash is not None and hmac.compare_digest(
-        card.pin_hash, _pin_hash(services.keyring, card.id, pin)
-    )
+    expected = _pin_hash(services.keyring, card.pin_scope or card.id, pin)
+    return card.pin_hash is not None and hmac.compare_digest(card.pin_hash, expected)
 
 
 def require_strong_auth(strong_auth_at: datetime | None) -> None:

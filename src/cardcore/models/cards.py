@@ -104,6 +104,9 @@ class Card(CreatedAt, Base):
     carrier: Mapped[str | None] = mapped_column(String(50))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     pin_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The card id the PIN hash is bound to: the card's own, or the first card of a replacement
+    # chain, so a replacement keeps the cardholder's PIN.
+    pin_scope: Mapped[str | None] = mapped_column(String(40))
     pin_failures: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     gift_recipient_name: Mapped[str | None] = mapped_column(String(100))
     gift_message: Mapped[str | None] = mapped_column(String(500))

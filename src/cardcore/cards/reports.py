@@ -1,0 +1,286 @@
+"""Reported cards and their replacement or renewal, virtual-to-physical conversion, 3DS
+enrollment, and moving a card to another balance (seed 002)."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.balances import service as balances
+from cardcore.cards import lifecycle
+from cardcore.cards.events import CardCreated
+from cardcore.cards.service import CardServices, _expiry, _new_pan, masked_pan
+from cardcore.customers import reference
+from cardcore.customers.embossing import embossing_names
+from cardcore.kit.errors import CardcoreError, validation_error
+from cardcore.kit.ids import new_id
+from cardcore.kit.outbox import record_event
+from cardcore.models import Balance, Card, CardProduct, CardReport, PhysicalRequest, Program, User
+
+# Which reports lock the card at once, and with which seed 003 code.
+REPORT_LOCKS = {"LOST": 1, "STOLEN": 2, "FRAUD": 7}
+# Which reports need a new number (the old one may be in someone else's hands).
+NEW_NUMBER = frozenset({"LOST", "STOLEN", "FRAUD"})
+
+
+async def report(session: AsyncSession, card: Card, reason: str, *, reported_by: str) -> CardReport:
+    if card.status in lifecycle.TERMINAL:
+        raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}.")
+    found = CardReport(
+        program_id=card.program_id,
+        card_id=card.id,
+        reason=reason,
+        reported_by=reported_by,
+        prior_status=card.status,
+        prior_lock_reason=card.lock_reason,
+    )
+    session.add(found)
+    if reason in REPORT_LOCKS:
+        await lifecycle.lock(session, card, REPORT_LOCKS[reason], actor=reported_by)
+    await session.flush()
+    return found
+
+
+def _require_open(found: CardReport) -> None:
+    if found.status != "OPEN":
+        raise CardcoreError("INVALID_CARD_TRANSITION", f"The report is already {found.status}.")
+
+
+async def _clone(
+    session: AsyncSession,
+    services: CardServices,
+    old: Card,
+    *,
+    type: str,
+    same_number: bool,
+    embossing_name: str | None,
+    delivery_address: dict[str, Any] | None,
+    actor: str,
+) -> Card:
+    """A new card on the same balance for the same holder, with the old card's controls and PIN;
+    the old card is marked `replaced_by` first, so a card with the same number can exist."""
+    product = await session.get(CardProduct, old.product_id)
+    assert product is not None
+    pan = await services.vault.decrypt(session, old) if same_number else None
+    card_id = new_id("card")
+    old.replaced_by = card_id
+    await session.flush()
+    if pan is None:
+        pan, pan_hash = await _new_pan(session, services, product)
+    else:
+        pan_hash = old.pan_hash
+    version, ciphertext = await services.vault.encrypt(session, card_id, pan)
+    month, year = _expiry(product.validity_months, datetime.now(UTC))
+    physical = type == "PHYSICAL"
+    card = Card(
+        id=card_id,
+        program_id=old.program_id,
+        product_id=old.product_id,
+        balance_id=old.balance_id,
+        user_id=old.user_id,
+        corporation_id=old.corporation_id,
+        type=type,
+        status="INACTIVE" if physical else "ACTIVE",
+        network=old.network,
+        bin=old.bin,
+        last4=pan[-4:],
+        pan_length=len(pan),
+        pan_ciphertext=ciphertext,
+        pan_key_version=version,
+        pan_hash=pan_hash,
+        expiry_month=month,
+        expiry_year=year,
+        embossing_name=embossing_name,
+        fulfillment_status="ORDERED" if physical else None,
+        delivery_address=delivery_address,
+        pin_hash=old.pin_hash,
+        pin_scope=old.pin_scope or old.id,
+        controls=dict(old.controls or {}),
+        three_ds=old.three_ds,
+        replacement_for=old.id,
+        activated_at=None if physical else datetime.now(UTC),
+    )
+    session.add(card)
+    await session.flush()
+    if physical and embossing_name and delivery_address:
+        await services.processor.order_plastic(card.id, embossing_name, delivery_address)
+    record_event(
+        session,
+        program_id=card.program_id,
+        object_id=card.id,
+        data=CardCreated(
+            id=card.id,
+            type=card.type,
+            status=card.status,
+            masked_pan=masked_pan(card),
+            balance_id=card.balance_id,
+            user_id=card.user_id or "",
+        ),
+    )
+    return card
+
+
+async def replace(
+    session: AsyncSession, services: CardServices, found: CardReport, *, actor: str
+) -> Card:
+    _require_open(found)
+    old = await session.get(Card, found.card_id, with_for_update=True)
+    assert old is not None
+    new = await _clone(
+        session,
+        services,
+        old,
+        type=old.type,
+        same_number=found.reason not in NEW_NUMBER,
+        embossing_name=old.embossing_name,
+        delivery_address=old.delivery_address,
+        actor=actor,
+    )
+    if old.status not in lifecycle.TERMINAL:
+        await lifecycle.lock(session, old, 8, actor=actor)
+    found.status, found.replacement_card_id = "REPLACED", new.id
+    found.resolved_at = datetime.now(UTC)
+    await session.flush()
+    return new
+
+
+async def renew(session: AsyncSession, found: CardReport) -> Card:
+    """Same card, same number; a new expiry (and so a new CVV2)."""
+    _require_open(found)
+    card = await session.get(Card, found.card_id, with_for_update=True)
+    assert card is not None
+    product = await session.get(CardProduct, card.product_id)
+    assert product is not None
+    card.expiry_month, card.expiry_year = _expiry(product.validity_months, datetime.now(UTC))
+    found.status, found.resolved_at = "RENEWED", datetime.now(UTC)
+    await session.flush()
+    return card
+
+
+async def decline(
+    session: AsyncSession, found: CardReport, reason: str | None, *, actor: str
+) -> Card:
+    """Not acted on: the card goes back to where it was, if its lock allows."""
+    _require_open(found)
+    card = await session.get(Card, found.card_id, with_for_update=True)
+    assert card is not None
+    locked_by_report = found.reason in REPORT_LOCKS and card.status == "LOCKED"
+    reversible = not lifecycle.LOCK_REASONS[REPORT_LOCKS.get(found.reason, 3)].irreversible
+    if locked_by_report and reversible and found.prior_status in ("ACTIVE", "INACTIVE", "FROZEN"):
+        await lifecycle.transition(
+            session, card, card.previous_status or "ACTIVE", actor=actor, reason="report declined"
+        )
+    found.status, found.decline_reason = "DECLINED", reason
+    found.resolved_at = datetime.now(UTC)
+    await session.flush()
+    return card
+
+
+# -- virtual to physical -------------------------------------------------------------------------
+
+
+async def request_physical(
+    session: AsyncSession, card: Card, *, embossing_name: str, delivery_address: dict[str, Any]
+) -> PhysicalRequest:
+    if card.type != "VIRTUAL" or card.status != "ACTIVE":
+        raise CardcoreError("INVALID_CARD_TYPE", "Only an ACTIVE virtual card becomes physical.")
+    product = await session.get(CardProduct, card.product_id)
+    assert product is not None
+    if "PHYSICAL" not in product.form_factors:
+        raise CardcoreError("FORM_FACTOR_NOT_ALLOWED")
+    user = await session.get(User, card.user_id) if card.user_id else None
+    allowed = (
+        embossing_names(user.first_name or "", user.middle_name, user.last_name)
+        if user and user.last_name
+        else []
+    )
+    if embossing_name not in allowed:
+        raise CardcoreError("EMBOSSING_NAME_NOT_ALLOWED")
+    address = dict(delivery_address)
+    address["country"] = reference.country_code(
+        address.get("country", ""), "delivery_address.country"
+    )
+    found = PhysicalRequest(
+        program_id=card.program_id,
+        card_id=card.id,
+        delivery_address=address,
+        embossing_name=embossing_name,
+    )
+    session.add(found)
+    await session.flush()
+    return found
+
+
+async def decide_physical(
+    session: AsyncSession,
+    services: CardServices,
+    found: PhysicalRequest,
+    *,
+    approve: bool,
+    reason: str | None,
+    actor: str,
+) -> PhysicalRequest:
+    if found.status != "PENDING":
+        raise CardcoreError("INVALID_CARD_TRANSITION", f"The request is already {found.status}.")
+    if approve:
+        virtual = await session.get(Card, found.card_id, with_for_update=True)
+        assert virtual is not None
+        physical = await _clone(
+            session,
+            services,
+            virtual,
+            type="PHYSICAL",
+            same_number=True,
+            embossing_name=found.embossing_name,
+            delivery_address=found.delivery_address,
+            actor=actor,
+        )
+        found.physical_card_id = physical.id
+    found.status = "APPROVED" if approve else "REJECTED"
+    found.reject_reason = None if approve else reason
+    found.resolved_at = datetime.now(UTC)
+    await session.flush()
+    return found
+
+
+# -- 3DS and balance -----------------------------------------------------------------------------
+
+
+async def enroll_3ds(
+    session: AsyncSession, card: Card, *, phone: str | None, email: str | None
+) -> Card:
+    if not phone and not email:
+        raise validation_error("phone", "REQUIRED", "Give a phone, an email, or both.")
+    card.three_ds = {
+        "enrolled": True,
+        "phone": reference.normalize_phone(phone) if phone else None,
+        "email": reference.normalize_email(email) if email else None,
+        "enrolled_at": datetime.now(UTC).isoformat(),
+    }
+    await session.flush()
+    return card
+
+
+async def unenroll_3ds(session: AsyncSession, card: Card) -> Card:
+    card.three_ds = None
+    await session.flush()
+    return card
+
+
+async def move_to_balance(session: AsyncSession, card: Card, target: Balance) -> Card:
+    allowed = await session.scalar(
+        select(Program.allow_card_balance_change).where(Program.id == card.program_id)
+    )
+    if not allowed:
+        raise CardcoreError("BALANCE_CHANGE_NOT_ALLOWED")
+    current = await session.get(Balance, card.balance_id)
+    assert current is not None
+    balances.require_active(target)
+    if target.owner_id != current.owner_id or target.currency != current.currency:
+        raise validation_error(
+            "balance_id", "NOT_THE_SAME_OWNER", "The balance must have the same owner and currency."
+        )
+    card.balance_id = target.id
+    await session.flush()
+    return card
