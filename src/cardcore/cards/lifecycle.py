@@ -79,11 +79,9 @@ async def transition(
     if to == "LOCKED":
         if lock_code not in LOCK_REASONS:
             raise CardcoreError("VALIDATION_ERROR", f"Unknown lock reason code {lock_code}.")
-        if (
-            current == "LOCKED"
-            and card.lock_reason in LOCK_REASONS
-            and LOCK_REASONS[card.lock_reason].irreversible
-        ):
+        final = card.lock_reason in LOCK_REASONS and LOCK_REASONS[card.lock_reason].irreversible
+        # Only "replaced" (8) may succeed another final lock: a lost card is then replaced.
+        if current == "LOCKED" and final and lock_code != 8:
             raise CardcoreError("LOCK_IRREVERSIBLE", "An irreversible lock cannot be replaced.")
         card.lock_reason = lock_code
         reason = reason or LOCK_REASONS[lock_code].name
