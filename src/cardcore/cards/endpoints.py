@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require_admin
 from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.cards import jobs as _card_jobs  # noqa: F401 - registers cards.issue, which this module enqueues
-from cardcore.cards import service
+from cardcore.cards import lifecycle, service
 from cardcore.cards.schemas import (
     ActivateByPan,
     CardCreate,
@@ -98,6 +98,11 @@ def card_out(card: Card) -> CardOut:
         else None,
         gift_recipient_name=card.gift_recipient_name,
         gift_message=card.gift_message,
+        lock_reason=card.lock_reason if card.status == "LOCKED" else None,
+        failure_action_code=lifecycle.failure_action_code(card),
+        three_ds=card.three_ds,
+        replaced_by=card.replaced_by,
+        replacement_for=card.replacement_for,
         created_at=card.created_at,
         activated_at=card.activated_at,
     )

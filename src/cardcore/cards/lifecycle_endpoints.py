@@ -53,14 +53,6 @@ class StatusIn(BaseModel):
     status: Literal["ACTIVE", "BLOCK"]
 
 
-class LifecycleOut(CardOut):
-    lock_reason: int | None
-    three_ds: dict[str, object] | None
-    replaced_by: str | None
-    replacement_for: str | None
-    failure_action_code: str | None = Field(description="What a locked card answers at POS/ATM.")
-
-
 class EvaluateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,17 +70,6 @@ class DecisionOut(BaseModel):
     rule: str | None = Field(description="The rule that declined.")
 
 
-def lifecycle_out(card) -> LifecycleOut:  # type: ignore[no-untyped-def]
-    return LifecycleOut(
-        **card_out(card).model_dump(),
-        lock_reason=card.lock_reason if card.status == "LOCKED" else None,
-        three_ds=card.three_ds,
-        replaced_by=card.replaced_by,
-        replacement_for=card.replacement_for,
-        failure_action_code=lifecycle.failure_action_code(card),
-    )
-
-
 @routes.post(
     "/v1/cards/{card_id}/lock",
     summary="Lock a card with a reason code (partner, or the network: seed 003 lock outside)",
@@ -96,17 +77,17 @@ def lifecycle_out(card) -> LifecycleOut:  # type: ignore[no-untyped-def]
 )
 async def lock(
     card_id: CardId, body: LockIn, principal: PartnerOrNetwork, session: DbSession
-) -> One[LifecycleOut]:
+) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await lifecycle.lock(session, card, body.reason_code, actor=principal.kind.value)
-    return One(data=lifecycle_out(card))
+    return One(data=card_out(card))
 
 
 @routes.post("/v1/cards/{card_id}/unlock", summary="Unlock a card", responses=TRANSITION_ERRORS)
-async def unlock(card_id: CardId, principal: Partner, session: DbSession) -> One[LifecycleOut]:
+async def unlock(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await lifecycle.unlock(session, card, actor=principal.kind.value)
-    return One(data=lifecycle_out(card))
+    return One(data=card_out(card))
 
 
 @routes.post(
@@ -116,40 +97,38 @@ async def unlock(card_id: CardId, principal: Partner, session: DbSession) -> One
 )
 async def update_status(
     card_id: CardId, body: StatusIn, principal: Partner, session: DbSession
-) -> One[LifecycleOut]:
+) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     if body.status == "BLOCK":
         await lifecycle.lock(session, card, 3, actor=principal.kind.value)
     else:
         await lifecycle.unlock(session, card, actor=principal.kind.value)
-    return One(data=lifecycle_out(card))
+    return One(data=card_out(card))
 
 
 async def _toggle(
     session: AsyncSession, principal: Principal, card_id: str, frozen: bool
-) -> LifecycleOut:
+) -> CardOut:
     card = await load_card(session, principal, card_id, lock=True)
     action = lifecycle.freeze if frozen else lifecycle.unfreeze
     await action(session, card, actor=principal.kind.value)
-    return lifecycle_out(card)
+    return card_out(card)
 
 
 @routes.post("/v1/cards/{card_id}/freeze", summary="Freeze a card", responses=TRANSITION_ERRORS)
-async def freeze(card_id: CardId, principal: Partner, session: DbSession) -> One[LifecycleOut]:
+async def freeze(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     return One(data=await _toggle(session, principal, card_id, True))
 
 
 @routes.post("/v1/cards/{card_id}/unfreeze", summary="Unfreeze a card", responses=TRANSITION_ERRORS)
-async def unfreeze(card_id: CardId, principal: Partner, session: DbSession) -> One[LifecycleOut]:
+async def unfreeze(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     return One(data=await _toggle(session, principal, card_id, False))
 
 
 @routes.post(
     "/v1/me/cards/{card_id}/freeze", summary="Freeze one's own card", responses=TRANSITION_ERRORS
 )
-async def freeze_mine(
-    card_id: CardId, principal: Cardholder, session: DbSession
-) -> One[LifecycleOut]:
+async def freeze_mine(card_id: CardId, principal: Cardholder, session: DbSession) -> One[CardOut]:
     return One(data=await _toggle(session, principal, card_id, True))
 
 
@@ -158,9 +137,7 @@ async def freeze_mine(
     summary="Unfreeze one's own card",
     responses=TRANSITION_ERRORS,
 )
-async def unfreeze_mine(
-    card_id: CardId, principal: Cardholder, session: DbSession
-) -> One[LifecycleOut]:
+async def unfreeze_mine(card_id: CardId, principal: Cardholder, session: DbSession) -> One[CardOut]:
     return One(data=await _toggle(session, principal, card_id, False))
 
 
@@ -169,10 +146,10 @@ async def unfreeze_mine(
     summary="Close a card for good (seed 003 remove); the row stays for history",
     responses=TRANSITION_ERRORS,
 )
-async def close(card_id: CardId, principal: Partner, session: DbSession) -> One[LifecycleOut]:
+async def close(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await lifecycle.transition(session, card, "CLOSED", actor=principal.kind.value, reason="closed")
-    return One(data=lifecycle_out(card))
+    return One(data=card_out(card))
 
 
 # -- spend controls ------------------------------------------------------------------------------
@@ -411,37 +388,35 @@ async def list_reports(
 )
 async def replace_card(
     report_id: ReportId, principal: Support, session: DbSession, request: Request
-) -> One[LifecycleOut]:
+) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(
         report_id, for_update=True
     )
     new = await reports.replace(
         session, request.app.state.card_services, found, actor=principal.kind.value
     )
-    return One(data=lifecycle_out(new))
+    return One(data=card_out(new))
 
 
 @routes.post(
     "/v1/card-reports/{report_id}/renew", summary="Renew: same number, new expiry and CVV2"
 )
-async def renew_card(
-    report_id: ReportId, principal: Support, session: DbSession
-) -> One[LifecycleOut]:
+async def renew_card(report_id: ReportId, principal: Support, session: DbSession) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(
         report_id, for_update=True
     )
-    return One(data=lifecycle_out(await reports.renew(session, found)))
+    return One(data=card_out(await reports.renew(session, found)))
 
 
 @routes.post("/v1/card-reports/{report_id}/decline", summary="Decline a report")
 async def decline_report(
     report_id: ReportId, body: DeclineIn, principal: Support, session: DbSession
-) -> One[LifecycleOut]:
+) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(
         report_id, for_update=True
     )
     return One(
-        data=lifecycle_out(
+        data=card_out(
             await reports.decline(session, found, body.reason, actor=principal.kind.value)
         )
     )
@@ -516,21 +491,17 @@ async def reject_physical(
 )
 async def enroll_3ds(
     card_id: CardId, body: ThreeDsIn, principal: Partner, session: DbSession
-) -> One[LifecycleOut]:
+) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     return One(
-        data=lifecycle_out(
-            await reports.enroll_3ds(session, card, phone=body.phone, email=body.email)
-        )
+        data=card_out(await reports.enroll_3ds(session, card, phone=body.phone, email=body.email))
     )
 
 
 @routes.delete("/v1/cards/{card_id}/3ds", summary="Remove the card from 3-D Secure")
-async def unenroll_3ds(
-    card_id: CardId, principal: Partner, session: DbSession
-) -> One[LifecycleOut]:
+async def unenroll_3ds(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
-    return One(data=lifecycle_out(await reports.unenroll_3ds(session, card)))
+    return One(data=card_out(await reports.unenroll_3ds(session, card)))
 
 
 @routes.post(
@@ -540,7 +511,7 @@ async def unenroll_3ds(
 )
 async def move_balance(
     card_id: CardId, body: BalanceMoveIn, principal: Partner, session: DbSession
-) -> One[LifecycleOut]:
+) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     target = await BalanceRepository(session, principal.tenant_id).get_or_404(body.balance_id)
-    return One(data=lifecycle_out(await reports.move_to_balance(session, card, target)))
+    return One(data=card_out(await reports.move_to_balance(session, card, target)))

@@ -94,6 +94,11 @@ class CardOut(BaseModel):
     fulfillment: Fulfillment | None
     gift_recipient_name: str | None
     gift_message: str | None
+    lock_reason: int | None = Field(description="Seed 003 lock code while LOCKED.")
+    failure_action_code: str | None = Field(description="What a locked card answers at POS/ATM.")
+    three_ds: dict[str, Any] | None = Field(description="3-D Secure enrollment, if any.")
+    replaced_by: str | None
+    replacement_for: str | None
     created_at: datetime
     activated_at: datetime | None
 
