@@ -120,6 +120,29 @@ async def kyb_view(session: AsyncSession, corporation: Corporation) -> KybOut:
     )
 
 
+async def _store_upload(
+    session: AsyncSession,
+    request: Request,
+    subject: User | Corporation,
+    file: UploadFile,
+    type: str,
+    side: str | None,
+    principal: Principal,
+) -> One[DocumentOut]:
+    document = await service.add_document(
+        session,
+        request.app.state.document_storage,
+        subject,
+        type=type,
+        side=side,
+        content_type=(file.content_type or "").split(";")[0].strip().lower(),
+        data=await _read_upload(file),
+        principal=principal,
+    )
+    await session.refresh(document)
+    return One(data=DocumentOut.model_validate(document))
+
+
 async def _read_upload(file: UploadFile) -> bytes:
     """Read at most the limit (plus one byte, to know it was exceeded)."""
     data = await file.read(service.MAX_DOCUMENT_BYTES + 1)
@@ -325,18 +348,7 @@ async def upload_user_document(
     side: Annotated[str | None, Form(max_length=10)] = None,
 ) -> One[DocumentOut]:
     user = await _user_for_update(session, principal, user_id)
-    document = await service.add_document(
-        session,
-        request.app.state.document_storage,
-        user,
-        type=type,
-        side=side,
-        content_type=(file.content_type or "").split(";")[0].strip().lower(),
-        data=await _read_upload(file),
-        principal=principal,
-    )
-    await session.refresh(document)
-    return One(data=DocumentOut.model_validate(document))
+    return await _store_upload(session, request, user, file, type, side, principal)
 
 
 @routes.post(
@@ -436,18 +448,7 @@ async def upload_corporation_document(
     corporation = await CorporationRepository(session, principal.tenant_id).get_or_404(
         corporation_id, for_update=True
     )
-    document = await service.add_document(
-        session,
-        request.app.state.document_storage,
-        corporation,
-        type=type,
-        side=None,
-        content_type=(file.content_type or "").split(";")[0].strip().lower(),
-        data=await _read_upload(file),
-        principal=principal,
-    )
-    await session.refresh(document)
-    return One(data=DocumentOut.model_validate(document))
+    return await _store_upload(session, request, corporation, file, type, None, principal)
 
 
 @routes.post(
