@@ -32,7 +32,7 @@ from cardcore.customers.repository import CorporationRepository, UserRepository
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
-from cardcore.kit.pagination import Pagination, decode_cursor, encode_cursor
+from cardcore.kit.pagination import PageParams, Pagination, decode_cursor, encode_cursor
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.ledger import service as ledger
@@ -113,6 +113,14 @@ async def partner_balance_out(session: AsyncSession, found: PartnerBalance) -> P
         low_balance_threshold=found.low_balance_threshold,
         created_at=found.created_at,
     )
+
+
+async def _partner_balance_page(
+    session: AsyncSession, program_id: str, page: PageParams
+) -> Many[PartnerBalanceOut]:
+    repository = PartnerBalanceRepository(session, program_id)
+    found, meta = await repository.page(repository.readable(), page)
+    return Many(data=[await partner_balance_out(session, p) for p in found], meta=meta)
 
 
 # -- balances ------------------------------------------------------------------------------------
@@ -299,9 +307,7 @@ async def reload_balance(
 async def list_partner_balances(
     principal: Partner, session: DbSession, page: Pagination
 ) -> Many[PartnerBalanceOut]:
-    repository = PartnerBalanceRepository(session, principal.tenant_id)
-    found, meta = await repository.page(repository.readable(), page)
-    return Many(data=[await partner_balance_out(session, p) for p in found], meta=meta)
+    return await _partner_balance_page(session, principal.tenant_id, page)
 
 
 # -- IBAN, contacts, transfers -------------------------------------------------------------------
@@ -407,9 +413,7 @@ async def create_partner_balance(
 async def admin_partner_balances(
     principal: PartnerBalanceReader, session: DbSession, page: Pagination
 ) -> Many[PartnerBalanceOut]:
-    repository = PartnerBalanceRepository(session, principal.tenant_id)
-    found, meta = await repository.page(repository.readable(), page)
-    return Many(data=[await partner_balance_out(session, p) for p in found], meta=meta)
+    return await _partner_balance_page(session, principal.tenant_id, page)
 
 
 @admin_routes.post(
