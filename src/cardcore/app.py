@@ -13,6 +13,8 @@ from cardcore import __version__
 from cardcore.admin.endpoints import routes as admin_routes
 from cardcore.auth.endpoints import routes as auth_routes
 from cardcore.auth.tokens import TokenKeys
+from cardcore.authorizations.endpoints import network_routes
+from cardcore.authorizations.endpoints import routes as transactions_routes
 from cardcore.balances.endpoints import admin_routes as money_admin_routes
 from cardcore.balances.endpoints import routes as balances_routes
 from cardcore.cards.dependencies import build_card_services
@@ -151,6 +153,8 @@ def create_app(
         balances_routes,
         cards_routes,
         card_lifecycle_routes,
+        transactions_routes,
+        network_routes,
         programs_routes,
         events_routes,
         webhooks_routes,

@@ -29,6 +29,7 @@ from cardcore.models.customers import (
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
 from cardcore.models.ledger import LedgerAccount, LedgerTransfer
 from cardcore.models.programs import AdminUser, ApiKey, Program
+from cardcore.models.transactions import CardTransaction, CardTransactionEvent
 from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "CardReport",
     "CardRequest",
     "CardSpendCounter",
+    "CardTransaction",
+    "CardTransactionEvent",
     "CardholderSession",
     "Corporation",
     "CorporationEmployee",

@@ -1,0 +1,221 @@
+"""The card network's calls (authorize, reverse, clear) and the transactions partners read."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cardcore.auth.dependencies import Cardholder, Network, Partner
+from cardcore.authorizations import service
+from cardcore.db import DbSession
+from cardcore.kit.envelope import ListMeta, Many, One
+from cardcore.kit.errors import error_responses
+from cardcore.kit.ids import is_valid
+from cardcore.kit.money import CurrencyCode, MinorUnits
+from cardcore.kit.pagination import Pagination
+from cardcore.kit.repository import TenantRepository
+from cardcore.kit.routing import router
+from cardcore.models import CardTransaction
+
+network_routes = router(
+    tags=["network"],
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
+)
+routes = router(
+    tags=["transactions"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
+)
+
+
+class NetworkIds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rrn: str | None = Field(default=None, max_length=12)
+    stan: str | None = Field(default=None, max_length=6)
+    network_transaction_id: str | None = Field(default=None, max_length=64)
+    transmission_time: str | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def some_id(self) -> "NetworkIds":
+        if not (self.network_transaction_id or (self.rrn and self.stan)):
+            raise ValueError("give network_transaction_id, or rrn with stan")
+        return self
+
+    def key(self, kind: str) -> str:
+        return "|".join([kind, self.network_transaction_id or "", self.rrn or "", self.stan or ""])
+
+
+class Merchant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, max_length=40)
+    name: str | None = Field(default=None, max_length=100)
+    mcc: str = Field(pattern=r"^\d{4}$")
+    country: str = Field(min_length=2, max_length=2)
+    city: str | None = Field(default=None, max_length=60)
+
+
+class AuthorizationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: str | None = None
+    pan: str | None = Field(default=None, min_length=12, max_length=19)
+    amount: MinorUnits = Field(gt=0)
+    currency: CurrencyCode
+    merchant: Merchant
+    channel: Literal["POS", "ECOM", "ATM", "MOTO"]
+    entry_mode: Literal["CHIP", "CONTACTLESS", "MAGSTRIPE", "MANUAL", "ECOM"]
+    expiry: str | None = Field(default=None, pattern=r"^\d{4}$", description="YYMM")
+    cvv2: str | None = Field(default=None, pattern=r"^\d{3,4}$")
+    pin: str | None = Field(default=None, pattern=r"^\d{4,12}$")
+    network: NetworkIds
+
+    @model_validator(mode="after")
+    def one_card(self) -> "AuthorizationIn":
+        if (self.card_id is None) == (self.pan is None):
+            raise ValueError("give exactly one of card_id and pan")
+        return self
+
+
+class FollowUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    authorization_id: str
+    amount: MinorUnits | None = Field(default=None, gt=0)
+    network: NetworkIds
+
+
+class AuthorizationOut(BaseModel):
+    authorization_id: str
+    approved: bool
+    response_code: str = Field(description="ISO 8583: 00 approved, 51 funds, 57 channel, …")
+    authorization_code: str | None
+    decline_reason: str | None
+    held_amount: int
+    currency: str
+    available_balance: int | None
+
+
+class TransactionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    card_id: str
+    balance_id: str
+    status: str = Field(description="PENDING, SETTLED, DECLINED, REVERSED or EXPIRED.")
+    amount: int
+    currency: str
+    held_amount: int
+    settled_amount: int
+    channel: str
+    entry_mode: str
+    merchant: dict[str, Any]
+    response_code: str
+    decline_reason: str | None
+    authorization_code: str | None
+    created_at: datetime
+
+
+class TransactionRepository(TenantRepository[CardTransaction]):
+    model = CardTransaction
+    noun = "transaction"
+
+
+@network_routes.post(
+    "/v1/network/authorizations",
+    summary="Authorize a card transaction (network principal)",
+    description="Idempotent on the network ids: a retransmission gets the first answer.",
+)
+async def authorize(
+    body: AuthorizationIn, principal: Network, session: DbSession, request: Request
+) -> AuthorizationOut:
+    result = await service.authorize(
+        session,
+        request.app.state.card_services,
+        program_id=principal.tenant_id,
+        request=service.AuthorizationRequest(
+            amount=body.amount,
+            currency=body.currency,
+            channel=body.channel,
+            entry_mode=body.entry_mode,
+            merchant=body.merchant.model_dump(),
+            network_key=body.network.key("authorization"),
+            card_id=body.card_id,
+            pan=body.pan,
+            expiry=body.expiry,
+            cvv2=body.cvv2,
+            pin=body.pin,
+        ),
+    )
+    return AuthorizationOut(**result)
+
+
+@network_routes.post("/v1/network/reversals", summary="Release all or part of a hold")
+async def reverse(body: FollowUpIn, principal: Network, session: DbSession) -> AuthorizationOut:
+    result = await service.reverse(
+        session,
+        program_id=principal.tenant_id,
+        transaction_id=body.authorization_id,
+        amount=body.amount,
+        network_key=body.network.key("reversal"),
+    )
+    return AuthorizationOut(**result)
+
+
+@network_routes.post("/v1/network/clearings", summary="Settle an authorization (post the hold)")
+async def clear(body: FollowUpIn, principal: Network, session: DbSession) -> AuthorizationOut:
+    result = await service.clear(
+        session,
+        program_id=principal.tenant_id,
+        transaction_id=body.authorization_id,
+        amount=body.amount or 0,
+        network_key=body.network.key("clearing"),
+    )
+    return AuthorizationOut(**result)
+
+
+@routes.get("/v1/transactions", summary="Card transactions, declines included")
+async def list_transactions(
+    principal: Partner,
+    session: DbSession,
+    page: Pagination,
+    card_id: Annotated[str | None, Query(max_length=40)] = None,
+    transaction_status: Annotated[
+        str | None, Query(alias="status", pattern="^(PENDING|SETTLED|DECLINED|REVERSED|EXPIRED)$")
+    ] = None,
+) -> Many[TransactionOut]:
+    repository = TransactionRepository(session, principal.tenant_id)
+    statement = repository.readable()
+    if card_id is not None:
+        if not is_valid("card", card_id):
+            return Many(data=[], meta=ListMeta(next_cursor=None, has_more=False))
+        statement = statement.where(CardTransaction.card_id == card_id)
+    if transaction_status is not None:
+        statement = statement.where(CardTransaction.status == transaction_status)
+    found, meta = await repository.page(statement, page)
+    return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
+
+
+@routes.get(
+    "/v1/transactions/{transaction_id}",
+    summary="A card transaction",
+    responses=error_responses("NOT_FOUND"),
+)
+async def get_transaction(
+    transaction_id: Annotated[str, Path()], principal: Partner, session: DbSession
+) -> One[TransactionOut]:
+    found = await TransactionRepository(session, principal.tenant_id).get_or_404(transaction_id)
+    return One(data=TransactionOut.model_validate(found))
+
+
+@routes.get("/v1/me/transactions", summary="The cardholder's transactions")
+async def my_transactions(
+    principal: Cardholder, session: DbSession, page: Pagination
+) -> Many[TransactionOut]:
+    repository = TransactionRepository(session, principal.tenant_id)
+    found, meta = await repository.page(
+        repository.readable().where(CardTransaction.user_id == principal.user_id), page
+    )
+    return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)

@@ -1,0 +1,371 @@
+"""The authorization engine: decide a card transaction, hold the money, and what follows.
+
+An authorization runs in the request's one transaction: find the card (by id, or by PAN through
+the vault's keyed hash), check expiry, CVV2 and PIN, apply the card's lifecycle and spend controls
+(`cards/controls.evaluate`, the one function that decides), then hold the amount on the card's
+balance with a pending ledger transfer — which the database refuses if it would overdraw, so two
+authorizations racing for the last euro cannot both win. Declines are transactions too.
+
+Every network message carries its network ids; they are unique, so a retransmission returns the
+first answer and never holds twice.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.authorizations.events import AuthorizationDecided, AuthorizationUpdated
+from cardcore.cards import controls, lifecycle
+from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm, pin_matches
+from cardcore.kit.errors import CardcoreError, NotFound
+from cardcore.kit.ids import is_valid
+from cardcore.kit.outbox import record_event
+from cardcore.ledger import service as ledger
+from cardcore.models import (
+    Balance,
+    Card,
+    CardProduct,
+    CardTransaction,
+    CardTransactionEvent,
+    Program,
+)
+
+PIN_TRIES = 3
+NETWORK_ACCOUNT = "card_network"
+
+
+@dataclass
+class AuthorizationRequest:
+    amount: int
+    currency: str
+    channel: str
+    entry_mode: str
+    merchant: dict[str, Any]
+    network_key: str
+    card_id: str | None = None
+    pan: str | None = None
+    expiry: str | None = None  # YYMM
+    cvv2: str | None = None
+    pin: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _stored(session: AsyncSession, network_key: str) -> CardTransactionEvent | None:
+    return await session.scalar(
+        select(CardTransactionEvent).where(CardTransactionEvent.network_key == network_key)
+    )
+
+
+async def _find_card(
+    session: AsyncSession, services: CardServices, program_id: str, request: AuthorizationRequest
+) -> Card:
+    card = None
+    if request.card_id is not None and is_valid("card", request.card_id):
+        card = await session.scalar(
+            select(Card)
+            .where(Card.id == request.card_id, Card.program_id == program_id)
+            .with_for_update()
+        )
+    elif request.pan is not None:
+        card = await session.scalar(
+            select(Card)
+            .where(
+                Card.program_id == program_id,
+                Card.pan_hash == services.vault.lookup_hash(request.pan),
+                Card.replaced_by.is_(None),
+            )
+            .with_for_update()
+        )
+    if card is None:
+        raise NotFound("card")
+    return card
+
+
+def _response(transaction: CardTransaction, available: int | None) -> dict[str, Any]:
+    return {
+        "authorization_id": transaction.id,
+        "approved": transaction.status == "PENDING",
+        "response_code": transaction.response_code,
+        "authorization_code": transaction.authorization_code,
+        "decline_reason": transaction.decline_reason,
+        "held_amount": transaction.held_amount,
+        "currency": transaction.currency,
+        "available_balance": available,
+    }
+
+
+async def authorize(
+    session: AsyncSession,
+    services: CardServices,
+    *,
+    program_id: str,
+    request: AuthorizationRequest,
+) -> dict[str, Any]:
+    if (previous := await _stored(session, request.network_key)) is not None:
+        return previous.response
+    card = await _find_card(session, services, program_id, request)
+    program = await session.get(Program, program_id)
+    product = await session.get(CardProduct, card.product_id)
+    balance = await session.get(Balance, card.balance_id)
+    assert program is not None
+    assert product is not None
+    assert balance is not None
+    now = datetime.now(UTC)
+    transaction = controls.Transaction(
+        amount=request.amount,
+        currency=request.currency,
+        channel=request.channel,
+        entry_mode=request.entry_mode,
+        mcc=str(request.merchant.get("mcc", "0000")),
+        country=str(request.merchant.get("country", "")),
+    )
+
+    decision = controls.evaluate(
+        card,
+        transaction,
+        program=program,
+        spent=await controls.spent_so_far(session, card, program, now),
+        now=now,
+    )
+    pan = None
+    if decision.approved and (request.expiry or request.cvv2):
+        pan = await services.vault.decrypt(session, card)
+    if decision.approved and request.expiry is not None and request.expiry != expiry_yymm(card):
+        decision = controls.Decision.decline("54", "EXPIRY_MISMATCH")
+    if (
+        decision.approved
+        and request.cvv2 is not None
+        and request.cvv2 != card_cvv2(services, card, pan or "")
+    ):
+        decision = controls.Decision.decline("N7", "CVV2_MISMATCH")
+    if decision.approved and request.pin is not None:
+        if pin_matches(services, card, request.pin):
+            card.pin_failures = 0
+        else:
+            card.pin_failures += 1
+            if card.pin_failures >= PIN_TRIES:
+                await lifecycle.lock(session, card, 6, actor="network")
+                decision = controls.Decision.decline("75", "PIN_TRIES_EXCEEDED")
+            else:
+                decision = controls.Decision.decline("55", "WRONG_PIN")
+    if decision.approved and request.currency != balance.currency:
+        # Conversion needs the FX rates table; until then a foreign currency is not authorized.
+        decision = controls.Decision.decline("12", "CURRENCY_NOT_SUPPORTED")
+
+    row = CardTransaction(
+        program_id=program_id,
+        card_id=card.id,
+        balance_id=balance.id,
+        user_id=card.user_id,
+        status="DECLINED",
+        amount=request.amount,
+        currency=request.currency,
+        channel=request.channel,
+        entry_mode=request.entry_mode,
+        merchant=request.merchant,
+        response_code=decision.response_code,
+        decline_reason=decision.rule,
+    )
+    session.add(row)
+    await session.flush()
+    hold_id = None
+    if decision.approved:
+        network = await ledger.system_account(
+            session, program_id=program_id, currency=balance.currency, kind=NETWORK_ACCOUNT
+        )
+        try:
+            hold = await ledger.transfer(
+                session,
+                program_id=program_id,
+                debit_account_id=balance.ledger_account_id,
+                credit_account_id=network.id,
+                amount=request.amount,
+                currency=balance.currency,
+                code="card_authorization",
+                pending=True,
+                details={"transaction_id": row.id},
+            )
+        except ledger.Overdraft:
+            row.response_code, row.decline_reason = "51", "INSUFFICIENT_FUNDS"
+        else:
+            hold_id = hold.id
+            row.status = "PENDING"
+            row.response_code = "00"
+            row.held_amount = request.amount
+            row.hold_transfer_id = hold.id
+            row.authorization_code = f"{secrets.randbelow(10**6):06d}"
+            await controls.record_spend(session, card, program, transaction, now)
+    available = (await ledger.totals(session, balance.ledger_account_id)).available
+    response = _response(row, available)
+    session.add(
+        CardTransactionEvent(
+            program_id=program_id,
+            transaction_id=row.id,
+            kind="authorization",
+            network_key=request.network_key,
+            amount=request.amount,
+            response=response,
+            ledger_transfer_id=hold_id,
+        )
+    )
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        # The same message raced in on another connection and won: its answer stands.
+        raise CardcoreError(
+            "DUPLICATE_REQUEST_ID", "This network message is being processed."
+        ) from exc
+    record_event(
+        session,
+        program_id=program_id,
+        object_id=row.id,
+        data=AuthorizationDecided(
+            transaction_id=row.id,
+            card_id=card.id,
+            approved=response["approved"],
+            response_code=row.response_code,
+            decline_reason=row.decline_reason,
+            amount=row.amount,
+            currency=row.currency,
+        ),
+    )
+    return response
+
+
+async def _transaction(
+    session: AsyncSession, program_id: str, transaction_id: str
+) -> CardTransaction:
+    found = None
+    if is_valid("txn", transaction_id):
+        found = await session.scalar(
+            select(CardTransaction)
+            .where(CardTransaction.id == transaction_id, CardTransaction.program_id == program_id)
+            .with_for_update()
+        )
+    if found is None:
+        raise NotFound("authorization")
+    return found
+
+
+async def _after(
+    session: AsyncSession,
+    row: CardTransaction,
+    *,
+    kind: str,
+    network_key: str,
+    amount: int,
+    ledger_transfer_id: str | None,
+) -> dict[str, Any]:
+    balance = await session.get(Balance, row.balance_id)
+    assert balance is not None
+    response = _response(row, (await ledger.totals(session, balance.ledger_account_id)).available)
+    response["approved"] = True
+    session.add(
+        CardTransactionEvent(
+            program_id=row.program_id,
+            transaction_id=row.id,
+            kind=kind,
+            network_key=network_key,
+            amount=amount,
+            response=response,
+            ledger_transfer_id=ledger_transfer_id,
+        )
+    )
+    await session.flush()
+    record_event(
+        session,
+        program_id=row.program_id,
+        object_id=row.id,
+        data=AuthorizationUpdated(
+            transaction_id=row.id,
+            kind=kind,
+            status=row.status,
+            amount=amount,
+            held_amount=row.held_amount,
+        ),
+    )
+    return response
+
+
+async def _rehold(session: AsyncSession, row: CardTransaction, amount: int) -> str | None:
+    """Release the current hold and, when something is still held, hold that amount anew (a
+    pending transfer resolves once, so a partial release is a void plus a smaller hold)."""
+    assert row.hold_transfer_id is not None
+    old = await ledger.resolve(session, row.hold_transfer_id, kind="void", code="card_reversal")
+    if amount == 0:
+        row.hold_transfer_id = None
+        return old.id
+    hold = await ledger.transfer(
+        session,
+        program_id=row.program_id,
+        debit_account_id=old.debit_account_id,
+        credit_account_id=old.credit_account_id,
+        amount=amount,
+        currency=old.currency,
+        code="card_authorization",
+        pending=True,
+        details={"transaction_id": row.id},
+    )
+    row.hold_transfer_id = hold.id
+    return hold.id
+
+
+async def reverse(
+    session: AsyncSession,
+    *,
+    program_id: str,
+    transaction_id: str,
+    amount: int | None,
+    network_key: str,
+) -> dict[str, Any]:
+    if (previous := await _stored(session, network_key)) is not None:
+        return previous.response
+    row = await _transaction(session, program_id, transaction_id)
+    if row.status != "PENDING":
+        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    release = row.held_amount if amount is None else amount
+    if not 0 < release <= row.held_amount:
+        raise CardcoreError("VALIDATION_ERROR", "A reversal releases at most what is held.")
+    row.held_amount -= release
+    transfer_id = await _rehold(session, row, row.held_amount)
+    if row.held_amount == 0:
+        row.status = "REVERSED"
+    return await _after(
+        session,
+        row,
+        kind="reversal",
+        network_key=network_key,
+        amount=release,
+        ledger_transfer_id=transfer_id,
+    )
+
+
+async def clear(
+    session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
+) -> dict[str, Any]:
+    """Settle an authorization: post up to what is held; anything not posted is released."""
+    if (previous := await _stored(session, network_key)) is not None:
+        return previous.response
+    row = await _transaction(session, program_id, transaction_id)
+    if row.status != "PENDING" or row.hold_transfer_id is None:
+        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    if not 0 < amount <= row.held_amount:
+        raise CardcoreError("VALIDATION_ERROR", "A clearing posts at most what is held.")
+    posted = await ledger.resolve(
+        session, row.hold_transfer_id, kind="post", amount=amount, code="card_clearing"
+    )
+    row.status, row.settled_amount, row.held_amount = "SETTLED", amount, 0
+    return await _after(
+        session,
+        row,
+        kind="clearing",
+        network_key=network_key,
+        amount=amount,
+        ledger_transfer_id=posted.id,
+    )

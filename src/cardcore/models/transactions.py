@@ -1,0 +1,62 @@
+"""Card transactions: every authorization, approved or declined, and what happened to it after
+(reversals, clearing). The money itself moves in the ledger; these rows say why."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cardcore.kit.ids import PrefixedId, new_id
+from cardcore.models.base import Base, CreatedAt
+
+
+class CardTransaction(CreatedAt, Base):
+    __tablename__ = "card_transactions"
+    __table_args__ = (
+        Index("ix_card_transactions_program_id_card_id_id", "program_id", "card_id", "id"),
+        Index("ix_card_transactions_program_id_balance_id_id", "program_id", "balance_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("txn"), primary_key=True, default=lambda: new_id("txn")
+    )
+    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
+    card_id: Mapped[str] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"))
+    balance_id: Mapped[str] = mapped_column(PrefixedId("bal"), ForeignKey("balances.id"))
+    user_id: Mapped[str | None] = mapped_column(PrefixedId("usr"))
+    # PENDING (held), SETTLED, DECLINED, REVERSED, EXPIRED
+    status: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    held_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    settled_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    channel: Mapped[str] = mapped_column(String(10))
+    entry_mode: Mapped[str] = mapped_column(String(12))
+    merchant: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    response_code: Mapped[str] = mapped_column(String(4))
+    decline_reason: Mapped[str | None] = mapped_column(String(100))
+    authorization_code: Mapped[str | None] = mapped_column(String(6))
+    hold_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class CardTransactionEvent(CreatedAt, Base):
+    """One network message about a transaction. `network_key` (the message's network ids) is
+    unique: a retransmission finds its first answer instead of acting twice."""
+
+    __tablename__ = "card_transaction_events"
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("tev"), primary_key=True, default=lambda: new_id("tev")
+    )
+    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
+    transaction_id: Mapped[str] = mapped_column(
+        PrefixedId("txn"), ForeignKey("card_transactions.id"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    network_key: Mapped[str] = mapped_column(String(200), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    ledger_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
