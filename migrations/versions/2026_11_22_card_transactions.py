@@ -2,7 +2,7 @@
 
 Revision ID: 2026_11_22_card_transactions
 Revises: 2026_11_22_cards
-Create Date: 2026-11-22 04:43:02.214739+00:00
+Create Date: 2026-11-22 04:50:34.936723+00:00
 """
 
 from collections.abc import Sequence
@@ -18,6 +18,23 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "fx_rates",
+        sa.Column("program_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("base", sa.String(length=3), nullable=False),
+        sa.Column("quote", sa.String(length=3), nullable=False),
+        sa.Column("rate", sa.Numeric(precision=24, scale=10), nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["program_id"], ["programs.id"], name=op.f("fk_fx_rates_program_id_programs")
+        ),
+        sa.PrimaryKeyConstraint("program_id", "base", "quote", name=op.f("pk_fx_rates")),
+    )
     op.create_table(
         "card_transactions",
         sa.Column("id", postgresql.UUID(as_uuid=True), nullable=False),
@@ -37,6 +54,8 @@ def upgrade() -> None:
         sa.Column("decline_reason", sa.String(length=100), nullable=True),
         sa.Column("authorization_code", sa.String(length=6), nullable=True),
         sa.Column("hold_transfer_id", postgresql.UUID(as_uuid=True), nullable=True),
+        sa.Column("billing_amount", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("billing_currency", sa.String(length=3), server_default="", nullable=False),
         sa.Column(
             "updated_at",
             sa.DateTime(timezone=True),
@@ -107,9 +126,17 @@ def upgrade() -> None:
         ["transaction_id"],
         unique=False,
     )
+    op.add_column(
+        "programs", sa.Column("fx_markup_bps", sa.Integer(), server_default="0", nullable=False)
+    )
+    op.add_column(
+        "programs", sa.Column("hold_expiry_days", sa.Integer(), server_default="7", nullable=False)
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("programs", "hold_expiry_days")
+    op.drop_column("programs", "fx_markup_bps")
     op.drop_index(
         op.f("ix_card_transaction_events_transaction_id"), table_name="card_transaction_events"
     )
@@ -117,3 +144,4 @@ def downgrade() -> None:
     op.drop_index("ix_card_transactions_program_id_card_id_id", table_name="card_transactions")
     op.drop_index("ix_card_transactions_program_id_balance_id_id", table_name="card_transactions")
     op.drop_table("card_transactions")
+    op.drop_table("fx_rates")

@@ -13,6 +13,7 @@ from cardcore import __version__
 from cardcore.admin.endpoints import routes as admin_routes
 from cardcore.auth.endpoints import routes as auth_routes
 from cardcore.auth.tokens import TokenKeys
+from cardcore.authorizations.endpoints import admin_routes as fx_routes
 from cardcore.authorizations.endpoints import network_routes
 from cardcore.authorizations.endpoints import routes as transactions_routes
 from cardcore.balances.endpoints import admin_routes as money_admin_routes
@@ -162,6 +163,7 @@ def create_app(
         review_routes,
         money_admin_routes,
         card_admin_routes,
+        fx_routes,
     ):
         app.include_router(routes)
     return app

@@ -2,6 +2,7 @@
 reversal, clearing — and the books still balance."""
 
 import itertools
+from datetime import timedelta
 
 import pytest
 from httpx import AsyncClient
@@ -214,4 +215,107 @@ async def test_reversal_and_clearing(
         await client.get(f"/v1/transactions/{hold['authorization_id']}", headers=partner.headers)
     ).json()["data"]
     assert (settled["status"], settled["settled_amount"]) == ("SETTLED", 1_500)
+    assert await verify(session) == []
+
+
+async def test_fx_conversion_with_markup(
+    client: AsyncClient,
+    partner: Partner,
+    world: dict,
+    session: AsyncSession,  # type: ignore[type-arg]
+) -> None:
+    from sqlalchemy import update
+
+    from cardcore.models import Program
+
+    missing = await _authorize(client, world, currency="USD")
+    assert (missing["response_code"], missing["decline_reason"]) == ("12", "NO_FX_RATE")
+    await session.execute(
+        update(Program).where(Program.id == partner.program_id).values(fx_markup_bps=100)
+    )
+    await session.commit()
+    put = await client.put(
+        "/v1/admin/fx-rates",
+        json={"base": "USD", "quote": "EUR", "rate": "0.9"},
+        headers=bearer(world["token"]),
+    )
+    assert put.status_code == 200, put.text
+    converted = await _authorize(client, world, currency="USD", amount=1_000)
+    # 10.00 USD × 0.9 × 1.01 = 9.09 EUR
+    assert (converted["approved"], converted["held_amount"], converted["currency"]) == (
+        True,
+        909,
+        "EUR",
+    )
+    jpy = await client.put(
+        "/v1/admin/fx-rates",
+        json={"base": "JPY", "quote": "EUR", "rate": "0.0062"},
+        headers=bearer(world["token"]),
+    )
+    assert jpy.status_code == 200
+    yen = await _authorize(client, world, currency="JPY", amount=1_000)
+    # 1000 JPY (no minor unit) × 0.0062 × 1.01 = 6.2620 EUR → 626 cents, rounded half up
+    assert yen["held_amount"] == 626
+    rates = (await client.get("/v1/admin/fx-rates", headers=bearer(world["token"]))).json()["data"]
+    assert {(r["base"], r["quote"]) for r in rates} == {("USD", "EUR"), ("JPY", "EUR")}
+
+
+async def test_increment_refund_and_hold_expiry(
+    client: AsyncClient,
+    partner: Partner,
+    world: dict,
+    session: AsyncSession,  # type: ignore[type-arg]
+) -> None:
+    from sqlalchemy import update
+
+    from cardcore.authorizations.service import expire_holds
+    from cardcore.kit.jobs import JobContext
+    from cardcore.models import CardTransaction
+
+    hold = await _authorize(client, world, amount=2_000)
+
+    async def follow(path: str, amount: int, ntx: str) -> dict:  # type: ignore[type-arg]
+        response = await client.post(
+            path,
+            json={
+                "authorization_id": hold["authorization_id"],
+                "amount": amount,
+                "network": {"network_transaction_id": ntx},
+            },
+            headers=world["network"],
+        )
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    raised = await follow("/v1/network/incremental-authorizations", 1_000, "inc-1")
+    assert raised["held_amount"] == 3_000
+    too_much = await follow("/v1/network/incremental-authorizations", 7_001, "inc-2")
+    assert (too_much["approved"], too_much["response_code"], too_much["held_amount"]) == (
+        False,
+        "51",
+        3_000,
+    )
+    assert await _available(client, partner, world) == 7_000, "the old hold is intact"
+    await follow("/v1/network/clearings", 3_000, "clr-3")
+    back = await follow("/v1/network/refunds", 500, "ref-1")
+    assert back["available_balance"] == 7_500
+    assert (await follow("/v1/network/refunds", 500, "ref-1")) == back, (
+        "a retransmitted refund pays once"
+    )
+    assert await _available(client, partner, world) == 7_500
+
+    stale = await _authorize(client, world, amount=1_500)
+    await session.execute(
+        update(CardTransaction)
+        .where(CardTransaction.id == stale["authorization_id"])
+        .values(created_at=CardTransaction.created_at - timedelta(days=8))
+    )
+    await session.commit()
+    await expire_holds(session, {}, JobContext())
+    await session.commit()
+    expired = (
+        await client.get(f"/v1/transactions/{stale['authorization_id']}", headers=partner.headers)
+    ).json()["data"]
+    assert (expired["status"], expired["held_amount"]) == ("EXPIRED", 0)
+    assert await _available(client, partner, world) == 7_500
     assert await verify(session) == []

@@ -26,6 +26,8 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "products.manage": frozenset({Role.ADMIN}),
     "cards.create": frozenset({Role.ADMIN, Role.MANAGER}),
     "cards.service": ALL_ROLES,
+    "fx.read": frozenset({Role.ADMIN, Role.MANAGER}),
+    "fx.write": frozenset({Role.ADMIN}),
 }
 
 

@@ -1,12 +1,16 @@
 """The card network's calls (authorize, reverse, clear) and the transactions partners read."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import Path, Query, Request
+from fastapi import Path, Query, Request, Security
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 
-from cardcore.auth.dependencies import Cardholder, Network, Partner
+from cardcore.auth.dependencies import Cardholder, Network, Partner, require_admin
+from cardcore.auth.principals import Principal
 from cardcore.authorizations import service
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
@@ -16,8 +20,14 @@ from cardcore.kit.money import CurrencyCode, MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
-from cardcore.models import CardTransaction
+from cardcore.models import CardTransaction, FxRate
 
+admin_routes = router(
+    tags=["admin"],
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
+)
+FxReader = Annotated[Principal, Security(require_admin("fx.read"))]
+FxWriter = Annotated[Principal, Security(require_admin("fx.write"))]
 network_routes = router(
     tags=["network"],
     responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
@@ -174,6 +184,66 @@ async def clear(body: FollowUpIn, principal: Network, session: DbSession) -> Aut
         network_key=body.network.key("clearing"),
     )
     return AuthorizationOut(**result)
+
+
+class AmountFollowUpIn(FollowUpIn):
+    amount: MinorUnits = Field(gt=0, description="In the balance's currency.")
+
+
+@network_routes.post("/v1/network/incremental-authorizations", summary="Raise a hold")
+async def increment(
+    body: AmountFollowUpIn, principal: Network, session: DbSession
+) -> AuthorizationOut:
+    result = await service.increment(
+        session,
+        program_id=principal.tenant_id,
+        transaction_id=body.authorization_id,
+        amount=body.amount,
+        network_key=body.network.key("increment"),
+    )
+    return AuthorizationOut(**result)
+
+
+@network_routes.post("/v1/network/refunds", summary="Money back to the card for a settled purchase")
+async def refund(
+    body: AmountFollowUpIn, principal: Network, session: DbSession
+) -> AuthorizationOut:
+    result = await service.refund(
+        session,
+        program_id=principal.tenant_id,
+        transaction_id=body.authorization_id,
+        amount=body.amount,
+        network_key=body.network.key("refund"),
+    )
+    return AuthorizationOut(**result)
+
+
+class FxRateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base: CurrencyCode
+    quote: CurrencyCode
+    rate: Decimal = Field(gt=0, max_digits=24, decimal_places=10, description="1 base = rate quote")
+
+
+@admin_routes.get("/v1/admin/fx-rates", summary="FX rates (admin, manager)")
+async def list_fx_rates(principal: FxReader, session: DbSession) -> Many[FxRateIn]:
+    rows = await session.scalars(select(FxRate).where(FxRate.program_id == principal.tenant_id))
+    data = [FxRateIn(base=r.base, quote=r.quote, rate=r.rate) for r in rows]
+    return Many(data=data, meta=ListMeta(next_cursor=None, has_more=False))
+
+
+@admin_routes.put("/v1/admin/fx-rates", summary="Set an FX rate (role admin)")
+async def put_fx_rate(body: FxRateIn, principal: FxWriter, session: DbSession) -> One[FxRateIn]:
+    statement = insert(FxRate).values(
+        program_id=principal.tenant_id, base=body.base, quote=body.quote, rate=body.rate
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["program_id", "base", "quote"], set_={"rate": statement.excluded.rate}
+        )
+    )
+    return One(data=body)
 
 
 @routes.get("/v1/transactions", summary="Card transactions, declines included")

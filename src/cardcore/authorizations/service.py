@@ -12,10 +12,11 @@ first answer and never holds twice.
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +25,8 @@ from cardcore.cards import controls, lifecycle
 from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm, pin_matches
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import is_valid
+from cardcore.kit.jobs import JobContext, job
+from cardcore.kit.money import currency_exponent
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -32,11 +35,34 @@ from cardcore.models import (
     CardProduct,
     CardTransaction,
     CardTransactionEvent,
+    FxRate,
     Program,
 )
 
 PIN_TRIES = 3
 NETWORK_ACCOUNT = "card_network"
+
+
+async def convert(
+    session: AsyncSession, program: Program, amount: int, source: str, target: str
+) -> int | None:
+    """`amount` (minor units of `source`) in minor units of `target`, with the program's markup,
+    rounded half up to the target's minor unit; None when there is no rate."""
+    if source == target:
+        return amount
+    rate = await session.scalar(
+        select(FxRate.rate).where(
+            FxRate.program_id == program.id, FxRate.base == source, FxRate.quote == target
+        )
+    )
+    if rate is None:
+        return None
+    source_exp, target_exp = currency_exponent(source), currency_exponent(target)
+    assert source_exp is not None
+    assert target_exp is not None
+    major = Decimal(amount) / (Decimal(10) ** source_exp)
+    billed = major * Decimal(rate) * (1 + Decimal(program.fx_markup_bps) / Decimal(10_000))
+    return int((billed * (Decimal(10) ** target_exp)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 @dataclass
@@ -94,7 +120,7 @@ def _response(transaction: CardTransaction, available: int | None) -> dict[str, 
         "authorization_code": transaction.authorization_code,
         "decline_reason": transaction.decline_reason,
         "held_amount": transaction.held_amount,
-        "currency": transaction.currency,
+        "currency": transaction.billing_currency or transaction.currency,
         "available_balance": available,
     }
 
@@ -116,9 +142,10 @@ async def authorize(
     assert product is not None
     assert balance is not None
     now = datetime.now(UTC)
+    billing = await convert(session, program, request.amount, request.currency, balance.currency)
     transaction = controls.Transaction(
-        amount=request.amount,
-        currency=request.currency,
+        amount=billing if billing is not None else request.amount,
+        currency=balance.currency,
         channel=request.channel,
         entry_mode=request.entry_mode,
         mcc=str(request.merchant.get("mcc", "0000")),
@@ -153,9 +180,8 @@ async def authorize(
                 decision = controls.Decision.decline("75", "PIN_TRIES_EXCEEDED")
             else:
                 decision = controls.Decision.decline("55", "WRONG_PIN")
-    if decision.approved and request.currency != balance.currency:
-        # Conversion needs the FX rates table; until then a foreign currency is not authorized.
-        decision = controls.Decision.decline("12", "CURRENCY_NOT_SUPPORTED")
+    if decision.approved and billing is None:
+        decision = controls.Decision.decline("12", "NO_FX_RATE")
 
     row = CardTransaction(
         program_id=program_id,
@@ -170,6 +196,8 @@ async def authorize(
         merchant=request.merchant,
         response_code=decision.response_code,
         decline_reason=decision.rule,
+        billing_amount=transaction.amount,
+        billing_currency=balance.currency,
     )
     session.add(row)
     await session.flush()
@@ -184,7 +212,7 @@ async def authorize(
                 program_id=program_id,
                 debit_account_id=balance.ledger_account_id,
                 credit_account_id=network.id,
-                amount=request.amount,
+                amount=transaction.amount,
                 currency=balance.currency,
                 code="card_authorization",
                 pending=True,
@@ -196,7 +224,7 @@ async def authorize(
             hold_id = hold.id
             row.status = "PENDING"
             row.response_code = "00"
-            row.held_amount = request.amount
+            row.held_amount = transaction.amount
             row.hold_transfer_id = hold.id
             row.authorization_code = f"{secrets.randbelow(10**6):06d}"
             await controls.record_spend(session, card, program, transaction, now)
@@ -369,3 +397,103 @@ async def clear(
         amount=amount,
         ledger_transfer_id=posted.id,
     )
+
+
+async def increment(
+    session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
+) -> dict[str, Any]:
+    """Raise a hold by `amount` (in the balance's currency). The old hold is voided and a larger
+    one made inside one savepoint: if the balance cannot cover it, nothing changes."""
+    if (previous := await _stored(session, network_key)) is not None:
+        return previous.response
+    row = await _transaction(session, program_id, transaction_id)
+    if row.status != "PENDING" or row.hold_transfer_id is None:
+        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    try:
+        async with session.begin_nested():
+            transfer_id = await _rehold(session, row, row.held_amount + amount)
+    except ledger.Overdraft:
+        await session.refresh(row)
+        response = await _after(
+            session,
+            row,
+            kind="increment",
+            network_key=network_key,
+            amount=amount,
+            ledger_transfer_id=None,
+        )
+        response.update(approved=False, response_code="51", decline_reason="INSUFFICIENT_FUNDS")
+        return response
+    row.held_amount += amount
+    return await _after(
+        session,
+        row,
+        kind="increment",
+        network_key=network_key,
+        amount=amount,
+        ledger_transfer_id=transfer_id,
+    )
+
+
+async def refund(
+    session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
+) -> dict[str, Any]:
+    """Money back from the merchant to the card's balance, linked to the original purchase."""
+    if (previous := await _stored(session, network_key)) is not None:
+        return previous.response
+    row = await _transaction(session, program_id, transaction_id)
+    if row.status != "SETTLED":
+        raise CardcoreError("TRANSFER_NOT_PENDING", "Only a settled purchase is refunded.")
+    balance = await session.get(Balance, row.balance_id)
+    assert balance is not None
+    network = await ledger.system_account(
+        session, program_id=program_id, currency=balance.currency, kind=NETWORK_ACCOUNT
+    )
+    moved = await ledger.transfer(
+        session,
+        program_id=program_id,
+        debit_account_id=network.id,
+        credit_account_id=balance.ledger_account_id,
+        amount=amount,
+        currency=balance.currency,
+        code="card_refund",
+        details={"transaction_id": row.id},
+    )
+    return await _after(
+        session,
+        row,
+        kind="refund",
+        network_key=network_key,
+        amount=amount,
+        ledger_transfer_id=moved.id,
+    )
+
+
+@job("authorizations.expire_holds", every=timedelta(hours=1))
+async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
+    """Release holds the network never cleared, after the program's hold_expiry_days."""
+    stale = await session.scalars(
+        select(CardTransaction)
+        .join(Program, Program.id == CardTransaction.program_id)
+        .where(
+            CardTransaction.status == "PENDING",
+            CardTransaction.created_at
+            < func.now() - func.make_interval(0, 0, 0, Program.hold_expiry_days),
+        )
+        .with_for_update(of=CardTransaction, skip_locked=True)
+        .limit(500)
+    )
+    for row in stale:
+        assert row.hold_transfer_id is not None
+        released = await ledger.resolve(
+            session, row.hold_transfer_id, kind="expire", code="card_hold_expiry"
+        )
+        row.status, row.held_amount = "EXPIRED", 0
+        await _after(
+            session,
+            row,
+            kind="expiry",
+            network_key=f"expiry|{row.id}",
+            amount=released.amount,
+            ledger_transfer_id=released.id,
+        )

@@ -29,7 +29,7 @@ from cardcore.models.customers import (
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
 from cardcore.models.ledger import LedgerAccount, LedgerTransfer
 from cardcore.models.programs import AdminUser, ApiKey, Program
-from cardcore.models.transactions import CardTransaction, CardTransactionEvent
+from cardcore.models.transactions import CardTransaction, CardTransactionEvent, FxRate
 from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "CorporationEmployee",
     "Credential",
     "Event",
+    "FxRate",
     "IdempotencyRecord",
     "Job",
     "JwsRequestId",

@@ -30,6 +30,10 @@ class Program(CreatedAt, Base):
     control_maxima: Mapped[list[Any]] = mapped_column(JSONB, server_default="[]")
     # Seed 003 forbids moving a card to another balance unless the program allows it.
     allow_card_balance_change: Mapped[bool] = mapped_column(server_default="false")
+    # Added to every converted amount, in basis points (100 = 1 %).
+    fx_markup_bps: Mapped[int] = mapped_column(server_default="0")
+    # Pending authorizations are released after this many days (the hold-expiry job).
+    hold_expiry_days: Mapped[int] = mapped_column(server_default="7")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 

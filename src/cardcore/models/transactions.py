@@ -2,9 +2,10 @@
 (reversals, clearing). The money itself moves in the ledger; these rows say why."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, func
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,6 +40,9 @@ class CardTransaction(CreatedAt, Base):
     decline_reason: Mapped[str | None] = mapped_column(String(100))
     authorization_code: Mapped[str | None] = mapped_column(String(6))
     hold_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
+    # What the balance is charged, in its own currency (after conversion when they differ).
+    billing_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    billing_currency: Mapped[str] = mapped_column(String(3), server_default="")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
@@ -60,3 +64,17 @@ class CardTransactionEvent(CreatedAt, Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB)
     ledger_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
+
+
+class FxRate(Base):
+    """A rate ops maintain: 1 unit of `base` is `rate` units of `quote` (major units)."""
+
+    __tablename__ = "fx_rates"
+
+    program_id: Mapped[str] = mapped_column(
+        PrefixedId("prg"), ForeignKey("programs.id"), primary_key=True
+    )
+    base: Mapped[str] = mapped_column(String(3), primary_key=True)
+    quote: Mapped[str] = mapped_column(String(3), primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(Numeric(24, 10))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
