@@ -14,7 +14,7 @@ from cardcore.admin.endpoints import routes as admin_routes
 from cardcore.auth.endpoints import routes as auth_routes
 from cardcore.auth.tokens import TokenKeys
 from cardcore.authorizations.endpoints import admin_routes as fx_routes
-from cardcore.authorizations.endpoints import network_routes
+from cardcore.authorizations.endpoints import network_routes, simulate_routes
 from cardcore.authorizations.endpoints import routes as transactions_routes
 from cardcore.balances.endpoints import admin_routes as money_admin_routes
 from cardcore.balances.endpoints import routes as balances_routes
@@ -166,4 +166,7 @@ def create_app(
         fx_routes,
     ):
         app.include_router(routes)
+    if settings.sandbox:
+        # Test helpers that move (test) money with partner credentials: never in production.
+        app.include_router(simulate_routes)
     return app

@@ -289,3 +289,59 @@ async def my_transactions(
         repository.readable().where(CardTransaction.user_id == principal.user_id), page
     )
     return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
+
+
+# -- sandbox simulation --------------------------------------------------------------------------
+
+simulate_routes = router(
+    tags=["simulation"],
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
+)
+
+
+@simulate_routes.post(
+    "/v1/simulate/authorizations",
+    summary="Sandbox: authorize a test transaction with partner credentials",
+    description="Only when CARDCORE_SANDBOX=true. The same engine as the network's route.",
+)
+async def simulate_authorization(
+    body: AuthorizationIn, principal: Partner, session: DbSession, request: Request
+) -> AuthorizationOut:
+    return await authorize(body, principal, session, request)
+
+
+@simulate_routes.post("/v1/simulate/reversals", summary="Sandbox: release a hold")
+async def simulate_reversal(
+    body: FollowUpIn, principal: Partner, session: DbSession
+) -> AuthorizationOut:
+    return await reverse(body, principal, session)
+
+
+@simulate_routes.post("/v1/simulate/clearings", summary="Sandbox: settle an authorization")
+async def simulate_clearing(
+    body: FollowUpIn, principal: Partner, session: DbSession
+) -> AuthorizationOut:
+    return await clear(body, principal, session)
+
+
+@simulate_routes.post("/v1/simulate/refunds", summary="Sandbox: refund a settled purchase")
+async def simulate_refund(
+    body: AmountFollowUpIn, principal: Partner, session: DbSession
+) -> AuthorizationOut:
+    return await refund(body, principal, session)
+
+
+class ExpireIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    authorization_id: str
+
+
+@simulate_routes.post("/v1/simulate/expire", summary="Sandbox: expire a hold now")
+async def simulate_expire(
+    body: ExpireIn, principal: Partner, session: DbSession
+) -> AuthorizationOut:
+    result = await service.expire_now(
+        session, program_id=principal.tenant_id, transaction_id=body.authorization_id
+    )
+    return AuthorizationOut(**result)

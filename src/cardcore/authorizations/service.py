@@ -469,6 +469,31 @@ async def refund(
     )
 
 
+async def _expire(session: AsyncSession, row: CardTransaction) -> dict[str, Any]:
+    assert row.hold_transfer_id is not None
+    released = await ledger.resolve(
+        session, row.hold_transfer_id, kind="expire", code="card_hold_expiry"
+    )
+    row.status, row.held_amount = "EXPIRED", 0
+    return await _after(
+        session,
+        row,
+        kind="expiry",
+        network_key=f"expiry|{row.id}",
+        amount=released.amount,
+        ledger_transfer_id=released.id,
+    )
+
+
+async def expire_now(
+    session: AsyncSession, *, program_id: str, transaction_id: str
+) -> dict[str, Any]:
+    row = await _transaction(session, program_id, transaction_id)
+    if row.status != "PENDING":
+        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    return await _expire(session, row)
+
+
 @job("authorizations.expire_holds", every=timedelta(hours=1))
 async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
     """Release holds the network never cleared, after the program's hold_expiry_days."""
