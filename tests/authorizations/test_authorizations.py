@@ -359,3 +359,45 @@ async def test_simulation_routes_only_in_sandbox(
             )
         ).json()["data"]
         assert txn["status"] == "EXPIRED"
+
+
+async def test_transaction_history_and_filters(
+    client: AsyncClient, partner: Partner, world: dict
+) -> None:  # type: ignore[type-arg]
+    hold = await _authorize(client, world, amount=700)
+    await client.post(
+        "/v1/network/clearings",
+        json={
+            "authorization_id": hold["authorization_id"],
+            "amount": 600,
+            "network": {"network_transaction_id": "h-clr"},
+        },
+        headers=world["network"],
+    )
+    await _authorize(client, world, amount=99_999)
+    detail = (
+        await client.get(f"/v1/transactions/{hold['authorization_id']}", headers=partner.headers)
+    ).json()["data"]
+    assert [h["kind"] for h in detail["history"]] == ["authorization", "clearing"]
+    card_view = (
+        await client.get(f"/v1/cards/{world['card']['id']}/transactions", headers=partner.headers)
+    ).json()["data"]
+    assert len(card_view) == 2
+    big = (await client.get("/v1/transactions?min_amount=1000", headers=partner.headers)).json()[
+        "data"
+    ]
+    assert [t["decline_reason"] for t in big] == ["INSUFFICIENT_FUNDS"]
+    by_balance = (
+        await client.get(
+            f"/v1/transactions?balance_id={world['balance_id']}&status=SETTLED",
+            headers=partner.headers,
+        )
+    ).json()["data"]
+    assert [t["id"] for t in by_balance] == [hold["authorization_id"]]
+    token = (
+        await client.post(
+            f"/v1/users/{world['user_id']}/sessions", json={}, headers=partner.headers
+        )
+    ).json()["data"]["access_token"]
+    mine = (await client.get("/v1/me/transactions", headers=bearer(token))).json()["data"]
+    assert len(mine) == 2

@@ -20,7 +20,7 @@ from cardcore.kit.money import CurrencyCode, MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
-from cardcore.models import CardTransaction, FxRate
+from cardcore.models import CardTransaction, CardTransactionEvent, FxRate
 
 admin_routes = router(
     tags=["admin"],
@@ -126,6 +126,20 @@ class TransactionOut(BaseModel):
     decline_reason: str | None
     authorization_code: str | None
     created_at: datetime
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str = Field(description="authorization, increment, reversal, clearing, refund, expiry")
+    amount: int
+    response: dict[str, Any]
+    created_at: datetime
+
+
+class TransactionDetail(TransactionOut):
+    history: list[HistoryEntry]
 
 
 class TransactionRepository(TenantRepository[CardTransaction]):
@@ -252,20 +266,46 @@ async def list_transactions(
     session: DbSession,
     page: Pagination,
     card_id: Annotated[str | None, Query(max_length=40)] = None,
+    balance_id: Annotated[str | None, Query(max_length=40)] = None,
+    user_id: Annotated[str | None, Query(max_length=40)] = None,
     transaction_status: Annotated[
         str | None, Query(alias="status", pattern="^(PENDING|SETTLED|DECLINED|REVERSED|EXPIRED)$")
     ] = None,
+    created_from: Annotated[datetime | None, Query()] = None,
+    created_to: Annotated[datetime | None, Query()] = None,
+    min_amount: Annotated[int | None, Query(ge=0)] = None,
+    max_amount: Annotated[int | None, Query(ge=0)] = None,
 ) -> Many[TransactionOut]:
     repository = TransactionRepository(session, principal.tenant_id)
     statement = repository.readable()
-    if card_id is not None:
-        if not is_valid("card", card_id):
-            return Many(data=[], meta=ListMeta(next_cursor=None, has_more=False))
-        statement = statement.where(CardTransaction.card_id == card_id)
+    for column, value, prefix in (
+        (CardTransaction.card_id, card_id, "card"),
+        (CardTransaction.balance_id, balance_id, "bal"),
+        (CardTransaction.user_id, user_id, "usr"),
+    ):
+        if value is not None:
+            if not is_valid(prefix, value):
+                return Many(data=[], meta=ListMeta(next_cursor=None, has_more=False))
+            statement = statement.where(column == value)
     if transaction_status is not None:
         statement = statement.where(CardTransaction.status == transaction_status)
+    if created_from is not None:
+        statement = statement.where(CardTransaction.created_at >= created_from)
+    if created_to is not None:
+        statement = statement.where(CardTransaction.created_at < created_to)
+    if min_amount is not None:
+        statement = statement.where(CardTransaction.amount >= min_amount)
+    if max_amount is not None:
+        statement = statement.where(CardTransaction.amount <= max_amount)
     found, meta = await repository.page(statement, page)
     return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
+
+
+@routes.get("/v1/cards/{card_id}/transactions", summary="A card's transactions")
+async def card_transactions(
+    card_id: Annotated[str, Path()], principal: Partner, session: DbSession, page: Pagination
+) -> Many[TransactionOut]:
+    return await list_transactions(principal, session, page, card_id=card_id)
 
 
 @routes.get(
@@ -275,9 +315,19 @@ async def list_transactions(
 )
 async def get_transaction(
     transaction_id: Annotated[str, Path()], principal: Partner, session: DbSession
-) -> One[TransactionOut]:
+) -> One[TransactionDetail]:
     found = await TransactionRepository(session, principal.tenant_id).get_or_404(transaction_id)
-    return One(data=TransactionOut.model_validate(found))
+    events = await session.scalars(
+        select(CardTransactionEvent)
+        .where(CardTransactionEvent.transaction_id == found.id)
+        .order_by(CardTransactionEvent.id)
+    )
+    return One(
+        data=TransactionDetail(
+            **TransactionOut.model_validate(found).model_dump(),
+            history=[HistoryEntry.model_validate(e) for e in events],
+        )
+    )
 
 
 @routes.get("/v1/me/transactions", summary="The cardholder's transactions")
