@@ -401,3 +401,25 @@ async def test_transaction_history_and_filters(
     ).json()["data"]["access_token"]
     mine = (await client.get("/v1/me/transactions", headers=bearer(token))).json()["data"]
     assert len(mine) == 2
+
+
+async def test_balance_inquiry(client: AsyncClient, partner: Partner, world: dict) -> None:  # type: ignore[type-arg]
+    await _authorize(client, world, amount=2_500)
+    asked = await client.post(
+        "/v1/network/balance-inquiries",
+        json={"card_id": world["card"]["id"]},
+        headers=world["network"],
+    )
+    assert asked.json() == {
+        "card_id": world["card"]["id"],
+        "response_code": "00",
+        "available_balance": 7_500,
+        "currency": "EUR",
+    }
+    await client.post(f"/v1/cards/{world['card']['id']}/freeze", headers=partner.headers)
+    frozen = await client.post(
+        "/v1/network/balance-inquiries",
+        json={"card_id": world["card"]["id"]},
+        headers=world["network"],
+    )
+    assert (frozen.json()["response_code"], frozen.json()["available_balance"]) == ("05", None)

@@ -200,6 +200,40 @@ async def clear(body: FollowUpIn, principal: Network, session: DbSession) -> Aut
     return AuthorizationOut(**result)
 
 
+class InquiryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: str | None = None
+    pan: str | None = Field(default=None, min_length=12, max_length=19)
+
+    @model_validator(mode="after")
+    def one_card(self) -> "InquiryIn":
+        if (self.card_id is None) == (self.pan is None):
+            raise ValueError("give exactly one of card_id and pan")
+        return self
+
+
+class InquiryOut(BaseModel):
+    card_id: str
+    response_code: str
+    available_balance: int | None
+    currency: str
+
+
+@network_routes.post("/v1/network/balance-inquiries", summary="What the card can spend now")
+async def balance_inquiry(
+    body: InquiryIn, principal: Network, session: DbSession, request: Request
+) -> InquiryOut:
+    result = await service.balance_inquiry(
+        session,
+        request.app.state.card_services,
+        program_id=principal.tenant_id,
+        card_id=body.card_id,
+        pan=body.pan,
+    )
+    return InquiryOut(**result)
+
+
 class AmountFollowUpIn(FollowUpIn):
     amount: MinorUnits = Field(gt=0, description="In the balance's currency.")
 

@@ -522,3 +522,43 @@ async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: 
             amount=released.amount,
             ledger_transfer_id=released.id,
         )
+
+
+async def balance_inquiry(
+    session: AsyncSession,
+    services: CardServices,
+    *,
+    program_id: str,
+    card_id: str | None,
+    pan: str | None,
+) -> dict[str, Any]:
+    """What the card can spend now. A card that could not authorize answers with its decline code
+    and no balance, so an inquiry cannot probe a locked or closed card's money."""
+    request = AuthorizationRequest(
+        amount=0,
+        currency="",
+        channel="",
+        entry_mode="",
+        merchant={},
+        network_key="",
+        card_id=card_id,
+        pan=pan,
+    )
+    card = await _find_card(session, services, program_id, request)
+    balance = await session.get(Balance, card.balance_id)
+    assert balance is not None
+    status = controls.status_decision(card, datetime.now(UTC))
+    if status is not None:
+        return {
+            "card_id": card.id,
+            "response_code": status.response_code,
+            "available_balance": None,
+            "currency": balance.currency,
+        }
+    totals = await ledger.totals(session, balance.ledger_account_id)
+    return {
+        "card_id": card.id,
+        "response_code": "00",
+        "available_balance": totals.available,
+        "currency": balance.currency,
+    }

@@ -193,7 +193,7 @@ def _channels(transaction: Transaction, program: Program) -> list[str]:
     return used
 
 
-def _status_decision(card: Card, now: datetime) -> Decision | None:
+def status_decision(card: Card, now: datetime) -> Decision | None:
     if card.status == "EXPIRED" or expired(card, now):
         return Decision.decline("54", "CARD_EXPIRED")
     if card.status == "LOCKED":
@@ -217,7 +217,7 @@ def evaluate(
 ) -> Decision:
     """Approve or decline, with the ISO 8583 response code and the rule that declined.
     `spent` maps (channel or ALL, period) to (amount, count) so far in the current period."""
-    status = _status_decision(card, now)
+    status = status_decision(card, now)
     if status is not None:
         return status
     controls = parse(card.controls)
