@@ -296,6 +296,8 @@ async def test_increment_refund_and_hold_expiry(
         3_000,
     )
     assert await _available(client, partner, world) == 7_000, "the old hold is intact"
+    replayed = await follow("/v1/network/incremental-authorizations", 7_001, "inc-2")
+    assert replayed == too_much, "a retransmitted refusal stays a refusal"
     await follow("/v1/network/clearings", 3_000, "clr-3")
     back = await follow("/v1/network/refunds", 500, "ref-1")
     assert back["available_balance"] == 7_500

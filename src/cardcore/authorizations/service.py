@@ -266,19 +266,26 @@ async def authorize(
     return response
 
 
-async def _transaction(
-    session: AsyncSession, program_id: str, transaction_id: str
-) -> CardTransaction:
-    found = None
+async def _follow_up(
+    session: AsyncSession, program_id: str, transaction_id: str, network_key: str, status: str
+) -> tuple[CardTransaction, dict[str, Any] | None]:
+    """Lock the authorization a follow-up message is about, then look for the message's first
+    answer: checked under the lock, so a retransmission racing its original gets the answer
+    instead of a conflict. Without one, the authorization must be in `status`."""
+    row = None
     if is_valid("txn", transaction_id):
-        found = await session.scalar(
+        row = await session.scalar(
             select(CardTransaction)
             .where(CardTransaction.id == transaction_id, CardTransaction.program_id == program_id)
             .with_for_update()
         )
-    if found is None:
+    if row is None:
         raise NotFound("authorization")
-    return found
+    if (previous := await _stored(session, network_key)) is not None:
+        return row, previous.response
+    if row.status != status:
+        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    return row, None
 
 
 async def _after(
@@ -289,11 +296,15 @@ async def _after(
     network_key: str,
     amount: int,
     ledger_transfer_id: str | None,
+    decline: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Record a follow-up message and its answer (stored as sent, for retransmissions)."""
     balance = await session.get(Balance, row.balance_id)
     assert balance is not None
     response = _response(row, (await ledger.totals(session, balance.ledger_account_id)).available)
-    response["approved"] = True
+    response["approved"] = decline is None
+    if decline is not None:
+        response["response_code"], response["decline_reason"] = decline
     session.add(
         CardTransactionEvent(
             program_id=row.program_id,
@@ -352,11 +363,9 @@ async def reverse(
     amount: int | None,
     network_key: str,
 ) -> dict[str, Any]:
-    if (previous := await _stored(session, network_key)) is not None:
-        return previous.response
-    row = await _transaction(session, program_id, transaction_id)
-    if row.status != "PENDING":
-        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "PENDING")
+    if previous is not None:
+        return previous
     release = row.held_amount if amount is None else amount
     if not 0 < release <= row.held_amount:
         raise CardcoreError("VALIDATION_ERROR", "A reversal releases at most what is held.")
@@ -378,11 +387,9 @@ async def clear(
     session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
 ) -> dict[str, Any]:
     """Settle an authorization: post up to what is held; anything not posted is released."""
-    if (previous := await _stored(session, network_key)) is not None:
-        return previous.response
-    row = await _transaction(session, program_id, transaction_id)
-    if row.status != "PENDING" or row.hold_transfer_id is None:
-        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "PENDING")
+    if previous is not None:
+        return previous
     if not 0 < amount <= row.held_amount:
         raise CardcoreError("VALIDATION_ERROR", "A clearing posts at most what is held.")
     posted = await ledger.resolve(
@@ -404,26 +411,23 @@ async def increment(
 ) -> dict[str, Any]:
     """Raise a hold by `amount` (in the balance's currency). The old hold is voided and a larger
     one made inside one savepoint: if the balance cannot cover it, nothing changes."""
-    if (previous := await _stored(session, network_key)) is not None:
-        return previous.response
-    row = await _transaction(session, program_id, transaction_id)
-    if row.status != "PENDING" or row.hold_transfer_id is None:
-        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "PENDING")
+    if previous is not None:
+        return previous
     try:
         async with session.begin_nested():
             transfer_id = await _rehold(session, row, row.held_amount + amount)
     except ledger.Overdraft:
         await session.refresh(row)
-        response = await _after(
+        return await _after(
             session,
             row,
             kind="increment",
             network_key=network_key,
             amount=amount,
             ledger_transfer_id=None,
+            decline=("51", "INSUFFICIENT_FUNDS"),
         )
-        response.update(approved=False, response_code="51", decline_reason="INSUFFICIENT_FUNDS")
-        return response
     row.held_amount += amount
     return await _after(
         session,
@@ -439,11 +443,9 @@ async def refund(
     session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
 ) -> dict[str, Any]:
     """Money back from the merchant to the card's balance, linked to the original purchase."""
-    if (previous := await _stored(session, network_key)) is not None:
-        return previous.response
-    row = await _transaction(session, program_id, transaction_id)
-    if row.status != "SETTLED":
-        raise CardcoreError("TRANSFER_NOT_PENDING", "Only a settled purchase is refunded.")
+    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "SETTLED")
+    if previous is not None:
+        return previous
     balance = await session.get(Balance, row.balance_id)
     assert balance is not None
     network = await ledger.system_account(
@@ -488,10 +490,10 @@ async def _expire(session: AsyncSession, row: CardTransaction) -> dict[str, Any]
 async def expire_now(
     session: AsyncSession, *, program_id: str, transaction_id: str
 ) -> dict[str, Any]:
-    row = await _transaction(session, program_id, transaction_id)
-    if row.status != "PENDING":
-        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
-    return await _expire(session, row)
+    row, previous = await _follow_up(
+        session, program_id, transaction_id, f"expiry|{transaction_id}", "PENDING"
+    )
+    return previous if previous is not None else await _expire(session, row)
 
 
 @job("authorizations.expire_holds", every=timedelta(hours=1))
