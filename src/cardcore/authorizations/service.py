@@ -32,7 +32,6 @@ from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
     Card,
-    CardProduct,
     CardTransaction,
     CardTransactionEvent,
     FxRate,
@@ -132,14 +131,14 @@ async def authorize(
     program_id: str,
     request: AuthorizationRequest,
 ) -> dict[str, Any]:
+    card = await _find_card(session, services, program_id, request)
+    # Looked up under the card's lock: a retransmission racing its original waits for it and
+    # then gets its answer.
     if (previous := await _stored(session, request.network_key)) is not None:
         return previous.response
-    card = await _find_card(session, services, program_id, request)
     program = await session.get(Program, program_id)
-    product = await session.get(CardProduct, card.product_id)
     balance = await session.get(Balance, card.balance_id)
     assert program is not None
-    assert product is not None
     assert balance is not None
     now = datetime.now(UTC)
     billing = await convert(session, program, request.amount, request.currency, balance.currency)
@@ -160,7 +159,7 @@ async def authorize(
         now=now,
     )
     pan = None
-    if decision.approved and (request.expiry or request.cvv2):
+    if decision.approved and request.cvv2 is not None:
         pan = await services.vault.decrypt(session, card)
     if decision.approved and request.expiry is not None and request.expiry != expiry_yymm(card):
         decision = controls.Decision.decline("54", "EXPIRY_MISMATCH")
