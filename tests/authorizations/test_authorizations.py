@@ -1,58 +1,16 @@
 """The authorization engine through /v1/network: approve and hold, each decline, retransmission,
 reversal, clearing — and the books still balance."""
 
-import itertools
 from datetime import timedelta
 
-import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.ledger.verify import verify
 from tests.auth.helpers import bearer
-from tests.cards.helpers import encrypted_post, issue, opened, setup_cards
+from tests.authorizations.network import authorize, available, body
+from tests.cards.helpers import encrypted_post, opened
 from tests.conftest import Partner
-from tests.money.helpers import reload
-
-_ids = itertools.count(1)
-
-
-@pytest.fixture
-async def world(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict:  # type: ignore[type-arg]
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
-    card = (await issue(client, partner, setup)).json()["data"]
-    key = await client.post(
-        "/v1/admin/network-keys", json={"name": "processor"}, headers=bearer(setup["token"])
-    )
-    return {**setup, "card": card, "network": {"X-API-Key": key.json()["data"]["secret"]}}
-
-
-def _body(world: dict, **overrides) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    body = {
-        "card_id": world["card"]["id"],
-        "amount": 1_000,
-        "currency": "EUR",
-        "merchant": {"name": "Shop", "mcc": "5411", "country": "PL", "city": "Warszawa"},
-        "channel": "POS",
-        "entry_mode": "CHIP",
-        "network": {"network_transaction_id": f"ntx-{next(_ids)}"},
-    }
-    return {**body, **overrides}
-
-
-async def _authorize(client: AsyncClient, world: dict, **overrides) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    response = await client.post(
-        "/v1/network/authorizations", json=_body(world, **overrides), headers=world["network"]
-    )
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-async def _available(client: AsyncClient, partner: Partner, world: dict) -> int:  # type: ignore[type-arg]
-    return (
-        await client.get(f"/v1/balances/{world['balance_id']}", headers=partner.headers)
-    ).json()["data"]["available"]  # type: ignore[no-any-return]
 
 
 async def test_approve_holds_and_retransmission_holds_once(
@@ -61,9 +19,9 @@ async def test_approve_holds_and_retransmission_holds_once(
     world: dict,
     session: AsyncSession,  # type: ignore[type-arg]
 ) -> None:
-    body = _body(world)
-    first = await client.post("/v1/network/authorizations", json=body, headers=world["network"])
-    again = await client.post("/v1/network/authorizations", json=body, headers=world["network"])
+    message = body(world)
+    first = await client.post("/v1/network/authorizations", json=message, headers=world["network"])
+    again = await client.post("/v1/network/authorizations", json=message, headers=world["network"])
     assert first.json() == again.json()
     answer = first.json()
     assert (answer["approved"], answer["response_code"], answer["held_amount"]) == (
@@ -73,11 +31,11 @@ async def test_approve_holds_and_retransmission_holds_once(
     )
     assert len(answer["authorization_code"]) == 6
     assert answer["available_balance"] == 9_000
-    assert await _available(client, partner, world) == 9_000
+    assert await available(client, partner, world) == 9_000
     assert await verify(session) == []
     # Only the network may call it.
     assert (
-        await client.post("/v1/network/authorizations", json=_body(world), headers=partner.headers)
+        await client.post("/v1/network/authorizations", json=body(world), headers=partner.headers)
     ).status_code == 403
 
 
@@ -86,7 +44,7 @@ async def test_declines_are_transactions_with_their_reason(
     partner: Partner,
     world: dict,  # type: ignore[type-arg]
 ) -> None:
-    funds = await _authorize(client, world, amount=10_001)
+    funds = await authorize(client, world, amount=10_001)
     assert (funds["approved"], funds["response_code"], funds["decline_reason"]) == (
         False,
         "51",
@@ -97,20 +55,20 @@ async def test_declines_are_transactions_with_their_reason(
         json={"channels": {"ATM": False}},
         headers=partner.headers,
     )
-    channel = await _authorize(client, world, channel="ATM")
+    channel = await authorize(client, world, channel="ATM")
     assert (channel["response_code"], channel["decline_reason"]) == ("57", "CHANNEL_ATM_DISABLED")
-    foreign = await _authorize(client, world, currency="USD")
+    foreign = await authorize(client, world, currency="USD")
     assert foreign["response_code"] == "12"
-    expiry = await _authorize(client, world, expiry="0101")
+    expiry = await authorize(client, world, expiry="0101")
     assert expiry["response_code"] == "54"
     real_cvv = opened(
         await encrypted_post(
             client, f"/v1/cards/{world['card']['id']}/reveal", {"fields": ["cvv"]}, partner.headers
         )
     )["data"]["cvv"]
-    wrong = await _authorize(client, world, cvv2=f"{(int(real_cvv) + 1) % 1000:03d}")
+    wrong = await authorize(client, world, cvv2=f"{(int(real_cvv) + 1) % 1000:03d}")
     assert (wrong["response_code"], wrong["decline_reason"]) == ("N7", "CVV2_MISMATCH")
-    good = await _authorize(client, world, cvv2=real_cvv)
+    good = await authorize(client, world, cvv2=real_cvv)
     assert good["approved"] is True
     listed = (await client.get("/v1/transactions?status=DECLINED", headers=partner.headers)).json()[
         "data"
@@ -123,7 +81,7 @@ async def test_declines_are_transactions_with_their_reason(
     await client.post(
         f"/v1/cards/{world['card']['id']}/lock", json={"reason_code": 2}, headers=partner.headers
     )
-    stolen = await _authorize(client, world)
+    stolen = await authorize(client, world)
     assert stolen["response_code"] == "43"
 
 
@@ -133,10 +91,10 @@ async def test_three_wrong_pins_lock_the_card(
     await encrypted_post(
         client, f"/v1/cards/{world['card']['id']}/pin", {"pin": "2580"}, partner.headers, "PUT"
     )
-    assert (await _authorize(client, world, pin="2580"))["approved"] is True
-    assert (await _authorize(client, world, pin="1111"))["response_code"] == "55"
-    assert (await _authorize(client, world, pin="1112"))["response_code"] == "55"
-    assert (await _authorize(client, world, pin="1113"))["response_code"] == "75"
+    assert (await authorize(client, world, pin="2580"))["approved"] is True
+    assert (await authorize(client, world, pin="1111"))["response_code"] == "55"
+    assert (await authorize(client, world, pin="1112"))["response_code"] == "55"
+    assert (await authorize(client, world, pin="1113"))["response_code"] == "75"
     card = (await client.get(f"/v1/cards/{world['card']['id']}", headers=partner.headers)).json()[
         "data"
     ]
@@ -145,13 +103,13 @@ async def test_three_wrong_pins_lock_the_card(
         6,
         "1006",
     )
-    assert (await _authorize(client, world, pin="2580"))["response_code"] == "75"
+    assert (await authorize(client, world, pin="2580"))["response_code"] == "75"
 
 
 async def test_reversal_and_clearing(
     client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
 ) -> None:  # type: ignore[type-arg]
-    hold = await _authorize(client, world, amount=3_000)
+    hold = await authorize(client, world, amount=3_000)
     partial = await client.post(
         "/v1/network/reversals",
         json={
@@ -162,7 +120,7 @@ async def test_reversal_and_clearing(
         headers=world["network"],
     )
     assert partial.json()["held_amount"] == 2_000
-    assert await _available(client, partner, world) == 8_000
+    assert await available(client, partner, world) == 8_000
     cleared = await client.post(
         "/v1/network/clearings",
         json={
@@ -197,7 +155,7 @@ async def test_reversal_and_clearing(
         headers=world["network"],
     )
     assert twice.json()["code"] == "TRANSFER_NOT_PENDING"
-    full = await _authorize(client, world, amount=500)
+    full = await authorize(client, world, amount=500)
     reversed_ = await client.post(
         "/v1/network/reversals",
         json={
@@ -228,7 +186,7 @@ async def test_fx_conversion_with_markup(
 
     from cardcore.models import Program
 
-    missing = await _authorize(client, world, currency="USD")
+    missing = await authorize(client, world, currency="USD")
     assert (missing["response_code"], missing["decline_reason"]) == ("12", "NO_FX_RATE")
     await session.execute(
         update(Program).where(Program.id == partner.program_id).values(fx_markup_bps=100)
@@ -240,7 +198,7 @@ async def test_fx_conversion_with_markup(
         headers=bearer(world["token"]),
     )
     assert put.status_code == 200, put.text
-    converted = await _authorize(client, world, currency="USD", amount=1_000)
+    converted = await authorize(client, world, currency="USD", amount=1_000)
     # 10.00 USD × 0.9 × 1.01 = 9.09 EUR
     assert (converted["approved"], converted["held_amount"], converted["currency"]) == (
         True,
@@ -253,7 +211,7 @@ async def test_fx_conversion_with_markup(
         headers=bearer(world["token"]),
     )
     assert jpy.status_code == 200
-    yen = await _authorize(client, world, currency="JPY", amount=1_000)
+    yen = await authorize(client, world, currency="JPY", amount=1_000)
     # 1000 JPY (no minor unit) × 0.0062 × 1.01 = 6.2620 EUR → 626 cents, rounded half up
     assert yen["held_amount"] == 626
     rates = (await client.get("/v1/admin/fx-rates", headers=bearer(world["token"]))).json()["data"]
@@ -272,7 +230,7 @@ async def test_increment_refund_and_hold_expiry(
     from cardcore.kit.jobs import JobContext
     from cardcore.models import CardTransaction
 
-    hold = await _authorize(client, world, amount=2_000)
+    hold = await authorize(client, world, amount=2_000)
 
     async def follow(path: str, amount: int, ntx: str) -> dict:  # type: ignore[type-arg]
         response = await client.post(
@@ -295,7 +253,7 @@ async def test_increment_refund_and_hold_expiry(
         "51",
         3_000,
     )
-    assert await _available(client, partner, world) == 7_000, "the old hold is intact"
+    assert await available(client, partner, world) == 7_000, "the old hold is intact"
     replayed = await follow("/v1/network/incremental-authorizations", 7_001, "inc-2")
     assert replayed == too_much, "a retransmitted refusal stays a refusal"
     await follow("/v1/network/clearings", 3_000, "clr-3")
@@ -304,9 +262,9 @@ async def test_increment_refund_and_hold_expiry(
     assert (await follow("/v1/network/refunds", 500, "ref-1")) == back, (
         "a retransmitted refund pays once"
     )
-    assert await _available(client, partner, world) == 7_500
+    assert await available(client, partner, world) == 7_500
 
-    stale = await _authorize(client, world, amount=1_500)
+    stale = await authorize(client, world, amount=1_500)
     await session.execute(
         update(CardTransaction)
         .where(CardTransaction.id == stale["authorization_id"])
@@ -319,7 +277,7 @@ async def test_increment_refund_and_hold_expiry(
         await client.get(f"/v1/transactions/{stale['authorization_id']}", headers=partner.headers)
     ).json()["data"]
     assert (expired["status"], expired["held_amount"]) == ("EXPIRED", 0)
-    assert await _available(client, partner, world) == 7_500
+    assert await available(client, partner, world) == 7_500
     assert await verify(session) == []
 
 
@@ -335,9 +293,9 @@ async def test_simulation_routes_only_in_sandbox(
 
     from cardcore.app import create_app
 
-    body = _body(world)
+    message = body(world)
     assert (
-        await client.post("/v1/simulate/authorizations", json=body, headers=partner.headers)
+        await client.post("/v1/simulate/authorizations", json=message, headers=partner.headers)
     ).status_code == 404
     sandbox = create_app(settings.model_copy(update={"sandbox": True}), sessionmaker=sessionmaker)
     async with AsyncClient(
@@ -345,7 +303,7 @@ async def test_simulation_routes_only_in_sandbox(
     ) as test_client:
         approved = (
             await test_client.post(
-                "/v1/simulate/authorizations", json=body, headers=partner.headers
+                "/v1/simulate/authorizations", json=message, headers=partner.headers
             )
         ).json()
         assert approved["approved"] is True
@@ -366,7 +324,7 @@ async def test_simulation_routes_only_in_sandbox(
 async def test_transaction_history_and_filters(
     client: AsyncClient, partner: Partner, world: dict
 ) -> None:  # type: ignore[type-arg]
-    hold = await _authorize(client, world, amount=700)
+    hold = await authorize(client, world, amount=700)
     await client.post(
         "/v1/network/clearings",
         json={
@@ -376,7 +334,7 @@ async def test_transaction_history_and_filters(
         },
         headers=world["network"],
     )
-    await _authorize(client, world, amount=99_999)
+    await authorize(client, world, amount=99_999)
     detail = (
         await client.get(f"/v1/transactions/{hold['authorization_id']}", headers=partner.headers)
     ).json()["data"]
@@ -406,7 +364,7 @@ async def test_transaction_history_and_filters(
 
 
 async def test_balance_inquiry(client: AsyncClient, partner: Partner, world: dict) -> None:  # type: ignore[type-arg]
-    await _authorize(client, world, amount=2_500)
+    await authorize(client, world, amount=2_500)
     asked = await client.post(
         "/v1/network/balance-inquiries",
         json={"card_id": world["card"]["id"]},

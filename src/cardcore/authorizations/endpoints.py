@@ -67,26 +67,43 @@ class Merchant(BaseModel):
     city: str | None = Field(default=None, max_length=60)
 
 
-class AuthorizationIn(BaseModel):
+class PostingIn(BaseModel):
+    """A card message that moves money without asking: a force-post clearing."""
+
     model_config = ConfigDict(extra="forbid")
 
     card_id: str | None = None
     pan: str | None = Field(default=None, min_length=12, max_length=19)
-    amount: MinorUnits = Field(gt=0)
+    amount: MinorUnits = Field(gt=0, description="In `currency`, converted to the balance's.")
     currency: CurrencyCode
     merchant: Merchant
     channel: Literal["POS", "ECOM", "ATM", "MOTO"]
     entry_mode: Literal["CHIP", "CONTACTLESS", "MAGSTRIPE", "MANUAL", "ECOM"]
-    expiry: str | None = Field(default=None, pattern=r"^\d{4}$", description="YYMM")
-    cvv2: str | None = Field(default=None, pattern=r"^\d{3,4}$")
-    pin: str | None = Field(default=None, pattern=r"^\d{4,12}$")
     network: NetworkIds
 
     @model_validator(mode="after")
-    def one_card(self) -> "AuthorizationIn":
+    def one_card(self) -> "PostingIn":
         if (self.card_id is None) == (self.pan is None):
             raise ValueError("give exactly one of card_id and pan")
         return self
+
+    def to_request(self, kind: str) -> service.AuthorizationRequest:
+        return service.AuthorizationRequest(
+            amount=self.amount,
+            currency=self.currency,
+            channel=self.channel,
+            entry_mode=self.entry_mode,
+            merchant=self.merchant.model_dump(),
+            network_key=self.network.key(kind),
+            card_id=self.card_id,
+            pan=self.pan,
+        )
+
+
+class AuthorizationIn(PostingIn):
+    expiry: str | None = Field(default=None, pattern=r"^\d{4}$", description="YYMM")
+    cvv2: str | None = Field(default=None, pattern=r"^\d{3,4}$")
+    pin: str | None = Field(default=None, pattern=r"^\d{4,12}$")
 
 
 class FollowUpIn(BaseModel):
@@ -114,9 +131,14 @@ class TransactionOut(BaseModel):
     id: str
     card_id: str
     balance_id: str
+    kind: str = Field(
+        description="AUTHORIZATION, FORCE_POST, or REFUND (a credit with no purchase)."
+    )
     status: str = Field(description="PENDING, SETTLED, DECLINED, REVERSED or EXPIRED.")
     amount: int
     currency: str
+    billing_amount: int = Field(description="What the balance was charged, in its currency.")
+    billing_currency: str
     held_amount: int
     settled_amount: int
     channel: str
@@ -132,7 +154,9 @@ class HistoryEntry(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    kind: str = Field(description="authorization, increment, reversal, clearing, refund, expiry")
+    kind: str = Field(
+        description="authorization, increment, reversal, clearing, refund, expiry, force_post"
+    )
     amount: int
     response: dict[str, Any]
     created_at: datetime
@@ -155,23 +179,13 @@ class TransactionRepository(TenantRepository[CardTransaction]):
 async def authorize(
     body: AuthorizationIn, principal: Network, session: DbSession, request: Request
 ) -> AuthorizationOut:
+    authorization = body.to_request("authorization")
+    authorization.expiry, authorization.cvv2, authorization.pin = body.expiry, body.cvv2, body.pin
     result = await service.authorize(
         session,
         request.app.state.card_services,
         program_id=principal.tenant_id,
-        request=service.AuthorizationRequest(
-            amount=body.amount,
-            currency=body.currency,
-            channel=body.channel,
-            entry_mode=body.entry_mode,
-            merchant=body.merchant.model_dump(),
-            network_key=body.network.key("authorization"),
-            card_id=body.card_id,
-            pan=body.pan,
-            expiry=body.expiry,
-            cvv2=body.cvv2,
-            pin=body.pin,
-        ),
+        request=authorization,
     )
     return AuthorizationOut(**result)
 
@@ -188,14 +202,42 @@ async def reverse(body: FollowUpIn, principal: Network, session: DbSession) -> A
     return AuthorizationOut(**result)
 
 
-@network_routes.post("/v1/network/clearings", summary="Settle an authorization (post the hold)")
+@network_routes.post(
+    "/v1/network/clearings",
+    summary="Settle an authorization (post the hold)",
+    description="`amount` (balance currency) defaults to what is held. Less releases the rest;"
+    " more is charged on top when within the merchant category's tolerance (restaurants, bars,"
+    " taxis and salons 20 %, hotels and car rentals 15 %, else 0; programs may override),"
+    " otherwise 422 CLEARING_ABOVE_TOLERANCE.",
+    responses=error_responses("CLEARING_ABOVE_TOLERANCE", "INSUFFICIENT_FUNDS"),
+)
 async def clear(body: FollowUpIn, principal: Network, session: DbSession) -> AuthorizationOut:
     result = await service.clear(
         session,
         program_id=principal.tenant_id,
         transaction_id=body.authorization_id,
-        amount=body.amount or 0,
+        amount=body.amount,
         network_key=body.network.key("clearing"),
+    )
+    return AuthorizationOut(**result)
+
+
+@network_routes.post(
+    "/v1/network/force-post-clearings",
+    summary="A clearing with no authorization before it",
+    description="The network settled it already (offline terminal, stand-in): no card state or"
+    " control is asked. When the balance cannot cover it the transaction is recorded DECLINED 51"
+    " for ops and the dispute process; the balance never goes below zero.",
+)
+async def force_post(
+    body: PostingIn, principal: Network, session: DbSession, request: Request
+) -> AuthorizationOut:
+    result = await service.post_without_authorization(
+        session,
+        request.app.state.card_services,
+        program_id=principal.tenant_id,
+        request=body.to_request("force_post"),
+        kind="FORCE_POST",
     )
     return AuthorizationOut(**result)
 
@@ -252,17 +294,72 @@ async def increment(
     return AuthorizationOut(**result)
 
 
-@network_routes.post("/v1/network/refunds", summary="Money back to the card for a settled purchase")
+class RefundIn(BaseModel):
+    """A refund linked to its purchase (`authorization_id`, amount in the balance's currency), or
+    a merchant credit naming only the card (card_id or pan, currency, merchant)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    authorization_id: str | None = None
+    card_id: str | None = None
+    pan: str | None = Field(default=None, min_length=12, max_length=19)
+    amount: MinorUnits = Field(gt=0)
+    currency: CurrencyCode | None = None
+    merchant: Merchant | None = None
+    channel: Literal["POS", "ECOM", "ATM", "MOTO"] = "POS"
+    entry_mode: Literal["CHIP", "CONTACTLESS", "MAGSTRIPE", "MANUAL", "ECOM"] = "MANUAL"
+    network: NetworkIds
+
+    @model_validator(mode="after")
+    def linked_or_card(self) -> "RefundIn":
+        cards = (self.card_id is not None) + (self.pan is not None)
+        if self.authorization_id is not None:
+            if cards or self.currency or self.merchant:
+                raise ValueError("a linked refund gives only authorization_id, amount, network")
+        elif cards != 1 or self.currency is None or self.merchant is None:
+            raise ValueError(
+                "give authorization_id, or one of card_id and pan with currency and merchant"
+            )
+        return self
+
+
+@network_routes.post(
+    "/v1/network/refunds",
+    summary="Money back to the card",
+    description="Linked to the purchase (`authorization_id`; refunds add up to at most what it"
+    " settled for), or a credit naming only the card.",
+)
 async def refund(
-    body: AmountFollowUpIn, principal: Network, session: DbSession
+    body: RefundIn, principal: Network, session: DbSession, request: Request
 ) -> AuthorizationOut:
-    result = await service.refund(
-        session,
-        program_id=principal.tenant_id,
-        transaction_id=body.authorization_id,
-        amount=body.amount,
-        network_key=body.network.key("refund"),
-    )
+    if body.authorization_id is None:
+        assert body.currency is not None
+        assert body.merchant is not None
+        posting = PostingIn(
+            card_id=body.card_id,
+            pan=body.pan,
+            amount=body.amount,
+            currency=body.currency,
+            merchant=body.merchant,
+            channel=body.channel,
+            entry_mode=body.entry_mode,
+            network=body.network,
+        )
+        result = await service.post_without_authorization(
+            session,
+            request.app.state.card_services,
+            program_id=principal.tenant_id,
+            request=posting.to_request("refund"),
+            kind="REFUND",
+        )
+    else:
+        result = await service.refund(
+            session,
+            program_id=principal.tenant_id,
+            transaction_id=body.authorization_id,
+            amount=body.amount,
+            network_key=body.network.key("refund"),
+        )
     return AuthorizationOut(**result)
 
 
@@ -408,11 +505,18 @@ async def simulate_clearing(
     return await clear(body, principal, session)
 
 
-@simulate_routes.post("/v1/simulate/refunds", summary="Sandbox: refund a settled purchase")
+@simulate_routes.post("/v1/simulate/refunds", summary="Sandbox: refund a purchase or credit a card")
 async def simulate_refund(
-    body: AmountFollowUpIn, principal: Partner, session: DbSession
+    body: RefundIn, principal: Partner, session: DbSession, request: Request
 ) -> AuthorizationOut:
-    return await refund(body, principal, session)
+    return await refund(body, principal, session, request)
+
+
+@simulate_routes.post("/v1/simulate/force-post-clearings", summary="Sandbox: force-post a clearing")
+async def simulate_force_post(
+    body: PostingIn, principal: Partner, session: DbSession, request: Request
+) -> AuthorizationOut:
+    return await force_post(body, principal, session, request)
 
 
 class ExpireIn(BaseModel):

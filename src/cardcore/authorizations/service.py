@@ -20,7 +20,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.authorizations.events import AuthorizationDecided, AuthorizationUpdated
+from cardcore.authorizations.events import (
+    AuthorizationDecided,
+    AuthorizationExpired,
+    AuthorizationUpdated,
+)
 from cardcore.cards import controls, lifecycle
 from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm, pin_matches
 from cardcore.kit.errors import CardcoreError, NotFound
@@ -35,11 +39,27 @@ from cardcore.models import (
     CardTransaction,
     CardTransactionEvent,
     FxRate,
+    PartnerBalance,
     Program,
 )
 
 PIN_TRIES = 3
 NETWORK_ACCOUNT = "card_network"
+# With a partner DEPOSIT balance the network is paid from the deposit, and the user's money goes
+# to this account: what the partner recovers from its users for the deposit it spent.
+RECOVERY_ACCOUNT = "partner_deposit_recovery"
+# How far a clearing may exceed its authorization, in basis points, by MCC: tips at restaurants,
+# bars, fast food, taxis and salons; hotels and car rentals add incidentals. Anything else clears
+# at most what was held. Programs override or extend it (`programs.clearing_tolerances`).
+CLEARING_TOLERANCES = {
+    "5812": 2_000,
+    "5813": 2_000,
+    "5814": 2_000,
+    "4121": 2_000,
+    "7230": 2_000,
+    "7011": 1_500,
+    "7512": 1_500,
+}
 
 
 async def convert(
@@ -111,6 +131,160 @@ async def _find_card(
     return card
 
 
+@dataclass(frozen=True, slots=True)
+class Legs:
+    """The ledger accounts a card transaction moves money between, each pair debit first.
+
+    Without a partner deposit: the user's balance pays the network. With one (seed 003): the
+    deposit pays the network, and the user's balance pays the partner back for it. The deposit leg
+    goes first: seed 003 charges the deposit, then locks the user's funds."""
+
+    pairs: tuple[tuple[str, str], ...]
+    deposit: bool
+
+    def reversed(self) -> "Legs":
+        return Legs(tuple((credit, debit) for debit, credit in self.pairs), self.deposit)
+
+
+class Refused(Exception):
+    """A leg would overdraw; nothing moved. `reason` names which side could not pay."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _legs(session: AsyncSession, row: CardTransaction, user_account_id: str) -> Legs:
+    currency = row.billing_currency
+    network = await ledger.system_account(
+        session, program_id=row.program_id, currency=currency, kind=NETWORK_ACCOUNT
+    )
+    if row.deposit_account_id is None:
+        return Legs(((user_account_id, network.id),), deposit=False)
+    recovery = await ledger.system_account(
+        session, program_id=row.program_id, currency=currency, kind=RECOVERY_ACCOUNT
+    )
+    return Legs(
+        ((row.deposit_account_id, network.id), (user_account_id, recovery.id)), deposit=True
+    )
+
+
+async def _move(
+    session: AsyncSession,
+    row: CardTransaction,
+    legs: Legs,
+    amount: int,
+    *,
+    code: str,
+    pending: bool,
+) -> list[str]:
+    """Move (or hold) `amount` on every leg inside one savepoint: all legs or none. Returns the
+    transfer ids in leg order; raises Refused naming the side that could not pay."""
+    ids = []
+    async with session.begin_nested():
+        for index, (debit, credit) in enumerate(legs.pairs):
+            try:
+                moved = await ledger.transfer(
+                    session,
+                    program_id=row.program_id,
+                    debit_account_id=debit,
+                    credit_account_id=credit,
+                    amount=amount,
+                    currency=row.billing_currency,
+                    code=code,
+                    pending=pending,
+                    details={"transaction_id": row.id},
+                )
+            except ledger.Overdraft:
+                deposit_side = legs.deposit and index == 0
+                raise Refused(
+                    "PARTNER_DEPOSIT_INSUFFICIENT" if deposit_side else "INSUFFICIENT_FUNDS"
+                ) from None
+            ids.append(moved.id)
+    return ids
+
+
+def _set_holds(row: CardTransaction, legs: Legs, ids: list[str]) -> None:
+    """Remember the pending transfers of a hold (user leg, and deposit leg when there is one)."""
+    if legs.deposit:
+        row.deposit_hold_transfer_id, row.hold_transfer_id = ids
+    else:
+        (row.hold_transfer_id,) = ids
+
+
+def _forget_holds(row: CardTransaction) -> None:
+    row.hold_transfer_id = row.deposit_hold_transfer_id = None
+
+
+def _holds(row: CardTransaction) -> list[str]:
+    return [h for h in (row.deposit_hold_transfer_id, row.hold_transfer_id) if h is not None]
+
+
+async def _resolve_holds(
+    session: AsyncSession, row: CardTransaction, *, kind: str, code: str, amount: int | None = None
+) -> str:
+    """Post, void or expire every leg's pending transfer; the user leg's resolution id."""
+    resolved = ""
+    for pending_id in _holds(row):
+        resolved = (
+            await ledger.resolve(session, pending_id, kind=kind, amount=amount, code=code)
+        ).id
+    return resolved
+
+
+def _spend(request: AuthorizationRequest, amount: int, balance: Balance) -> controls.Transaction:
+    """The transaction as spend controls see it: in the balance's currency."""
+    return controls.Transaction(
+        amount=amount,
+        currency=balance.currency,
+        channel=request.channel,
+        entry_mode=request.entry_mode,
+        mcc=str(request.merchant.get("mcc", "0000")),
+        country=str(request.merchant.get("country", "")),
+    )
+
+
+async def _new_row(
+    session: AsyncSession,
+    card: Card,
+    balance: Balance,
+    request: AuthorizationRequest,
+    billing_amount: int,
+    decision: controls.Decision,
+    kind: str = "AUTHORIZATION",
+) -> CardTransaction:
+    """A transaction as declined by `decision` (or DECLINED, to be approved by its caller once
+    the money moved)."""
+    return CardTransaction(
+        program_id=card.program_id,
+        card_id=card.id,
+        balance_id=balance.id,
+        user_id=card.user_id,
+        kind=kind,
+        status="DECLINED",
+        amount=request.amount,
+        currency=request.currency,
+        channel=request.channel,
+        entry_mode=request.entry_mode,
+        merchant=request.merchant,
+        response_code=decision.response_code,
+        decline_reason=decision.rule,
+        billing_amount=billing_amount,
+        billing_currency=balance.currency,
+        deposit_account_id=await _deposit_account(session, card.program_id, balance.currency),
+    )
+
+
+async def _deposit_account(session: AsyncSession, program_id: str, currency: str) -> str | None:
+    return await session.scalar(
+        select(PartnerBalance.ledger_account_id).where(
+            PartnerBalance.program_id == program_id,
+            PartnerBalance.type == "DEPOSIT",
+            PartnerBalance.currency == currency,
+        )
+    )
+
+
 def _response(transaction: CardTransaction, available: int | None) -> dict[str, Any]:
     return {
         "authorization_id": transaction.id,
@@ -142,14 +316,7 @@ async def authorize(
     assert balance is not None
     now = datetime.now(UTC)
     billing = await convert(session, program, request.amount, request.currency, balance.currency)
-    transaction = controls.Transaction(
-        amount=billing if billing is not None else request.amount,
-        currency=balance.currency,
-        channel=request.channel,
-        entry_mode=request.entry_mode,
-        mcc=str(request.merchant.get("mcc", "0000")),
-        country=str(request.merchant.get("country", "")),
-    )
+    transaction = _spend(request, billing if billing is not None else request.amount, balance)
 
     decision = controls.evaluate(
         card,
@@ -182,72 +349,34 @@ async def authorize(
     if decision.approved and billing is None:
         decision = controls.Decision.decline("12", "NO_FX_RATE")
 
-    row = CardTransaction(
-        program_id=program_id,
-        card_id=card.id,
-        balance_id=balance.id,
-        user_id=card.user_id,
-        status="DECLINED",
-        amount=request.amount,
-        currency=request.currency,
-        channel=request.channel,
-        entry_mode=request.entry_mode,
-        merchant=request.merchant,
-        response_code=decision.response_code,
-        decline_reason=decision.rule,
-        billing_amount=transaction.amount,
-        billing_currency=balance.currency,
-    )
+    row = await _new_row(session, card, balance, request, transaction.amount, decision)
     session.add(row)
     await session.flush()
     hold_id = None
     if decision.approved:
-        network = await ledger.system_account(
-            session, program_id=program_id, currency=balance.currency, kind=NETWORK_ACCOUNT
-        )
+        legs = await _legs(session, row, balance.ledger_account_id)
         try:
-            hold = await ledger.transfer(
-                session,
-                program_id=program_id,
-                debit_account_id=balance.ledger_account_id,
-                credit_account_id=network.id,
-                amount=transaction.amount,
-                currency=balance.currency,
-                code="card_authorization",
-                pending=True,
-                details={"transaction_id": row.id},
+            ids = await _move(
+                session, row, legs, transaction.amount, code="card_authorization", pending=True
             )
-        except ledger.Overdraft:
-            row.response_code, row.decline_reason = "51", "INSUFFICIENT_FUNDS"
+        except Refused as refused:
+            row.response_code, row.decline_reason = "51", refused.reason
         else:
-            hold_id = hold.id
+            _set_holds(row, legs, ids)
+            hold_id = row.hold_transfer_id
             row.status = "PENDING"
             row.response_code = "00"
             row.held_amount = transaction.amount
-            row.hold_transfer_id = hold.id
             row.authorization_code = f"{secrets.randbelow(10**6):06d}"
             await controls.record_spend(session, card, program, transaction, now)
-    available = (await ledger.totals(session, balance.ledger_account_id)).available
-    response = _response(row, available)
-    session.add(
-        CardTransactionEvent(
-            program_id=program_id,
-            transaction_id=row.id,
-            kind="authorization",
-            network_key=request.network_key,
-            amount=request.amount,
-            response=response,
-            ledger_transfer_id=hold_id,
-        )
+    response = await _answer(
+        session,
+        row,
+        kind="authorization",
+        network_key=request.network_key,
+        amount=request.amount,
+        ledger_transfer_id=hold_id,
     )
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        # The same message raced in on another connection and won: its answer stands.
-        raise CardcoreError(
-            "DUPLICATE_REQUEST_ID", "This network message is being processed."
-        ) from exc
     record_event(
         session,
         program_id=program_id,
@@ -262,6 +391,48 @@ async def authorize(
             currency=row.currency,
         ),
     )
+    return response
+
+
+async def _answer(
+    session: AsyncSession,
+    row: CardTransaction,
+    *,
+    kind: str,
+    network_key: str,
+    amount: int,
+    ledger_transfer_id: str | None,
+    decline: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Store a network message with its answer, as sent, for retransmissions."""
+    user_account = await session.scalar(
+        select(Balance.ledger_account_id).where(Balance.id == row.balance_id)
+    )
+    assert user_account is not None
+    response = _response(row, (await ledger.totals(session, user_account)).available)
+    if kind != "authorization":
+        response["approved"] = decline is None
+    if decline is not None:
+        response["response_code"], response["decline_reason"] = decline
+    session.add(
+        CardTransactionEvent(
+            program_id=row.program_id,
+            transaction_id=row.id,
+            kind=kind,
+            network_key=network_key,
+            amount=amount,
+            response=response,
+            ledger_transfer_id=ledger_transfer_id,
+        )
+    )
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # Only a message whose network ids another card's message already used gets here (a
+        # retransmission waits on the card's lock and finds its answer): refuse it whole.
+        raise CardcoreError(
+            "DUPLICATE_REQUEST_ID", "These network ids were already used for another message."
+        ) from exc
     return response
 
 
@@ -297,25 +468,16 @@ async def _after(
     ledger_transfer_id: str | None,
     decline: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Record a follow-up message and its answer (stored as sent, for retransmissions)."""
-    balance = await session.get(Balance, row.balance_id)
-    assert balance is not None
-    response = _response(row, (await ledger.totals(session, balance.ledger_account_id)).available)
-    response["approved"] = decline is None
-    if decline is not None:
-        response["response_code"], response["decline_reason"] = decline
-    session.add(
-        CardTransactionEvent(
-            program_id=row.program_id,
-            transaction_id=row.id,
-            kind=kind,
-            network_key=network_key,
-            amount=amount,
-            response=response,
-            ledger_transfer_id=ledger_transfer_id,
-        )
+    """Answer a follow-up message and tell partners (`authorization.updated`)."""
+    response = await _answer(
+        session,
+        row,
+        kind=kind,
+        network_key=network_key,
+        amount=amount,
+        ledger_transfer_id=ledger_transfer_id,
+        decline=decline,
     )
-    await session.flush()
     record_event(
         session,
         program_id=row.program_id,
@@ -331,27 +493,28 @@ async def _after(
     return response
 
 
-async def _rehold(session: AsyncSession, row: CardTransaction, amount: int) -> str | None:
-    """Release the current hold and, when something is still held, hold that amount anew (a
-    pending transfer resolves once, so a partial release is a void plus a smaller hold)."""
-    assert row.hold_transfer_id is not None
-    old = await ledger.resolve(session, row.hold_transfer_id, kind="void", code="card_reversal")
-    if amount == 0:
-        row.hold_transfer_id = None
-        return old.id
-    hold = await ledger.transfer(
-        session,
-        program_id=row.program_id,
-        debit_account_id=old.debit_account_id,
-        credit_account_id=old.credit_account_id,
-        amount=amount,
-        currency=old.currency,
-        code="card_authorization",
-        pending=True,
-        details={"transaction_id": row.id},
+async def _user_legs(session: AsyncSession, row: CardTransaction) -> Legs:
+    user_account = await session.scalar(
+        select(Balance.ledger_account_id).where(Balance.id == row.balance_id)
     )
-    row.hold_transfer_id = hold.id
-    return hold.id
+    assert user_account is not None
+    return await _legs(session, row, user_account)
+
+
+async def _rehold(session: AsyncSession, row: CardTransaction, amount: int) -> str:
+    """Release the current hold and, when something is still held, hold that amount anew (a
+    pending transfer resolves once, so a partial release is a void plus a smaller hold). Returns
+    the user leg's new hold, or its release when nothing stays held."""
+    released = await _resolve_holds(session, row, kind="void", code="card_reversal")
+    if amount == 0:
+        _forget_holds(row)
+        return released
+    legs = await _user_legs(session, row)
+    _set_holds(
+        row, legs, await _move(session, row, legs, amount, code="card_authorization", pending=True)
+    )
+    assert row.hold_transfer_id is not None
+    return row.hold_transfer_id
 
 
 async def reverse(
@@ -382,18 +545,50 @@ async def reverse(
     )
 
 
+async def clearing_tolerance(session: AsyncSession, row: CardTransaction) -> int:
+    """How much more than its hold this authorization may clear for (minor units, rounded down)."""
+    overrides = await session.scalar(
+        select(Program.clearing_tolerances).where(Program.id == row.program_id)
+    )
+    mcc = str(row.merchant.get("mcc", ""))
+    bps = {**CLEARING_TOLERANCES, **(overrides or {})}.get(mcc, 0)
+    return row.held_amount * int(bps) // 10_000
+
+
 async def clear(
-    session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
+    session: AsyncSession,
+    *,
+    program_id: str,
+    transaction_id: str,
+    amount: int | None,
+    network_key: str,
 ) -> dict[str, Any]:
-    """Settle an authorization: post up to what is held; anything not posted is released."""
+    """Settle an authorization: post what was held, or less (the rest is released), or more
+    within the merchant category's tolerance (the excess is charged on top, if it can be)."""
     row, previous = await _follow_up(session, program_id, transaction_id, network_key, "PENDING")
     if previous is not None:
         return previous
-    if not 0 < amount <= row.held_amount:
-        raise CardcoreError("VALIDATION_ERROR", "A clearing posts at most what is held.")
-    posted = await ledger.resolve(
-        session, row.hold_transfer_id, kind="post", amount=amount, code="card_clearing"
-    )
+    held = row.held_amount
+    amount = held if amount is None else amount
+    if amount <= 0:
+        raise CardcoreError("VALIDATION_ERROR", "A clearing posts a positive amount.")
+    if amount > held + await clearing_tolerance(session, row):
+        raise CardcoreError("CLEARING_ABOVE_TOLERANCE")
+    try:
+        async with session.begin_nested():
+            posted = await _resolve_holds(
+                session, row, kind="post", amount=min(amount, held), code="card_clearing"
+            )
+            if amount > held:
+                legs = await _user_legs(session, row)
+                await _move(session, row, legs, amount - held, code="card_clearing", pending=False)
+    except Refused as refused:
+        raise CardcoreError(
+            "INSUFFICIENT_FUNDS",
+            f"The clearing exceeds the hold and the rest cannot be charged ({refused.reason});"
+            " the hold stands as it was.",
+        ) from None
+    _forget_holds(row)
     row.status, row.settled_amount, row.held_amount = "SETTLED", amount, 0
     return await _after(
         session,
@@ -401,7 +596,7 @@ async def clear(
         kind="clearing",
         network_key=network_key,
         amount=amount,
-        ledger_transfer_id=posted.id,
+        ledger_transfer_id=posted,
     )
 
 
@@ -416,7 +611,7 @@ async def increment(
     try:
         async with session.begin_nested():
             transfer_id = await _rehold(session, row, row.held_amount + amount)
-    except ledger.Overdraft:
+    except Refused as refused:
         await session.refresh(row)
         return await _after(
             session,
@@ -425,7 +620,7 @@ async def increment(
             network_key=network_key,
             amount=amount,
             ledger_transfer_id=None,
-            decline=("51", "INSUFFICIENT_FUNDS"),
+            decline=("51", refused.reason),
         )
     row.held_amount += amount
     return await _after(
@@ -441,49 +636,54 @@ async def increment(
 async def refund(
     session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
 ) -> dict[str, Any]:
-    """Money back from the merchant to the card's balance, linked to the original purchase."""
+    """Money back from the merchant to the card's balance, linked to the original purchase, and
+    never more in all than the purchase settled for."""
     row, previous = await _follow_up(session, program_id, transaction_id, network_key, "SETTLED")
     if previous is not None:
         return previous
-    balance = await session.get(Balance, row.balance_id)
-    assert balance is not None
-    network = await ledger.system_account(
-        session, program_id=program_id, currency=balance.currency, kind=NETWORK_ACCOUNT
+    refunded = await session.scalar(
+        select(func.coalesce(func.sum(CardTransactionEvent.amount), 0)).where(
+            CardTransactionEvent.transaction_id == row.id, CardTransactionEvent.kind == "refund"
+        )
     )
-    moved = await ledger.transfer(
-        session,
-        program_id=program_id,
-        debit_account_id=network.id,
-        credit_account_id=balance.ledger_account_id,
-        amount=amount,
-        currency=balance.currency,
-        code="card_refund",
-        details={"transaction_id": row.id},
-    )
+    if amount > row.settled_amount - (refunded or 0):
+        raise CardcoreError(
+            "VALIDATION_ERROR", "Refunds of a purchase add up to at most what it settled for."
+        )
+    legs = (await _user_legs(session, row)).reversed()
+    moved = await _move(session, row, legs, amount, code="card_refund", pending=False)
     return await _after(
         session,
         row,
         kind="refund",
         network_key=network_key,
         amount=amount,
-        ledger_transfer_id=moved.id,
+        ledger_transfer_id=moved[-1],
     )
 
 
 async def _expire(session: AsyncSession, row: CardTransaction) -> dict[str, Any]:
-    assert row.hold_transfer_id is not None
-    released = await ledger.resolve(
-        session, row.hold_transfer_id, kind="expire", code="card_hold_expiry"
-    )
+    released = row.held_amount
+    resolution = await _resolve_holds(session, row, kind="expire", code="card_hold_expiry")
+    _forget_holds(row)
     row.status, row.held_amount = "EXPIRED", 0
-    return await _after(
+    response = await _answer(
         session,
         row,
         kind="expiry",
         network_key=f"expiry|{row.id}",
-        amount=released.amount,
-        ledger_transfer_id=released.id,
+        amount=released,
+        ledger_transfer_id=resolution,
     )
+    record_event(
+        session,
+        program_id=row.program_id,
+        object_id=row.id,
+        data=AuthorizationExpired(
+            transaction_id=row.id, card_id=row.card_id, released_amount=released
+        ),
+    )
+    return response
 
 
 async def expire_now(
@@ -510,19 +710,63 @@ async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: 
         .limit(500)
     )
     for row in stale:
-        assert row.hold_transfer_id is not None
-        released = await ledger.resolve(
-            session, row.hold_transfer_id, kind="expire", code="card_hold_expiry"
-        )
-        row.status, row.held_amount = "EXPIRED", 0
-        await _after(
-            session,
-            row,
-            kind="expiry",
-            network_key=f"expiry|{row.id}",
-            amount=released.amount,
-            ledger_transfer_id=released.id,
-        )
+        await _expire(session, row)
+
+
+async def post_without_authorization(
+    session: AsyncSession,
+    services: CardServices,
+    *,
+    program_id: str,
+    request: AuthorizationRequest,
+    kind: str,
+) -> dict[str, Any]:
+    """A FORCE_POST (a clearing the network settled with no authorization: offline terminals,
+    stand-in) or a REFUND that names no purchase. The network has already settled either, so
+    neither asks the card's state or controls; a force post the balance cannot cover is recorded
+    DECLINED 51 and left to ops and the dispute process — the ledger never goes below zero."""
+    card = await _find_card(session, services, program_id, request)
+    if (previous := await _stored(session, request.network_key)) is not None:
+        return previous.response
+    program = await session.get(Program, program_id)
+    balance = await session.get(Balance, card.balance_id)
+    assert program is not None
+    assert balance is not None
+    billing = await convert(session, program, request.amount, request.currency, balance.currency)
+    decision = controls.Decision.approve()
+    if billing is None:
+        decision = controls.Decision.decline("12", "NO_FX_RATE")
+    row = await _new_row(session, card, balance, request, billing or 0, decision, kind=kind)
+    session.add(row)
+    await session.flush()
+    moved, decline = None, None
+    if billing is None:
+        decline = ("12", "NO_FX_RATE")
+    else:
+        legs = await _user_legs(session, row)
+        if kind == "REFUND":
+            legs = legs.reversed()
+        try:
+            moved = (
+                await _move(session, row, legs, billing, code=f"card_{kind.lower()}", pending=False)
+            )[-1]
+        except Refused as refused:
+            row.response_code, row.decline_reason = "51", refused.reason
+            decline = ("51", refused.reason)
+        else:
+            row.status, row.settled_amount, row.response_code = "SETTLED", billing, "00"
+            if kind == "FORCE_POST":
+                spend = _spend(request, billing, balance)
+                await controls.record_spend(session, card, program, spend, datetime.now(UTC))
+    return await _after(
+        session,
+        row,
+        kind=kind.lower(),
+        network_key=request.network_key,
+        amount=request.amount,
+        ledger_transfer_id=moved,
+        decline=decline,
+    )
 
 
 async def balance_inquiry(

@@ -108,6 +108,12 @@ CATALOG: dict[str, ErrorSpec] = {
         409, "conflict", "This pending transfer was already posted, voided or expired."
     ),
     "TRANSFER_NOT_PENDING": ErrorSpec(409, "conflict", "This transfer is no longer pending."),
+    "CLEARING_ABOVE_TOLERANCE": ErrorSpec(
+        422,
+        "invalid_request",
+        "The clearing exceeds its authorization by more than the merchant category allows;"
+        " nothing was posted.",
+    ),
     "INVALID_IBAN": ErrorSpec(422, "invalid_request", "This is not a valid IBAN."),
     "PIN_TOO_WEAK": ErrorSpec(
         422, "invalid_request", "This PIN is too easy to guess (repeated or sequential digits)."

@@ -34,6 +34,9 @@ class Program(CreatedAt, Base):
     fx_markup_bps: Mapped[int] = mapped_column(server_default="0")
     # Pending authorizations are released after this many days (the hold-expiry job).
     hold_expiry_days: Mapped[int] = mapped_column(server_default="7")
+    # How far a clearing may exceed its hold, per MCC, in basis points (tips at restaurants);
+    # merged over the built-in table in authorizations/service.py.
+    clearing_tolerances: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 

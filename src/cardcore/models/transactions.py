@@ -27,6 +27,8 @@ class CardTransaction(CreatedAt, Base):
     card_id: Mapped[str] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"))
     balance_id: Mapped[str] = mapped_column(PrefixedId("bal"), ForeignKey("balances.id"))
     user_id: Mapped[str | None] = mapped_column(PrefixedId("usr"))
+    # AUTHORIZATION, or FORCE_POST: a clearing that arrived without an authorization.
+    kind: Mapped[str] = mapped_column(String(20), server_default="AUTHORIZATION")
     # PENDING (held), SETTLED, DECLINED, REVERSED, EXPIRED
     status: Mapped[str] = mapped_column(String(20))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -40,6 +42,10 @@ class CardTransaction(CreatedAt, Base):
     decline_reason: Mapped[str | None] = mapped_column(String(100))
     authorization_code: Mapped[str | None] = mapped_column(String(6))
     hold_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
+    # Programs with a partner DEPOSIT balance (seed 003) charge it alongside the user's hold:
+    # the account charged, and its own pending transfer while the hold stands.
+    deposit_account_id: Mapped[str | None] = mapped_column(PrefixedId("lac"))
+    deposit_hold_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
     # What the balance is charged, in its own currency (after conversion when they differ).
     billing_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
     billing_currency: Mapped[str] = mapped_column(String(3), server_default="")

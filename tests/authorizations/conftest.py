@@ -1,0 +1,22 @@
+"""The `world` every authorization test starts from: a card on a balance of 100.00 EUR and the
+card processor's network key."""
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.auth.helpers import bearer
+from tests.cards.helpers import issue, setup_cards
+from tests.conftest import Partner
+from tests.money.helpers import reload
+
+
+@pytest.fixture
+async def world(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict:  # type: ignore[type-arg]
+    setup = await setup_cards(client, session, partner)
+    await reload(client, partner, setup["balance_id"], 10_000)
+    card = (await issue(client, partner, setup)).json()["data"]
+    key = await client.post(
+        "/v1/admin/network-keys", json={"name": "processor"}, headers=bearer(setup["token"])
+    )
+    return {**setup, "card": card, "network": {"X-API-Key": key.json()["data"]["secret"]}}
