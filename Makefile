@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := src tests migrations
 
-.PHONY: install run test lint format check-migrations ci clean
+.PHONY: install run test lint format check-migrations ci clean bench bench-large
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ check-migrations: install
 	status=$$?; rm -rf $$scratch; exit $$status
 
 ci: test lint check-migrations
+
+# The authorization benchmark (bench/README.md); extra options in BENCH_ARGS="--duration 10 …".
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The same with 1,000,000 cards and 5,000,000 past transactions.
+bench-large: install
+	$(BIN)/python -m bench --large $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .cardcore-test

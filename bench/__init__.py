@@ -1,0 +1,1 @@
+"""The authorization benchmark: `python -m bench` (see bench/README.md)."""

@@ -1,0 +1,586 @@
+"""`python -m bench`: cardcore's authorization throughput and latency, and its ceilings, in one run.
+
+1. PostgreSQL (a fresh embedded one, or --database-url), migrations, `cardcore serve` with
+   --workers processes and no background worker.
+2. A program with --cards funded cards (one through the API, the rest cloned in SQL), and in
+   --large mode --history past settled transactions; a network API key.
+3. Warm-up, then the statements of one authorization captured from the server log and written
+   as a pgbench script (bench/authorization.sql).
+4. Peak: POST /v1/network/authorizations at --concurrency for --duration (wrk, else
+   bench.loadgen). Ceilings, at the same concurrency: GET /v1/ping with the same generator, and
+   pgbench running the captured statements. Then an open-loop run at half the peak rate.
+5. `cardcore ledger verify`, a summary, results in bench/results/; exit 1 on any error.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import capture, drivers, seed
+from bench import idscheme as k
+from bench.idscheme import IdScheme
+from bench.server import (
+    CARDCORE,
+    Server,
+    cardcore,
+    cardcore_env,
+    find_pgbench,
+    free_port,
+    start_database,
+    stop_database,
+)
+from cardcore.kit.ids import from_uuid, to_uuid
+
+RESULTS = Path(__file__).with_name("results")
+STANDARD_CARDS = 10_000
+LARGE_CARDS = 1_000_000
+LARGE_HISTORY = 5_000_000
+# A generator whose ping ceiling is not at least this many times the authorization rate could
+# be what limits the authorization rate.
+HEADROOM = 3.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="cardcore's authorization benchmark"
+    )
+    parser.add_argument("--cards", type=int, help=f"funded cards (default {STANDARD_CARDS:,})")
+    parser.add_argument("--history", type=int, help="past settled transactions (default 0)")
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help=f"{LARGE_CARDS:,} cards and {LARGE_HISTORY:,} past transactions",
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
+    parser.add_argument("--duration", type=float, default=30, help="seconds per run (30)")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up (5)")
+    parser.add_argument("--workers", type=int, default=2, help="API processes (default 2)")
+    parser.add_argument("--database-url", help="an existing PostgreSQL instead of an embedded one")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="cardcore's data directory (default: a fresh one; with --database-url, "
+        "$CARDCORE_DATA_DIR or ./.cardcore, whose master key decrypts that database's secrets)",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="wrk when available (installed with apt-get if missing), else bench.loadgen",
+    )
+    parser.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
+    parser.add_argument("--fund", type=int, default=1_000_000, help="each card's balance")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="results of the standard run to compare with (default bench/results/standard.json)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    args.cards = args.cards or (LARGE_CARDS if args.large else STANDARD_CARDS)
+    args.history = args.history if args.history is not None else 0
+    if args.large and not args.history:
+        args.history = LARGE_HISTORY
+    if args.cards > k.MAX_N or args.history > k.MAX_N:
+        parser.error("too many cards or transactions")
+    return args
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+@dataclass
+class Report:
+    label: str
+    cards: int
+    history: int
+    concurrency: int
+    duration: float
+    workers: int
+    cpus: int = 0
+    load_average: float = 0.0
+    load_seconds: float = 0.0
+    setup_seconds: float = 0.0
+    statements: list[str] = field(default_factory=list)
+    round_trips: int = 0
+    script: str = ""
+    peak: drivers.LoadResult | None = None
+    ping: drivers.LoadResult | None = None
+    pgbench: drivers.PgbenchResult | None = None
+    half: drivers.LoadResult | None = None
+    half_rate: float = 0.0
+    loadgen_ping: drivers.LoadResult | None = None
+    verify_ok: bool = False
+    verify_output: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.pgbench is not None:
+            data["pgbench"].pop("output")
+        return data
+
+
+class Generator:
+    """The same generator for the peak and the ping ceiling: wrk, or bench.loadgen."""
+
+    def __init__(self, wrk: str | None, port: int) -> None:
+        self.wrk = wrk
+        self.port = port
+        self.name = "wrk" if wrk else "bench.loadgen"
+
+    def authorize(
+        self, key: str, card_head: str, cards: int, concurrency: int, duration: float
+    ) -> drivers.LoadResult:
+        tag = f"b{secrets.token_hex(4)}"
+        if self.wrk:
+            return drivers.run_wrk(
+                self.wrk,
+                f"http://127.0.0.1:{self.port}",
+                "authorize.lua",
+                [key, card_head, str(cards), tag],
+                concurrency=concurrency,
+                duration=duration,
+                threads=2,
+            )
+        return drivers.run_loadgen(
+            self.port,
+            mode="auth",
+            concurrency=concurrency,
+            duration=duration,
+            key=key,
+            card_head=card_head,
+            cards=cards,
+            tag=tag,
+        )
+
+    def ping(self, concurrency: int, duration: float) -> drivers.LoadResult:
+        if self.wrk:
+            return drivers.run_wrk(
+                self.wrk,
+                f"http://127.0.0.1:{self.port}/v1/ping",
+                "ping.lua",
+                [],
+                concurrency=concurrency,
+                duration=duration,
+                threads=2,
+            )
+        return drivers.run_loadgen(
+            self.port, mode="ping", concurrency=concurrency, duration=duration
+        )
+
+
+def _uuid(prefix: str, public_id: str) -> uuid.UUID:
+    value = to_uuid(prefix, public_id)
+    assert value is not None
+    return value
+
+
+def pgbench_defines(
+    names: list[str], scheme: IdScheme, cards: int, constants: list[capture.Constant]
+) -> dict[str, str]:
+    by_name = {c.name: c for c in constants}
+    defines: dict[str, str] = {}
+    for name in names:
+        if name == "cards":
+            defines[name] = str(cards)
+        elif name == "hi":
+            defines[name] = scheme.hi_hex
+        elif name.startswith("h_"):
+            _, prefix, kind = name.split("_")
+            defines[name] = scheme.head(prefix, int(kind))
+        elif name in by_name:
+            defines[name] = str(by_name[name].value)
+        elif name.endswith("_pub") and name.removesuffix("_pub") in by_name:
+            constant = by_name[name.removesuffix("_pub")]
+            defines[name] = from_uuid(constant.prefix, constant.value)
+        else:
+            raise RuntimeError(f"bench/authorization.sql needs -D {name}, which the bench lacks")
+    return defines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    label = "large" if args.large else "standard" if args.cards == STANDARD_CARDS else "custom"
+    report = Report(
+        label=label,
+        cards=args.cards,
+        history=args.history,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        workers=args.workers,
+    )
+    busy = report.load_average = os.getloadavg()[0]
+    report.cpus = os.cpu_count() or 0
+    if busy > 0.5:
+        say(
+            f"warning: load average {busy:.1f} before starting: other processes are using the "
+            "CPUs that server, database and generators share, so the figures will be low"
+        )
+    work = Path(tempfile.mkdtemp(prefix="cardcore-bench-"))
+    data_dir = args.data_dir or work / "data"
+    if args.database_url and not args.data_dir:
+        data_dir = Path(os.environ.get("CARDCORE_DATA_DIR", ".cardcore")).resolve()
+    say(f"work directory {work}")
+    database = server = None
+    started = time.monotonic()
+    try:
+        database = start_database(data_dir, args.database_url)
+        say("PostgreSQL: " + ("--database-url" if args.database_url else "embedded, fresh"))
+        port = free_port()
+        env = cardcore_env(database, data_dir, port, args.workers)
+        cardcore(env, "migrate")
+        server = Server(env, work / "server.log")
+        server.start()
+        say(f"cardcore serve: {args.workers} workers on {server.base_url}")
+
+        wrk = None if args.generator == "python" else drivers.ensure_wrk(not args.no_install)
+        if args.generator == "wrk" and wrk is None:
+            raise RuntimeError("--generator wrk, but wrk is not installed")
+        generator = Generator(wrk, port)
+
+        template = seed.make_template(server, args.fund, args.cards, args.history > 0)
+        scheme = IdScheme.fresh()
+        say(f"loading {args.cards:,} cards and {args.history:,} past transactions …")
+        load = asyncio.run(
+            seed.bulk_load(
+                database,
+                template,
+                scheme,
+                cards=args.cards,
+                fund=args.fund,
+                history=args.history,
+            )
+        )
+        report.load_seconds = load.seconds
+        say(f"bulk load took {load.seconds:.1f} s")
+        for step, seconds in load.steps.items():
+            if seconds >= 1:
+                say(f"  {step}: {seconds:.1f} s")
+        card_head = scheme.head("card", k.CARD)
+
+        if args.warmup > 0:
+            warm = generator.authorize(
+                template.network_key, card_head, args.cards, args.concurrency, args.warmup
+            )
+            say(
+                f"warm-up (not counted): {warm.rps:.0f} authorizations/s, {warm.approved} "
+                f"approved, {warm.declined} declined, {warm.http_errors} HTTP errors, "
+                f"{warm.errors - warm.http_errors} timeouts or socket errors"
+            )
+
+        script = _capture_script(args, database, server, template, scheme, report, work)
+        report.setup_seconds = time.monotonic() - started
+
+        say(f"peak: {generator.name}, {args.concurrency} connections, {args.duration:.0f} s")
+        report.peak = generator.authorize(
+            template.network_key, card_head, args.cards, args.concurrency, args.duration
+        )
+        _show("authorizations", report.peak)
+
+        say("ceiling: GET /v1/ping, same generator and concurrency")
+        report.ping = generator.ping(args.concurrency, args.duration)
+        _show("ping", report.ping)
+
+        binary = find_pgbench(_server_major(database))
+        say(f"ceiling: pgbench ({binary}) running the captured statements")
+        report.pgbench = drivers.run_pgbench(
+            binary,
+            database.dsn,
+            script.path,
+            script.defines,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            work_dir=work,
+        )
+        (work / "pgbench.out").write_text(report.pgbench.output)
+        say(
+            f"  pgbench: {report.pgbench.tps:.0f} tps, p50 {report.pgbench.p50_ms:.1f} ms, "
+            f"p99 {report.pgbench.p99_ms:.1f} ms, {report.pgbench.failed} failed"
+        )
+        if not report.pgbench.ok:
+            say(report.pgbench.output[-3000:])
+
+        report.half_rate = max(1.0, report.peak.rps / 2)
+        say(f"half peak: bench.loadgen, open loop at {report.half_rate:.0f}/s")
+        report.half = drivers.run_loadgen(
+            port,
+            mode="auth",
+            concurrency=args.concurrency,
+            duration=args.duration,
+            rate=report.half_rate,
+            key=template.network_key,
+            card_head=card_head,
+            cards=args.cards,
+            tag=f"h{secrets.token_hex(4)}",
+        )
+        _show("authorizations", report.half)
+
+        say("bench.loadgen's own ceiling: GET /v1/ping, closed loop")
+        report.loadgen_ping = drivers.run_loadgen(
+            port, mode="ping", concurrency=args.concurrency, duration=min(args.duration, 10)
+        )
+        _show("ping", report.loadgen_ping)
+
+        server.stop()
+        verified = _verify(env)
+        report.verify_ok, report.verify_output = verified
+        say(report.verify_output.strip())
+    except Exception as exc:
+        report.problems.append(f"{type(exc).__name__}: {exc}")
+        if server is not None:
+            say("server log tail:\n" + server.log_tail(3000))
+        raise
+    finally:
+        if server is not None:
+            server.stop()
+        if database is not None:
+            stop_database(database)
+        if args.keep:
+            say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return _summarize(report, args)
+
+
+@dataclass
+class Script:
+    path: Path
+    defines: dict[str, str]
+
+
+def _capture_script(
+    args: argparse.Namespace,
+    database: Any,
+    server: Server,
+    template: seed.Template,
+    scheme: IdScheme,
+    report: Report,
+    work: Path,
+) -> Script:
+    """Capture one authorization's statements; the pgbench script made from them (or, when the
+    server's log cannot be read, the one an earlier run made)."""
+
+    async def network_account() -> str:
+        conn = await seed.connect(database)
+        try:
+            return await seed.network_account(conn, template.program_id)
+        finally:
+            await conn.close()
+
+    constants = [
+        capture.Constant("program", "prg", _uuid("prg", template.program_id)),
+        capture.Constant("network_key", "key", _uuid("key", template.network_key_id)),
+        capture.Constant("network_account", "lac", uuid.UUID(asyncio.run(network_account()))),
+    ]
+    card_n = args.cards // 2 + 1
+    captured = asyncio.run(
+        capture.capture(
+            database,
+            server.base_url,
+            template.network_key,
+            scheme.public("card", k.CARD, card_n),
+            card_n,
+        )
+    )
+    if captured is None:
+        say("no server log to read (--database-url): using bench/authorization.sql as it is")
+        text = capture.SCRIPT.read_text()
+        path = capture.SCRIPT
+    else:
+        builder = capture.ScriptBuilder(
+            scheme=scheme,
+            card_n=card_n,
+            started_ms=captured.started_ms,
+            ntx=captured.ntx,
+            constants=constants,
+        )
+        text = builder.script(captured.statements)
+        path = work / "authorization.sql"
+        path.write_text(text)
+        report.round_trips = capture.round_trips(captured.statements)
+        report.statements = [" ".join(s.sql.split()) for s in captured.statements]
+        if builder.unknown:
+            say(
+                "captured statements hold ids the bench cannot name "
+                f"({', '.join(sorted(builder.unknown))}): the script is for this run only"
+            )
+        else:
+            if not capture.SCRIPT.exists() or capture.SCRIPT.read_text() != text:
+                say("bench/authorization.sql updated from this capture")
+            capture.SCRIPT.write_text(text)
+        say(
+            f"one authorization ran {len(captured.statements)} statements "
+            f"({report.round_trips} round trips):"
+        )
+        for number, statement in enumerate(report.statements, 1):
+            say(f"  {number:2}. {statement[:110]}")
+    report.script = str(path)
+    defines = pgbench_defines(capture.script_defines(text), scheme, args.cards, constants)
+    return Script(path=path, defines=defines)
+
+
+def _server_major(database: Any) -> int:
+    async def version() -> int:
+        conn = await seed.connect(database)
+        try:
+            return int(await conn.fetchval("SHOW server_version_num")) // 10_000
+        finally:
+            await conn.close()
+
+    return asyncio.run(version())
+
+
+def _verify(env: dict[str, str]) -> tuple[bool, str]:
+    # An offline check over every transfer: the API's statement timeout is not meant for it.
+    env = {**env, "CARDCORE_DB_STATEMENT_TIMEOUT_MS": "0"}
+    done = subprocess.run(
+        [CARDCORE, "ledger", "verify"], env=env, capture_output=True, text=True, check=False
+    )
+    output = done.stdout + done.stderr
+    if done.returncode != 0 and "ledger NOT consistent" not in output:
+        # It did not get to an answer: the end of its traceback says why.
+        output = "ledger verify did not finish:\n" + "\n".join(output.splitlines()[-5:])
+    return done.returncode == 0, output
+
+
+def _show(what: str, result: drivers.LoadResult) -> None:
+    say(
+        f"  {result.rps:.0f} {what}/s ({result.approved} approved, {result.declined} declined, "
+        f"{result.errors} errors); p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
+        f"p99 {result.p99_ms:.1f} ms"
+    )
+
+
+def _summarize(report: Report, args: argparse.Namespace) -> int:
+    assert report.peak is not None
+    assert report.ping is not None
+    assert report.pgbench is not None
+    assert report.half is not None
+    assert report.loadgen_ping is not None
+    peak, ping, pg, half, own = (
+        report.peak,
+        report.ping,
+        report.pgbench,
+        report.half,
+        report.loadgen_ping,
+    )
+    RESULTS.mkdir(exist_ok=True)
+    baseline_path = args.baseline or RESULTS / "standard.json"
+    baseline = None
+    if report.label == "large" and baseline_path.exists():
+        baseline = json.loads(baseline_path.read_text())
+    (RESULTS / f"{report.label}.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+
+    rows: list[tuple[str, str, str]] = [
+        (
+            "machine",
+            f"{report.cpus} CPUs, load average {report.load_average:.1f} at start",
+            "shared by server, PostgreSQL and generator",
+        ),
+        ("cards / past transactions", f"{report.cards:,} / {report.history:,}", ""),
+        ("bulk load", f"{report.load_seconds:.1f} s", ""),
+        (
+            "statements per authorization",
+            f"{len(report.statements) or '?'} ({report.round_trips or '?'} round trips)",
+            "",
+        ),
+        (
+            f"authorizations ({peak.generator}, c={report.concurrency})",
+            f"{peak.rps:,.0f}/s, {peak.approved_rps:,.0f} approved/s",
+            _target(peak.approved_rps >= 1000, "≥ 1,000 approved/s"),
+        ),
+        (
+            "  approved / declined / errors",
+            f"{peak.approved} / {peak.declined} / {peak.errors}",
+            "",
+        ),
+        ("  latency p50 / p95 / p99", _latency(peak), ""),
+        ("ping ceiling (same generator)", f"{ping.rps:,.0f}/s, p99 {ping.p99_ms:.1f} ms", ""),
+        ("pgbench ceiling (same statements)", f"{pg.tps:,.0f} tps, p99 {pg.p99_ms:.1f} ms", ""),
+        ("auth/s ÷ ping/s", f"{_ratio(peak.rps, ping.rps):.2f}", ""),
+        (
+            "auth/s ÷ pgbench tps",
+            f"{_ratio(peak.rps, pg.tps):.2f}",
+            _target(_ratio(peak.rps, pg.tps) >= 0.5, "≥ 0.5"),
+        ),
+        (
+            f"half peak, open loop at {report.half_rate:,.0f}/s",
+            f"{half.rps:,.0f}/s, errors {half.errors}",
+            "",
+        ),
+        (
+            "  latency p50 / p95 / p99",
+            _latency(half),
+            _target(half.p99_ms < 25, "p99 < 25 ms"),
+        ),
+        ("bench.loadgen ping ceiling", f"{own.rps:,.0f}/s", ""),
+        ("ledger verify", "clean" if report.verify_ok else "FAILED", ""),
+    ]
+    if baseline is not None:
+        for name, key in (("peak", "peak"), ("half-peak", "half")):
+            before = (baseline.get(key) or {}).get("p99_ms")
+            now = getattr(report, key).p99_ms
+            if before:
+                rows.append(
+                    (
+                        f"{name} p99 vs {baseline['cards']:,}-card run",
+                        f"{now:.1f} ms vs {before:.1f} ms = {now / before:.2f}×",
+                        _target(now / before <= 1.5, "≤ 1.5×"),
+                    )
+                )
+    elif report.label == "large":
+        rows.append(("p99 vs standard run", f"no {baseline_path} (run `make bench` first)", ""))
+
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    print()
+    print(f"cardcore authorization benchmark — {report.label}")
+    print("-" * (width + value_width + 20))
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:<{value_width}}  {target}")
+    print()
+
+    problems = list(report.problems)
+    for what, result in (("peak", peak), ("half peak", half), ("ping", ping)):
+        if result.errors:
+            problems.append(f"{what}: {result.errors} HTTP errors, timeouts or socket errors")
+    for what, result in (("peak", peak), ("half peak", half)):
+        if result.declined or not result.approved:
+            problems.append(f"{what}: {result.declined} declined, {result.approved} approved")
+    if not pg.ok:
+        problems.append(f"pgbench: exit {pg.returncode}, {pg.failed} failed transactions")
+    if not report.verify_ok:
+        problems.append("cardcore ledger verify failed:\n" + report.verify_output)
+    generator_headroom = ping.rps / peak.rps if peak.rps else 0
+    if generator_headroom < HEADROOM:
+        say(
+            f"warning: the ping ceiling is only {generator_headroom:.1f}× the authorization "
+            "rate; the generator may be what limits it"
+        )
+    for problem in problems:
+        say(f"FAILED: {problem}")
+    return 1 if problems else 0
+
+
+def _latency(result: drivers.LoadResult) -> str:
+    return f"{result.p50_ms:.1f} / {result.p95_ms:.1f} / {result.p99_ms:.1f} ms"
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def _target(met: bool, text: str) -> str:
+    return f"{'met' if met else 'MISSED'}: {text}"
