@@ -9,9 +9,11 @@ import asyncio
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import cardcore.authorizations.service
 import cardcore.cards.jobs
 import cardcore.cards.lifecycle
-import cardcore.kit.idempotency  # noqa: F401 - registers its periodic purge
+import cardcore.kit.idempotency
+import cardcore.ledger.service  # noqa: F401 - these modules register their jobs
 from cardcore.config import Settings
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.jobs import JobContext, JobQueue, Worker

@@ -1,13 +1,13 @@
 """The ledger's operations and invariants, at the service level."""
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.errors import CardcoreError
 from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
-from cardcore.models import LedgerAccount
+from cardcore.models import LedgerAccount, LedgerAccountDelta
 from tests.conftest import Partner
 
 
@@ -155,3 +155,58 @@ async def test_verify_finds_a_tampered_total(session: AsyncSession, partner: Par
     problems = await verify(session)
     assert any("EUR: debits minus credits is -1 posted" in p for p in problems)
     assert any(f"account {alice}" in p for p in problems)
+
+
+async def test_system_account_changes_are_deltas_folded_later(
+    session: AsyncSession, partner: Partner
+) -> None:
+    """A system account's row is never updated by a transfer (nothing queues on it); its totals
+    are the row plus the deltas, before and after they are folded in."""
+    funding, alice, _ = await _accounts(session, partner)
+    common = {"program_id": partner.program_id, "currency": "EUR", "code": "test"}
+    for amount in (1_000, 250, 5):
+        await ledger.transfer(
+            session, debit_account_id=funding, credit_account_id=alice, amount=amount, **common
+        )
+    hold = await ledger.transfer(
+        session,
+        debit_account_id=alice,
+        credit_account_id=funding,
+        amount=55,
+        pending=True,
+        **common,
+    )
+    row = await session.get(LedgerAccount, funding, populate_existing=True)
+    assert row is not None
+    assert (row.debits_posted, row.credits_pending) == (0, 0), "the row itself is untouched"
+    before = await ledger.totals(session, funding)
+    assert (before.debits_posted, before.credits_pending) == (1_255, 55)
+    assert await verify(session) == []
+
+    assert await ledger.fold_deltas(session) >= 4
+    assert await ledger.fold_deltas(session) == 0, "a delta folds once"
+    assert await ledger.totals(session, funding) == before
+    row = await session.get(LedgerAccount, funding, populate_existing=True)
+    assert row is not None
+    assert (row.debits_posted, row.credits_pending) == (1_255, 55)
+    await ledger.resolve(session, hold.id, kind="post")
+    assert (await ledger.totals(session, funding)).credits_posted == 55
+    assert await verify(session) == []
+
+
+async def test_verify_notices_a_lost_delta(session: AsyncSession, partner: Partner) -> None:
+    funding, alice, _ = await _accounts(session, partner)
+    await ledger.transfer(
+        session,
+        program_id=partner.program_id,
+        currency="EUR",
+        code="test",
+        debit_account_id=funding,
+        credit_account_id=alice,
+        amount=700,
+    )
+    await session.execute(
+        delete(LedgerAccountDelta).where(LedgerAccountDelta.account_id == funding)
+    )
+    problems = await verify(session)
+    assert any("differ from its transfers" in p for p in problems), problems

@@ -10,13 +10,14 @@ Every network message carries its network ids; they are unique, so a retransmiss
 first answer and never holds twice.
 """
 
+import contextlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import JSON, func, null, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +29,7 @@ from cardcore.authorizations.events import (
 from cardcore.cards import controls, lifecycle
 from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm, pin_matches
 from cardcore.kit.errors import CardcoreError, NotFound
-from cardcore.kit.ids import is_valid
+from cardcore.kit.ids import is_valid, new_id
 from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.money import currency_exponent
 from cardcore.kit.outbox import record_event
@@ -39,6 +40,7 @@ from cardcore.models import (
     CardTransaction,
     CardTransactionEvent,
     FxRate,
+    LedgerTransfer,
     PartnerBalance,
     Program,
 )
@@ -106,29 +108,88 @@ async def _stored(session: AsyncSession, network_key: str) -> CardTransactionEve
     )
 
 
-async def _find_card(
-    session: AsyncSession, services: CardServices, program_id: str, request: AuthorizationRequest
-) -> Card:
-    card = None
+@dataclass
+class Loaded:
+    """A card message's card (locked), balance and program; then, read under the card's lock, the
+    message's first answer if it is a retransmission and the program's deposit account."""
+
+    card: Card
+    balance: Balance
+    program: Program
+    previous: dict[str, Any] | None = None
+    deposit_account_id: str | None = None
+    spent: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+
+async def _load(
+    session: AsyncSession,
+    services: CardServices,
+    program_id: str,
+    request: AuthorizationRequest,
+    *,
+    lock: bool = True,
+    now: datetime | None = None,
+) -> Loaded:
+    """With `lock`, everything a decision needs in two queries; `now` adds the spend counters."""
+    query = (
+        select(Card, Balance, Program)
+        .join(Balance, Balance.id == Card.balance_id)
+        .join(Program, Program.id == Card.program_id)
+        .where(Card.program_id == program_id)
+    )
     if request.card_id is not None and is_valid("card", request.card_id):
-        card = await session.scalar(
-            select(Card)
-            .where(Card.id == request.card_id, Card.program_id == program_id)
-            .with_for_update()
-        )
+        query = query.where(Card.id == request.card_id)
     elif request.pan is not None:
-        card = await session.scalar(
-            select(Card)
-            .where(
-                Card.program_id == program_id,
-                Card.pan_hash == services.vault.lookup_hash(request.pan),
-                Card.replaced_by.is_(None),
-            )
-            .with_for_update()
+        query = query.where(
+            Card.pan_hash == services.vault.lookup_hash(request.pan), Card.replaced_by.is_(None)
         )
-    if card is None:
+    else:
         raise NotFound("card")
-    return card
+    found = (await session.execute(query.with_for_update(of=Card) if lock else query)).one_or_none()
+    if found is None:
+        raise NotFound("card")
+    loaded = Loaded(*found)
+    if lock:
+        # A new statement after the lock: it sees what a racing twin committed while we waited
+        # (the joined rows above are from before the wait), its answer and its spend included.
+        spent: Any = null()
+        if now is not None:
+            counters = controls.spend_counters(
+                loaded.card.id, loaded.program.timezone, now
+            ).subquery()
+            spent = (
+                select(
+                    func.json_agg(
+                        func.json_build_array(
+                            counters.c.channel,
+                            counters.c.period,
+                            counters.c.amount,
+                            counters.c.count,
+                        ),
+                        type_=JSON,
+                    )
+                )
+            ).scalar_subquery()
+        previous, loaded.deposit_account_id, spent_rows = (
+            await session.execute(
+                select(
+                    select(CardTransactionEvent.response)
+                    .where(CardTransactionEvent.network_key == request.network_key)
+                    .scalar_subquery(),
+                    select(PartnerBalance.ledger_account_id)
+                    .where(
+                        PartnerBalance.program_id == program_id,
+                        PartnerBalance.type == "DEPOSIT",
+                        PartnerBalance.currency == loaded.balance.currency,
+                    )
+                    .scalar_subquery(),
+                    spent,
+                )
+            )
+        ).one()
+        loaded.previous = previous
+        loaded.spent = controls.as_spent(spent_rows or [])
+    return loaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,17 +217,15 @@ class Refused(Exception):
 
 async def _legs(session: AsyncSession, row: CardTransaction, user_account_id: str) -> Legs:
     currency = row.billing_currency
-    network = await ledger.system_account(
+    network = await ledger.system_account_id(
         session, program_id=row.program_id, currency=currency, kind=NETWORK_ACCOUNT
     )
     if row.deposit_account_id is None:
-        return Legs(((user_account_id, network.id),), deposit=False)
-    recovery = await ledger.system_account(
+        return Legs(((user_account_id, network),), deposit=False)
+    recovery = await ledger.system_account_id(
         session, program_id=row.program_id, currency=currency, kind=RECOVERY_ACCOUNT
     )
-    return Legs(
-        ((row.deposit_account_id, network.id), (user_account_id, recovery.id)), deposit=True
-    )
+    return Legs(((row.deposit_account_id, network), (user_account_id, recovery)), deposit=True)
 
 
 async def _move(
@@ -177,14 +236,15 @@ async def _move(
     *,
     code: str,
     pending: bool,
-) -> list[str]:
-    """Move (or hold) `amount` on every leg inside one savepoint: all legs or none. Returns the
-    transfer ids in leg order; raises Refused naming the side that could not pay."""
-    ids = []
-    async with session.begin_nested():
+) -> list[LedgerTransfer]:
+    """Move (or hold) `amount` on every leg: all legs or none. Returns the transfers in leg
+    order; raises Refused naming the side that could not pay. A refused ledger transfer changes
+    nothing, so only two legs need a savepoint."""
+    moved = []
+    async with session.begin_nested() if len(legs.pairs) > 1 else contextlib.nullcontext():
         for index, (debit, credit) in enumerate(legs.pairs):
             try:
-                moved = await ledger.transfer(
+                transfer = await ledger.transfer(
                     session,
                     program_id=row.program_id,
                     debit_account_id=debit,
@@ -200,16 +260,16 @@ async def _move(
                 raise Refused(
                     "PARTNER_DEPOSIT_INSUFFICIENT" if deposit_side else "INSUFFICIENT_FUNDS"
                 ) from None
-            ids.append(moved.id)
-    return ids
+            moved.append(transfer)
+    return moved
 
 
-def _set_holds(row: CardTransaction, legs: Legs, ids: list[str]) -> None:
+def _set_holds(row: CardTransaction, legs: Legs, holds: list[LedgerTransfer]) -> None:
     """Remember the pending transfers of a hold (user leg, and deposit leg when there is one)."""
     if legs.deposit:
-        row.deposit_hold_transfer_id, row.hold_transfer_id = ids
+        row.deposit_hold_transfer_id, row.hold_transfer_id = (h.id for h in holds)
     else:
-        (row.hold_transfer_id,) = ids
+        row.hold_transfer_id = holds[0].id
 
 
 def _forget_holds(row: CardTransaction) -> None:
@@ -244,24 +304,27 @@ def _spend(request: AuthorizationRequest, amount: int, balance: Balance) -> cont
     )
 
 
-async def _new_row(
-    session: AsyncSession,
+def _new_row(
     card: Card,
     balance: Balance,
     request: AuthorizationRequest,
     billing_amount: int,
     decision: controls.Decision,
+    deposit_account_id: str | None,
     kind: str = "AUTHORIZATION",
 ) -> CardTransaction:
     """A transaction as declined by `decision` (or DECLINED, to be approved by its caller once
     the money moved)."""
     return CardTransaction(
+        id=new_id("txn"),
         program_id=card.program_id,
         card_id=card.id,
         balance_id=balance.id,
         user_id=card.user_id,
         kind=kind,
         status="DECLINED",
+        held_amount=0,
+        settled_amount=0,
         amount=request.amount,
         currency=request.currency,
         channel=request.channel,
@@ -271,17 +334,7 @@ async def _new_row(
         decline_reason=decision.rule,
         billing_amount=billing_amount,
         billing_currency=balance.currency,
-        deposit_account_id=await _deposit_account(session, card.program_id, balance.currency),
-    )
-
-
-async def _deposit_account(session: AsyncSession, program_id: str, currency: str) -> str | None:
-    return await session.scalar(
-        select(PartnerBalance.ledger_account_id).where(
-            PartnerBalance.program_id == program_id,
-            PartnerBalance.type == "DEPOSIT",
-            PartnerBalance.currency == currency,
-        )
+        deposit_account_id=deposit_account_id,
     )
 
 
@@ -305,16 +358,11 @@ async def authorize(
     program_id: str,
     request: AuthorizationRequest,
 ) -> dict[str, Any]:
-    card = await _find_card(session, services, program_id, request)
-    # Looked up under the card's lock: a retransmission racing its original waits for it and
-    # then gets its answer.
-    if (previous := await _stored(session, request.network_key)) is not None:
-        return previous.response
-    program = await session.get(Program, program_id)
-    balance = await session.get(Balance, card.balance_id)
-    assert program is not None
-    assert balance is not None
     now = datetime.now(UTC)
+    loaded = await _load(session, services, program_id, request, now=now)
+    if loaded.previous is not None:
+        return loaded.previous
+    card, balance, program = loaded.card, loaded.balance, loaded.program
     billing = await convert(session, program, request.amount, request.currency, balance.currency)
     transaction = _spend(request, billing if billing is not None else request.amount, balance)
 
@@ -322,7 +370,7 @@ async def authorize(
         card,
         transaction,
         program=program,
-        spent=await controls.spent_so_far(session, card, program, now),
+        spent=loaded.spent,
         now=now,
     )
     pan = None
@@ -349,33 +397,33 @@ async def authorize(
     if decision.approved and billing is None:
         decision = controls.Decision.decline("12", "NO_FX_RATE")
 
-    row = await _new_row(session, card, balance, request, transaction.amount, decision)
-    session.add(row)
-    await session.flush()
-    hold_id = None
+    row = _new_row(card, balance, request, transaction.amount, decision, loaded.deposit_account_id)
+    available = None
     if decision.approved:
         legs = await _legs(session, row, balance.ledger_account_id)
         try:
-            ids = await _move(
+            holds = await _move(
                 session, row, legs, transaction.amount, code="card_authorization", pending=True
             )
         except Refused as refused:
             row.response_code, row.decline_reason = "51", refused.reason
         else:
-            _set_holds(row, legs, ids)
-            hold_id = row.hold_transfer_id
+            _set_holds(row, legs, holds)
+            available = holds[-1].totals_after[balance.ledger_account_id].available
             row.status = "PENDING"
             row.response_code = "00"
             row.held_amount = transaction.amount
             row.authorization_code = f"{secrets.randbelow(10**6):06d}"
             await controls.record_spend(session, card, program, transaction, now)
+    session.add(row)
     response = await _answer(
         session,
         row,
         kind="authorization",
         network_key=request.network_key,
         amount=request.amount,
-        ledger_transfer_id=hold_id,
+        ledger_transfer_id=row.hold_transfer_id,
+        available=available,
     )
     record_event(
         session,
@@ -403,13 +451,17 @@ async def _answer(
     amount: int,
     ledger_transfer_id: str | None,
     decline: tuple[str, str] | None = None,
+    available: int | None = None,
 ) -> dict[str, Any]:
-    """Store a network message with its answer, as sent, for retransmissions."""
-    user_account = await session.scalar(
-        select(Balance.ledger_account_id).where(Balance.id == row.balance_id)
-    )
-    assert user_account is not None
-    response = _response(row, (await ledger.totals(session, user_account)).available)
+    """Store a network message with its answer, as sent, for retransmissions. `available` is the
+    balance's available amount when the caller already knows it."""
+    if available is None:
+        user_account = await session.scalar(
+            select(Balance.ledger_account_id).where(Balance.id == row.balance_id)
+        )
+        assert user_account is not None
+        available = (await ledger.totals(session, user_account)).available
+    response = _response(row, available)
     if kind != "authorization":
         response["approved"] = decline is None
     if decline is not None:
@@ -658,7 +710,7 @@ async def refund(
         kind="refund",
         network_key=network_key,
         amount=amount,
-        ledger_transfer_id=moved[-1],
+        ledger_transfer_id=moved[-1].id,
     )
 
 
@@ -725,31 +777,30 @@ async def post_without_authorization(
     stand-in) or a REFUND that names no purchase. The network has already settled either, so
     neither asks the card's state or controls; a force post the balance cannot cover is recorded
     DECLINED 51 and left to ops and the dispute process — the ledger never goes below zero."""
-    card = await _find_card(session, services, program_id, request)
-    if (previous := await _stored(session, request.network_key)) is not None:
-        return previous.response
-    program = await session.get(Program, program_id)
-    balance = await session.get(Balance, card.balance_id)
-    assert program is not None
-    assert balance is not None
+    loaded = await _load(session, services, program_id, request)
+    if loaded.previous is not None:
+        return loaded.previous
+    card, balance, program = loaded.card, loaded.balance, loaded.program
     billing = await convert(session, program, request.amount, request.currency, balance.currency)
     decision = controls.Decision.approve()
     if billing is None:
         decision = controls.Decision.decline("12", "NO_FX_RATE")
-    row = await _new_row(session, card, balance, request, billing or 0, decision, kind=kind)
+    row = _new_row(
+        card, balance, request, billing or 0, decision, loaded.deposit_account_id, kind=kind
+    )
     session.add(row)
-    await session.flush()
     moved, decline = None, None
     if billing is None:
         decline = ("12", "NO_FX_RATE")
     else:
-        legs = await _user_legs(session, row)
+        legs = await _legs(session, row, balance.ledger_account_id)
         if kind == "REFUND":
             legs = legs.reversed()
         try:
-            moved = (
-                await _move(session, row, legs, billing, code=f"card_{kind.lower()}", pending=False)
-            )[-1]
+            transfers = await _move(
+                session, row, legs, billing, code=f"card_{kind.lower()}", pending=False
+            )
+            moved = transfers[-1].id
         except Refused as refused:
             row.response_code, row.decline_reason = "51", refused.reason
             decline = ("51", refused.reason)
@@ -789,9 +840,8 @@ async def balance_inquiry(
         card_id=card_id,
         pan=pan,
     )
-    card = await _find_card(session, services, program_id, request)
-    balance = await session.get(Balance, card.balance_id)
-    assert balance is not None
+    loaded = await _load(session, services, program_id, request, lock=False)
+    card, balance = loaded.card, loaded.balance
     status = controls.status_decision(card, datetime.now(UTC))
     if status is not None:
         return {

@@ -6,6 +6,7 @@ engine calls `evaluate()` and then `record_spend()`; support staff call it as a 
 """
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -249,27 +250,33 @@ def evaluate(
     return Decision.approve()
 
 
+def spend_counters(card_id: str, timezone: str, now: datetime) -> Select[Any]:
+    """The card's counters (channel, period, amount, count) for the periods running at `now`."""
+    starts = period_starts(timezone, now)
+    return select(
+        CardSpendCounter.channel,
+        CardSpendCounter.period,
+        CardSpendCounter.amount,
+        CardSpendCounter.count,
+    ).where(
+        CardSpendCounter.card_id == card_id,
+        or_(
+            *(
+                and_(CardSpendCounter.period == period, CardSpendCounter.period_start == start)
+                for period, start in starts.items()
+            )
+        ),
+    )
+
+
+def as_spent(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], tuple[int, int]]:
+    return {(channel, period): (amount, count) for channel, period, amount, count in rows}
+
+
 async def spent_so_far(
     session: AsyncSession, card: Card, program: Program, now: datetime
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    starts = period_starts(program.timezone, now)
-    rows = await session.execute(
-        select(
-            CardSpendCounter.channel,
-            CardSpendCounter.period,
-            CardSpendCounter.amount,
-            CardSpendCounter.count,
-        ).where(
-            CardSpendCounter.card_id == card.id,
-            or_(
-                *(
-                    and_(CardSpendCounter.period == period, CardSpendCounter.period_start == start)
-                    for period, start in starts.items()
-                )
-            ),
-        )
-    )
-    return {(row.channel, row.period): (row.amount, row.count) for row in rows}
+    return as_spent(await session.execute(spend_counters(card.id, program.timezone, now)))
 
 
 async def record_spend(

@@ -1,28 +1,29 @@
 """Ledger operations. No routes: balances, reloads, transfers and card authorizations use these.
 
-Every operation changes account totals with `UPDATE … SET x = x + :amount`, one account after
-the other in id order. The UPDATE takes the row lock, the fixed order means two operations on the
-same pair of accounts can never deadlock, and the CHECK constraints are evaluated on the new
-totals: an overdraft is refused by PostgreSQL itself, whatever code path tried it. Each operation
-runs in a savepoint, so a refusal leaves the caller's transaction usable.
+An account with a balance rule changes with one conditional `UPDATE … SET x = x + :amount WHERE
+<the rule holds for the new totals> RETURNING …`, accounts one after the other in id order: the
+UPDATE takes the row lock, the fixed order means two operations on the same accounts never
+deadlock, and no row back means the rule would break — an overdraft, found without a failed
+statement, so the caller's transaction goes on without a savepoint. The CHECK constraints stay
+underneath: a code path that bypassed this module could still not overdraw. Accounts without a
+rule get a delta row instead of an UPDATE (see models/ledger.py): nothing queues on them.
+
+An account's currency and rules never change, so they are cached per process; a transfer on a
+hot path costs its UPDATEs and two INSERTs.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.errors import CardcoreError
-from cardcore.models import LedgerAccount, LedgerTransfer
-
-OVERDRAFT_CONSTRAINTS = (
-    "ck_ledger_accounts_debits_must_not_exceed_credits",
-    "ck_ledger_accounts_credits_must_not_exceed_debits",
-)
+from cardcore.kit.ids import new_id
+from cardcore.kit.jobs import JobContext, job
+from cardcore.models import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 
 
 class Overdraft(Exception):
@@ -76,6 +77,11 @@ async def system_account(
 ) -> LedgerAccount:
     """The program's account of `kind` in `currency` (funding, settlement, …), made on first
     use. System accounts may go either way: they stand for money outside the program."""
+    cached = _SYSTEM_ACCOUNTS.get((program_id, currency, kind))
+    if cached is not None:
+        found = await session.get(LedgerAccount, cached)
+        if found is not None:
+            return found
     await session.execute(
         insert(LedgerAccount)
         .values(program_id=program_id, currency=currency, kind=kind, owner_id=None)
@@ -93,80 +99,200 @@ async def system_account(
         )
     )
     assert account is not None
+    _SYSTEM_ACCOUNTS[(program_id, currency, kind)] = account.id
     return account
 
 
+async def system_account_id(
+    session: AsyncSession, *, program_id: str, currency: str, kind: str
+) -> str:
+    """The id of `system_account(...)`, without a round trip once this process has seen it."""
+    cached = _SYSTEM_ACCOUNTS.get((program_id, currency, kind))
+    if cached is not None:
+        return cached
+    return (await system_account(session, program_id=program_id, currency=currency, kind=kind)).id
+
+
 async def totals(session: AsyncSession, account_id: str) -> Totals:
+    """An account's totals, its unfolded deltas included."""
+    unfolded = (
+        select(
+            *(
+                func.coalesce(func.sum(getattr(LedgerAccountDelta, column)), 0).label(column)
+                for column in TOTALS
+            )
+        )
+        .where(LedgerAccountDelta.account_id == account_id)
+        .subquery()
+    )
     row = (
         await session.execute(
-            select(
-                LedgerAccount.debits_pending,
-                LedgerAccount.debits_posted,
-                LedgerAccount.credits_pending,
-                LedgerAccount.credits_posted,
-            )
+            select(*(getattr(LedgerAccount, c) + getattr(unfolded.c, c) for c in TOTALS))
+            .select_from(LedgerAccount)
+            .join(unfolded, text("true"))
             .where(LedgerAccount.id == account_id)
-            .execution_options(populate_existing=True)
         )
     ).one()
-    return Totals(*row)
+    return Totals(*(int(value) for value in row))
 
 
-def _constraint(exc: IntegrityError) -> str | None:
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        name = getattr(candidate, "constraint_name", None)
-        if name:
-            return str(name)
-    return None
+TOTALS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
 
-async def _apply(session: AsyncSession, changes: dict[str, dict[str, int]]) -> None:
-    """Add to account totals, in account id order (see the module docstring)."""
-    for account_id in sorted(changes):
-        values = {
-            column: getattr(LedgerAccount, column) + delta
-            for column, delta in changes[account_id].items()
-            if delta
-        }
-        if values:
-            await session.execute(
-                update(LedgerAccount)
-                .where(LedgerAccount.id == account_id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    currency: str
+    debits_must_not_exceed_credits: bool
+    credits_must_not_exceed_debits: bool
+
+    @property
+    def buffered(self) -> bool:
+        """No rule to keep: changes go to delta rows, not the account row."""
+        return not (self.debits_must_not_exceed_credits or self.credits_must_not_exceed_debits)
+
+
+# Immutable facts, so safe to keep for the life of the process: ids are never reused.
+_RULES: dict[str, _Rules] = {}
+_SYSTEM_ACCOUNTS: dict[tuple[str, str, str], str] = {}
+
+
+async def _rules(session: AsyncSession, account_ids: list[str]) -> dict[str, _Rules]:
+    missing = [a for a in account_ids if a not in _RULES]
+    if missing:
+        rows = await session.execute(
+            select(
+                LedgerAccount.id,
+                LedgerAccount.currency,
+                LedgerAccount.debits_must_not_exceed_credits,
+                LedgerAccount.credits_must_not_exceed_debits,
+            ).where(LedgerAccount.id.in_(missing))
+        )
+        for account_id, *facts in rows:
+            _RULES[account_id] = _Rules(*facts)
+    if any(a not in _RULES for a in account_ids):
+        raise CardcoreError("NOT_FOUND", "No such ledger account.")
+    return {a: _RULES[a] for a in account_ids}
+
+
+def _keeps_rules(delta: dict[str, int]) -> ColumnElement[bool]:
+    """True when the account's totals plus `delta` keep its rules (the CHECK constraints)."""
+
+    def new(column: str) -> ColumnElement[int]:
+        return getattr(LedgerAccount, column) + delta.get(column, 0)  # type: ignore[no-any-return]
+
+    return and_(
+        *(new(column) >= 0 for column in TOTALS if delta.get(column)),
+        or_(
+            not_(LedgerAccount.debits_must_not_exceed_credits),
+            new("debits_pending") + new("debits_posted") <= new("credits_posted"),
+        ),
+        or_(
+            not_(LedgerAccount.credits_must_not_exceed_debits),
+            new("credits_pending") + new("credits_posted") <= new("debits_posted"),
+        ),
+    )
+
+
+async def _update(session: AsyncSession, account_id: str, delta: dict[str, int]) -> Totals | None:
+    """Apply `delta` to a ruled account if its rules still hold: its new totals, or None."""
+    values = {c: getattr(LedgerAccount, c) + d for c, d in delta.items() if d}
+    returned = (
+        await session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == account_id, _keeps_rules(delta))
+            .values(**values)
+            .returning(*(getattr(LedgerAccount, c) for c in TOTALS))
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    return None if returned is None else Totals(*returned)
 
 
 async def _run(
     session: AsyncSession, changes: dict[str, dict[str, int]], row: LedgerTransfer
 ) -> LedgerTransfer:
-    """Insert the transfer, then move the totals. The row goes first so that a unique key (the
-    transfer's own `key`, or the one resolution of a pending transfer) is claimed before any
-    total moves: a racing twin waits on it, then fails cleanly instead of double-counting."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-            await _apply(session, changes)
-    except IntegrityError as exc:
-        constraint = _constraint(exc)
-        if constraint in OVERDRAFT_CONSTRAINTS:
-            raise Overdraft(None) from exc
-        if constraint == "uq_ledger_transfers_pending_id":
-            raise CardcoreError("TRANSFER_ALREADY_RESOLVED") from exc
-        if constraint == "uq_ledger_transfers_key" and row.key is not None:
-            existing = await find_by_key(session, row.key)
-            if existing is not None:
-                return existing
-        raise
-    return row
+    """Record the transfer, then move the totals; or raise Overdraft having changed nothing.
 
-
-async def _account_currency(session: AsyncSession, *account_ids: str) -> set[str]:
-    rows = await session.scalars(
-        select(LedgerAccount.currency).where(LedgerAccount.id.in_(account_ids))
+    The row goes in first, `ON CONFLICT DO NOTHING`: a unique name it carries (its `key`, or the
+    one resolution of a pending transfer) is claimed before any total moves, so a racing twin
+    waits for it and then finds it taken — the existing transfer for a key, 409
+    TRANSFER_ALREADY_RESOLVED for a resolution — with its transaction still usable."""
+    rules = await _rules(session, list(changes))
+    if {r.currency for r in rules.values()} != {row.currency}:
+        raise CardcoreError("CURRENCY_MISMATCH")
+    values = {c.key: getattr(row, c.key) for c in LedgerTransfer.__table__.columns}
+    values.pop("created_at")
+    values["id"] = values["id"] or new_id("ltr")
+    recorded = await session.scalar(
+        insert(LedgerTransfer).values(**values).on_conflict_do_nothing().returning(LedgerTransfer)
     )
-    return set(rows)
+    if recorded is None:
+        if row.key is not None and (existing := await find_by_key(session, row.key)) is not None:
+            return existing
+        raise CardcoreError("TRANSFER_ALREADY_RESOLVED")
+    # Not a column: the new totals of the ruled accounts, so a caller needs no second read.
+    recorded.totals_after = {}
+    moved: list[str] = []
+    for account_id in sorted(a for a in changes if not rules[a].buffered):
+        if not any(changes[account_id].values()):
+            continue
+        after = await _update(session, account_id, changes[account_id])
+        if after is None:
+            for done in reversed(moved):
+                await _update(session, done, {c: -d for c, d in changes[done].items()})
+            await session.execute(delete(LedgerTransfer).where(LedgerTransfer.id == recorded.id))
+            session.expunge(recorded)
+            raise Overdraft(account_id)
+        recorded.totals_after[account_id] = after
+        moved.append(account_id)
+    buffered = [
+        {"account_id": account_id, **dict.fromkeys(TOTALS, 0), **changes[account_id]}
+        for account_id in changes
+        if rules[account_id].buffered and any(changes[account_id].values())
+    ]
+    if buffered:
+        await session.execute(insert(LedgerAccountDelta).values(buffered))
+    return recorded
+
+
+@job("ledger.fold_deltas", every=timedelta(seconds=30))
+async def fold_deltas_job(
+    session: AsyncSession, payload: dict[str, Any], context: JobContext
+) -> None:
+    await fold_deltas(session)
+
+
+async def fold_deltas(session: AsyncSession, batch: int = 50_000) -> int:
+    """Add unfolded deltas into their accounts, a batch at a time, in one statement: a delta is
+    either still a row or already in its account, never both or neither. Returns how many."""
+    folded = await session.execute(
+        text(
+            """
+            WITH batch AS (
+                DELETE FROM ledger_account_deltas WHERE id IN (
+                    SELECT id FROM ledger_account_deltas ORDER BY id LIMIT :batch
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING account_id, debits_pending, debits_posted, credits_pending,
+                          credits_posted),
+            sums AS (
+                SELECT account_id, count(*) AS n, sum(debits_pending) AS dp,
+                       sum(debits_posted) AS dq, sum(credits_pending) AS cp,
+                       sum(credits_posted) AS cq
+                FROM batch GROUP BY account_id),
+            moved AS (
+                UPDATE ledger_accounts a
+                SET debits_pending = a.debits_pending + s.dp,
+                    debits_posted = a.debits_posted + s.dq,
+                    credits_pending = a.credits_pending + s.cp,
+                    credits_posted = a.credits_posted + s.cq
+                FROM sums s WHERE a.id = s.account_id
+                RETURNING s.n)
+            SELECT coalesce(sum(n), 0) FROM moved
+            """
+        ),
+        {"batch": batch},
+    )
+    return int(folded.scalar_one())
 
 
 async def find_by_key(session: AsyncSession, key: str) -> LedgerTransfer | None:
@@ -193,8 +319,6 @@ async def transfer(
         raise ValueError("amount must not be negative")
     if key is not None and (existing := await find_by_key(session, key)) is not None:
         return existing
-    if await _account_currency(session, debit_account_id, credit_account_id) != {currency}:
-        raise CardcoreError("CURRENCY_MISMATCH")
     side = "pending" if pending else "posted"
     row = LedgerTransfer(
         program_id=program_id,

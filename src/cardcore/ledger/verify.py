@@ -1,8 +1,8 @@
 """`cardcore ledger verify`: prove the books balance.
 
 1. Per currency, all debits equal all credits — posted and pending separately.
-2. Every account's cached totals equal the sum of its transfers: posted = singles + posts;
-   pending = pending transfers not yet resolved.
+2. Every account's cached totals (its row plus its unfolded deltas) equal the sum of its
+   transfers: posted = singles + posts; pending = pending transfers not yet resolved.
 3. No pending transfer has more than one resolution (also a unique index), and every
    resolution points at a pending transfer of the same accounts and currency.
 Returns a list of human-readable problems; empty means the ledger is consistent.
@@ -15,12 +15,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.ids import from_uuid
 
+# An account's totals: its row plus the deltas not yet folded into it (models/ledger.py).
+_ACCOUNTS = """
+    WITH accounts AS (
+        SELECT a.id, a.currency,
+               a.debits_pending + coalesce(d.debits_pending, 0) AS debits_pending,
+               a.debits_posted + coalesce(d.debits_posted, 0) AS debits_posted,
+               a.credits_pending + coalesce(d.credits_pending, 0) AS credits_pending,
+               a.credits_posted + coalesce(d.credits_posted, 0) AS credits_posted
+        FROM ledger_accounts a
+        LEFT JOIN (
+            SELECT account_id, sum(debits_pending) AS debits_pending,
+                   sum(debits_posted) AS debits_posted, sum(credits_pending) AS credits_pending,
+                   sum(credits_posted) AS credits_posted
+            FROM ledger_account_deltas GROUP BY account_id
+        ) d ON d.account_id = a.id
+    )
+"""
+
 _BALANCED = text(
-    """
+    _ACCOUNTS  # noqa: S608 - constant SQL, no input
+    + """
     SELECT currency,
            sum(debits_posted) - sum(credits_posted) AS posted_gap,
            sum(debits_pending) - sum(credits_pending) AS pending_gap
-    FROM ledger_accounts
+    FROM accounts
     GROUP BY currency
     HAVING sum(debits_posted) <> sum(credits_posted)
         OR sum(debits_pending) <> sum(credits_pending)
@@ -28,8 +47,9 @@ _BALANCED = text(
 )
 
 _CACHED_TOTALS = text(
-    """
-    WITH open_pending AS (
+    _ACCOUNTS  # noqa: S608 - constant SQL, no input
+    + """,
+    open_pending AS (
         SELECT p.* FROM ledger_transfers p
         WHERE p.kind = 'pending'
           AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id)
@@ -47,13 +67,21 @@ _CACHED_TOTALS = text(
             AS debits_pending,
           COALESCE((SELECT sum(amount) FROM open_pending t WHERE t.credit_account_id = a.id), 0)
             AS credits_pending
-        FROM ledger_accounts a
+        FROM accounts a
     )
     SELECT a.id, a.debits_posted, e.debits_posted, a.credits_posted, e.credits_posted,
            a.debits_pending, e.debits_pending, a.credits_pending, e.credits_pending
-    FROM ledger_accounts a JOIN expected e ON e.id = a.id
+    FROM accounts a JOIN expected e ON e.id = a.id
     WHERE a.debits_posted <> e.debits_posted OR a.credits_posted <> e.credits_posted
        OR a.debits_pending <> e.debits_pending OR a.credits_pending <> e.credits_pending
+    """
+)
+
+_ORPHAN_DELTAS = text(
+    """
+    SELECT DISTINCT d.account_id FROM ledger_account_deltas d
+    LEFT JOIN ledger_accounts a ON a.id = d.account_id
+    WHERE a.id IS NULL OR a.debits_must_not_exceed_credits OR a.credits_must_not_exceed_debits
     """
 )
 
@@ -81,6 +109,10 @@ async def verify(session: AsyncSession) -> list[str]:
             f"account {_public('lac', row[0])}: cached totals (dp {row[1]}, cp {row[3]}, "
             f"dq {row[5]}, cq {row[7]}) differ from its transfers (dp {row[2]}, "
             f"cp {row[4]}, dq {row[6]}, cq {row[8]})"
+        )
+    for (account_id,) in await session.execute(_ORPHAN_DELTAS):
+        problems.append(
+            f"deltas for {_public('lac', account_id)}, which is missing or has a balance rule"
         )
     for (transfer_id,) in await session.execute(_RESOLUTIONS):
         problems.append(

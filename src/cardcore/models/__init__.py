@@ -27,7 +27,7 @@ from cardcore.models.customers import (
     VerificationHistory,
 )
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
-from cardcore.models.ledger import LedgerAccount, LedgerTransfer
+from cardcore.models.ledger import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 from cardcore.models.programs import AdminUser, ApiKey, Program
 from cardcore.models.transactions import CardTransaction, CardTransactionEvent, FxRate
 from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
@@ -57,6 +57,7 @@ __all__ = [
     "JwsRequestId",
     "KycDocument",
     "LedgerAccount",
+    "LedgerAccountDelta",
     "LedgerTransfer",
     "MoneyTransfer",
     "PanDataKey",

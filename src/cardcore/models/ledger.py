@@ -5,6 +5,12 @@ another (credit) of the same currency, either at once (`single`) or in two phase
 transfer reserves the amount (a hold), and exactly one later `post`, `void` or `expire` transfer
 resolves it — exactly once, because `pending_id` is unique among resolutions. Transfers are never
 updated or deleted. Balance rules are CHECK constraints, so no code path can break them.
+
+Accounts with no balance rule (the program's system accounts: funding, card network, ...) take
+part in nearly every operation, so their totals are not updated in place: each operation appends
+a delta row, and `ledger.fold_deltas` adds them up into the account now and then. Their totals are
+the row plus its unfolded deltas. Otherwise every card authorization of a program would queue on
+one row lock until its commit.
 """
 
 from datetime import datetime
@@ -14,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Identity,
     Index,
     String,
     UniqueConstraint,
@@ -116,3 +123,18 @@ class LedgerTransfer(CreatedAt, Base):
     )
     timeout_at: Mapped[datetime | None]
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+class LedgerAccountDelta(Base):
+    """A change to the totals of an account without balance rules, not yet folded into it (see the
+    module docstring). No foreign key on purpose: checking one would share-lock the hot account
+    row on every insert; the ledger only writes deltas for accounts it has just looked up."""
+
+    __tablename__ = "ledger_account_deltas"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    account_id: Mapped[str] = mapped_column(PrefixedId("lac"), index=True)
+    debits_pending: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    debits_posted: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    credits_pending: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    credits_posted: Mapped[int] = mapped_column(BigInteger, server_default="0")
