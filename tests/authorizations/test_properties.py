@@ -378,7 +378,7 @@ def test_random_network_messages_keep_the_model_and_the_books(
             run_state_machine_as_test(
                 AuthorizationMachine,
                 settings=settings(
-                    max_examples=20,
+                    max_examples=15,
                     stateful_step_count=20,
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

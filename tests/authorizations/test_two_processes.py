@@ -2,6 +2,7 @@
 two `cardcore serve` processes on the same PostgreSQL: only the database can keep them honest."""
 
 import asyncio
+import ctypes
 import os
 import signal
 import socket
@@ -23,6 +24,14 @@ from tests.authorizations.helpers import authorization, balance, make_world
 
 CARDCORE = [sys.executable, "-m", "cardcore"]  # what the `cardcore` script runs
 ATTEMPTS, AMOUNT, FUNDS = 500, 100, 10_000
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, be sent SIGTERM when the test process dies, so a
+    killed test run leaves no server behind (the `finally` below cannot run after a SIGKILL)."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _free_port() -> int:
@@ -79,6 +88,7 @@ async def servers(settings: Settings, tmp_path: Path, count: int) -> AsyncIterat
                         stdin=asyncio.subprocess.DEVNULL,
                         stdout=asyncio.subprocess.DEVNULL,
                         stderr=stderr,
+                        preexec_fn=_die_with_parent,
                     )
                 )
             urls.append(f"http://127.0.0.1:{port}")
