@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Select, and_, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, and_, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.lifecycle import LOCK_REASONS, expired
 from cardcore.kit.errors import CardcoreError, FieldError
+from cardcore.kit.ids import PrefixedId
 from cardcore.models import Card, CardSpendCounter, Program
 
 Channel = Literal["POS", "ECOM", "ATM", "CONTACTLESS", "MAGSTRIPE", "MOTO", "INTERNATIONAL"]
@@ -285,26 +285,33 @@ async def record_spend(
     """Add an approved transaction to the card's counters (all channels and its own), for every
     period, in one statement."""
     starts = period_starts(program.timezone, now)
-    rows = [
-        {
-            "card_id": card.id,
-            "channel": channel,
-            "period": period,
-            "period_start": start,
-            "amount": transaction.amount,
-            "count": 1,
-        }
+    keys = [
+        (channel, period, start)
         for channel in ("ALL", *_channels(transaction, program))
         if channel != "INTERNATIONAL"
         for period, start in starts.items()
     ]
-    statement = insert(CardSpendCounter).values(rows)
+    channels, periods, period_starts_ = (list(column) for column in zip(*keys, strict=True))
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["card_id", "channel", "period", "period_start"],
-            set_={
-                "amount": CardSpendCounter.amount + statement.excluded.amount,
-                "count": CardSpendCounter.count + statement.excluded.count,
-            },
-        )
+        _ADD_SPEND,
+        {
+            "card_id": card.id,
+            "channels": channels,
+            "periods": periods,
+            "starts": period_starts_,
+            "amount": transaction.amount,
+        },
     )
+
+
+# One statement, one round trip, whatever the number of counters: the keys travel as arrays.
+_ADD_SPEND = text(
+    """
+    INSERT INTO card_spend_counters AS c (card_id, channel, period, period_start, amount, count)
+    SELECT :card_id, k.channel, k.period, k.period_start, :amount, 1
+    FROM unnest(CAST(:channels AS varchar[]), CAST(:periods AS varchar[]),
+                CAST(:starts AS timestamptz[])) AS k(channel, period, period_start)
+    ON CONFLICT (card_id, channel, period, period_start)
+    DO UPDATE SET amount = c.amount + excluded.amount, count = c.count + excluded.count
+    """
+).bindparams(bindparam("card_id", type_=PrefixedId("card")))

@@ -223,9 +223,12 @@ async def _run(
     values = {c.key: getattr(row, c.key) for c in LedgerTransfer.__table__.columns}
     values.pop("created_at")
     values["id"] = values["id"] or new_id("ltr")
-    recorded = await session.scalar(
-        insert(LedgerTransfer).values(**values).on_conflict_do_nothing().returning(LedgerTransfer)
-    )
+    # Parameters apart from the statement, so that its compiled form is cached.
+    recorded = (
+        await session.scalars(
+            insert(LedgerTransfer).on_conflict_do_nothing().returning(LedgerTransfer), [values]
+        )
+    ).one_or_none()
     if recorded is None:
         if row.key is not None and (existing := await find_by_key(session, row.key)) is not None:
             return existing
@@ -251,7 +254,7 @@ async def _run(
         if rules[account_id].buffered and any(changes[account_id].values())
     ]
     if buffered:
-        await session.execute(insert(LedgerAccountDelta).values(buffered))
+        await session.execute(insert(LedgerAccountDelta), buffered)
     return recorded
 
 
