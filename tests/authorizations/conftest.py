@@ -13,6 +13,10 @@ from tests.money.helpers import reload
 
 @pytest.fixture
 async def world(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict:  # type: ignore[type-arg]
+    return await make_world(client, session, partner)
+
+
+async def make_world(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict:  # type: ignore[type-arg]
     setup = await setup_cards(client, session, partner)
     await reload(client, partner, setup["balance_id"], 10_000)
     card = (await issue(client, partner, setup)).json()["data"]

@@ -280,7 +280,7 @@ class AuthorizationMachine(RuleBasedStateMachine):
         )
         response = self.post("/v1/network/refunds", self.follow_up(auth_id, amount))
         assert response.status_code == 409, response.text
-        assert response.json()["code"] == "TRANSFER_NOT_PENDING"
+        assert response.json()["code"] == "TRANSACTION_NOT_SETTLED"
         self.check_transaction(auth_id)
 
     @precondition(lambda self: bool(self.sent))

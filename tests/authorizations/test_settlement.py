@@ -253,3 +253,48 @@ async def test_hold_expiry_is_its_own_event(
     )
     assert types == {"authorization.decided", "authorization.expired"}
     assert await verify(session) == []
+
+
+async def test_network_ids_belong_to_one_program_and_one_message(
+    client: AsyncClient,
+    partner: Partner,
+    other_partner: Partner,
+    world: dict,  # type: ignore[type-arg]
+    session: AsyncSession,
+) -> None:
+    from tests.authorizations.conftest import make_world
+
+    ids = {"network_transaction_id": "SAME-1"}
+    mine = await authorize(client, world, amount=1_000, network=ids)
+    theirs_world = await make_world(client, session, other_partner)
+    theirs = await authorize(client, theirs_world, amount=50, network=ids)
+    assert theirs["authorization_id"] != mine["authorization_id"]
+    assert (theirs["approved"], theirs["available_balance"]) == (True, 9_950)
+
+    # The same ids on a different message are refused, not answered with the first one.
+    changed = await client.post(
+        "/v1/network/authorizations",
+        json=body(world, amount=999, network=ids),
+        headers=world["network"],
+    )
+    assert (changed.status_code, changed.json()["code"]) == (409, "DUPLICATE_REQUEST_ID")
+    other = await authorize(client, world, amount=100)
+    reversal_ids = {"network_transaction_id": "rev-same"}
+    first = await client.post(
+        "/v1/network/reversals",
+        json={"authorization_id": mine["authorization_id"], "network": reversal_ids},
+        headers=world["network"],
+    )
+    assert first.status_code == 200
+    elsewhere = await client.post(
+        "/v1/network/reversals",
+        json={"authorization_id": other["authorization_id"], "network": reversal_ids},
+        headers=world["network"],
+    )
+    assert elsewhere.json()["code"] == "DUPLICATE_REQUEST_ID"
+    # A refund needs a settled purchase.
+    pending = await follow_up(
+        client, world, "refunds", authorization_id=other["authorization_id"], amount=10
+    )
+    assert (pending.status_code, pending.json()["code"]) == (409, "TRANSACTION_NOT_SETTLED")
+    assert await verify(session) == []

@@ -210,3 +210,18 @@ async def test_verify_notices_a_lost_delta(session: AsyncSession, partner: Partn
     )
     problems = await verify(session)
     assert any("differ from its transfers" in p for p in problems), problems
+
+
+async def test_a_system_account_rolled_back_is_not_remembered(
+    session: AsyncSession, partner: Partner
+) -> None:
+    nested = await session.begin_nested()
+    made = await ledger.system_account(
+        session, program_id=partner.program_id, currency="EUR", kind="card_network"
+    )
+    await nested.rollback()
+    again = await ledger.system_account_id(
+        session, program_id=partner.program_id, currency="EUR", kind="card_network"
+    )
+    assert again != made.id
+    assert await session.get(LedgerAccount, again) is not None

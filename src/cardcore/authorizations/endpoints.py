@@ -30,7 +30,9 @@ FxReader = Annotated[Principal, Security(require_admin("fx.read"))]
 FxWriter = Annotated[Principal, Security(require_admin("fx.write"))]
 network_routes = router(
     tags=["network"],
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
+    responses=error_responses(
+        "UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND", "DUPLICATE_REQUEST_ID"
+    ),
 )
 routes = router(
     tags=["transactions"],
@@ -53,8 +55,16 @@ class NetworkIds(BaseModel):
             raise ValueError("give network_transaction_id, or rrn with stan")
         return self
 
-    def key(self, kind: str) -> str:
-        return "|".join([kind, self.network_transaction_id or "", self.rrn or "", self.stan or ""])
+    def key(self, program_id: str, kind: str) -> str:
+        """Unique per program and kind of message: one program's ids never find another's."""
+        parts = [
+            program_id,
+            kind,
+            self.network_transaction_id or "",
+            self.rrn or "",
+            self.stan or "",
+        ]
+        return "|".join(parts)
 
 
 class Merchant(BaseModel):
@@ -87,14 +97,14 @@ class PostingIn(BaseModel):
             raise ValueError("give exactly one of card_id and pan")
         return self
 
-    def to_request(self, kind: str) -> service.AuthorizationRequest:
+    def to_request(self, program_id: str, kind: str) -> service.AuthorizationRequest:
         return service.AuthorizationRequest(
             amount=self.amount,
             currency=self.currency,
             channel=self.channel,
             entry_mode=self.entry_mode,
             merchant=self.merchant.model_dump(),
-            network_key=self.network.key(kind),
+            network_key=self.network.key(program_id, kind),
             card_id=self.card_id,
             pan=self.pan,
         )
@@ -179,7 +189,7 @@ class TransactionRepository(TenantRepository[CardTransaction]):
 async def authorize(
     body: AuthorizationIn, principal: Network, session: DbSession, request: Request
 ) -> AuthorizationOut:
-    authorization = body.to_request("authorization")
+    authorization = body.to_request(principal.tenant_id, "authorization")
     authorization.expiry, authorization.cvv2, authorization.pin = body.expiry, body.cvv2, body.pin
     result = await service.authorize(
         session,
@@ -197,7 +207,7 @@ async def reverse(body: FollowUpIn, principal: Network, session: DbSession) -> A
         program_id=principal.tenant_id,
         transaction_id=body.authorization_id,
         amount=body.amount,
-        network_key=body.network.key("reversal"),
+        network_key=body.network.key(principal.tenant_id, "reversal"),
     )
     return AuthorizationOut(**result)
 
@@ -217,7 +227,7 @@ async def clear(body: FollowUpIn, principal: Network, session: DbSession) -> Aut
         program_id=principal.tenant_id,
         transaction_id=body.authorization_id,
         amount=body.amount,
-        network_key=body.network.key("clearing"),
+        network_key=body.network.key(principal.tenant_id, "clearing"),
     )
     return AuthorizationOut(**result)
 
@@ -236,7 +246,7 @@ async def force_post(
         session,
         request.app.state.card_services,
         program_id=principal.tenant_id,
-        request=body.to_request("force_post"),
+        request=body.to_request(principal.tenant_id, "force_post"),
         kind="FORCE_POST",
     )
     return AuthorizationOut(**result)
@@ -289,7 +299,7 @@ async def increment(
         program_id=principal.tenant_id,
         transaction_id=body.authorization_id,
         amount=body.amount,
-        network_key=body.network.key("increment"),
+        network_key=body.network.key(principal.tenant_id, "increment"),
     )
     return AuthorizationOut(**result)
 
@@ -328,6 +338,7 @@ class RefundIn(BaseModel):
     summary="Money back to the card",
     description="Linked to the purchase (`authorization_id`; refunds add up to at most what it"
     " settled for), or a credit naming only the card.",
+    responses=error_responses("TRANSACTION_NOT_SETTLED"),
 )
 async def refund(
     body: RefundIn, principal: Network, session: DbSession, request: Request
@@ -349,7 +360,7 @@ async def refund(
             session,
             request.app.state.card_services,
             program_id=principal.tenant_id,
-            request=posting.to_request("refund"),
+            request=posting.to_request(principal.tenant_id, "refund"),
             kind="REFUND",
         )
     else:
@@ -358,7 +369,7 @@ async def refund(
             program_id=principal.tenant_id,
             transaction_id=body.authorization_id,
             amount=body.amount,
-            network_key=body.network.key("refund"),
+            network_key=body.network.key(principal.tenant_id, "refund"),
         )
     return AuthorizationOut(**result)
 

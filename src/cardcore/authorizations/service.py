@@ -102,6 +102,12 @@ class AuthorizationRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _reused_ids() -> CardcoreError:
+    return CardcoreError(
+        "DUPLICATE_REQUEST_ID", "These network ids were already used for a different message."
+    )
+
+
 async def _stored(session: AsyncSession, network_key: str) -> CardTransactionEvent | None:
     return await session.scalar(
         select(CardTransactionEvent).where(CardTransactionEvent.network_key == network_key)
@@ -170,11 +176,19 @@ async def _load(
                     )
                 )
             ).scalar_subquery()
-        previous, loaded.deposit_account_id, spent_rows = (
+        stored = select(CardTransactionEvent).where(
+            CardTransactionEvent.network_key == request.network_key
+        )
+        previous, previous_amount, previous_card, loaded.deposit_account_id, spent_rows = (
             await session.execute(
                 select(
-                    select(CardTransactionEvent.response)
-                    .where(CardTransactionEvent.network_key == request.network_key)
+                    stored.with_only_columns(CardTransactionEvent.response).scalar_subquery(),
+                    stored.with_only_columns(CardTransactionEvent.amount).scalar_subquery(),
+                    stored.join(
+                        CardTransaction,
+                        CardTransaction.id == CardTransactionEvent.transaction_id,
+                    )
+                    .with_only_columns(CardTransaction.card_id)
                     .scalar_subquery(),
                     select(PartnerBalance.ledger_account_id)
                     .where(
@@ -187,6 +201,11 @@ async def _load(
                 )
             )
         ).one()
+        if previous is not None and (previous_amount, previous_card) != (
+            request.amount,
+            loaded.card.id,
+        ):
+            raise _reused_ids()
         loaded.previous = previous
         loaded.spent = controls.as_spent(spent_rows or [])
     return loaded
@@ -489,11 +508,17 @@ async def _answer(
 
 
 async def _follow_up(
-    session: AsyncSession, program_id: str, transaction_id: str, network_key: str, status: str
+    session: AsyncSession,
+    program_id: str,
+    transaction_id: str,
+    network_key: str,
+    status: str,
+    amount: int | None = None,
 ) -> tuple[CardTransaction, dict[str, Any] | None]:
     """Lock the authorization a follow-up message is about, then look for the message's first
     answer: checked under the lock, so a retransmission racing its original gets the answer
-    instead of a conflict. Without one, the authorization must be in `status`."""
+    instead of a conflict. The same ids on a different message are refused. Without a first
+    answer, the authorization must be in `status`."""
     row = None
     if is_valid("txn", transaction_id):
         row = await session.scalar(
@@ -504,9 +529,12 @@ async def _follow_up(
     if row is None:
         raise NotFound("authorization")
     if (previous := await _stored(session, network_key)) is not None:
+        if previous.transaction_id != row.id or amount not in (None, previous.amount):
+            raise _reused_ids()
         return row, previous.response
     if row.status != status:
-        raise CardcoreError("TRANSFER_NOT_PENDING", f"The authorization is {row.status}.")
+        code = "TRANSFER_NOT_PENDING" if status == "PENDING" else "TRANSACTION_NOT_SETTLED"
+        raise CardcoreError(code, f"The authorization is {row.status}.")
     return row, None
 
 
@@ -577,7 +605,9 @@ async def reverse(
     amount: int | None,
     network_key: str,
 ) -> dict[str, Any]:
-    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "PENDING")
+    row, previous = await _follow_up(
+        session, program_id, transaction_id, network_key, "PENDING", amount
+    )
     if previous is not None:
         return previous
     release = row.held_amount if amount is None else amount
@@ -617,7 +647,9 @@ async def clear(
 ) -> dict[str, Any]:
     """Settle an authorization: post what was held, or less (the rest is released), or more
     within the merchant category's tolerance (the excess is charged on top, if it can be)."""
-    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "PENDING")
+    row, previous = await _follow_up(
+        session, program_id, transaction_id, network_key, "PENDING", amount
+    )
     if previous is not None:
         return previous
     held = row.held_amount
@@ -657,7 +689,9 @@ async def increment(
 ) -> dict[str, Any]:
     """Raise a hold by `amount` (in the balance's currency). The old hold is voided and a larger
     one made inside one savepoint: if the balance cannot cover it, nothing changes."""
-    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "PENDING")
+    row, previous = await _follow_up(
+        session, program_id, transaction_id, network_key, "PENDING", amount
+    )
     if previous is not None:
         return previous
     try:
@@ -690,7 +724,9 @@ async def refund(
 ) -> dict[str, Any]:
     """Money back from the merchant to the card's balance, linked to the original purchase, and
     never more in all than the purchase settled for."""
-    row, previous = await _follow_up(session, program_id, transaction_id, network_key, "SETTLED")
+    row, previous = await _follow_up(
+        session, program_id, transaction_id, network_key, "SETTLED", amount
+    )
     if previous is not None:
         return previous
     refunded = await session.scalar(

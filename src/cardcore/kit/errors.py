@@ -108,6 +108,9 @@ CATALOG: dict[str, ErrorSpec] = {
         409, "conflict", "This pending transfer was already posted, voided or expired."
     ),
     "TRANSFER_NOT_PENDING": ErrorSpec(409, "conflict", "This transfer is no longer pending."),
+    "TRANSACTION_NOT_SETTLED": ErrorSpec(
+        409, "conflict", "Only a settled purchase can be refunded."
+    ),
     "CLEARING_ABOVE_TOLERANCE": ErrorSpec(
         422,
         "invalid_request",

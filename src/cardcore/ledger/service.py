@@ -90,16 +90,20 @@ async def system_account(
             index_where=LedgerAccount.owner_id.is_(None),
         )
     )
-    account = await session.scalar(
-        select(LedgerAccount).where(
-            LedgerAccount.program_id == program_id,
-            LedgerAccount.currency == currency,
-            LedgerAccount.kind == kind,
-            LedgerAccount.owner_id.is_(None),
+    account, settled = (
+        await session.execute(
+            select(LedgerAccount, LedgerAccount.created_at < func.now()).where(
+                LedgerAccount.program_id == program_id,
+                LedgerAccount.currency == currency,
+                LedgerAccount.kind == kind,
+                LedgerAccount.owner_id.is_(None),
+            )
         )
-    )
-    assert account is not None
-    _SYSTEM_ACCOUNTS[(program_id, currency, kind)] = account.id
+    ).one()
+    if settled:
+        # Made before this transaction began, so committed: it exists for good. One made in this
+        # transaction (created_at is its start, now()) could still be rolled back.
+        _SYSTEM_ACCOUNTS[(program_id, currency, kind)] = account.id
     return account
 
 
