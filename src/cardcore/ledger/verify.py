@@ -46,34 +46,42 @@ _BALANCED = text(
     """
 )
 
+# One pass over the transfers, grouped by account (not a subquery per account: that would read
+# every transfer once per account, hopeless with millions of both).
 _CACHED_TOTALS = text(
     _ACCOUNTS  # noqa: S608 - constant SQL, no input
     + """,
     open_pending AS (
-        SELECT p.* FROM ledger_transfers p
+        SELECT p.debit_account_id, p.credit_account_id, p.amount FROM ledger_transfers p
         WHERE p.kind = 'pending'
           AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id)
     ),
-    posted AS (
-        SELECT * FROM ledger_transfers WHERE kind IN ('single', 'post')
+    moves AS (
+        SELECT debit_account_id AS account_id, 0 AS dp, amount AS dq, 0 AS cp, 0 AS cq
+        FROM ledger_transfers WHERE kind IN ('single', 'post')
+        UNION ALL
+        SELECT credit_account_id, 0, 0, 0, amount
+        FROM ledger_transfers WHERE kind IN ('single', 'post')
+        UNION ALL
+        SELECT debit_account_id, amount, 0, 0, 0 FROM open_pending
+        UNION ALL
+        SELECT credit_account_id, 0, 0, amount, 0 FROM open_pending
     ),
     expected AS (
-        SELECT a.id,
-          COALESCE((SELECT sum(amount) FROM posted t WHERE t.debit_account_id = a.id), 0)
-            AS debits_posted,
-          COALESCE((SELECT sum(amount) FROM posted t WHERE t.credit_account_id = a.id), 0)
-            AS credits_posted,
-          COALESCE((SELECT sum(amount) FROM open_pending t WHERE t.debit_account_id = a.id), 0)
-            AS debits_pending,
-          COALESCE((SELECT sum(amount) FROM open_pending t WHERE t.credit_account_id = a.id), 0)
-            AS credits_pending
-        FROM accounts a
+        SELECT account_id, sum(dp) AS debits_pending, sum(dq) AS debits_posted,
+               sum(cp) AS credits_pending, sum(cq) AS credits_posted
+        FROM moves GROUP BY account_id
+    ),
+    compared AS (
+        SELECT a.id, a.debits_posted, coalesce(e.debits_posted, 0) AS e_debits_posted,
+               a.credits_posted, coalesce(e.credits_posted, 0) AS e_credits_posted,
+               a.debits_pending, coalesce(e.debits_pending, 0) AS e_debits_pending,
+               a.credits_pending, coalesce(e.credits_pending, 0) AS e_credits_pending
+        FROM accounts a LEFT JOIN expected e ON e.account_id = a.id
     )
-    SELECT a.id, a.debits_posted, e.debits_posted, a.credits_posted, e.credits_posted,
-           a.debits_pending, e.debits_pending, a.credits_pending, e.credits_pending
-    FROM accounts a JOIN expected e ON e.id = a.id
-    WHERE a.debits_posted <> e.debits_posted OR a.credits_posted <> e.credits_posted
-       OR a.debits_pending <> e.debits_pending OR a.credits_pending <> e.credits_pending
+    SELECT * FROM compared
+    WHERE debits_posted <> e_debits_posted OR credits_posted <> e_credits_posted
+       OR debits_pending <> e_debits_pending OR credits_pending <> e_credits_pending
     """
 )
 
