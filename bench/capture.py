@@ -10,6 +10,7 @@ earlier run still works when the capture cannot be done (no server log to read).
 """
 
 import asyncio
+import hashlib
 import itertools
 import re
 import secrets
@@ -187,6 +188,8 @@ class ScriptBuilder:
     started_ms: int
     ntx: str
     constants: list[Constant]
+    # Other values of the run as they are logged (a key's hash, say) -> their -D variable.
+    values: dict[str, str] = field(default_factory=dict)
     fresh: dict[uuid.UUID, str] = field(default_factory=dict)
     defines: set[str] = field(default_factory=lambda: {"cards", "hi"})
     unknown: set[str] = field(default_factory=set)
@@ -250,6 +253,9 @@ class ScriptBuilder:
         """SQL for one parameter's value, its run-specific parts made pgbench expressions."""
         if value is None:
             return "NULL"
+        if value in self.values:
+            self.defines.add(self.values[value])
+            return f"(:{self.values[value]})"
         if _UUID.match(value):
             replaced = self._uuid_sql(uuid.UUID(value), value)
             return replaced if replaced is not None else _quote(value)
@@ -291,6 +297,7 @@ class ScriptBuilder:
             f"-- {len(commands)} statements, {round_trips(statements)} round trips with the "
             "pool pre-ping's unlogged empty query. A random card n of :cards.",
             f"-- bench-defines: {' '.join(sorted(self.defines))}",
+            f"-- bench-shape: {shape(statements)}",
         ]
         return "\n".join([*header, *sets, *commands]) + "\n"
 
@@ -302,8 +309,20 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def script_defines(script: str) -> list[str]:
+def shape(statements: list[Statement]) -> str:
+    """A digest of the statements without their values: it changes when the code does."""
+    return hashlib.sha256("\n".join(s.sql for s in statements).encode()).hexdigest()[:16]
+
+
+def header_field(script: str, name: str) -> str | None:
     for line in script.splitlines():
-        if line.startswith("-- bench-defines:"):
-            return line.split(":", 1)[1].split()
-    raise RuntimeError("the pgbench script has no `-- bench-defines:` line")
+        if line.startswith(f"-- bench-{name}:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def script_defines(script: str) -> list[str]:
+    found = header_field(script, "defines")
+    if found is None:
+        raise RuntimeError("the pgbench script has no `-- bench-defines:` line")
+    return found.split()

@@ -150,6 +150,21 @@ class PgbenchResult:
     def ok(self) -> bool:
         return self.returncode == 0 and self.failed == 0 and self.transactions > 0
 
+    def slowest(self, count: int = 3) -> list[tuple[float, str]]:
+        """The statements with the highest average latency (pgbench -r)."""
+        found: list[tuple[float, str]] = []
+        inside = False
+        for line in self.output.splitlines():
+            if line.startswith("statement latencies"):
+                inside = True
+                continue
+            match = re.match(r"^\s+([\d.]+)\s+(?:\d+\s+)?(\S.*)$", line) if inside else None
+            if match:
+                found.append((float(match[1]), match[2]))
+            elif inside and found:
+                break
+        return sorted(found, reverse=True)[:count]
+
 
 def run_pgbench(
     binary: str,

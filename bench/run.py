@@ -16,17 +16,19 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import capture, drivers, seed
+from bench import capture, cpu, drivers, seed
 from bench import idscheme as k
 from bench.idscheme import IdScheme
 from bench.server import (
@@ -39,6 +41,7 @@ from bench.server import (
     start_database,
     stop_database,
 )
+from cardcore.kit.crypto import sha256_digest
 from cardcore.kit.ids import from_uuid, to_uuid
 
 RESULTS = Path(__file__).with_name("results")
@@ -85,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="results of the standard run to compare with (default bench/results/standard.json)",
     )
+    parser.add_argument(
+        "--verify-timeout",
+        type=float,
+        default=900,
+        help="seconds `cardcore ledger verify` may take (900)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     args.cards = args.cards or (LARGE_CARDS if args.large else STANDARD_CARDS)
@@ -113,6 +122,7 @@ class Report:
     load_seconds: float = 0.0
     setup_seconds: float = 0.0
     statements: list[str] = field(default_factory=list)
+    statement_count: int = 0
     round_trips: int = 0
     script: str = ""
     peak: drivers.LoadResult | None = None
@@ -121,6 +131,7 @@ class Report:
     half: drivers.LoadResult | None = None
     half_rate: float = 0.0
     loadgen_ping: drivers.LoadResult | None = None
+    cpu_use: dict[str, cpu.CpuUse] = field(default_factory=dict)
     verify_ok: bool = False
     verify_output: str = ""
     problems: list[str] = field(default_factory=list)
@@ -188,12 +199,18 @@ def _uuid(prefix: str, public_id: str) -> uuid.UUID:
 
 
 def pgbench_defines(
-    names: list[str], scheme: IdScheme, cards: int, constants: list[capture.Constant]
+    names: list[str],
+    scheme: IdScheme,
+    cards: int,
+    constants: list[capture.Constant],
+    values: dict[str, str],
 ) -> dict[str, str]:
     by_name = {c.name: c for c in constants}
     defines: dict[str, str] = {}
     for name in names:
-        if name == "cards":
+        if name in values:
+            defines[name] = values[name]
+        elif name == "cards":
             defines[name] = str(cards)
         elif name == "hi":
             defines[name] = scheme.hi_hex
@@ -269,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
             if seconds >= 1:
                 say(f"  {step}: {seconds:.1f} s")
         card_head = scheme.head("card", k.CARD)
+        meter = cpu.CpuMeter(os.getpgid(server.pid), _postmaster(database))
+
+        def measured(name: str, run: Callable[[], drivers.LoadResult]) -> drivers.LoadResult:
+            before = meter.snapshot()
+            result = run()
+            report.cpu_use[name] = cpu.between(before, meter.snapshot())
+            say(f"  CPUs busy: {report.cpu_use[name].describe()}")
+            return result
 
         if args.warmup > 0:
             warm = generator.authorize(
@@ -284,13 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         report.setup_seconds = time.monotonic() - started
 
         say(f"peak: {generator.name}, {args.concurrency} connections, {args.duration:.0f} s")
-        report.peak = generator.authorize(
-            template.network_key, card_head, args.cards, args.concurrency, args.duration
+        report.peak = measured(
+            "peak",
+            lambda: generator.authorize(
+                template.network_key, card_head, args.cards, args.concurrency, args.duration
+            ),
         )
         _show("authorizations", report.peak)
 
         say("ceiling: GET /v1/ping, same generator and concurrency")
-        report.ping = generator.ping(args.concurrency, args.duration)
+        report.ping = measured("ping", lambda: generator.ping(args.concurrency, args.duration))
         _show("ping", report.ping)
 
         binary = find_pgbench(_server_major(database))
@@ -309,21 +337,26 @@ def main(argv: list[str] | None = None) -> int:
             f"  pgbench: {report.pgbench.tps:.0f} tps, p50 {report.pgbench.p50_ms:.1f} ms, "
             f"p99 {report.pgbench.p99_ms:.1f} ms, {report.pgbench.failed} failed"
         )
+        for latency, statement in report.pgbench.slowest():
+            say(f"    {latency:7.3f} ms  {statement[:100]}")
         if not report.pgbench.ok:
             say(report.pgbench.output[-3000:])
 
         report.half_rate = max(1.0, report.peak.rps / 2)
         say(f"half peak: bench.loadgen, open loop at {report.half_rate:.0f}/s")
-        report.half = drivers.run_loadgen(
-            port,
-            mode="auth",
-            concurrency=args.concurrency,
-            duration=args.duration,
-            rate=report.half_rate,
-            key=template.network_key,
-            card_head=card_head,
-            cards=args.cards,
-            tag=f"h{secrets.token_hex(4)}",
+        report.half = measured(
+            "half",
+            lambda: drivers.run_loadgen(
+                port,
+                mode="auth",
+                concurrency=args.concurrency,
+                duration=args.duration,
+                rate=report.half_rate,
+                key=template.network_key,
+                card_head=card_head,
+                cards=args.cards,
+                tag=f"h{secrets.token_hex(4)}",
+            ),
         )
         _show("authorizations", report.half)
 
@@ -334,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         _show("ping", report.loadgen_ping)
 
         server.stop()
-        verified = _verify(env)
+        say("cardcore ledger verify …")
+        verified = _verify(env, args.verify_timeout)
         report.verify_ok, report.verify_output = verified
         say(report.verify_output.strip())
     except Exception as exc:
@@ -384,6 +418,8 @@ def _capture_script(
         capture.Constant("network_key", "key", _uuid("key", template.network_key_id)),
         capture.Constant("network_account", "lac", uuid.UUID(asyncio.run(network_account()))),
     ]
+    # How the log shows the network key's hash, which the key lookup is by.
+    logged_hash = "\\x" + sha256_digest(template.network_key).hex()
     card_n = args.cards // 2 + 1
     captured = asyncio.run(
         capture.capture(
@@ -398,6 +434,10 @@ def _capture_script(
         say("no server log to read (--database-url): using bench/authorization.sql as it is")
         text = capture.SCRIPT.read_text()
         path = capture.SCRIPT
+        counted = re.search(r"^-- (\d+) statements, (\d+) round trips", text, re.MULTILINE)
+        if counted:
+            report.statement_count, report.round_trips = int(counted[1]), int(counted[2])
+            say(f"it holds {counted[1]} statements of an earlier capture")
     else:
         builder = capture.ScriptBuilder(
             scheme=scheme,
@@ -405,11 +445,13 @@ def _capture_script(
             started_ms=captured.started_ms,
             ntx=captured.ntx,
             constants=constants,
+            values={logged_hash: "network_key_hash"},
         )
         text = builder.script(captured.statements)
         path = work / "authorization.sql"
         path.write_text(text)
         report.round_trips = capture.round_trips(captured.statements)
+        report.statement_count = len(captured.statements)
         report.statements = [" ".join(s.sql.split()) for s in captured.statements]
         if builder.unknown:
             say(
@@ -417,9 +459,12 @@ def _capture_script(
                 f"({', '.join(sorted(builder.unknown))}): the script is for this run only"
             )
         else:
-            if not capture.SCRIPT.exists() or capture.SCRIPT.read_text() != text:
-                say("bench/authorization.sql updated from this capture")
-            capture.SCRIPT.write_text(text)
+            # The committed script is the fallback for runs that cannot capture; it is rewritten
+            # when the statements change, not for every new id or amount in them.
+            before = capture.SCRIPT.read_text() if capture.SCRIPT.exists() else ""
+            if capture.header_field(before, "shape") != capture.header_field(text, "shape"):
+                capture.SCRIPT.write_text(text)
+                say("the statements changed: bench/authorization.sql rewritten")
         say(
             f"one authorization ran {len(captured.statements)} statements "
             f"({report.round_trips} round trips):"
@@ -427,8 +472,21 @@ def _capture_script(
         for number, statement in enumerate(report.statements, 1):
             say(f"  {number:2}. {statement[:110]}")
     report.script = str(path)
-    defines = pgbench_defines(capture.script_defines(text), scheme, args.cards, constants)
+    defines = pgbench_defines(
+        capture.script_defines(text),
+        scheme,
+        args.cards,
+        constants,
+        {"network_key_hash": logged_hash},
+    )
     return Script(path=path, defines=defines)
+
+
+def _postmaster(database: Any) -> int | None:
+    """The embedded server's main process (the first line of postmaster.pid)."""
+    if database.pgdata is None:
+        return None
+    return int((database.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
 
 
 def _server_major(database: Any) -> int:
@@ -442,12 +500,22 @@ def _server_major(database: Any) -> int:
     return asyncio.run(version())
 
 
-def _verify(env: dict[str, str]) -> tuple[bool, str]:
+def _verify(env: dict[str, str], timeout: float) -> tuple[bool, str]:
     # An offline check over every transfer: the API's statement timeout is not meant for it.
     env = {**env, "CARDCORE_DB_STATEMENT_TIMEOUT_MS": "0"}
-    done = subprocess.run(
-        [CARDCORE, "ledger", "verify"], env=env, capture_output=True, text=True, check=False
-    )
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [CARDCORE, "ledger", "verify"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"ledger verify did not finish in {timeout:.0f} s (--verify-timeout)"
+    say(f"ledger verify took {time.monotonic() - started:.0f} s")
     output = done.stdout + done.stderr
     if done.returncode != 0 and "ledger NOT consistent" not in output:
         # It did not get to an answer: the end of its traceback says why.
@@ -493,7 +561,8 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
         ("bulk load", f"{report.load_seconds:.1f} s", ""),
         (
             "statements per authorization",
-            f"{len(report.statements) or '?'} ({report.round_trips or '?'} round trips)",
+            f"{report.statement_count} ({report.round_trips} round trips)"
+            + ("" if report.statements else ", from an earlier capture"),
             "",
         ),
         (
@@ -507,7 +576,9 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
             "",
         ),
         ("  latency p50 / p95 / p99", _latency(peak), ""),
+        ("  CPUs busy", _cpu(report, "peak"), ""),
         ("ping ceiling (same generator)", f"{ping.rps:,.0f}/s, p99 {ping.p99_ms:.1f} ms", ""),
+        ("  CPUs busy", _cpu(report, "ping"), ""),
         ("pgbench ceiling (same statements)", f"{pg.tps:,.0f} tps, p99 {pg.p99_ms:.1f} ms", ""),
         ("auth/s ÷ ping/s", f"{_ratio(peak.rps, ping.rps):.2f}", ""),
         (
@@ -525,6 +596,7 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
             _latency(half),
             _target(half.p99_ms < 25, "p99 < 25 ms"),
         ),
+        ("  CPUs busy", _cpu(report, "half"), ""),
         ("bench.loadgen ping ceiling", f"{own.rps:,.0f}/s", ""),
         ("ledger verify", "clean" if report.verify_ok else "FAILED", ""),
     ]
@@ -572,6 +644,11 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
     for problem in problems:
         say(f"FAILED: {problem}")
     return 1 if problems else 0
+
+
+def _cpu(report: Report, run: str) -> str:
+    use = report.cpu_use.get(run)
+    return use.describe() if use else "?"
 
 
 def _latency(result: drivers.LoadResult) -> str:

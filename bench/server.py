@@ -125,6 +125,11 @@ class Server:
             time.sleep(0.25)
         raise RuntimeError(f"cardcore serve did not answer /v1/ping:\n{self.log_tail()}")
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
