@@ -33,6 +33,7 @@ from bench import idscheme as k
 from bench.idscheme import IdScheme
 from bench.server import (
     CARDCORE,
+    Database,
     Server,
     cardcore,
     cardcore_env,
@@ -102,6 +103,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.history = LARGE_HISTORY
     if args.cards > k.MAX_N or args.history > k.MAX_N:
         parser.error("too many cards or transactions")
+    # Past transactions are copies of one of TEMPLATE_AMOUNT; they must leave each card funds
+    # for the bench's own authorizations.
+    per_card = -(-args.history // args.cards)
+    if per_card * seed.TEMPLATE_AMOUNT > args.fund // 2:
+        parser.error(f"{per_card} past transactions per card would spend half of --fund")
     return args
 
 
@@ -229,52 +235,77 @@ def pgbench_defines(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    label = "large" if args.large else "standard" if args.cards == STANDARD_CARDS else "custom"
-    report = Report(
-        label=label,
-        cards=args.cards,
-        history=args.history,
-        concurrency=args.concurrency,
-        duration=args.duration,
-        workers=args.workers,
-    )
-    busy = report.load_average = os.getloadavg()[0]
-    report.cpus = os.cpu_count() or 0
-    if busy > 0.5:
-        say(
-            f"warning: load average {busy:.1f} before starting: other processes are using the "
-            "CPUs that server, database and generators share, so the figures will be low"
-        )
-    work = Path(tempfile.mkdtemp(prefix="cardcore-bench-"))
-    data_dir = args.data_dir or work / "data"
-    if args.database_url and not args.data_dir:
-        data_dir = Path(os.environ.get("CARDCORE_DATA_DIR", ".cardcore")).resolve()
-    say(f"work directory {work}")
-    database = server = None
-    started = time.monotonic()
+    run = Run(args)
     try:
-        database = start_database(data_dir, args.database_url)
+        run.prepare()
+        run.measure()
+        run.verify()
+    except Exception as exc:
+        run.report.problems.append(f"{type(exc).__name__}: {exc}")
+        if run.server is not None:
+            say("server log tail:\n" + run.server.log_tail(3000))
+        raise
+    finally:
+        run.close()
+    return _summarize(run.report, args)
+
+
+class Run:
+    """One benchmark: the phases of the module docstring, in order."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        label = "large" if args.large else "standard" if args.cards == STANDARD_CARDS else "custom"
+        self.report = Report(
+            label=label,
+            cards=args.cards,
+            history=args.history,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            workers=args.workers,
+            cpus=os.cpu_count() or 0,
+            load_average=os.getloadavg()[0],
+        )
+        self.started = time.monotonic()
+        self.work = Path(tempfile.mkdtemp(prefix="cardcore-bench-"))
+        self.data_dir = args.data_dir or self.work / "data"
+        if args.database_url and not args.data_dir:
+            self.data_dir = Path(os.environ.get("CARDCORE_DATA_DIR", ".cardcore")).resolve()
+        self.database: Database | None = None
+        self.server: Server | None = None
+
+    def prepare(self) -> None:
+        """PostgreSQL, cardcore serving, the cards, a warm-up and the capture."""
+        args, report = self.args, self.report
+        if report.load_average > 0.5:
+            say(
+                f"warning: load average {report.load_average:.1f} before starting: other "
+                "processes are using the CPUs that server, database and generators share, so "
+                "the figures will be low"
+            )
+        say(f"work directory {self.work}")
+        self.database = start_database(self.data_dir, args.database_url)
         say("PostgreSQL: " + ("--database-url" if args.database_url else "embedded, fresh"))
-        port = free_port()
-        env = cardcore_env(database, data_dir, port, args.workers)
-        cardcore(env, "migrate")
-        server = Server(env, work / "server.log")
-        server.start()
-        say(f"cardcore serve: {args.workers} workers on {server.base_url}")
+        self.port = free_port()
+        self.env = cardcore_env(self.database, self.data_dir, self.port, args.workers)
+        cardcore(self.env, "migrate")
+        self.server = Server(self.env, self.work / "server.log")
+        self.server.start()
+        say(f"cardcore serve: {args.workers} workers on {self.server.base_url}")
 
         wrk = None if args.generator == "python" else drivers.ensure_wrk(not args.no_install)
         if args.generator == "wrk" and wrk is None:
             raise RuntimeError("--generator wrk, but wrk is not installed")
-        generator = Generator(wrk, port)
+        self.generator = Generator(wrk, self.port)
 
-        template = seed.make_template(server, args.fund, args.cards, args.history > 0)
-        scheme = IdScheme.fresh()
+        self.template = seed.make_template(self.server, args.fund, args.cards, args.history > 0)
+        self.scheme = IdScheme.fresh()
         say(f"loading {args.cards:,} cards and {args.history:,} past transactions …")
         load = asyncio.run(
             seed.bulk_load(
-                database,
-                template,
-                scheme,
+                self.database,
+                self.template,
+                self.scheme,
                 cards=args.cards,
                 fund=args.fund,
                 history=args.history,
@@ -285,57 +316,67 @@ def main(argv: list[str] | None = None) -> int:
         for step, seconds in load.steps.items():
             if seconds >= 1:
                 say(f"  {step}: {seconds:.1f} s")
-        card_head = scheme.head("card", k.CARD)
-        meter = cpu.CpuMeter(os.getpgid(server.pid), _postmaster(database))
-
-        def measured(name: str, run: Callable[[], drivers.LoadResult]) -> drivers.LoadResult:
-            before = meter.snapshot()
-            result = run()
-            report.cpu_use[name] = cpu.between(before, meter.snapshot())
-            say(f"  CPUs busy: {report.cpu_use[name].describe()}")
-            return result
+        self.card_head = self.scheme.head("card", k.CARD)
+        self.meter = cpu.CpuMeter(os.getpgid(self.server.pid), _postmaster(self.database))
 
         if args.warmup > 0:
-            warm = generator.authorize(
-                template.network_key, card_head, args.cards, args.concurrency, args.warmup
-            )
+            warm = self.authorize(args.warmup)
             say(
                 f"warm-up (not counted): {warm.rps:.0f} authorizations/s, {warm.approved} "
                 f"approved, {warm.declined} declined, {warm.http_errors} HTTP errors, "
                 f"{warm.errors - warm.http_errors} timeouts or socket errors"
             )
-
-        script = _capture_script(args, database, server, template, scheme, report, work)
-        report.setup_seconds = time.monotonic() - started
-
-        say(f"peak: {generator.name}, {args.concurrency} connections, {args.duration:.0f} s")
-        report.peak = measured(
-            "peak",
-            lambda: generator.authorize(
-                template.network_key, card_head, args.cards, args.concurrency, args.duration
-            ),
+        self.script = _capture_script(
+            args, self.database, self.server, self.template, self.scheme, report, self.work
         )
+        report.setup_seconds = time.monotonic() - self.started
+
+    def authorize(self, duration: float) -> drivers.LoadResult:
+        return self.generator.authorize(
+            self.template.network_key,
+            self.card_head,
+            self.args.cards,
+            self.args.concurrency,
+            duration,
+        )
+
+    def measured(self, name: str, run: Callable[[], drivers.LoadResult]) -> drivers.LoadResult:
+        """`run`, and the CPUs each side kept busy while it ran."""
+        before = self.meter.snapshot()
+        result = run()
+        self.report.cpu_use[name] = cpu.between(before, self.meter.snapshot())
+        say(f"  CPUs busy: {self.report.cpu_use[name].describe()}")
+        return result
+
+    def measure(self) -> None:
+        """Peak, the ping and pgbench ceilings, half peak, and bench.loadgen's own ceiling."""
+        args, report = self.args, self.report
+        assert self.database is not None
+        say(f"peak: {self.generator.name}, {args.concurrency} connections, {args.duration:.0f} s")
+        report.peak = self.measured("peak", lambda: self.authorize(args.duration))
         _show("authorizations", report.peak)
 
         say("ceiling: GET /v1/ping, same generator and concurrency")
-        report.ping = measured("ping", lambda: generator.ping(args.concurrency, args.duration))
+        report.ping = self.measured(
+            "ping", lambda: self.generator.ping(args.concurrency, args.duration)
+        )
         _show("ping", report.ping)
 
-        binary = find_pgbench(_server_major(database))
+        binary = find_pgbench(_server_major(self.database))
         say(f"ceiling: pgbench ({binary}) running the captured statements")
         report.pgbench = drivers.run_pgbench(
             binary,
-            database.dsn,
-            script.path,
-            script.defines,
+            self.database.dsn,
+            self.script.path,
+            self.script.defines,
             concurrency=args.concurrency,
             duration=args.duration,
-            work_dir=work,
+            work_dir=self.work,
         )
-        (work / "pgbench.out").write_text(report.pgbench.output)
+        (self.work / "pgbench.out").write_text(report.pgbench.output)
         say(
             f"  pgbench: {report.pgbench.tps:.0f} tps, p50 {report.pgbench.p50_ms:.1f} ms, "
-            f"p99 {report.pgbench.p99_ms:.1f} ms, {report.pgbench.failed} failed"
+            f"p99 {report.pgbench.p99_ms:.1f} ms, {report.pgbench.failed} failed; slowest:"
         )
         for latency, statement in report.pgbench.slowest():
             say(f"    {latency:7.3f} ms  {statement[:100]}")
@@ -344,16 +385,16 @@ def main(argv: list[str] | None = None) -> int:
 
         report.half_rate = max(1.0, report.peak.rps / 2)
         say(f"half peak: bench.loadgen, open loop at {report.half_rate:.0f}/s")
-        report.half = measured(
+        report.half = self.measured(
             "half",
             lambda: drivers.run_loadgen(
-                port,
+                self.port,
                 mode="auth",
                 concurrency=args.concurrency,
                 duration=args.duration,
                 rate=report.half_rate,
-                key=template.network_key,
-                card_head=card_head,
+                key=self.template.network_key,
+                card_head=self.card_head,
                 cards=args.cards,
                 tag=f"h{secrets.token_hex(4)}",
             ),
@@ -362,30 +403,28 @@ def main(argv: list[str] | None = None) -> int:
 
         say("bench.loadgen's own ceiling: GET /v1/ping, closed loop")
         report.loadgen_ping = drivers.run_loadgen(
-            port, mode="ping", concurrency=args.concurrency, duration=min(args.duration, 10)
+            self.port, mode="ping", concurrency=args.concurrency, duration=min(args.duration, 10)
         )
         _show("ping", report.loadgen_ping)
 
-        server.stop()
+    def verify(self) -> None:
+        assert self.server is not None
+        self.server.stop()
         say("cardcore ledger verify …")
-        verified = _verify(env, args.verify_timeout)
-        report.verify_ok, report.verify_output = verified
-        say(report.verify_output.strip())
-    except Exception as exc:
-        report.problems.append(f"{type(exc).__name__}: {exc}")
-        if server is not None:
-            say("server log tail:\n" + server.log_tail(3000))
-        raise
-    finally:
-        if server is not None:
-            server.stop()
-        if database is not None:
-            stop_database(database)
-        if args.keep:
-            say(f"kept {work}")
+        self.report.verify_ok, self.report.verify_output = _verify(
+            self.env, self.args.verify_timeout
+        )
+        say(self.report.verify_output.strip())
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.database is not None:
+            stop_database(self.database)
+        if self.args.keep:
+            say(f"kept {self.work}")
         else:
-            shutil.rmtree(work, ignore_errors=True)
-    return _summarize(report, args)
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 @dataclass
@@ -396,7 +435,7 @@ class Script:
 
 def _capture_script(
     args: argparse.Namespace,
-    database: Any,
+    database: Database,
     server: Server,
     template: seed.Template,
     scheme: IdScheme,
@@ -482,14 +521,14 @@ def _capture_script(
     return Script(path=path, defines=defines)
 
 
-def _postmaster(database: Any) -> int | None:
+def _postmaster(database: Database) -> int | None:
     """The embedded server's main process (the first line of postmaster.pid)."""
     if database.pgdata is None:
         return None
     return int((database.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
 
 
-def _server_major(database: Any) -> int:
+def _server_major(database: Database) -> int:
     async def version() -> int:
         conn = await seed.connect(database)
         try:
@@ -558,7 +597,11 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
             "shared by server, PostgreSQL and generator",
         ),
         ("cards / past transactions", f"{report.cards:,} / {report.history:,}", ""),
-        ("bulk load", f"{report.load_seconds:.1f} s", ""),
+        (
+            "bulk load / all set-up",
+            f"{report.load_seconds:.1f} s / {report.setup_seconds:.1f} s",
+            "",
+        ),
         (
             "statements per authorization",
             f"{report.statement_count} ({report.round_trips} round trips)"

@@ -43,6 +43,8 @@ PRODUCT = {
 MERCHANT = {"name": "Shop", "mcc": "5411", "country": "PL", "city": "Warszawa"}
 # Past transactions' amounts: a spread of small purchases, the same formula in every statement.
 HISTORY_DAYS = 180
+# The amount of the template authorization that every past transaction copies.
+TEMPLATE_AMOUNT = 1000
 # The template's network transaction ids contain this; each past transaction gets its own.
 TEMPLATE_MARKER = "bench-template"
 
@@ -165,7 +167,7 @@ def make_template(server: Server, fund: int, cards: int, with_history: bool) -> 
             held = _ok(
                 http.post(
                     "/v1/network/authorizations",
-                    json=authorization_body(card["id"], 1000, TEMPLATE_MARKER),
+                    json=authorization_body(card["id"], TEMPLATE_AMOUNT, TEMPLATE_MARKER),
                     headers=network_headers,
                 )
             )
@@ -177,7 +179,7 @@ def make_template(server: Server, fund: int, cards: int, with_history: bool) -> 
                     "/v1/network/clearings",
                     json={
                         "authorization_id": transaction_id,
-                        "amount": 1000,
+                        "amount": TEMPLATE_AMOUNT,
                         "network": {"network_transaction_id": f"{TEMPLATE_MARKER}-clearing"},
                     },
                     headers=network_headers,
