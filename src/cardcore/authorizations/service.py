@@ -4,10 +4,17 @@ An authorization runs in the request's one transaction: find the card (by id, or
 the vault's keyed hash), check expiry, CVV2 and PIN, apply the card's lifecycle and spend controls
 (`cards/controls.evaluate`, the one function that decides), then hold the amount on the card's
 balance with a pending ledger transfer — which the database refuses if it would overdraw, so two
-authorizations racing for the last euro cannot both win. Declines are transactions too.
+authorizations racing for the last euro cannot both win. Declines are transactions too. A program
+with a partner DEPOSIT balance has the deposit charged alongside every hold (see `Legs`).
 
-Every network message carries its network ids; they are unique, so a retransmission returns the
-first answer and never holds twice.
+Every network message carries its network ids, unique per program and kind of message: a
+retransmission returns the first answer and never moves money twice, and the same ids on a
+different message are refused.
+
+The authorization is on the hot path, so it reads in two statements (the card locked with its
+balance and program; then, under the lock, a retransmission's answer, the deposit account and the
+spend counters) and writes what it must: the hold, the spend, the transaction, its message, the
+outbox event.
 """
 
 import contextlib
