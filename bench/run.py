@@ -85,6 +85,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
     parser.add_argument("--fund", type=int, default=1_000_000, help="each card's balance")
     parser.add_argument(
+        "--load-jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="connections the bulk load splits each big INSERT between (default: CPUs)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="results of the standard run to compare with (default bench/results/standard.json)",
@@ -309,6 +315,7 @@ class Run:
                 cards=args.cards,
                 fund=args.fund,
                 history=args.history,
+                jobs=args.load_jobs,
             )
         )
         report.load_seconds = load.seconds

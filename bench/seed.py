@@ -15,6 +15,7 @@ balance to the program's `card_network` account, posted by a clearing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -43,6 +44,8 @@ PRODUCT = {
 MERCHANT = {"name": "Shop", "mcc": "5411", "country": "PL", "city": "Warszawa"}
 # Past transactions' amounts: a spread of small purchases, the same formula in every statement.
 HISTORY_DAYS = 180
+# Below this many rows one statement does it; above, it is split between the connections.
+PARALLEL_FROM = 50_000
 # The amount of the template authorization that every past transaction copies.
 TEMPLATE_AMOUNT = 1000
 # The template's network transaction ids contain this; each past transaction gets its own.
@@ -210,10 +213,17 @@ async def connect(database: Database) -> asyncpg.Connection:
 
 
 class Cloner:
-    """`INSERT INTO t SELECT <template row, some columns replaced> FROM generate_series`."""
+    """`INSERT INTO t SELECT <template row, some columns replaced> FROM generate_series`.
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    A big series is split between `workers` connections, one statement each at the same time:
+    PostgreSQL runs an INSERT on one CPU, and the machine has more.
+    """
+
+    def __init__(
+        self, conn: asyncpg.Connection, workers: list[asyncpg.Connection] | None = None
+    ) -> None:
         self.conn = conn
+        self.workers = workers or [conn]
 
     async def columns(self, table: str) -> list[str]:
         rows = await self.conn.fetch(
@@ -232,14 +242,22 @@ class Cloner:
         if unknown:
             raise RuntimeError(f"{table} has no column(s) {sorted(unknown)}: update bench/seed.py")
         values = ", ".join(overrides.get(column, f"t.{column}") for column in columns)
+        workers = self.workers if count >= PARALLEL_FROM else self.workers[:1]
+        bounds = [count * i // len(workers) for i in range(len(workers) + 1)]
         started = time.monotonic()
-        status = await self.conn.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} "
-            f"FROM {table} AS t, generate_series(1, {count}) AS g(n) "
-            f"WHERE t.id = '{template_id}'::uuid"
+        statuses = await asyncio.gather(
+            *(
+                worker.execute(
+                    f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} "
+                    f"FROM {table} AS t, generate_series({low + 1}, {high}) AS g(n) "
+                    f"WHERE t.id = '{template_id}'::uuid"
+                )
+                for worker, low, high in zip(workers, bounds, bounds[1:], strict=False)
+            )
         )
-        if status != f"INSERT 0 {count}":
-            raise RuntimeError(f"{table}: {status}, expected {count} rows")
+        inserted = sum(int(status.split()[-1]) for status in statuses)
+        if inserted != count:
+            raise RuntimeError(f"{table}: {inserted} rows inserted, expected {count}")
         return time.monotonic() - started
 
 
@@ -294,23 +312,33 @@ async def bulk_load(
     cards: int,
     fund: int,
     history: int,
+    jobs: int,
 ) -> LoadReport:
+    """Each statement commits on its own (several run at once on `jobs` connections): a load
+    that fails half-way leaves a half-loaded database, which the bench then throws away."""
     started = time.monotonic()
     steps: dict[str, float] = {}
-    conn = await connect(database)
+    workers = [await connect(database) for _ in range(max(1, jobs))]
+    conn = workers[0]
     try:
-        await conn.execute("SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'")
+        for worker in workers:
+            await worker.execute("SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'")
         await resolve_template(conn, template)
         past = await _history_template(conn, template) if history else None
-        async with conn.transaction():
-            steps.update(await _cards(conn, template, past, scheme, cards, fund, history))
-            if past is not None:
-                steps.update(await _history(conn, template, past, scheme, cards, history))
+        cloner = Cloner(conn, workers)
+        steps.update(await _cards(cloner, template, past, scheme, cards, fund, history))
+        if past is not None:
+            steps.update(await _history(cloner, template, past, scheme, cards, history))
         # Steady state, not a freshly loaded heap: statistics for the planner, hint bits and the
         # visibility map set, and the load's dirty pages written out before anything is timed.
         vacuum = time.monotonic()
-        for table in TABLES:
-            await conn.execute(f"VACUUM (ANALYZE) {table}")
+        tables = list(TABLES)
+
+        async def vacuum_some(worker: asyncpg.Connection) -> None:
+            while tables:
+                await worker.execute(f"VACUUM (ANALYZE) {tables.pop()}")
+
+        await asyncio.gather(*(vacuum_some(worker) for worker in workers))
         steps["vacuum analyze"] = time.monotonic() - vacuum
         try:
             checkpoint = time.monotonic()
@@ -319,7 +347,8 @@ async def bulk_load(
         except asyncpg.InsufficientPrivilegeError:
             pass
     finally:
-        await conn.close()
+        for worker in workers:
+            await worker.close()
     return LoadReport(seconds=time.monotonic() - started, steps=steps)
 
 
@@ -336,7 +365,7 @@ TABLES = (
 
 
 async def _cards(
-    conn: asyncpg.Connection,
+    cloner: Cloner,
     template: Template,
     past: History | None,
     scheme: IdScheme,
@@ -344,7 +373,6 @@ async def _cards(
     fund: int,
     history: int,
 ) -> dict[str, float]:
-    cloner = Cloner(conn)
     user = scheme.uuid_sql(k.USER, "g.n")
     balance = scheme.uuid_sql(k.BALANCE, "g.n")
     account = scheme.uuid_sql(k.ACCOUNT, "g.n")
@@ -406,7 +434,7 @@ async def _cards(
             },
         ),
     }
-    await conn.execute(
+    await cloner.conn.execute(
         "UPDATE ledger_accounts SET debits_posted = debits_posted + $1 WHERE id = $2::uuid",
         fund * cards,
         template.partner_credit_account,
@@ -496,12 +524,12 @@ class HistoryCloner(Cloner):
 
     def __init__(
         self,
-        conn: asyncpg.Connection,
+        cloner: Cloner,
         scheme: IdScheme,
         targets: dict[str, tuple[int, str]],
         history: int,
     ) -> None:
-        super().__init__(conn)
+        super().__init__(cloner.conn, cloner.workers)
         self.scheme = scheme
         # Template uuid -> (id kind, SQL for its number) of its copy in past transaction g.n.
         self.targets = targets
@@ -575,7 +603,7 @@ class HistoryCloner(Cloner):
 
 
 async def _history(
-    conn: asyncpg.Connection,
+    base: Cloner,
     template: Template,
     past: History,
     scheme: IdScheme,
@@ -591,7 +619,8 @@ async def _history(
     }
     for index, (_, row_id) in enumerate(past.rows):
         targets[row_id] = (k.NEW_KIND_BASE + index, "g.n")
-    cloner = HistoryCloner(conn, scheme, targets, history)
+    cloner = HistoryCloner(base, scheme, targets, history)
+    conn = base.conn
     steps: dict[str, float] = {}
     for index, (table, row_id) in enumerate(past.rows):
         steps[f"history {table} #{index}"] = await cloner.clone_row(table, row_id)
