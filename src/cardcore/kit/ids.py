@@ -5,6 +5,7 @@ ordering by id is ordering by creation time. The 26-character body is Crockford 
 case, whose alphabet sorts in the same order as the numbers it encodes.
 """
 
+import functools
 import uuid
 
 from sqlalchemy import types
@@ -19,6 +20,9 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{str(ULID()).lower()}"
 
 
+# Every id crosses this boundary on every statement (tens per request); the same ids recur, and
+# both directions are pure, so a bounded cache takes the base32 work off the hot path.
+@functools.lru_cache(maxsize=50_000)
 def to_uuid(prefix: str, public_id: str) -> uuid.UUID | None:
     """The UUID behind `public_id`, or None when it is not a well-formed id of this type."""
     head, sep, body = public_id.partition("_")
@@ -29,6 +33,7 @@ def to_uuid(prefix: str, public_id: str) -> uuid.UUID | None:
     return ULID.from_str(body.upper()).to_uuid()
 
 
+@functools.lru_cache(maxsize=50_000)
 def from_uuid(prefix: str, value: uuid.UUID) -> str:
     return f"{prefix}_{str(ULID.from_bytes(value.bytes)).lower()}"
 
