@@ -294,8 +294,8 @@ class ScriptBuilder:
         header = [
             "-- One cardcore authorization, statement for statement, as captured from the "
             "server log by `python -m bench` (generated: edit bench/capture.py, not this file).",
-            f"-- {len(commands)} statements, {round_trips(statements)} round trips with the "
-            "pool pre-ping's unlogged empty query. A random card n of :cards.",
+            f"-- {len(commands)} statements, {round_trips(statements)} round trips (a pool "
+            "pre-ping's unlogged empty query counted, if any). A random card n of :cards.",
             f"-- bench-defines: {' '.join(sorted(self.defines))}",
             f"-- bench-shape: {shape(statements)}",
         ]
