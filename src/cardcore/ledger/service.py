@@ -197,19 +197,38 @@ def _keeps_rules(delta: dict[str, int]) -> ColumnElement[bool]:
     )
 
 
-async def _update(session: AsyncSession, account_id: str, delta: dict[str, int]) -> Totals | None:
-    """Apply `delta` to a ruled account if its rules still hold: its new totals, or None."""
+async def _update(
+    session: AsyncSession, account_id: str, delta: dict[str, int], currency: str
+) -> Totals | None:
+    """Apply `delta` to an account of `currency` that has a rule, if its rules still hold: its
+    new totals, or None (and nothing locked or changed) when it is not such an account or the
+    rules would break. An account's rules come back with it and are cached."""
     values = {c: getattr(LedgerAccount, c) + d for c, d in delta.items() if d}
     returned = (
         await session.execute(
             update(LedgerAccount)
-            .where(LedgerAccount.id == account_id, _keeps_rules(delta))
+            .where(
+                LedgerAccount.id == account_id,
+                LedgerAccount.currency == currency,
+                or_(
+                    LedgerAccount.debits_must_not_exceed_credits,
+                    LedgerAccount.credits_must_not_exceed_debits,
+                ),
+                _keeps_rules(delta),
+            )
             .values(**values)
-            .returning(*(getattr(LedgerAccount, c) for c in TOTALS))
+            .returning(
+                *(getattr(LedgerAccount, c) for c in TOTALS),
+                LedgerAccount.debits_must_not_exceed_credits,
+                LedgerAccount.credits_must_not_exceed_debits,
+            )
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
-    return None if returned is None else Totals(*returned)
+    if returned is None:
+        return None
+    _RULES.setdefault(account_id, _Rules(currency, *returned[4:]))
+    return Totals(*returned[:4])
 
 
 async def _run(
@@ -221,8 +240,10 @@ async def _run(
     one resolution of a pending transfer) is claimed before any total moves, so a racing twin
     waits for it and then finds it taken — the existing transfer for a key, 409
     TRANSFER_ALREADY_RESOLVED for a resolution — with its transaction still usable."""
-    rules = await _rules(session, list(changes))
-    if {r.currency for r in rules.values()} != {row.currency}:
+    # Accounts this process knows are checked now; the others when their UPDATE finds nothing
+    # (a user's balance, seen for the first time, costs no extra read that way).
+    known = {a: _RULES[a] for a in changes if a in _RULES}
+    if any(r.currency != row.currency for r in known.values()):
         raise CardcoreError("CURRENCY_MISMATCH")
     values = {c.key: getattr(row, c.key) for c in LedgerTransfer.__table__.columns}
     values.pop("created_at")
@@ -240,25 +261,36 @@ async def _run(
     # Not a column: the new totals of the ruled accounts, so a caller needs no second read.
     recorded.totals_after = {}
     moved: list[str] = []
-    for account_id in sorted(a for a in changes if not rules[a].buffered):
-        if not any(changes[account_id].values()):
-            continue
-        after = await _update(session, account_id, changes[account_id])
-        if after is None:
-            for done in reversed(moved):
-                await _update(session, done, {c: -d for c, d in changes[done].items()})
-            await session.execute(delete(LedgerTransfer).where(LedgerTransfer.id == recorded.id))
-            session.expunge(recorded)
-            raise Overdraft(account_id)
-        recorded.totals_after[account_id] = after
-        moved.append(account_id)
-    buffered = [
+    buffered = [a for a, r in known.items() if r.buffered]
+    try:
+        for account_id in sorted(a for a in changes if a not in buffered):
+            if not any(changes[account_id].values()):
+                continue
+            after = await _update(session, account_id, changes[account_id], row.currency)
+            if after is None:
+                rules = (await _rules(session, [account_id]))[account_id]
+                if rules.currency != row.currency:
+                    raise CardcoreError("CURRENCY_MISMATCH")
+                if not rules.buffered:
+                    raise Overdraft(account_id)
+                buffered.append(account_id)
+                continue
+            recorded.totals_after[account_id] = after
+            moved.append(account_id)
+    except (Overdraft, CardcoreError):
+        # Put back what moved: the caller's transaction goes on as if nothing was tried.
+        for done in reversed(moved):
+            await _update(session, done, {c: -d for c, d in changes[done].items()}, row.currency)
+        await session.execute(delete(LedgerTransfer).where(LedgerTransfer.id == recorded.id))
+        session.expunge(recorded)
+        raise
+    deltas = [
         {"account_id": account_id, **dict.fromkeys(TOTALS, 0), **changes[account_id]}
-        for account_id in changes
-        if rules[account_id].buffered and any(changes[account_id].values())
+        for account_id in buffered
+        if any(changes[account_id].values())
     ]
-    if buffered:
-        await session.execute(insert(LedgerAccountDelta), buffered)
+    if deltas:
+        await session.execute(insert(LedgerAccountDelta), deltas)
     return recorded
 
 
