@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := src tests migrations
+SOURCES := src tests migrations bench
 
 .PHONY: install run test lint format check-migrations ci clean bench bench-large
 
