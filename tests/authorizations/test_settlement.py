@@ -172,13 +172,15 @@ async def test_refunds_linked_capped_and_unlinked(
     assert await verify(session) == []
 
 
-async def _deposit(session: AsyncSession, partner: Partner, amount: int) -> PartnerBalance:
+async def _deposit(
+    session: AsyncSession, partner: Partner, amount: int, threshold: int | None = None
+) -> PartnerBalance:
     deposit = await balances.create_partner_balance(
         session,
         program_id=partner.program_id,
         type="DEPOSIT",
         currency="EUR",
-        low_balance_threshold=None,
+        low_balance_threshold=threshold,
     )
     await balances.reload_partner_balance(session, deposit, amount=amount, reference="wire")
     await session.commit()
@@ -298,3 +300,25 @@ async def test_network_ids_belong_to_one_program_and_one_message(
     )
     assert (pending.status_code, pending.json()["code"]) == (409, "TRANSACTION_NOT_SETTLED")
     assert await verify(session) == []
+
+
+async def test_card_spending_below_the_deposit_threshold_warns_once(
+    client: AsyncClient,
+    partner: Partner,
+    world: dict,  # type: ignore[type-arg]
+    session: AsyncSession,
+) -> None:
+    deposit = await _deposit(session, partner, 5_000, threshold=3_000)
+
+    async def warnings() -> int:
+        found = await session.scalars(
+            select(Event).where(Event.type == "partner_balance.low", Event.object_id == deposit.id)
+        )
+        return len(list(found))
+
+    assert (await authorize(client, world, amount=1_500))["approved"] is True
+    assert await warnings() == 0, "3,500 left: above the line"
+    assert (await authorize(client, world, amount=1_000))["approved"] is True
+    assert await warnings() == 1, "2,500 left: crossed"
+    assert (await authorize(client, world, amount=1_000))["approved"] is True
+    assert await warnings() == 1, "already below: no second warning"

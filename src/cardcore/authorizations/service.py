@@ -33,6 +33,7 @@ from cardcore.authorizations.events import (
     AuthorizationExpired,
     AuthorizationUpdated,
 )
+from cardcore.balances import service as balances
 from cardcore.cards import controls, lifecycle
 from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm, pin_matches
 from cardcore.kit.errors import CardcoreError, NotFound
@@ -290,6 +291,20 @@ async def _move(
     return moved
 
 
+async def _warn_if_deposit_low(
+    session: AsyncSession, deposit_hold: LedgerTransfer, amount: int
+) -> None:
+    """Seed 003: the partner hears when card spending takes its deposit below its threshold."""
+    deposit = await session.scalar(
+        select(PartnerBalance).where(
+            PartnerBalance.ledger_account_id == deposit_hold.debit_account_id
+        )
+    )
+    if deposit is not None and deposit.low_balance_threshold is not None:
+        after = deposit_hold.totals_after[deposit.ledger_account_id].available
+        await balances.warn_if_low(session, deposit, after + amount)
+
+
 def _set_holds(row: CardTransaction, legs: Legs, holds: list[LedgerTransfer]) -> None:
     """Remember the pending transfers of a hold (user leg, and deposit leg when there is one)."""
     if legs.deposit:
@@ -436,6 +451,8 @@ async def authorize(
         else:
             _set_holds(row, legs, holds)
             available = holds[-1].totals_after[balance.ledger_account_id].available
+            if legs.deposit:
+                await _warn_if_deposit_low(session, holds[0], transaction.amount)
             row.status = "PENDING"
             row.response_code = "00"
             row.held_amount = transaction.amount

@@ -210,7 +210,9 @@ async def _partner_balance(
     )
 
 
-async def _warn_if_low(session: AsyncSession, partner_balance: PartnerBalance, before: int) -> None:
+async def warn_if_low(session: AsyncSession, partner_balance: PartnerBalance, before: int) -> None:
+    """`partner_balance.low`, once, when a debit took the balance from above its threshold to
+    below it."""
     threshold = partner_balance.low_balance_threshold
     if threshold is None:
         return
@@ -254,7 +256,7 @@ async def load_from_partner(
         )
     except ledger.Overdraft as exc:
         raise CardcoreError("INSUFFICIENT_PARTNER_FUNDS") from exc
-    await _warn_if_low(session, source, before)
+    await warn_if_low(session, source, before)
     return moved.id
 
 
