@@ -13,6 +13,8 @@ from cardcore.admin.schemas import (
     AdminUpdate,
     AuditEntryOut,
     NetworkKeyCreate,
+    ProgramSettings,
+    ProgramSettingsUpdate,
 )
 from cardcore.auth import service as auth_service
 from cardcore.auth.dependencies import require_admin
@@ -24,7 +26,7 @@ from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
-from cardcore.models import AuditLog
+from cardcore.models import AuditLog, Program
 from cardcore.programs import service as programs
 from cardcore.programs.endpoints import api_key_out
 from cardcore.programs.repository import AdminUserRepository
@@ -40,6 +42,8 @@ AnyAdmin = Annotated[Principal, Security(require_admin("admin.me"))]
 UserManager = Annotated[Principal, Security(require_admin("admin_users.manage"))]
 NetworkKeyCreator = Annotated[Principal, Security(require_admin("network_keys.create"))]
 AuditReader = Annotated[Principal, Security(require_admin("audit_log.read"))]
+ProgramReader = Annotated[Principal, Security(require_admin("program.read"))]
+ProgramWriter = Annotated[Principal, Security(require_admin("program.write"))]
 AdminId = Annotated[str, Path(description="An admin user id (`adm_…`).")]
 
 
@@ -194,3 +198,32 @@ async def audit_log(
         statement = statement.where(AuditLog.created_at < created_to)
     entries, meta = await repository.page(statement, page)
     return Many(data=[AuditEntryOut.model_validate(e) for e in entries], meta=meta)
+
+
+@routes.get("/v1/admin/program-settings", summary="The program's rules (admin, manager)")
+async def get_program_settings(
+    principal: ProgramReader, session: DbSession
+) -> One[ProgramSettings]:
+    program = await session.get(Program, principal.tenant_id)
+    return One(data=ProgramSettings.model_validate(program))
+
+
+@routes.patch(
+    "/v1/admin/program-settings",
+    summary="Change the program's rules (role admin)",
+    description="Time zone and home country (spend-limit periods, INTERNATIONAL), limits no card"
+    " may exceed (applied at every authorization), whether cards may move between balances, the"
+    " FX markup, how long holds live, and clearing tolerances per MCC.",
+)
+async def update_program_settings(
+    body: ProgramSettingsUpdate, principal: ProgramWriter, session: DbSession
+) -> One[ProgramSettings]:
+    program = await session.get(Program, principal.tenant_id, with_for_update=True)
+    assert program is not None
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if value is None and name != "home_country":
+            raise CardcoreError("VALIDATION_ERROR", f"{name} cannot be empty.")
+        setattr(program, name, value)
+    await session.flush()
+    await session.refresh(program)
+    return One(data=ProgramSettings.model_validate(program))

@@ -1,7 +1,11 @@
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+import pycountry
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from cardcore.cards.controls import Limit
 
 RoleName = Literal["admin", "manager", "employee"]
 
@@ -69,3 +73,68 @@ class AuditEntryOut(BaseModel):
     status_code: int
     error_code: str | None
     created_at: datetime
+
+
+_MCC = r"^\d{4}$"
+
+
+class ProgramSettingsUpdate(BaseModel):
+    """The program's own rules. Fields left out are not changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str | None = Field(
+        default=None, max_length=50, description="IANA zone: the program's day, week and month."
+    )
+    home_country: str | None = Field(
+        default=None, min_length=2, max_length=2, description="Elsewhere is INTERNATIONAL."
+    )
+    control_maxima: list[Limit] | None = Field(
+        default=None, max_length=100, description="Limits no card of the program may exceed."
+    )
+    allow_card_balance_change: bool | None = None
+    fx_markup_bps: int | None = Field(default=None, ge=0, le=2_000)
+    hold_expiry_days: int | None = Field(default=None, ge=1, le=30)
+    clearing_tolerances: dict[Annotated[str, StringConstraints(pattern=_MCC)], int] | None = Field(
+        default=None,
+        description="Per MCC, how far a clearing may exceed its hold, in basis points "
+        "(0–10,000); merged over the built-in table.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not an IANA time zone") from None
+        return value
+
+    @field_validator("home_country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = value.upper()
+            if pycountry.countries.get(alpha_2=value) is None:
+                raise ValueError("not an ISO 3166-1 alpha-2 code")
+        return value
+
+    @field_validator("clearing_tolerances")
+    @classmethod
+    def _tolerances(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is not None and any(not 0 <= bps <= 10_000 for bps in value.values()):
+            raise ValueError("a tolerance is 0 to 10,000 basis points")
+        return value
+
+
+class ProgramSettings(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    timezone: str
+    home_country: str | None
+    control_maxima: list[Limit]
+    allow_card_balance_change: bool
+    fx_markup_bps: int
+    hold_expiry_days: int
+    clearing_tolerances: dict[str, int]

@@ -28,6 +28,8 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "cards.service": ALL_ROLES,
     "fx.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "fx.write": frozenset({Role.ADMIN}),
+    "program.read": frozenset({Role.ADMIN, Role.MANAGER}),
+    "program.write": frozenset({Role.ADMIN}),
 }
 
 
