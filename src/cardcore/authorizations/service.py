@@ -499,11 +499,7 @@ async def _answer(
     """Store a network message with its answer, as sent, for retransmissions. `available` is the
     balance's available amount when the caller already knows it."""
     if available is None:
-        user_account = await session.scalar(
-            select(Balance.ledger_account_id).where(Balance.id == row.balance_id)
-        )
-        assert user_account is not None
-        available = (await ledger.totals(session, user_account)).available
+        available = (await ledger.totals(session, await _user_account(session, row))).available
     response = _response(row, available)
     if kind != "authorization":
         response["approved"] = decline is None
@@ -597,12 +593,17 @@ async def _after(
     return response
 
 
-async def _user_legs(session: AsyncSession, row: CardTransaction) -> Legs:
-    user_account = await session.scalar(
+async def _user_account(session: AsyncSession, row: CardTransaction) -> str:
+    """The ledger account of the transaction's balance."""
+    account = await session.scalar(
         select(Balance.ledger_account_id).where(Balance.id == row.balance_id)
     )
-    assert user_account is not None
-    return await _legs(session, row, user_account)
+    assert account is not None
+    return account
+
+
+async def _user_legs(session: AsyncSession, row: CardTransaction) -> Legs:
+    return await _legs(session, row, await _user_account(session, row))
 
 
 async def _rehold(session: AsyncSession, row: CardTransaction, amount: int) -> str:
