@@ -29,6 +29,8 @@ from cardcore.customers.endpoints import routes as customers_routes
 from cardcore.db import create_engine, create_sessionmaker, database_url
 from cardcore.encryption.endpoints import routes as encryption_routes
 from cardcore.events.endpoints import routes as events_routes
+from cardcore.fees.endpoints import admin_routes as fee_admin_routes
+from cardcore.fees.endpoints import routes as fee_routes
 from cardcore.health.endpoints import routes as health_routes
 from cardcore.kit.crypto import load_keyring
 from cardcore.kit.encryption import ENCRYPTION_KEYS
@@ -164,6 +166,8 @@ def create_app(
         money_admin_routes,
         card_admin_routes,
         fx_routes,
+        fee_routes,
+        fee_admin_routes,
     ):
         app.include_router(routes)
     if settings.sandbox:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import cardcore.authorizations.service
 import cardcore.cards.jobs
 import cardcore.cards.lifecycle
+import cardcore.fees.periodic
 import cardcore.kit.idempotency
 import cardcore.ledger.service  # noqa: F401 - these modules register their jobs
 from cardcore.config import Settings

@@ -6,6 +6,7 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from cardcore.cards.controls import Limit
+from cardcore.kit.money import CurrencyCode, MinorUnits
 
 RoleName = Literal["admin", "manager", "employee"]
 
@@ -100,6 +101,16 @@ class ProgramSettingsUpdate(BaseModel):
         description="Per MCC, how far a clearing may exceed its hold, in basis points "
         "(0–10,000); merged over the built-in table.",
     )
+    fee_shortfall_policy: Literal["SKIP", "RETRY", "ALLOW_NEGATIVE"] | None = Field(
+        default=None,
+        description="A one-off or periodic fee the balance cannot pay: SKIP it, RETRY it daily"
+        " for fee_retry_days, or ALLOW_NEGATIVE: take the balance below zero, at most"
+        " fee_overdraft_limits[currency] (then SKIP).",
+    )
+    fee_retry_days: int | None = Field(default=None, ge=1, le=60)
+    fee_overdraft_limits: dict[CurrencyCode, MinorUnits] | None = Field(
+        default=None, description="Per currency, how far a fee may take a balance below zero."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -138,3 +149,6 @@ class ProgramSettings(BaseModel):
     fx_markup_bps: int
     hold_expiry_days: int
     clearing_tolerances: dict[str, int]
+    fee_shortfall_policy: str
+    fee_retry_days: int
+    fee_overdraft_limits: dict[str, int]

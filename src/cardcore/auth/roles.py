@@ -30,6 +30,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "fx.write": frozenset({Role.ADMIN}),
     "program.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "program.write": frozenset({Role.ADMIN}),
+    "fees.schedules.write": frozenset({Role.ADMIN}),
+    "fees.read": frozenset({Role.ADMIN, Role.MANAGER}),
+    "fees.refund": frozenset({Role.ADMIN, Role.MANAGER}),
 }
 
 

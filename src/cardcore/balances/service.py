@@ -27,6 +27,7 @@ from cardcore.balances.events import (
     TransferCreated,
     TransferFailed,
 )
+from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, FieldError, validation_error
 from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import record_event
@@ -86,6 +87,7 @@ async def create_balance(
     balance.ledger_account_id = account.id
     session.add(balance)
     await session.flush()
+    await fees.on_balance_created(session, balance)
     record_event(
         session,
         program_id=balance.program_id,

@@ -13,6 +13,7 @@ from cardcore.cards.events import CardCreated
 from cardcore.cards.service import CardServices, _expiry, _new_pan, masked_pan
 from cardcore.customers import reference
 from cardcore.customers.embossing import embossing_names
+from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, validation_error
 from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import record_event
@@ -139,6 +140,7 @@ async def replace(
     )
     if old.status not in lifecycle.TERMINAL:
         await lifecycle.lock(session, old, 8, actor=actor)
+    await fees.on_card_replaced(session, new)
     found.status, found.replacement_card_id = "REPLACED", new.id
     found.resolved_at = datetime.now(UTC)
     await session.flush()
@@ -237,6 +239,8 @@ async def decide_physical(
             actor=actor,
         )
         found.physical_card_id = physical.id
+        # A plastic is a card made: its form factor's issuance fee, if the schedule has one.
+        await fees.on_card_issued(session, physical)
     found.status = "APPROVED" if approve else "REJECTED"
     found.reject_reason = None if approve else reason
     found.resolved_at = datetime.now(UTC)

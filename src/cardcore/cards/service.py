@@ -12,13 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service as balances
-from cardcore.cards import controls, fees, lifecycle
+from cardcore.cards import controls, lifecycle
 from cardcore.cards.events import CardCreated, CardFulfillmentChanged
 from cardcore.cards.processors import IssuingProcessor
 from cardcore.cards.security import CVV2_SERVICE_CODE, check_pin, cvk_pair, cvv
 from cardcore.cards.vault import PanVault
 from cardcore.customers import reference
 from cardcore.customers.embossing import embossing_names
+from cardcore.fees import service as fees
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError, NotFound, validation_error
 from cardcore.kit.ids import new_id

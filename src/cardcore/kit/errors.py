@@ -117,6 +117,9 @@ CATALOG: dict[str, ErrorSpec] = {
         "The clearing exceeds its authorization by more than the merchant category allows;"
         " nothing was posted.",
     ),
+    "FEE_NOT_REFUNDABLE": ErrorSpec(
+        409, "conflict", "Only a CHARGED fee can be refunded, up to what is not yet refunded."
+    ),
     "INVALID_IBAN": ErrorSpec(422, "invalid_request", "This is not a valid IBAN."),
     "PIN_TOO_WEAK": ErrorSpec(
         422, "invalid_request", "This PIN is too easy to guess (repeated or sequential digits)."

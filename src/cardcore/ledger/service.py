@@ -16,7 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,32 +189,55 @@ async def _rules(session: AsyncSession, account_ids: list[str]) -> dict[str, _Ru
     return {a: _RULES[a] for a in account_ids}
 
 
-def _keeps_rules(delta: dict[str, int]) -> ColumnElement[bool]:
-    """True when the account's totals plus `delta` keep its rules (the CHECK constraints)."""
+def _keeps_rules(delta: dict[str, int], overdraft_limit: int = 0) -> ColumnElement[bool]:
+    """True when the account's totals plus `delta` keep its rules (the CHECK constraints).
+
+    A change that takes nothing from the account (a credit, a release) always keeps them, even
+    on an account below zero, so a reload can pay back an overdraft; one that takes may take
+    the account down to `-overdraft_limit`, 0 unless the transfer says otherwise."""
 
     def new(column: str) -> ColumnElement[int]:
         return getattr(LedgerAccount, column) + delta.get(column, 0)  # type: ignore[no-any-return]
 
+    def change(column: str) -> int:
+        return delta.get(column, 0)
+
+    takes = change("debits_pending") + change("debits_posted") > change("credits_posted")
+    gives = change("credits_pending") + change("credits_posted") > change("debits_posted")
     return and_(
         *(new(column) >= 0 for column in TOTALS if delta.get(column)),
         or_(
             not_(LedgerAccount.debits_must_not_exceed_credits),
-            new("debits_pending") + new("debits_posted") <= new("credits_posted"),
+            new("debits_pending") + new("debits_posted") <= new("credits_posted") + overdraft_limit
+            if takes
+            else true(),
         ),
         or_(
             not_(LedgerAccount.credits_must_not_exceed_debits),
-            new("credits_pending") + new("credits_posted") <= new("debits_posted"),
+            new("credits_pending") + new("credits_posted") <= new("debits_posted")
+            if gives
+            else true(),
         ),
     )
 
 
 async def _update(
-    session: AsyncSession, account_id: str, delta: dict[str, int], currency: str
+    session: AsyncSession,
+    account_id: str,
+    delta: dict[str, int],
+    currency: str,
+    overdraft_limit: int = 0,
+    *,
+    undo: bool = False,
 ) -> Totals | None:
     """Apply `delta` to an account of `currency` that has a rule, if its rules still hold: its
     new totals, or None (and nothing locked or changed) when it is not such an account or the
-    rules would break. An account's rules come back with it and are cached."""
-    values = {c: getattr(LedgerAccount, c) + d for c, d in delta.items() if d}
+    rules would break. An account's rules come back with it and are cached. An `undo` puts back
+    a change just made, to totals that kept the rules, so it is not asked again (the CHECK
+    constraints still are)."""
+    values: dict[str, Any] = {c: getattr(LedgerAccount, c) + d for c, d in delta.items() if d}
+    if overdraft_limit:
+        values["overdraft_limit"] = func.greatest(LedgerAccount.overdraft_limit, overdraft_limit)
     returned = (
         await session.execute(
             update(LedgerAccount)
@@ -214,7 +248,7 @@ async def _update(
                     LedgerAccount.debits_must_not_exceed_credits,
                     LedgerAccount.credits_must_not_exceed_debits,
                 ),
-                _keeps_rules(delta),
+                true() if undo else _keeps_rules(delta, overdraft_limit),
             )
             .values(**values)
             .returning(
@@ -232,7 +266,10 @@ async def _update(
 
 
 async def _run(
-    session: AsyncSession, changes: dict[str, dict[str, int]], row: LedgerTransfer
+    session: AsyncSession,
+    changes: dict[str, dict[str, int]],
+    row: LedgerTransfer,
+    overdraft_limits: dict[str, int] | None = None,
 ) -> LedgerTransfer:
     """Record the transfer, then move the totals; or raise Overdraft having changed nothing.
 
@@ -266,7 +303,13 @@ async def _run(
         for account_id in sorted(a for a in changes if a not in buffered):
             if not any(changes[account_id].values()):
                 continue
-            after = await _update(session, account_id, changes[account_id], row.currency)
+            after = await _update(
+                session,
+                account_id,
+                changes[account_id],
+                row.currency,
+                (overdraft_limits or {}).get(account_id, 0),
+            )
             if after is None:
                 rules = (await _rules(session, [account_id]))[account_id]
                 if rules.currency != row.currency:
@@ -280,7 +323,9 @@ async def _run(
     except (Overdraft, CardcoreError):
         # Put back what moved: the caller's transaction goes on as if nothing was tried.
         for done in reversed(moved):
-            await _update(session, done, {c: -d for c, d in changes[done].items()}, row.currency)
+            await _update(
+                session, done, {c: -d for c, d in changes[done].items()}, row.currency, undo=True
+            )
         await session.execute(delete(LedgerTransfer).where(LedgerTransfer.id == recorded.id))
         session.expunge(recorded)
         raise
@@ -351,9 +396,12 @@ async def transfer(
     timeout_at: datetime | None = None,
     key: str | None = None,
     details: dict[str, Any] | None = None,
+    overdraft_limit: int = 0,
 ) -> LedgerTransfer:
     """Move `amount` now (single) or hold it (pending). With `key`, a transfer already made
-    under that key is returned instead of moving money again."""
+    under that key is returned instead of moving money again. `overdraft_limit` lets this one
+    transfer take a ruled debit account down to minus that much (a fee a program allows to go
+    below zero); every other transfer keeps it at zero or above."""
     if amount < 0:
         raise ValueError("amount must not be negative")
     if key is not None and (existing := await find_by_key(session, key)) is not None:
@@ -378,6 +426,7 @@ async def transfer(
             credit_account_id: {f"credits_{side}": amount},
         },
         row,
+        {debit_account_id: overdraft_limit},
     )
 
 

@@ -26,6 +26,7 @@ from cardcore.models.customers import (
     User,
     VerificationHistory,
 )
+from cardcore.models.fees import Fee, FeeRefund, FeeSchedule
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
 from cardcore.models.ledger import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 from cardcore.models.programs import AdminUser, ApiKey, Program
@@ -51,6 +52,9 @@ __all__ = [
     "CorporationEmployee",
     "Credential",
     "Event",
+    "Fee",
+    "FeeRefund",
+    "FeeSchedule",
     "FxRate",
     "IdempotencyRecord",
     "Job",

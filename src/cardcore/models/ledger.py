@@ -44,9 +44,10 @@ class LedgerAccount(CreatedAt, Base):
         # The names below are what an overdraft error reports (see ledger/service.py).
         CheckConstraint(
             "NOT debits_must_not_exceed_credits "
-            "OR debits_pending + debits_posted <= credits_posted",
+            "OR debits_pending + debits_posted <= credits_posted + overdraft_limit",
             name="debits_must_not_exceed_credits",
         ),
+        CheckConstraint("overdraft_limit >= 0", name="overdraft_limit_not_negative"),
         CheckConstraint(
             "NOT credits_must_not_exceed_debits "
             "OR credits_pending + credits_posted <= debits_posted",
@@ -80,6 +81,10 @@ class LedgerAccount(CreatedAt, Base):
     credits_posted: Mapped[int] = mapped_column(BigInteger, server_default="0")
     debits_must_not_exceed_credits: Mapped[bool] = mapped_column(server_default="false")
     credits_must_not_exceed_debits: Mapped[bool] = mapped_column(server_default="false")
+    # How far debits may exceed credits after all. Only a transfer that says so may use it (a fee
+    # a program lets go below zero, ledger/service.py), and such a transfer raises it to what it
+    # was allowed: so the CHECK above stays a backstop for every account.
+    overdraft_limit: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class LedgerTransfer(CreatedAt, Base):

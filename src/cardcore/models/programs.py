@@ -37,6 +37,12 @@ class Program(CreatedAt, Base):
     # How far a clearing may exceed its hold, per MCC, in basis points (tips at restaurants);
     # merged over the built-in table in authorizations/service.py.
     clearing_tolerances: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
+    # What happens to a fee the balance cannot pay (fees/service.py): SKIP it, RETRY it daily
+    # for fee_retry_days, or ALLOW_NEGATIVE: take the balance below zero, at most this much per
+    # currency (minor units).
+    fee_shortfall_policy: Mapped[str] = mapped_column(String(20), server_default="SKIP")
+    fee_retry_days: Mapped[int] = mapped_column(server_default="3")
+    fee_overdraft_limits: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 

@@ -1,0 +1,256 @@
+"""Fee schedules (ops write, partners read), fee lines, fee refunds and fee revenue."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Path, Query, Security, status
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.auth.dependencies import Partner, require_admin
+from cardcore.auth.principals import Principal
+from cardcore.db import DbSession
+from cardcore.fees import service
+from cardcore.fees.schemas import (
+    FeeOut,
+    FeeRefundIn,
+    FeeRefundOut,
+    FeeRevenueRow,
+    FeeScheduleCreate,
+    FeeScheduleOut,
+)
+from cardcore.kit.envelope import ListMeta, Many, One
+from cardcore.kit.errors import CardcoreError, error_responses
+from cardcore.kit.pagination import PageParams, Pagination
+from cardcore.kit.repository import TenantRepository
+from cardcore.kit.routing import router
+from cardcore.models import Fee, FeeRefund, FeeSchedule
+
+routes = router(
+    tags=["fees"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
+)
+admin_routes = router(
+    tags=["admin"],
+    encryption="optional",
+    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
+)
+
+ScheduleWriter = Annotated[Principal, Security(require_admin("fees.schedules.write"))]
+FeeReader = Annotated[Principal, Security(require_admin("fees.read"))]
+FeeRefunder = Annotated[Principal, Security(require_admin("fees.refund"))]
+FeeId = Annotated[str, Path(description="A fee id (`fee_…`).")]
+ScheduleId = Annotated[str, Path(description="A fee schedule version id (`fsc_…`).")]
+
+
+class ScheduleRepository(TenantRepository[FeeSchedule]):
+    model = FeeSchedule
+    noun = "fee schedule"
+
+
+class FeeRepository(TenantRepository[Fee]):
+    model = Fee
+    noun = "fee"
+
+
+class FeeRefundRepository(TenantRepository[FeeRefund]):
+    model = FeeRefund
+    noun = "fee refund"
+
+
+async def _schedules(
+    session: AsyncSession, program_id: str, page: PageParams, product_id: str | None
+) -> Many[FeeScheduleOut]:
+    repository = ScheduleRepository(session, program_id)
+    statement = repository.readable()
+    if product_id is not None:
+        statement = statement.where(FeeSchedule.product_id == product_id)
+    found, meta = await repository.page(statement, page)
+    return Many(data=[FeeScheduleOut.model_validate(s) for s in found], meta=meta)
+
+
+ProductFilter = Annotated[
+    str | None,
+    Query(pattern=r"^prd_[0-9a-z]{26}$", description="Only this product's versions."),
+]
+
+
+@admin_routes.post(
+    "/v1/admin/fee-schedules",
+    summary="A new version of the program's or a product's fee schedule (role admin)",
+    status_code=status.HTTP_201_CREATED,
+    description="The whole schedule, from `effective_from` on (now when left out). Fees already"
+    " charged keep the version that priced them. A product's rules override the program's rules"
+    " of the same type, form factor, period and channel.",
+)
+async def create_schedule(
+    body: FeeScheduleCreate, principal: ScheduleWriter, session: DbSession
+) -> One[FeeScheduleOut]:
+    schedule = await service.create_schedule(session, principal.tenant_id, body, principal.actor_id)
+    await session.refresh(schedule)
+    return One(data=FeeScheduleOut.model_validate(schedule))
+
+
+@admin_routes.get("/v1/admin/fee-schedules", summary="Fee schedule versions (admin, manager)")
+async def admin_list_schedules(
+    principal: FeeReader, session: DbSession, page: Pagination, product_id: ProductFilter = None
+) -> Many[FeeScheduleOut]:
+    return await _schedules(session, principal.tenant_id, page, product_id)
+
+
+@admin_routes.get(
+    "/v1/admin/fee-schedules/{schedule_id}",
+    summary="One fee schedule version (admin, manager)",
+    responses=error_responses("NOT_FOUND"),
+)
+async def admin_get_schedule(
+    schedule_id: ScheduleId, principal: FeeReader, session: DbSession
+) -> One[FeeScheduleOut]:
+    found = await ScheduleRepository(session, principal.tenant_id).get_or_404(schedule_id)
+    return One(data=FeeScheduleOut.model_validate(found))
+
+
+@routes.get("/v1/fee-schedules", summary="The program's fee schedule versions")
+async def list_schedules(
+    principal: Partner, session: DbSession, page: Pagination, product_id: ProductFilter = None
+) -> Many[FeeScheduleOut]:
+    return await _schedules(session, principal.tenant_id, page, product_id)
+
+
+def _filtered(
+    statement: Select[tuple[Fee]],
+    **filters: str | None,
+) -> Select[tuple[Fee]]:
+    for column, value in filters.items():
+        if value is not None:
+            statement = statement.where(getattr(Fee, column) == value)
+    return statement
+
+
+async def _fees(
+    session: AsyncSession, program_id: str, page: PageParams, **filters: str | None
+) -> Many[FeeOut]:
+    repository = FeeRepository(session, program_id)
+    found, meta = await repository.page(_filtered(repository.readable(), **filters), page)
+    return Many(data=[FeeOut.model_validate(f) for f in found], meta=meta)
+
+
+def _id_filter(prefix: str) -> object:
+    return Query(pattern=rf"^{prefix}_[0-9a-z]{{26}}$")
+
+
+@routes.get("/v1/fees", summary="Fee lines: charged, held, waived, due or skipped")
+async def list_fees(
+    principal: Partner,
+    session: DbSession,
+    page: Pagination,
+    balance_id: Annotated[str | None, _id_filter("bal")] = None,
+    card_id: Annotated[str | None, _id_filter("card")] = None,
+    transaction_id: Annotated[str | None, _id_filter("txn")] = None,
+    money_transfer_id: Annotated[str | None, _id_filter("trf")] = None,
+    type: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[str | None, Query(max_length=10)] = None,
+) -> Many[FeeOut]:
+    return await _fees(
+        session,
+        principal.tenant_id,
+        page,
+        balance_id=balance_id,
+        card_id=card_id,
+        transaction_id=transaction_id,
+        money_transfer_id=money_transfer_id,
+        type=type,
+        status=status,
+    )
+
+
+@routes.get("/v1/fees/{fee_id}", summary="A fee line", responses=error_responses("NOT_FOUND"))
+async def get_fee(fee_id: FeeId, principal: Partner, session: DbSession) -> One[FeeOut]:
+    found = await FeeRepository(session, principal.tenant_id).get_or_404(fee_id)
+    return One(data=FeeOut.model_validate(found))
+
+
+@admin_routes.get("/v1/admin/fees", summary="Fee lines (admin, manager)")
+async def admin_list_fees(
+    principal: FeeReader,
+    session: DbSession,
+    page: Pagination,
+    balance_id: Annotated[str | None, _id_filter("bal")] = None,
+    card_id: Annotated[str | None, _id_filter("card")] = None,
+    type: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[str | None, Query(max_length=10)] = None,
+) -> Many[FeeOut]:
+    return await _fees(
+        session,
+        principal.tenant_id,
+        page,
+        balance_id=balance_id,
+        card_id=card_id,
+        type=type,
+        status=status,
+    )
+
+
+@admin_routes.post(
+    "/v1/admin/fees/{fee_id}/refund",
+    summary="Refund all or part of a charged fee (admin, manager)",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses("NOT_FOUND", "FEE_NOT_REFUNDABLE"),
+)
+async def refund_fee(
+    fee_id: FeeId, body: FeeRefundIn, principal: FeeRefunder, session: DbSession
+) -> One[FeeRefundOut]:
+    fee = await FeeRepository(session, principal.tenant_id).get_or_404(fee_id, for_update=True)
+    made = await service.refund(
+        session, fee, amount=body.amount, reason=body.reason, actor=principal.actor_id or ""
+    )
+    await session.refresh(made)
+    return One(data=FeeRefundOut.model_validate(made))
+
+
+@admin_routes.get(
+    "/v1/admin/fees/{fee_id}/refunds",
+    summary="A fee's refunds (admin, manager)",
+    responses=error_responses("NOT_FOUND"),
+)
+async def fee_refunds(
+    fee_id: FeeId, principal: FeeReader, session: DbSession, page: Pagination
+) -> Many[FeeRefundOut]:
+    await FeeRepository(session, principal.tenant_id).get_or_404(fee_id)
+    repository = FeeRefundRepository(session, principal.tenant_id)
+    found, meta = await repository.page(
+        repository.readable().where(FeeRefund.fee_id == fee_id), page
+    )
+    return Many(data=[FeeRefundOut.model_validate(r) for r in found], meta=meta)
+
+
+@admin_routes.get(
+    "/v1/admin/fee-revenue",
+    summary="Fee revenue per currency and fee type, from the ledger (admin, manager)",
+)
+async def fee_revenue(
+    principal: FeeReader,
+    session: DbSession,
+    start: Annotated[datetime, Query(alias="from", description="Inclusive.")],
+    end: Annotated[datetime, Query(alias="to", description="Exclusive.")],
+) -> Many[FeeRevenueRow]:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise CardcoreError("VALIDATION_ERROR", "Give from and to with a time zone offset.")
+    if end <= start:
+        raise CardcoreError("VALIDATION_ERROR", "to must be after from.")
+    rows = await service.revenue(session, principal.tenant_id, start, end)
+    return Many(
+        data=[
+            FeeRevenueRow(
+                currency=row.currency,
+                type=row.type,
+                charged=int(row.charged or 0),
+                refunded=int(row.refunded or 0),
+                net=int(row.charged or 0) - int(row.refunded or 0),
+                count=int(row.count or 0),
+            )
+            for row in rows
+        ],
+        meta=ListMeta(next_cursor=None, has_more=False),
+    )

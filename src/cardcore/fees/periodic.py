@@ -1,0 +1,225 @@
+"""Periodic card fees (daily, weekly, monthly) and the retry of fees waiting for funds.
+
+A periodic fee is charged in arrears, once the period has ended in the program's time zone: so a
+waiver that looks at the period (spend, number of purchases) sees all of it. The rule is the
+schedule's in effect when the period ended (when the fee fell due). Each card and period gets
+one fee line, keyed `CARD_PERIODIC|card_…|<period>` — unique, so running the job twice, or two
+workers at once, or again after a crash, charges once. Closed, expired and replaced cards are
+not charged; a card made before the period ended pays for the whole period (or is waived).
+"""
+
+from calendar import monthrange
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.cards.lifecycle import TERMINAL
+from cardcore.fees import service
+from cardcore.fees.schemas import FeeRule
+from cardcore.kit.jobs import JobContext, job
+from cardcore.models import Balance, Card, CardProduct, Fee, FeeSchedule, LedgerTransfer, Program
+
+PERIODS = ("DAILY", "WEEKLY", "MONTHLY")
+# Ledger codes of a card's spending from its balance: settled purchases, and refunds back.
+SPEND_CODES = ("card_clearing", "card_force_post")
+REFUND_CODE = "card_refund"
+
+
+def last_period(kind: str, now: datetime, zone: str) -> tuple[str, datetime, datetime]:
+    """The most recent whole period of `kind` before `now` in `zone`: its label and its UTC
+    [start, end)."""
+    tz = ZoneInfo(zone)
+    today = now.astimezone(tz).date()
+    if kind == "DAILY":
+        first = today - timedelta(days=1)
+        label, following = first.isoformat(), today
+    elif kind == "WEEKLY":
+        this_monday = today - timedelta(days=today.weekday())
+        first = this_monday - timedelta(days=7)
+        year, week, _ = first.isocalendar()
+        label, following = f"{year}-W{week:02d}", this_monday
+    else:
+        this_month = today.replace(day=1)
+        first = (this_month - timedelta(days=1)).replace(day=1)
+        label, following = f"{first:%Y-%m}", this_month
+    return label, _midnight(first, tz), _midnight(following, tz)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def month_later(moment: datetime) -> datetime:
+    """The same time a calendar month later (Jan 31 → Feb 28 or 29)."""
+    year, month = (moment.year, moment.month + 1) if moment.month < 12 else (moment.year + 1, 1)
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
+
+
+async def _spend(
+    session: AsyncSession, account_id: str, start: datetime, end: datetime
+) -> tuple[int, int]:
+    """From the ledger: the balance's settled card spending in [start, end) less card refunds,
+    and how many purchases settled."""
+    spent = LedgerTransfer.debit_account_id == account_id
+    in_window = and_(
+        LedgerTransfer.created_at >= start,
+        LedgerTransfer.created_at < end,
+        LedgerTransfer.kind.in_(("single", "post")),
+    )
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(
+                    func.sum(LedgerTransfer.amount).filter(
+                        spent, LedgerTransfer.code.in_(SPEND_CODES)
+                    ),
+                    0,
+                )
+                - func.coalesce(
+                    func.sum(LedgerTransfer.amount).filter(
+                        LedgerTransfer.credit_account_id == account_id,
+                        LedgerTransfer.code == REFUND_CODE,
+                    ),
+                    0,
+                ),
+                func.count(func.distinct(LedgerTransfer.details["transaction_id"].astext)).filter(
+                    spent, LedgerTransfer.code.in_(SPEND_CODES)
+                ),
+            ).where(
+                in_window,
+                or_(spent, LedgerTransfer.credit_account_id == account_id),
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def waiver_for(
+    session: AsyncSession,
+    rule: FeeRule,
+    card: Card,
+    account_id: str,
+    start: datetime,
+    end: datetime,
+) -> dict[str, Any] | None:
+    """The first of the rule's waivers that holds for the card and period, with its evidence."""
+    spend: tuple[int, int] | None = None
+    for waiver in rule.waivers:
+        if waiver.rule == "FIRST_MONTH_FREE":
+            month_end = month_later(card.created_at)
+            if end <= month_end:
+                return {"rule": waiver.rule, "card_created_at": card.created_at.isoformat()}
+            continue
+        if spend is None:
+            spend = await _spend(session, account_id, start, end)
+        amount, count = spend
+        if waiver.rule == "SPEND_AT_LEAST" and amount >= waiver.amount:
+            return {"rule": waiver.rule, "threshold": waiver.amount, "spent": amount}
+        if waiver.rule == "TRANSACTIONS_AT_LEAST" and count >= waiver.count:
+            return {"rule": waiver.rule, "threshold": waiver.count, "transactions": count}
+    return None
+
+
+async def _programs_with_schedules(session: AsyncSession, now: datetime) -> list[Program]:
+    return list(
+        await session.scalars(
+            select(Program).where(
+                exists().where(
+                    FeeSchedule.program_id == Program.id, FeeSchedule.effective_from <= now
+                )
+            )
+        )
+    )
+
+
+async def _rules_by_product(
+    session: AsyncSession, program: Program, kind: str, at: datetime
+) -> dict[str, tuple[str, FeeRule, str]]:
+    """Per product with a periodic rule of `kind` priced in its currency: (schedule, rule,
+    currency)."""
+    found = {}
+    products: Iterable[tuple[str, str]] = await session.execute(
+        select(CardProduct.id, CardProduct.currency).where(CardProduct.program_id == program.id)
+    )
+    for product_id, currency in products:
+        versions = await service.schedules_in_effect(session, program.id, product_id, at)
+        picked = service.pick_rule(versions, "CARD_PERIODIC", period=kind)
+        price = picked[1].prices.get(currency) if picked is not None else None
+        if picked is not None and price is not None and price.fee_for(0) > 0:
+            found[product_id] = (picked[0], picked[1], currency)
+    return found
+
+
+async def charge_periodic(
+    session: AsyncSession, *, now: datetime | None = None, limit: int = 2_000
+) -> int:
+    """Charge (or waive) the periodic fees of the periods that ended before `now`, at most
+    `limit` cards in this call; the number of fee lines made. Cards already charged for the
+    period are not asked again (and the line's unique key stops a racing twin)."""
+    now = now or datetime.now(UTC)
+    made = 0
+    for program in await _programs_with_schedules(session, now):
+        for kind in PERIODS:
+            label, start, end = last_period(kind, now, program.timezone)
+            rules = await _rules_by_product(session, program, kind, end)
+            if not rules:
+                continue
+            charged = exists().where(
+                Fee.card_id == Card.id, Fee.type == "CARD_PERIODIC", Fee.period == label
+            )
+            cards = (
+                await session.execute(
+                    select(Card, Balance)
+                    .join(Balance, Balance.id == Card.balance_id)
+                    .where(
+                        Card.program_id == program.id,
+                        Card.product_id.in_(list(rules)),
+                        Card.status.not_in(TERMINAL),
+                        Card.replaced_by.is_(None),
+                        Card.created_at < end,
+                        Balance.status != "CLOSED",
+                        ~charged,
+                    )
+                    .order_by(Card.id)
+                    .limit(limit - made)
+                )
+            ).all()
+            for card, balance in cards:
+                schedule_id, rule, currency = rules[card.product_id]
+                priced = service.price_with(schedule_id, rule, currency, None)
+                waiver = await waiver_for(
+                    session, rule, card, balance.ledger_account_id, start, end
+                )
+                fee = await service.charge_now(
+                    session,
+                    priced,
+                    key=f"CARD_PERIODIC|{card.id}|{label}",
+                    balance=balance,
+                    waiver=waiver,
+                    card_id=card.id,
+                    period=label,
+                    period_start=start,
+                    period_end=end,
+                )
+                made += fee is not None
+            if made >= limit:
+                return made
+    return made
+
+
+@job("fees.charge_periodic", every=timedelta(minutes=10))
+async def charge_periodic_job(
+    session: AsyncSession, payload: dict[str, Any], context: JobContext
+) -> None:
+    await charge_periodic(session)
+
+
+@job("fees.retry_due", every=timedelta(hours=1))
+async def retry_due_job(
+    session: AsyncSession, payload: dict[str, Any], context: JobContext
+) -> None:
+    await service.retry_due(session)

@@ -1,0 +1,636 @@
+"""Fees: pricing from the schedule in effect, and charging through the ledger.
+
+A fee is a ledger transfer from the balance to the program's `fee_revenue` account (code `fee`,
+details naming the fee line and its type), and a fee line (`fees`) that says what caused it and
+what became of it. The line's `key` names its cause (`CARD_ISSUANCE|card_…`,
+`CARD_PERIODIC|card_…|2026-11`, `TRANSACTION|txn_…`), unique, so no cause is charged twice — a
+retried request or a job run twice finds the line already there.
+
+- One-off fees (balance creation, card issuance and replacement) and periodic fees are charged
+  at once; when the balance cannot pay, the program's policy decides: SKIP, RETRY daily for
+  `fee_retry_days`, or ALLOW_NEGATIVE — the same transfer, allowed by the ledger to take the
+  balance down to the program's limit for the currency (`ledger.transfer(overdraft_limit=…)`).
+- Fees of a transaction (card TRANSACTION and FX fees, IBAN TRANSFER fees) follow it: held
+  with it (no funds for the fee, no authorization), posted when it settles, released when it is
+  reversed, expires or fails.
+
+Schedules: the program's version in effect at the time, with the card product's version (if
+any) overriding rules of the same type, form factor, period and channel.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, func, or_, select, text
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cardcore.fees.events import FeeCharged, FeeRefunded, FeeSkipped, FeeWaived
+from cardcore.fees.schemas import FeeRule, FeeScheduleCreate
+from cardcore.kit.errors import CardcoreError, validation_error
+from cardcore.kit.ids import new_id, to_uuid
+from cardcore.kit.outbox import record_event
+from cardcore.ledger import service as ledger
+from cardcore.models import Balance, Card, CardProduct, Fee, FeeRefund, FeeSchedule, Program
+
+FEE_ACCOUNT = "fee_revenue"
+FEE_CODE = "fee"
+REFUND_CODE = "fee_refund"
+
+
+# -- schedules -----------------------------------------------------------------------------------
+
+
+async def create_schedule(
+    session: AsyncSession, program_id: str, body: FeeScheduleCreate, actor: str | None
+) -> FeeSchedule:
+    """A new version of the program's (or a product's) schedule."""
+    # Versions are numbered under the program's row lock: two at once cannot take one number.
+    program = await session.get(Program, program_id, with_for_update=True)
+    assert program is not None
+    if body.product_id is not None:
+        product = await session.scalar(
+            select(CardProduct).where(
+                CardProduct.id == body.product_id, CardProduct.program_id == program_id
+            )
+        )
+        if product is None:
+            raise validation_error("product_id", "NOT_FOUND", "No such product.")
+    now = datetime.now(UTC)
+    effective_from = body.effective_from or now
+    if effective_from.tzinfo is None:
+        raise validation_error("effective_from", "NO_TIME_ZONE", "Give a time zone offset.")
+    if effective_from < now - timedelta(seconds=60):
+        raise validation_error(
+            "effective_from", "IN_THE_PAST", "A schedule cannot change fees retroactively."
+        )
+    for rule in body.fees:
+        for currency in rule.prices:
+            if currency not in program.currencies:
+                raise validation_error(
+                    "fees", "CURRENCY_NOT_ALLOWED", f"This program does not hold {currency}."
+                )
+    latest = await session.scalar(
+        select(func.max(FeeSchedule.version)).where(
+            FeeSchedule.program_id == program_id,
+            FeeSchedule.product_id.is_(None)
+            if body.product_id is None
+            else FeeSchedule.product_id == body.product_id,
+        )
+    )
+    schedule = FeeSchedule(
+        program_id=program_id,
+        product_id=body.product_id,
+        version=(latest or 0) + 1,
+        effective_from=max(effective_from, now),
+        fees=[rule.model_dump(mode="json", exclude_none=True) for rule in body.fees],
+        created_by=actor,
+    )
+    session.add(schedule)
+    await session.flush()
+    return schedule
+
+
+# A version never changes, so its parsed rules are kept by id for the life of the process.
+_PARSED: dict[str, list[FeeRule]] = {}
+
+
+def rules_of(schedule_id: str, fees: list[dict[str, Any]]) -> list[FeeRule]:
+    parsed = _PARSED.get(schedule_id)
+    if parsed is None:
+        parsed = _PARSED[schedule_id] = [FeeRule.model_validate(f) for f in fees]
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A fee as the schedule prices it."""
+
+    type: str
+    rule: FeeRule
+    schedule_id: str
+    amount: int
+    currency: str
+    basis: int | None
+
+
+async def schedules_in_effect(
+    session: AsyncSession, program_id: str, product_id: str | None, at: datetime
+) -> list[tuple[str, list[FeeRule]]]:
+    """The program's version in effect at `at`, then the product's: (id, rules) each."""
+    rows = await session.execute(
+        select(FeeSchedule.id, FeeSchedule.product_id, FeeSchedule.fees)
+        .where(
+            FeeSchedule.program_id == program_id,
+            FeeSchedule.effective_from <= at,
+            or_(FeeSchedule.product_id.is_(None), FeeSchedule.product_id == product_id)
+            if product_id is not None
+            else FeeSchedule.product_id.is_(None),
+        )
+        .order_by(
+            FeeSchedule.product_id.nulls_first(),
+            FeeSchedule.effective_from.desc(),
+            FeeSchedule.version.desc(),
+        )
+        .ext(distinct_on(FeeSchedule.product_id))
+    )
+    return [(row.id, rules_of(row.id, row.fees)) for row in rows]
+
+
+def _matches(rule: FeeRule, type_: str, **narrowing: str | None) -> bool:
+    if rule.type != type_:
+        return False
+    if rule.form_factor is not None and rule.form_factor != narrowing.get("form_factor"):
+        return False
+    return rule.period == narrowing.get("period") and rule.channel == narrowing.get("channel")
+
+
+def pick_rule(
+    versions: list[tuple[str, list[FeeRule]]], type_: str, **narrowing: str | None
+) -> tuple[str, FeeRule] | None:
+    """The rule pricing a fee: the product's over the program's, a form factor's own rule over
+    the one for every card."""
+    merged: dict[tuple[str, str | None, str | None, str | None], tuple[str, FeeRule]] = {}
+    for schedule_id, rules in versions:  # the product's version comes last and overrides
+        for rule in rules:
+            merged[rule.identity] = (schedule_id, rule)
+    found = [(s, r) for s, r in merged.values() if _matches(r, type_, **narrowing)]
+    found.sort(key=lambda pair: pair[1].form_factor is None)
+    return found[0] if found else None
+
+
+def price_with(schedule_id: str, rule: FeeRule, currency: str, basis: int | None) -> Priced | None:
+    price = rule.prices.get(currency)
+    if price is None:
+        return None
+    return Priced(rule.type, rule, schedule_id, price.fee_for(basis or 0), currency, basis)
+
+
+async def price(
+    session: AsyncSession,
+    *,
+    program_id: str,
+    product_id: str | None,
+    type_: str,
+    currency: str,
+    basis: int | None = None,
+    at: datetime | None = None,
+    **narrowing: str | None,
+) -> Priced | None:
+    """The fee of `type_` in `currency` under the schedule in effect at `at` (now), or None when
+    there is none. A rule priced at 0 is None too: nothing to charge or waive."""
+    versions = await schedules_in_effect(session, program_id, product_id, at or datetime.now(UTC))
+    picked = pick_rule(versions, type_, **narrowing)
+    if picked is None:
+        return None
+    priced = price_with(*picked, currency, basis)
+    return priced if priced is not None and priced.amount > 0 else None
+
+
+# -- fee lines -----------------------------------------------------------------------------------
+
+
+def _event_fields(fee: Fee) -> dict[str, Any]:
+    return {
+        "fee_id": fee.id,
+        "type": fee.type,
+        "amount": fee.amount,
+        "currency": fee.currency,
+        "balance_id": fee.balance_id,
+        "card_id": fee.card_id,
+        "transaction_id": fee.transaction_id,
+        "money_transfer_id": fee.money_transfer_id,
+    }
+
+
+def new_line(priced: Priced, *, key: str, balance: Balance, **links: Any) -> Fee:
+    return Fee(
+        id=new_id("fee"),
+        program_id=balance.program_id,
+        key=key,
+        type=priced.type,
+        schedule_id=priced.schedule_id,
+        balance_id=balance.id,
+        status="DUE",
+        amount=priced.amount,
+        currency=priced.currency,
+        basis_amount=priced.basis,
+        rule=priced.rule.model_dump(mode="json", exclude_none=True),
+        **links,
+    )
+
+
+async def claim_line(session: AsyncSession, fee: Fee) -> Fee | None:
+    """Insert the line unless its cause already has one (then None: charged or being charged
+    once already). A racing twin waits for the first one's commit, then finds it."""
+    values = {c.key: getattr(fee, c.key) for c in Fee.__table__.columns if c.key in fee.__dict__}
+    claimed = await session.scalar(
+        insert(Fee).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(Fee)
+    )
+    return claimed
+
+
+def _details(fee: Fee) -> dict[str, Any]:
+    return {"fee_id": fee.id, "fee_type": fee.type}
+
+
+async def revenue_account(session: AsyncSession, program_id: str, currency: str) -> str:
+    return await ledger.system_account_id(
+        session, program_id=program_id, currency=currency, kind=FEE_ACCOUNT
+    )
+
+
+def mark_charged(session: AsyncSession, fee: Fee, transfer_id: str) -> None:
+    fee.status, fee.ledger_transfer_id = "CHARGED", transfer_id
+    fee.charged_at, fee.reason, fee.next_attempt_at = datetime.now(UTC), None, None
+    record_event(
+        session,
+        program_id=fee.program_id,
+        object_id=fee.id,
+        data=FeeCharged(**_event_fields(fee), ledger_transfer_id=transfer_id),
+    )
+
+
+def mark_waived(session: AsyncSession, fee: Fee, waiver: dict[str, Any]) -> None:
+    fee.status, fee.waiver = "WAIVED", waiver
+    record_event(
+        session,
+        program_id=fee.program_id,
+        object_id=fee.id,
+        data=FeeWaived(**_event_fields(fee), rule=str(waiver["rule"])),
+    )
+
+
+def mark_skipped(session: AsyncSession, fee: Fee, reason: str) -> None:
+    fee.status, fee.reason, fee.next_attempt_at = "SKIPPED", reason, None
+    record_event(
+        session,
+        program_id=fee.program_id,
+        object_id=fee.id,
+        data=FeeSkipped(**_event_fields(fee), reason=reason),
+    )
+
+
+async def _take(
+    session: AsyncSession, fee: Fee, account_id: str, *, overdraft_limit: int = 0
+) -> str | None:
+    """Move the fee now; the transfer id, or None (nothing moved) if the balance cannot pay."""
+    try:
+        moved = await ledger.transfer(
+            session,
+            program_id=fee.program_id,
+            debit_account_id=account_id,
+            credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
+            amount=fee.amount,
+            currency=fee.currency,
+            code=FEE_CODE,
+            details=_details(fee),
+            overdraft_limit=overdraft_limit,
+        )
+    except ledger.Overdraft:
+        return None
+    return moved.id
+
+
+async def charge(session: AsyncSession, fee: Fee, program: Program, account_id: str) -> Fee:
+    """Charge a claimed line now, or follow the program's policy when the balance cannot pay."""
+    now = datetime.now(UTC)
+    fee.attempts += 1
+    transfer_id = await _take(session, fee, account_id)
+    if transfer_id is None and program.fee_shortfall_policy == "ALLOW_NEGATIVE":
+        limit = int(program.fee_overdraft_limits.get(fee.currency, 0))
+        transfer_id = await _take(session, fee, account_id, overdraft_limit=limit)
+        if transfer_id is None:
+            mark_skipped(session, fee, "OVERDRAFT_LIMIT_REACHED")
+            return fee
+    if transfer_id is not None:
+        mark_charged(session, fee, transfer_id)
+    elif program.fee_shortfall_policy == "RETRY":
+        if fee.retry_until is None:
+            fee.retry_until = now + timedelta(days=program.fee_retry_days)
+        if now + timedelta(days=1) > fee.retry_until:
+            mark_skipped(session, fee, f"INSUFFICIENT_FUNDS after {fee.attempts} attempts")
+        else:
+            fee.status, fee.reason = "DUE", "INSUFFICIENT_FUNDS"
+            fee.next_attempt_at = now + timedelta(days=1)
+    else:
+        mark_skipped(session, fee, "INSUFFICIENT_FUNDS")
+    return fee
+
+
+async def charge_now(
+    session: AsyncSession,
+    priced: Priced | None,
+    *,
+    key: str,
+    balance: Balance,
+    waiver: dict[str, Any] | None = None,
+    **links: Any,
+) -> Fee | None:
+    """A one-off or periodic fee: claim its line, then waive or charge it."""
+    if priced is None:
+        return None
+    fee = await claim_line(session, new_line(priced, key=key, balance=balance, **links))
+    if fee is None:
+        return None
+    if waiver is not None:
+        mark_waived(session, fee, waiver)
+        return fee
+    program = await session.get(Program, balance.program_id)
+    assert program is not None
+    return await charge(session, fee, program, balance.ledger_account_id)
+
+
+async def retry_due(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> int:
+    """Try again the fees waiting for funds whose day has come (the RETRY policy)."""
+    due = (
+        await session.execute(
+            select(Fee, Balance.ledger_account_id, Program)
+            .join(Balance, Balance.id == Fee.balance_id)
+            .join(Program, Program.id == Fee.program_id)
+            .where(Fee.status == "DUE", Fee.next_attempt_at <= (now or datetime.now(UTC)))
+            .order_by(Fee.next_attempt_at)
+            .limit(limit)
+            .with_for_update(of=Fee, skip_locked=True)
+        )
+    ).all()
+    for fee, account_id, program in due:
+        await charge(session, fee, program, account_id)
+    return len(due)
+
+
+# -- one-off fees --------------------------------------------------------------------------------
+
+
+async def on_balance_created(session: AsyncSession, balance: Balance) -> Fee | None:
+    priced = await price(
+        session,
+        program_id=balance.program_id,
+        product_id=None,
+        type_="BALANCE_CREATION",
+        currency=balance.currency,
+    )
+    return await charge_now(session, priced, key=f"BALANCE_CREATION|{balance.id}", balance=balance)
+
+
+async def _card_fee(session: AsyncSession, card: Card, type_: str) -> Fee | None:
+    balance = await session.get(Balance, card.balance_id)
+    assert balance is not None
+    priced = await price(
+        session,
+        program_id=card.program_id,
+        product_id=card.product_id,
+        type_=type_,
+        currency=balance.currency,
+        form_factor=card.type,
+    )
+    waiver = None
+    if priced is not None:
+        waiver = await _issuance_waiver(session, card, priced.rule)
+    return await charge_now(
+        session, priced, key=f"{type_}|{card.id}", balance=balance, card_id=card.id, waiver=waiver
+    )
+
+
+async def _issuance_waiver(
+    session: AsyncSession, card: Card, rule: FeeRule
+) -> dict[str, Any] | None:
+    for waiver in rule.waivers:
+        if waiver.rule == "FIRST_CARDS_FREE" and card.user_id is not None:
+            earlier = await session.scalar(
+                select(func.count())
+                .select_from(Card)
+                .where(
+                    Card.program_id == card.program_id,
+                    Card.user_id == card.user_id,
+                    Card.replacement_for.is_(None),
+                    Card.id != card.id,
+                    Card.id < card.id,
+                )
+            )
+            if (earlier or 0) < waiver.count:
+                return {"rule": waiver.rule, "count": waiver.count, "earlier_cards": earlier or 0}
+    return None
+
+
+async def on_card_issued(session: AsyncSession, card: Card) -> Fee | None:
+    return await _card_fee(session, card, "CARD_ISSUANCE")
+
+
+async def on_card_replaced(session: AsyncSession, card: Card) -> Fee | None:
+    return await _card_fee(session, card, "CARD_REPLACEMENT")
+
+
+# -- fees that follow a transaction --------------------------------------------------------------
+
+
+async def transaction_fees(
+    session: AsyncSession,
+    *,
+    card: Card,
+    balance: Balance,
+    transaction_id: str,
+    channel: str,
+    basis: int,
+    foreign: bool,
+) -> list[Fee]:
+    """The fee lines (not yet added) of a card transaction of `basis` in the balance's currency:
+    the channel's TRANSACTION fee, and the FX fee when the merchant's currency is another."""
+    versions = await schedules_in_effect(
+        session, card.program_id, card.product_id, datetime.now(UTC)
+    )
+    wanted = [("TRANSACTION", {"channel": channel})] + ([("FX", {})] if foreign else [])
+    lines = []
+    for type_, narrowing in wanted:
+        picked = pick_rule(versions, type_, **narrowing)
+        priced = price_with(*picked, balance.currency, basis) if picked else None
+        if priced is not None and priced.amount > 0:
+            key = f"{type_}|{transaction_id}"
+            lines.append(
+                new_line(
+                    priced,
+                    key=key,
+                    balance=balance,
+                    card_id=card.id,
+                    transaction_id=transaction_id,
+                )
+            )
+    return lines
+
+
+async def hold(
+    session: AsyncSession, fees: list[Fee], account_id: str, *, pending: bool = True
+) -> None:
+    """Hold (or, with pending=False, take) each fee with its transaction; raises ledger.Overdraft
+    having held nothing more when the balance cannot pay one: the caller undoes the rest (they
+    go together in its savepoint)."""
+    for fee in fees:
+        moved = await ledger.transfer(
+            session,
+            program_id=fee.program_id,
+            debit_account_id=account_id,
+            credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
+            amount=fee.amount,
+            currency=fee.currency,
+            code=FEE_CODE,
+            pending=pending,
+            details=_details(fee),
+        )
+        if pending:
+            fee.status, fee.ledger_transfer_id = "HELD", moved.id
+        else:
+            mark_charged(session, fee, moved.id)
+
+
+async def held_for(session: AsyncSession, **link: str) -> list[Fee]:
+    """The HELD fees of a transaction (`transaction_id=…` or `money_transfer_id=…`), locked."""
+    ((column, value),) = link.items()
+    return list(
+        await session.scalars(
+            select(Fee)
+            .where(getattr(Fee, column) == value, Fee.status == "HELD")
+            .order_by(Fee.id)
+            .with_for_update()
+        )
+    )
+
+
+async def release(session: AsyncSession, fees: list[Fee], *, kind: str = "void") -> None:
+    """The transaction was reversed, expired or failed: its fees' holds go back."""
+    for fee in fees:
+        assert fee.ledger_transfer_id is not None
+        await ledger.resolve(session, fee.ledger_transfer_id, kind=kind, code=FEE_CODE)
+        fee.status = "RELEASED"
+
+
+def reprice(fee: Fee, basis: int) -> int:
+    """The fee on a new amount, by the rule that priced it at first."""
+    return FeeRule.model_validate(fee.rule).prices[fee.currency].fee_for(basis)
+
+
+async def rehold(session: AsyncSession, fees: list[Fee], account_id: str, basis: int) -> None:
+    """The transaction's held amount changed (an increment, a partial reversal): hold each fee
+    anew on the new amount (a pending transfer resolves once). Raises ledger.Overdraft like
+    `hold`."""
+    for fee in fees:
+        assert fee.ledger_transfer_id is not None
+        await ledger.resolve(session, fee.ledger_transfer_id, kind="void", code=FEE_CODE)
+        fee.amount, fee.basis_amount = reprice(fee, basis), basis
+    await hold(session, [f for f in fees if f.amount > 0], account_id)
+    for fee in fees:
+        if fee.amount == 0:
+            fee.status = "RELEASED"
+
+
+async def settle(session: AsyncSession, fees: list[Fee], account_id: str, basis: int) -> None:
+    """The transaction settled for `basis`: post each fee as priced on it — from the hold, and
+    beyond it (a clearing above its authorization) as a further charge, which may raise
+    ledger.Overdraft like `hold`."""
+    for fee in fees:
+        assert fee.ledger_transfer_id is not None
+        final = reprice(fee, basis)
+        posted = await ledger.resolve(
+            session,
+            fee.ledger_transfer_id,
+            kind="post",
+            amount=min(final, fee.amount),
+            code=FEE_CODE,
+            details=_details(fee),
+        )
+        if final > fee.amount:
+            await ledger.transfer(
+                session,
+                program_id=fee.program_id,
+                debit_account_id=account_id,
+                credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
+                amount=final - fee.amount,
+                currency=fee.currency,
+                code=FEE_CODE,
+                details=_details(fee),
+            )
+        fee.amount, fee.basis_amount = final, basis
+        mark_charged(session, fee, posted.id)
+
+
+# -- refunds -------------------------------------------------------------------------------------
+
+
+async def refund(
+    session: AsyncSession, fee: Fee, *, amount: int | None, reason: str | None, actor: str
+) -> FeeRefund:
+    """Pay all or part of a charged fee back to its balance, from the fee revenue account."""
+    if fee.status != "CHARGED":
+        raise CardcoreError("FEE_NOT_REFUNDABLE", f"The fee is {fee.status}.")
+    refundable = fee.amount - fee.refunded_amount
+    amount = refundable if amount is None else amount
+    if not 0 < amount <= refundable:
+        raise validation_error(
+            "amount", "ABOVE_REFUNDABLE", f"At most {refundable} of this fee can be refunded."
+        )
+    balance = await session.get(Balance, fee.balance_id)
+    assert balance is not None
+    try:
+        moved = await ledger.transfer(
+            session,
+            program_id=fee.program_id,
+            debit_account_id=await revenue_account(session, fee.program_id, fee.currency),
+            credit_account_id=balance.ledger_account_id,
+            amount=amount,
+            currency=fee.currency,
+            code=REFUND_CODE,
+            details=_details(fee),
+        )
+    except ledger.Overdraft as exc:  # the balance's rules never refuse a credit
+        raise CardcoreError("INTERNAL_ERROR") from exc
+    fee.refunded_amount += amount
+    made = FeeRefund(
+        id=new_id("frf"),
+        program_id=fee.program_id,
+        fee_id=fee.id,
+        amount=amount,
+        currency=fee.currency,
+        reason=reason,
+        refunded_by=actor,
+        ledger_transfer_id=moved.id,
+    )
+    session.add(made)
+    await session.flush()
+    record_event(
+        session,
+        program_id=fee.program_id,
+        object_id=fee.id,
+        data=FeeRefunded(**_event_fields(fee), refund_id=made.id, refunded_amount=amount),
+    )
+    return made
+
+
+# -- reporting -----------------------------------------------------------------------------------
+
+_REVENUE = text(
+    """
+    SELECT t.currency, t.details->>'fee_type' AS type,
+           sum(t.amount) FILTER (WHERE t.code = 'fee') AS charged,
+           sum(t.amount) FILTER (WHERE t.code = 'fee_refund') AS refunded,
+           count(DISTINCT t.details->>'fee_id') FILTER (WHERE t.code = 'fee') AS count
+    FROM ledger_transfers t
+    JOIN ledger_accounts a ON a.id IN (t.credit_account_id, t.debit_account_id)
+    WHERE a.program_id = :program_id AND a.kind = 'fee_revenue' AND a.owner_id IS NULL
+      AND t.program_id = :program_id
+      AND t.kind IN ('single', 'post') AND t.code IN ('fee', 'fee_refund')
+      AND t.created_at >= :start AND t.created_at < :end
+    GROUP BY 1, 2 ORDER BY 1, 2
+    """
+)
+
+
+async def revenue(
+    session: AsyncSession, program_id: str, start: datetime, end: datetime
+) -> list[Row[Any]]:
+    """Fee revenue per currency and fee type, from the ledger: posted fee transfers into the fee
+    revenue account less fee refunds out of it, created in [start, end)."""
+    return list(
+        await session.execute(
+            _REVENUE, {"program_id": to_uuid("prg", program_id), "start": start, "end": end}
+        )
+    )
