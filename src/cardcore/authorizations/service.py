@@ -36,6 +36,7 @@ from cardcore.authorizations.events import (
 from cardcore.balances import service as balances
 from cardcore.cards import controls, lifecycle
 from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm, pin_matches
+from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import is_valid, new_id
 from cardcore.kit.jobs import JobContext, job
@@ -47,6 +48,7 @@ from cardcore.models import (
     Card,
     CardTransaction,
     CardTransactionEvent,
+    Fee,
     FxRate,
     LedgerTransfer,
     PartnerBalance,
@@ -263,10 +265,12 @@ async def _move(
     *,
     code: str,
     pending: bool,
+    user_overdraft: int = 0,
 ) -> list[LedgerTransfer]:
     """Move (or hold) `amount` on every leg: all legs or none. Returns the transfers in leg
     order; raises Refused naming the side that could not pay. A refused ledger transfer changes
-    nothing, so only two legs need a savepoint."""
+    nothing, so only two legs need a savepoint. `user_overdraft` lets the user leg go that far
+    below zero (a smaller hold replacing a larger one on a balance a fee took below zero)."""
     moved = []
     async with session.begin_nested() if len(legs.pairs) > 1 else contextlib.nullcontext():
         for index, (debit, credit) in enumerate(legs.pairs):
@@ -281,6 +285,7 @@ async def _move(
                     code=code,
                     pending=pending,
                     details={"transaction_id": row.id},
+                    overdraft_limit=user_overdraft if index == len(legs.pairs) - 1 else 0,
                 )
             except ledger.Overdraft:
                 deposit_side = legs.deposit and index == 0
@@ -289,6 +294,21 @@ async def _move(
                 ) from None
             moved.append(transfer)
     return moved
+
+
+async def _hold_with_fees(
+    session: AsyncSession, row: CardTransaction, legs: Legs, amount: int, fee_lines: list[Fee]
+) -> list[LedgerTransfer]:
+    """Hold the amount on every leg and the transaction's fees on the user's balance: all or
+    nothing (Refused). The transfers, legs first, fees after."""
+    user_account = legs.pairs[-1][0]
+    async with session.begin_nested() if fee_lines else contextlib.nullcontext():
+        holds = await _move(session, row, legs, amount, code="card_authorization", pending=True)
+        try:
+            holds += await fees.hold(session, fee_lines, user_account)
+        except ledger.Overdraft:
+            raise Refused("INSUFFICIENT_FUNDS") from None
+    return holds
 
 
 async def _warn_if_deposit_low(
@@ -440,16 +460,25 @@ async def authorize(
 
     row = _new_row(card, balance, request, transaction.amount, decision, loaded.deposit_account_id)
     available = None
+    fee_lines: list[Fee] = []
     if decision.approved:
         legs = await _legs(session, row, balance.ledger_account_id)
+        fee_lines = await fees.transaction_fees(
+            session,
+            card=card,
+            balance=balance,
+            transaction_id=row.id,
+            channel=request.channel,
+            basis=transaction.amount,
+            foreign=request.currency != balance.currency,
+        )
         try:
-            holds = await _move(
-                session, row, legs, transaction.amount, code="card_authorization", pending=True
-            )
+            holds = await _hold_with_fees(session, row, legs, transaction.amount, fee_lines)
         except Refused as refused:
             row.response_code, row.decline_reason = "51", refused.reason
+            fee_lines = []
         else:
-            _set_holds(row, legs, holds)
+            _set_holds(row, legs, holds[: len(legs.pairs)])
             available = holds[-1].totals_after[balance.ledger_account_id].available
             if legs.deposit:
                 await _warn_if_deposit_low(session, holds[0], transaction.amount)
@@ -468,6 +497,7 @@ async def authorize(
         ledger_transfer_id=row.hold_transfer_id,
         available=available,
     )
+    session.add_all(fee_lines)  # after the transaction's row, which they point at
     record_event(
         session,
         program_id=program_id,
@@ -606,18 +636,42 @@ async def _user_legs(session: AsyncSession, row: CardTransaction) -> Legs:
     return await _legs(session, row, await _user_account(session, row))
 
 
-async def _rehold(session: AsyncSession, row: CardTransaction, amount: int) -> str:
-    """Release the current hold and, when something is still held, hold that amount anew (a
-    pending transfer resolves once, so a partial release is a void plus a smaller hold). Returns
-    the user leg's new hold, or its release when nothing stays held."""
+async def _rehold(
+    session: AsyncSession, row: CardTransaction, amount: int, *, reducing: bool
+) -> str:
+    """Release the current hold (and its fees') and, when something is still held, hold that
+    amount anew with its fees repriced (a pending transfer resolves once, so a partial release
+    is a void plus a smaller hold). Returns the user leg's new hold, or its release when nothing
+    stays held. Raises Refused when a larger hold cannot be paid."""
     released = await _resolve_holds(session, row, kind="void", code="card_reversal")
+    held_fees = await fees.held_for(session, transaction_id=row.id)
+    await fees.release(session, held_fees)
     if amount == 0:
         _forget_holds(row)
         return released
     legs = await _user_legs(session, row)
-    _set_holds(
-        row, legs, await _move(session, row, legs, amount, code="card_authorization", pending=True)
+    user_account = legs.pairs[-1][0]
+    allowance = 0
+    if reducing:
+        # A smaller hold than the one it replaces leaves the balance no worse off, even when a
+        # fee the program lets go below zero took it there in between: allow what it was.
+        available = (await ledger.totals(session, user_account)).available
+        needed = amount + sum(fees.reprice(fee, amount) for fee in held_fees)
+        allowance = max(0, needed - available)
+    holds = await _move(
+        session,
+        row,
+        legs,
+        amount,
+        code="card_authorization",
+        pending=True,
+        user_overdraft=allowance,
     )
+    try:
+        await fees.hold_anew(session, held_fees, user_account, amount, overdraft_limit=allowance)
+    except ledger.Overdraft:
+        raise Refused("INSUFFICIENT_FUNDS") from None
+    _set_holds(row, legs, holds)
     assert row.hold_transfer_id is not None
     return row.hold_transfer_id
 
@@ -639,7 +693,7 @@ async def reverse(
     if not 0 < release <= row.held_amount:
         raise CardcoreError("VALIDATION_ERROR", "A reversal releases at most what is held.")
     row.held_amount -= release
-    transfer_id = await _rehold(session, row, row.held_amount)
+    transfer_id = await _rehold(session, row, row.held_amount, reducing=True)
     if row.held_amount == 0:
         row.status = "REVERSED"
     return await _after(
@@ -683,6 +737,7 @@ async def clear(
         raise CardcoreError("VALIDATION_ERROR", "A clearing posts a positive amount.")
     if amount > held + await clearing_tolerance(session, row):
         raise CardcoreError("CLEARING_ABOVE_TOLERANCE")
+    held_fees = await fees.held_for(session, transaction_id=row.id)
     try:
         async with session.begin_nested():
             posted = await _resolve_holds(
@@ -691,12 +746,19 @@ async def clear(
             if amount > held:
                 legs = await _user_legs(session, row)
                 await _move(session, row, legs, amount - held, code="card_clearing", pending=False)
+            try:
+                settled = await fees.settle(
+                    session, held_fees, await _user_account(session, row), amount
+                )
+            except ledger.Overdraft:
+                raise Refused("INSUFFICIENT_FUNDS") from None
     except Refused as refused:
         raise CardcoreError(
             "INSUFFICIENT_FUNDS",
             f"The clearing exceeds the hold and the rest cannot be charged ({refused.reason});"
             " the hold stands as it was.",
         ) from None
+    fees.mark_settled(session, settled)
     _forget_holds(row)
     row.status, row.settled_amount, row.held_amount = "SETTLED", amount, 0
     return await _after(
@@ -721,7 +783,7 @@ async def increment(
         return previous
     try:
         async with session.begin_nested():
-            transfer_id = await _rehold(session, row, row.held_amount + amount)
+            transfer_id = await _rehold(session, row, row.held_amount + amount, reducing=False)
     except Refused as refused:
         await session.refresh(row)
         return await _after(
@@ -778,6 +840,7 @@ async def refund(
 async def _expire(session: AsyncSession, row: CardTransaction) -> dict[str, Any]:
     released = row.held_amount
     resolution = await _resolve_holds(session, row, kind="expire", code="card_hold_expiry")
+    await fees.release(session, await fees.held_for(session, transaction_id=row.id), kind="expire")
     _forget_holds(row)
     row.status, row.held_amount = "EXPIRED", 0
     response = await _answer(
@@ -850,7 +913,7 @@ async def post_without_authorization(
         card, balance, request, billing or 0, decision, loaded.deposit_account_id, kind=kind
     )
     session.add(row)
-    moved, decline = None, None
+    moved, decline, fee_lines = None, None, []
     if billing is None:
         decline = ("12", "NO_FX_RATE")
     else:
@@ -870,7 +933,17 @@ async def post_without_authorization(
             if kind == "FORCE_POST":
                 spend = _spend(request, billing, balance)
                 await controls.record_spend(session, card, program, spend, datetime.now(UTC))
-    return await _after(
+                fee_lines = await fees.transaction_fees(
+                    session,
+                    card=card,
+                    balance=balance,
+                    transaction_id=row.id,
+                    channel=request.channel,
+                    basis=billing,
+                    foreign=request.currency != balance.currency,
+                )
+                await fees.charge_each(session, fee_lines, balance.ledger_account_id)
+    response = await _after(
         session,
         row,
         kind=kind.lower(),
@@ -879,6 +952,8 @@ async def post_without_authorization(
         ledger_transfer_id=moved,
         decline=decline,
     )
+    session.add_all(fee_lines)  # after the transaction's row, which they point at
+    return response
 
 
 async def balance_inquiry(

@@ -9,6 +9,7 @@ The money model (see the README's table):
   balances are debited to it), `settlement` for money on its way out (IBAN transfers).
 """
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
     Corporation,
+    Fee,
     LedgerAccount,
     MoneyTransfer,
     PartnerBalance,
@@ -376,6 +378,7 @@ async def create_transfer(
     if currency != source.currency:
         raise CardcoreError("CURRENCY_MISMATCH", f"The balance holds {source.currency}.")
     common = {"program_id": source.program_id, "amount": amount, "currency": currency}
+    fee_lines: list[Fee] = []
     if destination is not None:
         require_active(destination)
         if destination.currency != currency:
@@ -406,15 +409,42 @@ async def create_transfer(
         settlement = await ledger.system_account(
             session, program_id=source.program_id, currency=currency, kind="settlement"
         )
-        ledger_id = await _debit(
+        transfer_id = new_id("trf")
+        priced = await fees.price(
             session,
-            debit_account_id=source.ledger_account_id,
-            credit_account_id=settlement.id,
-            code="iban_transfer",
-            pending=True,
-            **common,
+            program_id=source.program_id,
+            product_id=None,
+            type_="TRANSFER",
+            currency=currency,
+            basis=amount,
         )
+        if priced is not None:
+            fee_lines.append(
+                fees.new_line(
+                    priced,
+                    key=f"TRANSFER|{transfer_id}",
+                    balance=source,
+                    money_transfer_id=transfer_id,
+                )
+            )
+        # The transfer and its fee are held together, or neither.
+        async with session.begin_nested() if fee_lines else contextlib.nullcontext():
+            ledger_id = await _debit(
+                session,
+                debit_account_id=source.ledger_account_id,
+                credit_account_id=settlement.id,
+                code="iban_transfer",
+                pending=True,
+                **common,
+            )
+            try:
+                await fees.hold(session, fee_lines, source.ledger_account_id)
+            except ledger.Overdraft as exc:
+                raise CardcoreError(
+                    "INSUFFICIENT_FUNDS", "The balance does not cover the transfer and its fee."
+                ) from exc
         transfer = MoneyTransfer(
+            id=transfer_id,
             type="EXTERNAL",
             source_balance_id=source.id,
             payment_contact_id=contact.id,
@@ -425,6 +455,7 @@ async def create_transfer(
         )
     session.add(transfer)
     await session.flush()
+    session.add_all(fee_lines)
     record_event(
         session,
         program_id=transfer.program_id,
@@ -447,6 +478,16 @@ async def settle_transfer(
     if transfer.status != "PENDING":
         raise CardcoreError("TRANSFER_NOT_PENDING", f"The transfer is {transfer.status}.")
     await ledger.resolve(session, transfer.ledger_transfer_id, kind="post" if completed else "void")
+    held_fees = await fees.held_for(session, money_transfer_id=transfer.id)
+    if completed:
+        source = await session.get(Balance, transfer.source_balance_id)
+        assert source is not None
+        fees.mark_settled(
+            session,
+            await fees.settle(session, held_fees, source.ledger_account_id, transfer.amount),
+        )
+    else:
+        await fees.release(session, held_fees)
     transfer.status = "COMPLETED" if completed else "FAILED"
     transfer.completed_at = datetime.now(UTC)
     transfer.failure_reason = None if completed else reason

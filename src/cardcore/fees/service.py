@@ -32,7 +32,16 @@ from cardcore.kit.errors import CardcoreError, validation_error
 from cardcore.kit.ids import new_id, to_uuid
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
-from cardcore.models import Balance, Card, CardProduct, Fee, FeeRefund, FeeSchedule, Program
+from cardcore.models import (
+    Balance,
+    Card,
+    CardProduct,
+    Fee,
+    FeeRefund,
+    FeeSchedule,
+    LedgerTransfer,
+    Program,
+)
 
 FEE_ACCOUNT = "fee_revenue"
 FEE_CODE = "fee"
@@ -50,6 +59,9 @@ async def create_schedule(
     program = await session.get(Program, program_id, with_for_update=True)
     assert program is not None
     if body.product_id is not None:
+        # A malformed id cannot reach the query (PrefixedId refuses it there, as a 500).
+        if to_uuid("prd", body.product_id) is None:
+            raise validation_error("product_id", "NOT_FOUND", "No such product.")
         product = await session.scalar(
             select(CardProduct).where(
                 CardProduct.id == body.product_id, CardProduct.program_id == program_id
@@ -213,6 +225,7 @@ def new_line(priced: Priced, *, key: str, balance: Balance, **links: Any) -> Fee
         schedule_id=priced.schedule_id,
         balance_id=balance.id,
         status="DUE",
+        attempts=0,
         amount=priced.amount,
         currency=priced.currency,
         basis_amount=priced.basis,
@@ -460,11 +473,12 @@ async def transaction_fees(
 
 
 async def hold(
-    session: AsyncSession, fees: list[Fee], account_id: str, *, pending: bool = True
-) -> None:
-    """Hold (or, with pending=False, take) each fee with its transaction; raises ledger.Overdraft
-    having held nothing more when the balance cannot pay one: the caller undoes the rest (they
-    go together in its savepoint)."""
+    session: AsyncSession, fees: list[Fee], account_id: str, *, overdraft_limit: int = 0
+) -> list[LedgerTransfer]:
+    """Hold each fee with its transaction (status HELD); the pending transfers. Raises
+    ledger.Overdraft, having held nothing more, when the balance cannot pay one: the caller
+    undoes the rest (they go together in its savepoint)."""
+    held = []
     for fee in fees:
         moved = await ledger.transfer(
             session,
@@ -474,13 +488,25 @@ async def hold(
             amount=fee.amount,
             currency=fee.currency,
             code=FEE_CODE,
-            pending=pending,
+            pending=True,
             details=_details(fee),
+            overdraft_limit=overdraft_limit,
         )
-        if pending:
-            fee.status, fee.ledger_transfer_id = "HELD", moved.id
+        fee.status, fee.ledger_transfer_id = "HELD", moved.id
+        held.append(moved)
+    return held
+
+
+async def charge_each(session: AsyncSession, fees: list[Fee], account_id: str) -> None:
+    """Fees of a transaction that is already settled (a force post): each is taken now if the
+    balance can pay it, else SKIPPED — the network has paid the merchant either way."""
+    for fee in fees:
+        fee.attempts += 1
+        transfer_id = await _take(session, fee, account_id)
+        if transfer_id is None:
+            mark_skipped(session, fee, "INSUFFICIENT_FUNDS")
         else:
-            mark_charged(session, fee, moved.id)
+            mark_charged(session, fee, transfer_id)
 
 
 async def held_for(session: AsyncSession, **link: str) -> list[Fee]:
@@ -497,7 +523,7 @@ async def held_for(session: AsyncSession, **link: str) -> list[Fee]:
 
 
 async def release(session: AsyncSession, fees: list[Fee], *, kind: str = "void") -> None:
-    """The transaction was reversed, expired or failed: its fees' holds go back."""
+    """The transaction was reversed, expired or failed (or is held anew): the holds go back."""
     for fee in fees:
         assert fee.ledger_transfer_id is not None
         await ledger.resolve(session, fee.ledger_transfer_id, kind=kind, code=FEE_CODE)
@@ -509,24 +535,39 @@ def reprice(fee: Fee, basis: int) -> int:
     return FeeRule.model_validate(fee.rule).prices[fee.currency].fee_for(basis)
 
 
-async def rehold(session: AsyncSession, fees: list[Fee], account_id: str, basis: int) -> None:
-    """The transaction's held amount changed (an increment, a partial reversal): hold each fee
-    anew on the new amount (a pending transfer resolves once). Raises ledger.Overdraft like
-    `hold`."""
+async def hold_anew(
+    session: AsyncSession,
+    fees: list[Fee],
+    account_id: str,
+    basis: int,
+    *,
+    overdraft_limit: int = 0,
+) -> list[LedgerTransfer]:
+    """Released fees of a transaction whose held amount changed (an increment, a partial
+    reversal), held again as priced on the new amount. Raises ledger.Overdraft like `hold`."""
     for fee in fees:
-        assert fee.ledger_transfer_id is not None
-        await ledger.resolve(session, fee.ledger_transfer_id, kind="void", code=FEE_CODE)
         fee.amount, fee.basis_amount = reprice(fee, basis), basis
-    await hold(session, [f for f in fees if f.amount > 0], account_id)
-    for fee in fees:
-        if fee.amount == 0:
-            fee.status = "RELEASED"
+    return await hold(
+        session, [f for f in fees if f.amount > 0], account_id, overdraft_limit=overdraft_limit
+    )
 
 
-async def settle(session: AsyncSession, fees: list[Fee], account_id: str, basis: int) -> None:
+@dataclass(frozen=True, slots=True)
+class Settled:
+    fee: Fee
+    amount: int
+    basis: int
+    transfer_id: str
+
+
+async def settle(
+    session: AsyncSession, fees: list[Fee], account_id: str, basis: int
+) -> list[Settled]:
     """The transaction settled for `basis`: post each fee as priced on it — from the hold, and
     beyond it (a clearing above its authorization) as a further charge, which may raise
-    ledger.Overdraft like `hold`."""
+    ledger.Overdraft like `hold`. Moves money only: the caller, once the whole settlement has
+    gone through, records it with `mark_settled`."""
+    settled = []
     for fee in fees:
         assert fee.ledger_transfer_id is not None
         final = reprice(fee, basis)
@@ -549,8 +590,14 @@ async def settle(session: AsyncSession, fees: list[Fee], account_id: str, basis:
                 code=FEE_CODE,
                 details=_details(fee),
             )
-        fee.amount, fee.basis_amount = final, basis
-        mark_charged(session, fee, posted.id)
+        settled.append(Settled(fee, final, basis, posted.id))
+    return settled
+
+
+def mark_settled(session: AsyncSession, settled: list[Settled]) -> None:
+    for done in settled:
+        done.fee.amount, done.fee.basis_amount = done.amount, done.basis
+        mark_charged(session, done.fee, done.transfer_id)
 
 
 # -- refunds -------------------------------------------------------------------------------------
