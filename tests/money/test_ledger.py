@@ -1,7 +1,7 @@
 """The ledger's operations and invariants, at the service level."""
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.errors import CardcoreError
@@ -113,6 +113,66 @@ async def test_no_code_path_can_overdraw(session: AsyncSession, partner: Partner
             )
     totals = await ledger.totals(session, alice)
     assert (totals.posted_credit_balance, totals.available) == (100, 40)
+    assert await verify(session) == []
+
+
+async def test_an_overdraft_allowance_is_per_transfer_and_the_database_holds_it(
+    session: AsyncSession, partner: Partner
+) -> None:
+    """A fee a program lets go below zero: that one transfer may take the account down to minus
+    its allowance; nothing else may take from it while it is below zero, anything may give to
+    it, and the CHECK constraint still refuses going deeper than any allowance given."""
+    from sqlalchemy.exc import IntegrityError
+
+    funding, alice, bob = await _accounts(session, partner)
+    common = {"program_id": partner.program_id, "currency": "EUR", "code": "test"}
+    await ledger.transfer(
+        session, debit_account_id=funding, credit_account_id=alice, amount=100, **common
+    )
+    hold = await ledger.transfer(
+        session, debit_account_id=alice, credit_account_id=bob, amount=40, pending=True, **common
+    )
+    with pytest.raises(ledger.Overdraft):
+        await ledger.transfer(
+            session,
+            debit_account_id=alice,
+            credit_account_id=bob,
+            amount=91,
+            overdraft_limit=30,
+            **common,
+        )
+    await ledger.transfer(
+        session,
+        debit_account_id=alice,
+        credit_account_id=bob,
+        amount=90,
+        overdraft_limit=30,
+        **common,
+    )
+    assert (await ledger.totals(session, alice)).available == -30
+    # Below zero, an ordinary transfer cannot take, not even one cent...
+    with pytest.raises(ledger.Overdraft):
+        await ledger.transfer(
+            session, debit_account_id=alice, credit_account_id=bob, amount=1, **common
+        )
+    # ...but a release, a post and a credit go through.
+    await ledger.resolve(session, hold.id, kind="post")
+    assert (await ledger.totals(session, alice)).available == -30
+    await ledger.transfer(
+        session, debit_account_id=funding, credit_account_id=alice, amount=5, **common
+    )
+    assert (await ledger.totals(session, alice)).available == -25
+    limit = await session.scalar(
+        select(LedgerAccount.overdraft_limit).where(LedgerAccount.id == alice)
+    )
+    assert limit == 30
+    with pytest.raises(IntegrityError):
+        async with session.begin_nested():
+            await session.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == alice)
+                .values(debits_posted=LedgerAccount.debits_posted + 6)
+            )
     assert await verify(session) == []
 
 
