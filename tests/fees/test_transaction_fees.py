@@ -57,6 +57,20 @@ async def test_pos_fee_is_held_then_posted_with_the_clearing(
         ("TRANSACTION", "CHARGED", 50, 1_000)
     ]
     assert await available(client, partner, world) == 10_000 - 1_050
+    # The balance's statement shows the fee as its own line, linked to its fee line.
+    fee_id = (await fees_of(client, partner.headers, transaction_id=small["authorization_id"]))[0][
+        "id"
+    ]
+    statement = (
+        await client.get(
+            f"/v1/balances/{world['balance_id']}/ledger",
+            params={"code": "fee", "kind": "post"},
+            headers=partner.headers,
+        )
+    ).json()["data"]
+    assert [(e["direction"], e["amount"], e["fee_id"]) for e in statement] == [
+        ("debit", 50, fee_id)
+    ]
 
     big = await authorize(client, world, amount=3_333)
     # 25 + 1.5 % of 3,333 = 49.995 → 50 (half up) → 75.

@@ -214,6 +214,8 @@ async def balance_ledger(
             LedgerTransfer.amount,
             LedgerTransfer.currency,
             LedgerTransfer.pending_id,
+            LedgerTransfer.details["fee_id"].astext.label("fee_id"),
+            LedgerTransfer.details["transaction_id"].astext.label("transaction_id"),
             LedgerTransfer.created_at,
             func.sum(effect).over(order_by=LedgerTransfer.id).label("running_balance"),
         )

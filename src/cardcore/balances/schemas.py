@@ -54,6 +54,10 @@ class LedgerEntry(BaseModel):
     currency: str
     running_balance: int = Field(description="The balance's total after this entry.")
     pending_id: str | None
+    fee_id: str | None = Field(default=None, description="The fee line a `fee` entry charges.")
+    transaction_id: str | None = Field(
+        default=None, description="The card transaction a card entry belongs to."
+    )
     created_at: datetime
 
 
