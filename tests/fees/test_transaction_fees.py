@@ -216,6 +216,19 @@ async def test_force_post_charges_its_fee_or_skips_it(
         ("TRANSACTION", "SKIPPED", 25 + (rest * 150 + 5_000) // 10_000, rest)
     ]
     assert await available(client, partner, world) == 0
+    # The cardholder sees their own fees, and another user's session sees none of them.
+    token = (
+        await client.post(
+            f"/v1/users/{world['user_id']}/sessions", json={}, headers=partner.headers
+        )
+    ).json()["data"]["access_token"]
+    mine = (await client.get("/v1/me/fees", headers=bearer(token))).json()["data"]
+    assert sorted(f["status"] for f in mine) == ["CHARGED", "SKIPPED"]
+    stranger = (await client.post("/v1/users", json={}, headers=partner.headers)).json()["data"]
+    other = (
+        await client.post(f"/v1/users/{stranger['id']}/sessions", json={}, headers=partner.headers)
+    ).json()["data"]["access_token"]
+    assert (await client.get("/v1/me/fees", headers=bearer(other))).json()["data"] == []
     assert await verify(session) == []
 
 

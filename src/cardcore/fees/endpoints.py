@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query, Security, status
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.dependencies import Partner, require_admin
+from cardcore.auth.dependencies import Cardholder, Partner, require_admin
 from cardcore.auth.principals import Principal
 from cardcore.db import DbSession
 from cardcore.fees import service
@@ -24,7 +24,7 @@ from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.pagination import PageParams, Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
-from cardcore.models import Fee, FeeRefund, FeeSchedule
+from cardcore.models import Balance, Fee, FeeRefund, FeeSchedule
 
 routes = router(
     tags=["fees"],
@@ -169,6 +169,16 @@ async def list_fees(
 async def get_fee(fee_id: FeeId, principal: Partner, session: DbSession) -> One[FeeOut]:
     found = await FeeRepository(session, principal.tenant_id).get_or_404(fee_id)
     return One(data=FeeOut.model_validate(found))
+
+
+@routes.get("/v1/me/fees", summary="The cardholder's fees: charged, held, waived, due or skipped")
+async def my_fees(principal: Cardholder, session: DbSession, page: Pagination) -> Many[FeeOut]:
+    repository = FeeRepository(session, principal.tenant_id)
+    own = select(Balance.id).where(
+        Balance.program_id == principal.tenant_id, Balance.owner_id == principal.user_id
+    )
+    found, meta = await repository.page(repository.readable().where(Fee.balance_id.in_(own)), page)
+    return Many(data=[FeeOut.model_validate(f) for f in found], meta=meta)
 
 
 @admin_routes.get("/v1/admin/fees", summary="Fee lines (admin, manager)")
