@@ -135,6 +135,7 @@ class Loaded:
     previous: dict[str, Any] | None = None
     deposit_account_id: str | None = None
     spent: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    fee_versions: fees.Versions | None = None
 
 
 async def _load(
@@ -189,7 +190,17 @@ async def _load(
         stored = select(CardTransactionEvent).where(
             CardTransactionEvent.network_key == request.network_key
         )
-        previous, previous_amount, previous_card, loaded.deposit_account_id, spent_rows = (
+        fee_versions: Any = null()
+        if now is not None:
+            fee_versions = fees.versions_as_json(program_id, loaded.card.product_id, now)
+        (
+            previous,
+            previous_amount,
+            previous_card,
+            loaded.deposit_account_id,
+            spent_rows,
+            versions,
+        ) = (
             await session.execute(
                 select(
                     stored.with_only_columns(CardTransactionEvent.response).scalar_subquery(),
@@ -208,6 +219,7 @@ async def _load(
                     )
                     .scalar_subquery(),
                     spent,
+                    fee_versions,
                 )
             )
         ).one()
@@ -218,6 +230,8 @@ async def _load(
             raise _reused_ids()
         loaded.previous = previous
         loaded.spent = controls.as_spent(spent_rows or [])
+        if now is not None:
+            loaded.fee_versions = fees.parse_versions(versions)
     return loaded
 
 
@@ -471,6 +485,7 @@ async def authorize(
             channel=request.channel,
             basis=transaction.amount,
             foreign=request.currency != balance.currency,
+            versions=loaded.fee_versions,
         )
         try:
             holds = await _hold_with_fees(session, row, legs, transaction.amount, fee_lines)

@@ -18,18 +18,19 @@ Schedules: the program's version in effect at the time, with the card product's 
 any) overriding rules of the same type, form factor, period and channel.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, text
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import JSON, Row, Select, func, or_, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.fees.events import FeeCharged, FeeRefunded, FeeSkipped, FeeWaived
 from cardcore.fees.schemas import FeeRule, FeeScheduleCreate
 from cardcore.kit.errors import CardcoreError, validation_error
-from cardcore.kit.ids import new_id, to_uuid
+from cardcore.kit.ids import from_uuid, new_id, to_uuid
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -127,11 +128,12 @@ class Priced:
     basis: int | None
 
 
-async def schedules_in_effect(
-    session: AsyncSession, program_id: str, product_id: str | None, at: datetime
-) -> list[tuple[str, list[FeeRule]]]:
-    """The program's version in effect at `at`, then the product's: (id, rules) each."""
-    rows = await session.execute(
+Versions = list[tuple[str, list[FeeRule]]]
+
+
+def versions_in_effect(program_id: str, product_id: str | None, at: datetime) -> Select[Any]:
+    """The program's version in effect at `at` and the product's: rows (id, product_id, fees)."""
+    return (
         select(FeeSchedule.id, FeeSchedule.product_id, FeeSchedule.fees)
         .where(
             FeeSchedule.program_id == program_id,
@@ -147,6 +149,37 @@ async def schedules_in_effect(
         )
         .ext(distinct_on(FeeSchedule.product_id))
     )
+
+
+def versions_as_json(program_id: str, product_id: str | None, at: datetime) -> Any:
+    """`versions_in_effect` as one JSON value (the program's first), for a caller that reads it
+    along with other things in one statement; `parse_versions` reads it back."""
+    found = versions_in_effect(program_id, product_id, at).subquery()
+    return (
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(found.c.id, found.c.fees),
+                    found.c.product_id.nulls_first(),
+                ),
+                type_=JSON,
+            )
+        )
+    ).scalar_subquery()
+
+
+def parse_versions(value: list[Any] | None) -> Versions:
+    return [
+        (schedule_id := from_uuid("fsc", uuid.UUID(raw_id)), rules_of(schedule_id, fees))
+        for raw_id, fees in value or []
+    ]
+
+
+async def schedules_in_effect(
+    session: AsyncSession, program_id: str, product_id: str | None, at: datetime
+) -> Versions:
+    """The program's version in effect at `at`, then the product's: (id, rules) each."""
+    rows = await session.execute(versions_in_effect(program_id, product_id, at))
     return [(row.id, rules_of(row.id, row.fees)) for row in rows]
 
 
@@ -306,9 +339,17 @@ async def _take(
     return moved.id
 
 
-async def charge(session: AsyncSession, fee: Fee, program: Program, account_id: str) -> Fee:
-    """Charge a claimed line now, or follow the program's policy when the balance cannot pay."""
-    now = datetime.now(UTC)
+async def charge(
+    session: AsyncSession,
+    fee: Fee,
+    program: Program,
+    account_id: str,
+    *,
+    now: datetime | None = None,
+) -> Fee:
+    """Charge a claimed line now, or follow the program's policy when the balance cannot pay.
+    `now` is the job's clock (the retry job's), so the retry window is counted on it."""
+    now = now or datetime.now(UTC)
     fee.attempts += 1
     transfer_id = await _take(session, fee, account_id)
     if transfer_id is None and program.fee_shortfall_policy == "ALLOW_NEGATIVE":
@@ -322,11 +363,13 @@ async def charge(session: AsyncSession, fee: Fee, program: Program, account_id: 
     elif program.fee_shortfall_policy == "RETRY":
         if fee.retry_until is None:
             fee.retry_until = now + timedelta(days=program.fee_retry_days)
-        if now + timedelta(days=1) > fee.retry_until:
+        # The last try is at the end of the window, not a day before it: a job that runs a
+        # little after each retry's time would otherwise give up a day early.
+        if now >= fee.retry_until:
             mark_skipped(session, fee, f"INSUFFICIENT_FUNDS after {fee.attempts} attempts")
         else:
             fee.status, fee.reason = "DUE", "INSUFFICIENT_FUNDS"
-            fee.next_attempt_at = now + timedelta(days=1)
+            fee.next_attempt_at = min(now + timedelta(days=1), fee.retry_until)
     else:
         mark_skipped(session, fee, "INSUFFICIENT_FUNDS")
     return fee
@@ -369,7 +412,7 @@ async def retry_due(session: AsyncSession, *, now: datetime | None = None, limit
         )
     ).all()
     for fee, account_id, program in due:
-        await charge(session, fee, program, account_id)
+        await charge(session, fee, program, account_id, now=now)
     return len(due)
 
 
@@ -447,12 +490,15 @@ async def transaction_fees(
     channel: str,
     basis: int,
     foreign: bool,
+    versions: Versions | None = None,
 ) -> list[Fee]:
     """The fee lines (not yet added) of a card transaction of `basis` in the balance's currency:
-    the channel's TRANSACTION fee, and the FX fee when the merchant's currency is another."""
-    versions = await schedules_in_effect(
-        session, card.program_id, card.product_id, datetime.now(UTC)
-    )
+    the channel's TRANSACTION fee, and the FX fee when the merchant's currency is another.
+    `versions`: the schedules in effect, when the caller has read them already."""
+    if versions is None:
+        versions = await schedules_in_effect(
+            session, card.program_id, card.product_id, datetime.now(UTC)
+        )
     wanted = [("TRANSACTION", {"channel": channel})] + ([("FX", {})] if foreign else [])
     lines = []
     for type_, narrowing in wanted:
