@@ -16,14 +16,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from cardcore.cards.lifecycle import TERMINAL
 from cardcore.fees import service
 from cardcore.fees.schemas import FeeRule
-from cardcore.kit.jobs import JobContext, job
+from cardcore.kit.jobs import JobContext, enqueue, job
 from cardcore.models import Balance, Card, CardProduct, Fee, FeeSchedule, LedgerTransfer, Program
 
 PERIODS = ("DAILY", "WEEKLY", "MONTHLY")
+# How many ended periods back the job looks: a period the job did not run for (workers down for a
+# day) is charged late rather than never.
+CATCH_UP = {"DAILY": 7, "WEEKLY": 4, "MONTHLY": 2}
+BATCH = 2_000  # fee lines per job run
 # Ledger codes of a card's spending from its balance: settled purchases, and refunds back.
 SPEND_CODES = ("card_clearing", "card_force_post")
 REFUND_CODE = "card_refund"
@@ -49,6 +54,15 @@ def last_period(kind: str, now: datetime, zone: str) -> tuple[str, datetime, dat
     return label, _midnight(first, tz), _midnight(following, tz)
 
 
+def recent_periods(kind: str, now: datetime, zone: str) -> list[tuple[str, datetime, datetime]]:
+    """The last CATCH_UP[kind] whole periods before `now`, oldest first."""
+    periods = []
+    for _ in range(CATCH_UP[kind]):
+        periods.append(last_period(kind, now, zone))
+        now = periods[-1][1]
+    return periods[::-1]
+
+
 def _midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
@@ -64,6 +78,12 @@ async def _spend(
 ) -> tuple[int, int]:
     """From the ledger: the balance's settled card spending in [start, end) less card refunds,
     and how many purchases settled."""
+    # A clearing posts its authorization's pending transfer, and only the pending transfer
+    # names the card transaction (a post's own details are empty): count by either.
+    held = aliased(LedgerTransfer)
+    transaction_id = func.coalesce(
+        LedgerTransfer.details["transaction_id"].astext, held.details["transaction_id"].astext
+    )
     spent = LedgerTransfer.debit_account_id == account_id
     in_window = and_(
         LedgerTransfer.created_at >= start,
@@ -86,10 +106,12 @@ async def _spend(
                     ),
                     0,
                 ),
-                func.count(func.distinct(LedgerTransfer.details["transaction_id"].astext)).filter(
+                func.count(func.distinct(transaction_id)).filter(
                     spent, LedgerTransfer.code.in_(SPEND_CODES)
                 ),
-            ).where(
+            )
+            .outerjoin(held, held.id == LedgerTransfer.pending_id)
+            .where(
                 in_window,
                 or_(spent, LedgerTransfer.credit_account_id == account_id),
             )
@@ -155,16 +177,20 @@ async def _rules_by_product(
 
 
 async def charge_periodic(
-    session: AsyncSession, *, now: datetime | None = None, limit: int = 2_000
+    session: AsyncSession, *, now: datetime | None = None, limit: int = BATCH
 ) -> int:
-    """Charge (or waive) the periodic fees of the periods that ended before `now`, at most
+    """Charge (or waive) the periodic fees of the recent periods that ended before `now`, at most
     `limit` cards in this call; the number of fee lines made. Cards already charged for the
     period are not asked again (and the line's unique key stops a racing twin)."""
     now = now or datetime.now(UTC)
     made = 0
     for program in await _programs_with_schedules(session, now):
-        for kind in PERIODS:
-            label, start, end = last_period(kind, now, program.timezone)
+        periods = [
+            (kind, *period)
+            for kind in PERIODS
+            for period in recent_periods(kind, now, program.timezone)
+        ]
+        for kind, label, start, end in periods:
             rules = await _rules_by_product(session, program, kind, end)
             if not rules:
                 continue
@@ -215,7 +241,12 @@ async def charge_periodic(
 async def charge_periodic_job(
     session: AsyncSession, payload: dict[str, Any], context: JobContext
 ) -> None:
-    await charge_periodic(session)
+    """One batch. A full batch queues the next one, to run as soon as this one commits: a
+    period is charged only while it is the last one, so at one batch per 10 minutes a program
+    with more cards than that (288,000 a day) would never be charged for the rest."""
+    limit = int(payload.get("limit", BATCH))
+    if await charge_periodic(session, limit=limit) >= limit:
+        await enqueue(session, "fees.charge_periodic", {"limit": limit})
 
 
 @job("fees.retry_due", every=timedelta(hours=1))
