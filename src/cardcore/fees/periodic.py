@@ -230,6 +230,7 @@ async def charge_periodic(
                     period=label,
                     period_start=start,
                     period_end=end,
+                    now=now,
                 )
                 made += fee is not None
             if made >= limit:

@@ -42,6 +42,7 @@ from cardcore.models import (
     FeeSchedule,
     LedgerTransfer,
     Program,
+    User,
 )
 
 FEE_ACCOUNT = "fee_revenue"
@@ -318,22 +319,37 @@ def mark_skipped(session: AsyncSession, fee: Fee, reason: str) -> None:
     )
 
 
+async def _pay(
+    session: AsyncSession,
+    fee: Fee,
+    account_id: str,
+    amount: int,
+    *,
+    pending: bool = False,
+    overdraft_limit: int = 0,
+) -> LedgerTransfer:
+    """The ledger transfer of (part of) a fee, from the balance's account to fee revenue; raises
+    ledger.Overdraft, having moved nothing, when the balance cannot pay."""
+    return await ledger.transfer(
+        session,
+        program_id=fee.program_id,
+        debit_account_id=account_id,
+        credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
+        amount=amount,
+        currency=fee.currency,
+        code=FEE_CODE,
+        pending=pending,
+        details=_details(fee),
+        overdraft_limit=overdraft_limit,
+    )
+
+
 async def _take(
     session: AsyncSession, fee: Fee, account_id: str, *, overdraft_limit: int = 0
 ) -> str | None:
     """Move the fee now; the transfer id, or None (nothing moved) if the balance cannot pay."""
     try:
-        moved = await ledger.transfer(
-            session,
-            program_id=fee.program_id,
-            debit_account_id=account_id,
-            credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
-            amount=fee.amount,
-            currency=fee.currency,
-            code=FEE_CODE,
-            details=_details(fee),
-            overdraft_limit=overdraft_limit,
-        )
+        moved = await _pay(session, fee, account_id, fee.amount, overdraft_limit=overdraft_limit)
     except ledger.Overdraft:
         return None
     return moved.id
@@ -382,9 +398,11 @@ async def charge_now(
     key: str,
     balance: Balance,
     waiver: dict[str, Any] | None = None,
+    now: datetime | None = None,
     **links: Any,
 ) -> Fee | None:
-    """A one-off or periodic fee: claim its line, then waive or charge it."""
+    """A one-off or periodic fee: claim its line, then waive or charge it (`now`: the caller's
+    clock, for the retry window)."""
     if priced is None:
         return None
     fee = await claim_line(session, new_line(priced, key=key, balance=balance, **links))
@@ -395,7 +413,7 @@ async def charge_now(
         return fee
     program = await session.get(Program, balance.program_id)
     assert program is not None
-    return await charge(session, fee, program, balance.ledger_account_id)
+    return await charge(session, fee, program, balance.ledger_account_id, now=now)
 
 
 async def retry_due(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> int:
@@ -454,6 +472,9 @@ async def _issuance_waiver(
 ) -> dict[str, Any] | None:
     for waiver in rule.waivers:
         if waiver.rule == "FIRST_CARDS_FREE" and card.user_id is not None:
+            # The user's row lock makes two cards issued at once count one after the other, so
+            # they cannot both be the last free one.
+            await session.execute(select(User.id).where(User.id == card.user_id).with_for_update())
             earlier = await session.scalar(
                 select(func.count())
                 .select_from(Card)
@@ -462,7 +483,6 @@ async def _issuance_waiver(
                     Card.user_id == card.user_id,
                     Card.replacement_for.is_(None),
                     Card.id != card.id,
-                    Card.id < card.id,
                 )
             )
             if (earlier or 0) < waiver.count:
@@ -526,17 +546,8 @@ async def hold(
     undoes the rest (they go together in its savepoint)."""
     held = []
     for fee in fees:
-        moved = await ledger.transfer(
-            session,
-            program_id=fee.program_id,
-            debit_account_id=account_id,
-            credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
-            amount=fee.amount,
-            currency=fee.currency,
-            code=FEE_CODE,
-            pending=True,
-            details=_details(fee),
-            overdraft_limit=overdraft_limit,
+        moved = await _pay(
+            session, fee, account_id, fee.amount, pending=True, overdraft_limit=overdraft_limit
         )
         fee.status, fee.ledger_transfer_id = "HELD", moved.id
         held.append(moved)
@@ -626,16 +637,7 @@ async def settle(
             details=_details(fee),
         )
         if final > fee.amount:
-            await ledger.transfer(
-                session,
-                program_id=fee.program_id,
-                debit_account_id=account_id,
-                credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
-                amount=final - fee.amount,
-                currency=fee.currency,
-                code=FEE_CODE,
-                details=_details(fee),
-            )
+            await _pay(session, fee, account_id, final - fee.amount)
         settled.append(Settled(fee, final, basis, posted.id))
     return settled
 
@@ -653,9 +655,12 @@ async def refund(
     session: AsyncSession, fee: Fee, *, amount: int | None, reason: str | None, actor: str
 ) -> FeeRefund:
     """Pay all or part of a charged fee back to its balance, from the fee revenue account."""
-    if fee.status != "CHARGED":
-        raise CardcoreError("FEE_NOT_REFUNDABLE", f"The fee is {fee.status}.")
     refundable = fee.amount - fee.refunded_amount
+    if fee.status != "CHARGED" or refundable == 0:
+        raise CardcoreError(
+            "FEE_NOT_REFUNDABLE",
+            f"The fee is {fee.status}." if refundable else "The fee is refunded in full.",
+        )
     amount = refundable if amount is None else amount
     if not 0 < amount <= refundable:
         raise validation_error(
