@@ -478,14 +478,7 @@ async def authorize(
     if decision.approved:
         legs = await _legs(session, row, balance.ledger_account_id)
         fee_lines = await fees.transaction_fees(
-            session,
-            card=card,
-            balance=balance,
-            transaction_id=row.id,
-            channel=request.channel,
-            basis=transaction.amount,
-            foreign=request.currency != balance.currency,
-            versions=loaded.fee_versions,
+            session, row, card, balance, versions=loaded.fee_versions
         )
         try:
             holds = await _hold_with_fees(session, row, legs, transaction.amount, fee_lines)
@@ -948,15 +941,7 @@ async def post_without_authorization(
             if kind == "FORCE_POST":
                 spend = _spend(request, billing, balance)
                 await controls.record_spend(session, card, program, spend, datetime.now(UTC))
-                fee_lines = await fees.transaction_fees(
-                    session,
-                    card=card,
-                    balance=balance,
-                    transaction_id=row.id,
-                    channel=request.channel,
-                    basis=billing,
-                    foreign=request.currency != balance.currency,
-                )
+                fee_lines = await fees.transaction_fees(session, row, card, balance)
                 await fees.charge_each(session, fee_lines, balance.ledger_account_id)
     response = await _after(
         session,

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Query, Security, status
+from fastapi import Depends, Path, Query, Security, status
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,8 @@ from cardcore.fees.schemas import (
     FeeRevenueRow,
     FeeScheduleCreate,
     FeeScheduleOut,
+    FeeStatus,
+    FeeType,
 )
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
@@ -140,29 +142,33 @@ def _id_filter(prefix: str) -> object:
     return Query(pattern=rf"^{prefix}_[0-9a-z]{{26}}$")
 
 
-@routes.get("/v1/fees", summary="Fee lines: charged, held, waived, due or skipped")
-async def list_fees(
-    principal: Partner,
-    session: DbSession,
-    page: Pagination,
+def fee_filters(
     balance_id: Annotated[str | None, _id_filter("bal")] = None,
     card_id: Annotated[str | None, _id_filter("card")] = None,
     transaction_id: Annotated[str | None, _id_filter("txn")] = None,
     money_transfer_id: Annotated[str | None, _id_filter("trf")] = None,
-    type: Annotated[str | None, Query(max_length=20)] = None,
-    status: Annotated[str | None, Query(max_length=10)] = None,
+    type: FeeType | None = None,
+    status: FeeStatus | None = None,
+) -> dict[str, str | None]:
+    """The filters of a fee list, as query parameters."""
+    return {
+        "balance_id": balance_id,
+        "card_id": card_id,
+        "transaction_id": transaction_id,
+        "money_transfer_id": money_transfer_id,
+        "type": type,
+        "status": status,
+    }
+
+
+FeeFilters = Annotated[dict[str, str | None], Depends(fee_filters)]
+
+
+@routes.get("/v1/fees", summary="Fee lines: charged, held, waived, due or skipped")
+async def list_fees(
+    principal: Partner, session: DbSession, page: Pagination, filters: FeeFilters
 ) -> Many[FeeOut]:
-    return await _fees(
-        session,
-        principal.tenant_id,
-        page,
-        balance_id=balance_id,
-        card_id=card_id,
-        transaction_id=transaction_id,
-        money_transfer_id=money_transfer_id,
-        type=type,
-        status=status,
-    )
+    return await _fees(session, principal.tenant_id, page, **filters)
 
 
 @routes.get("/v1/fees/{fee_id}", summary="A fee line", responses=error_responses("NOT_FOUND"))
@@ -183,23 +189,9 @@ async def my_fees(principal: Cardholder, session: DbSession, page: Pagination) -
 
 @admin_routes.get("/v1/admin/fees", summary="Fee lines (admin, manager)")
 async def admin_list_fees(
-    principal: FeeReader,
-    session: DbSession,
-    page: Pagination,
-    balance_id: Annotated[str | None, _id_filter("bal")] = None,
-    card_id: Annotated[str | None, _id_filter("card")] = None,
-    type: Annotated[str | None, Query(max_length=20)] = None,
-    status: Annotated[str | None, Query(max_length=10)] = None,
+    principal: FeeReader, session: DbSession, page: Pagination, filters: FeeFilters
 ) -> Many[FeeOut]:
-    return await _fees(
-        session,
-        principal.tenant_id,
-        page,
-        balance_id=balance_id,
-        card_id=card_id,
-        type=type,
-        status=status,
-    )
+    return await _fees(session, principal.tenant_id, page, **filters)
 
 
 @admin_routes.post(

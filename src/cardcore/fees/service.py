@@ -37,6 +37,7 @@ from cardcore.models import (
     Balance,
     Card,
     CardProduct,
+    CardTransaction,
     Fee,
     FeeRefund,
     FeeSchedule,
@@ -503,36 +504,34 @@ async def on_card_replaced(session: AsyncSession, card: Card) -> Fee | None:
 
 async def transaction_fees(
     session: AsyncSession,
-    *,
+    row: CardTransaction,
     card: Card,
     balance: Balance,
-    transaction_id: str,
-    channel: str,
-    basis: int,
-    foreign: bool,
+    *,
     versions: Versions | None = None,
 ) -> list[Fee]:
-    """The fee lines (not yet added) of a card transaction of `basis` in the balance's currency:
-    the channel's TRANSACTION fee, and the FX fee when the merchant's currency is another.
-    `versions`: the schedules in effect, when the caller has read them already."""
+    """The fee lines (not yet added) of a card transaction, on its amount in the balance's
+    currency: its channel's TRANSACTION fee, and the FX fee when the merchant's currency is
+    another. `versions`: the schedules in effect, when the caller has read them already."""
     if versions is None:
         versions = await schedules_in_effect(
             session, card.program_id, card.product_id, datetime.now(UTC)
         )
-    wanted = [("TRANSACTION", {"channel": channel})] + ([("FX", {})] if foreign else [])
+    wanted = [("TRANSACTION", {"channel": row.channel})]
+    if row.currency != row.billing_currency:
+        wanted.append(("FX", {}))
     lines = []
     for type_, narrowing in wanted:
         picked = pick_rule(versions, type_, **narrowing)
-        priced = price_with(*picked, balance.currency, basis) if picked else None
+        priced = price_with(*picked, balance.currency, row.billing_amount) if picked else None
         if priced is not None and priced.amount > 0:
-            key = f"{type_}|{transaction_id}"
             lines.append(
                 new_line(
                     priced,
-                    key=key,
+                    key=f"{type_}|{row.id}",
                     balance=balance,
                     card_id=card.id,
-                    transaction_id=transaction_id,
+                    transaction_id=row.id,
                 )
             )
     return lines
