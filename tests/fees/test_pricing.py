@@ -1,5 +1,5 @@
 """Pricing a fee (`Price.fee_for`) and the calendar of periodic fees (`last_period`,
-`month_later`): pure functions, no database.
+`recent_periods`, `month_later`): pure functions, no database.
 
 The pricing rule, as `Price` documents it and these tests hold it to:
 
@@ -14,6 +14,7 @@ KWD (exponent 3). Half a minor unit rounds up (away from zero: amounts are never
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cardcore.fees.periodic import PERIODS, last_period, month_later
+from cardcore.fees.periodic import CATCH_UP, PERIODS, last_period, month_later, recent_periods
 from cardcore.fees.schemas import FeeRule, Price
 from cardcore.kit.money import MAX_AMOUNT, currency_exponent
 
@@ -333,6 +334,101 @@ def test_the_last_period_ended_before_now_and_is_the_latest(
     else:
         assert (label, first.day, following.day) == (f"{first:%Y-%m}", 1, 1)
         assert (following.year, following.month) == (today.year, today.month)
+
+
+# -- recent_periods ------------------------------------------------------------------------------
+
+
+def test_the_catch_up_windows() -> None:
+    assert CATCH_UP == {"DAILY": 7, "WEEKLY": 4, "MONTHLY": 2}
+
+
+def test_recent_days_oldest_first() -> None:
+    assert recent_periods("DAILY", utc(2030, 2, 1, 0, 5), "UTC") == [
+        (f"2030-01-{day}", utc(2030, 1, day), utc(2030, 1, day) + timedelta(days=1))
+        for day in range(25, 32)
+    ]
+    # Across the year, at midnight exactly: the day that just ended is the last.
+    assert [label for label, _, _ in recent_periods("DAILY", utc(2030, 1, 3), "UTC")] == [
+        "2029-12-27",
+        "2029-12-28",
+        "2029-12-29",
+        "2029-12-30",
+        "2029-12-31",
+        "2030-01-01",
+        "2030-01-02",
+    ]
+
+
+def test_recent_days_in_warsaw_across_a_dst_change() -> None:
+    """06:00 UTC on 31 March 2026 in Warsaw: 24 to 30 March, Warsaw midnight to Warsaw
+    midnight; the 29th is 23 hours long (spring forward), and the days before it start at 23:00
+    UTC, those after at 22:00 UTC."""
+    periods = recent_periods("DAILY", utc(2026, 3, 31, 6), "Europe/Warsaw")
+    assert periods == [
+        ("2026-03-24", utc(2026, 3, 23, 23), utc(2026, 3, 24, 23)),
+        ("2026-03-25", utc(2026, 3, 24, 23), utc(2026, 3, 25, 23)),
+        ("2026-03-26", utc(2026, 3, 25, 23), utc(2026, 3, 26, 23)),
+        ("2026-03-27", utc(2026, 3, 26, 23), utc(2026, 3, 27, 23)),
+        ("2026-03-28", utc(2026, 3, 27, 23), utc(2026, 3, 28, 23)),
+        ("2026-03-29", utc(2026, 3, 28, 23), utc(2026, 3, 29, 22)),
+        ("2026-03-30", utc(2026, 3, 29, 22), utc(2026, 3, 30, 22)),
+    ]
+    # 23:30 UTC on the 30th is already the 31st in Warsaw (CEST, UTC+2), not yet in UTC.
+    assert recent_periods("DAILY", utc(2026, 3, 30, 22, 30), "Europe/Warsaw")[-1][0] == (
+        "2026-03-30"
+    )
+    assert recent_periods("DAILY", utc(2026, 3, 30, 22, 30), "UTC")[-1][0] == "2026-03-29"
+
+
+def test_recent_weeks_oldest_first_across_the_year() -> None:
+    # Tuesday 12 January 2027: 2027-W01 is the last whole week, after 2026's weeks 51 to 53.
+    assert recent_periods("WEEKLY", utc(2027, 1, 12, 9), "UTC") == [
+        ("2026-W51", utc(2026, 12, 14), utc(2026, 12, 21)),
+        ("2026-W52", utc(2026, 12, 21), utc(2026, 12, 28)),
+        ("2026-W53", utc(2026, 12, 28), utc(2027, 1, 4)),
+        ("2027-W01", utc(2027, 1, 4), utc(2027, 1, 11)),
+    ]
+    # In Warsaw, Monday 00:30 there (Sunday 23:30 UTC): the week that just ended is the last.
+    assert recent_periods("WEEKLY", utc(2027, 1, 10, 23, 30), "Europe/Warsaw") == [
+        ("2026-W51", utc(2026, 12, 13, 23), utc(2026, 12, 20, 23)),
+        ("2026-W52", utc(2026, 12, 20, 23), utc(2026, 12, 27, 23)),
+        ("2026-W53", utc(2026, 12, 27, 23), utc(2027, 1, 3, 23)),
+        ("2027-W01", utc(2027, 1, 3, 23), utc(2027, 1, 10, 23)),
+    ]
+
+
+def test_recent_months_oldest_first() -> None:
+    assert recent_periods("MONTHLY", utc(2030, 2, 1, 0, 5), "UTC") == [
+        ("2029-12", utc(2029, 12, 1), utc(2030, 1, 1)),
+        ("2030-01", utc(2030, 1, 1), utc(2030, 2, 1)),
+    ]
+    # In Warsaw, March 2026 ends at CEST midnight (22:00 UTC), February began at CET midnight.
+    assert recent_periods("MONTHLY", utc(2026, 4, 15), "Europe/Warsaw") == [
+        ("2026-02", utc(2026, 1, 31, 23), utc(2026, 2, 28, 23)),
+        ("2026-03", utc(2026, 2, 28, 23), utc(2026, 3, 31, 22)),
+    ]
+
+
+@given(
+    now=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)).map(
+        lambda naive: naive.replace(tzinfo=UTC)
+    ),
+    zone=st.sampled_from(ZONES),
+    kind=st.sampled_from(PERIODS),
+)
+def test_recent_periods_are_the_last_ones_back_to_back(now: datetime, zone: str, kind: str) -> None:
+    """CATCH_UP[kind] whole periods, oldest first, each ending where the next starts, the last
+    one being `last_period`'s; each is the last period before its own end."""
+    periods = recent_periods(kind, now, zone)
+    assert len(periods) == CATCH_UP[kind]
+    assert periods[-1] == last_period(kind, now, zone)
+    for (_, _, end), (_, start, _) in pairwise(periods):
+        assert end == start
+    for label, start, end in periods:
+        assert start < end <= now
+        assert last_period(kind, end, zone) == (label, start, end)
+    assert len({label for label, _, _ in periods}) == len(periods)
 
 
 # -- month_later ---------------------------------------------------------------------------------

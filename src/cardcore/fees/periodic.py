@@ -242,9 +242,9 @@ async def charge_periodic(
 async def charge_periodic_job(
     session: AsyncSession, payload: dict[str, Any], context: JobContext
 ) -> None:
-    """One batch. A full batch queues the next one, to run as soon as this one commits: a
-    period is charged only while it is the last one, so at one batch per 10 minutes a program
-    with more cards than that (288,000 a day) would never be charged for the rest."""
+    """One batch. A full batch queues the next one, to run as soon as this one commits: at one
+    batch per 10 minutes a program with more cards than 288,000 would fall behind its daily fees
+    and lose those older than the catch-up window."""
     limit = int(payload.get("limit", BATCH))
     if await charge_periodic(session, limit=limit) >= limit:
         await enqueue(session, "fees.charge_periodic", {"limit": limit})
