@@ -378,9 +378,27 @@ async def test_retry_policy_charges_once_funded(
     await session.flush()
     assert (await _fee(client, partner, line["id"]))["status"] == "DUE"
 
-    reloaded = await reload(client, partner, balance["id"], 1_000)
-    assert reloaded.status_code == 200, reloaded.text
+    # Money that comes in some other way than a reload (straight through the ledger here, as a
+    # card refund would) waits for the next daily try.
+    account = await session.scalar(
+        select(Balance.ledger_account_id).where(Balance.id == balance["id"])
+    )
+    assert account is not None
+    funding = await ledger.system_account_id(
+        session, program_id=partner.program_id, currency="EUR", kind="funding"
+    )
+    await ledger.transfer(
+        session,
+        program_id=partner.program_id,
+        debit_account_id=funding,
+        credit_account_id=account,
+        amount=1_000,
+        currency="EUR",
+        code="test",
+    )
+    await session.flush()
     session.expire_all()
+    assert (await _fee(client, partner, line["id"]))["status"] == "DUE"
     day_three = start + timedelta(days=2, hours=1)
     assert await fees.retry_due(session, now=day_three) == 1
     await session.flush()
@@ -397,6 +415,46 @@ async def test_retry_policy_charges_once_funded(
         ("debit", 250, charged["ledger_transfer_id"])
     ]
     assert [e["object_id"] for e in await _events(client, partner, "fee.charged")] == [line["id"]]
+    assert await verify(session) == []
+
+
+async def test_a_reload_pays_the_fees_waiting_for_funds_at_once(
+    client: AsyncClient, session: AsyncSession, partner: Partner
+) -> None:
+    setup = await setup_cards(client, session, partner)
+    await set_policy(client, setup["token"], fee_shortfall_policy="RETRY", fee_retry_days=3)
+    await set_schedule(
+        client,
+        setup["token"],
+        [
+            {"type": "BALANCE_CREATION", "prices": eur(250)},
+            {"type": "CARD_ISSUANCE", "prices": eur(500)},
+        ],
+    )
+    balance = await open_balance(client, partner)
+    card = (
+        await issue(
+            client, partner, {**setup, "user_id": balance["owner_id"], "balance_id": balance["id"]}
+        )
+    ).json()["data"]
+    assert [
+        f["status"] for f in await fees_of(client, partner.headers, balance_id=balance["id"])
+    ] == [
+        "DUE",
+        "DUE",
+    ]
+    # 600 pays the older fee (250); the card's 500 no longer fits and keeps waiting.
+    assert (await reload(client, partner, balance["id"], 600)).status_code == 200
+    lines = await fees_of(client, partner.headers, balance_id=balance["id"])
+    assert sorted((f["type"], f["status"]) for f in lines) == [
+        ("BALANCE_CREATION", "CHARGED"),
+        ("CARD_ISSUANCE", "DUE"),
+    ]
+    assert (await reload(client, partner, balance["id"], 400)).status_code == 200
+    (issuance,) = await fees_of(client, partner.headers, card_id=card["id"])
+    assert issuance["status"] == "CHARGED"
+    assert (await _balance(client, partner, balance["id"]))["total"] == 1_000 - 750
+    assert len(await _events(client, partner, "fee.charged")) == 2
     assert await verify(session) == []
 
 

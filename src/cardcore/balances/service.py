@@ -274,6 +274,7 @@ async def reload_balance(
     if currency != balance.currency:
         raise CardcoreError("CURRENCY_MISMATCH", f"The balance holds {balance.currency}.")
     moved = await load_from_partner(session, balance, amount=amount, code="reload")
+    await fees.collect_due(session, balance)
     record_event(
         session,
         program_id=balance.program_id,
@@ -394,6 +395,7 @@ async def create_transfer(
             code="transfer",
             **common,
         )
+        await fees.collect_due(session, destination)
         transfer = MoneyTransfer(
             type="INTERNAL",
             source_balance_id=source.id,

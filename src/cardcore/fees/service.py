@@ -435,6 +435,23 @@ async def retry_due(session: AsyncSession, *, now: datetime | None = None, limit
     return len(due)
 
 
+async def collect_due(session: AsyncSession, balance: Balance) -> None:
+    """Money arrived on the balance: take the fees it owes that are waiting for funds (RETRY),
+    oldest first, as far as it goes — rather than at the next daily try."""
+    due = await session.scalars(
+        select(Fee)
+        .where(Fee.balance_id == balance.id, Fee.status == "DUE")
+        .order_by(Fee.id)
+        .with_for_update(skip_locked=True)
+    )
+    for fee in due:
+        transfer_id = await _take(session, fee, balance.ledger_account_id)
+        if transfer_id is None:
+            return
+        fee.attempts += 1
+        mark_charged(session, fee, transfer_id)
+
+
 # -- one-off fees --------------------------------------------------------------------------------
 
 
