@@ -191,8 +191,10 @@ async def _load(
             CardTransactionEvent.network_key == request.network_key
         )
         fee_versions: Any = null()
+        params: dict[str, Any] = {}
         if now is not None:
-            fee_versions = fees.versions_as_json(program_id, loaded.card.product_id, now)
+            fee_versions = fees.versions_as_json()
+            params = fees.versions_params(program_id, loaded.card.product_id, now)
         (
             previous,
             previous_amount,
@@ -220,7 +222,8 @@ async def _load(
                     .scalar_subquery(),
                     spent,
                     fee_versions,
-                )
+                ),
+                params,
             )
         ).one()
         if previous is not None and (previous_amount, previous_card) != (

@@ -21,9 +21,10 @@ any) overriding rules of the same type, form factor, period and channel.
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Row, Select, func, or_, select, text
+from sqlalchemy import JSON, Row, Select, bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,13 +63,15 @@ async def create_schedule(
     program = await session.get(Program, program_id, with_for_update=True)
     assert program is not None
     if body.product_id is not None:
-        # A malformed id cannot reach the query (PrefixedId refuses it there, as a 500).
-        if to_uuid("prd", body.product_id) is None:
-            raise validation_error("product_id", "NOT_FOUND", "No such product.")
-        product = await session.scalar(
-            select(CardProduct).where(
-                CardProduct.id == body.product_id, CardProduct.program_id == program_id
+        # A malformed id must not reach the query (PrefixedId would refuse it there, as a 500).
+        product = (
+            await session.scalar(
+                select(CardProduct.id).where(
+                    CardProduct.id == body.product_id, CardProduct.program_id == program_id
+                )
             )
+            if to_uuid("prd", body.product_id) is not None
+            else None
         )
         if product is None:
             raise validation_error("product_id", "NOT_FOUND", "No such product.")
@@ -133,8 +136,9 @@ class Priced:
 Versions = list[tuple[str, list[FeeRule]]]
 
 
-def versions_in_effect(program_id: str, product_id: str | None, at: datetime) -> Select[Any]:
-    """The program's version in effect at `at` and the product's: rows (id, product_id, fees)."""
+def versions_in_effect(program_id: Any, product_id: Any, at: Any) -> Select[Any]:
+    """The program's version in effect at `at` and the product's: rows (id, product_id, fees).
+    The arguments are values or bind parameters."""
     return (
         select(FeeSchedule.id, FeeSchedule.product_id, FeeSchedule.fees)
         .where(
@@ -153,10 +157,17 @@ def versions_in_effect(program_id: str, product_id: str | None, at: datetime) ->
     )
 
 
-def versions_as_json(program_id: str, product_id: str | None, at: datetime) -> Any:
-    """`versions_in_effect` as one JSON value (the program's first), for a caller that reads it
-    along with other things in one statement; `parse_versions` reads it back."""
-    found = versions_in_effect(program_id, product_id, at).subquery()
+@cache
+def versions_as_json() -> Any:
+    """`versions_in_effect` of a card's product as one JSON value (the program's first), for a
+    caller that reads it along with other things in one statement, with `versions_params`;
+    `parse_versions` reads it back. Built once: on the authorization path, building it anew
+    cost a third of a millisecond each time."""
+    found = versions_in_effect(
+        bindparam("fee_program_id", type_=FeeSchedule.program_id.type),
+        bindparam("fee_product_id", type_=FeeSchedule.product_id.type),
+        bindparam("fee_at", type_=FeeSchedule.effective_from.type),
+    ).subquery()
     return (
         select(
             func.json_agg(
@@ -168,6 +179,10 @@ def versions_as_json(program_id: str, product_id: str | None, at: datetime) -> A
             )
         )
     ).scalar_subquery()
+
+
+def versions_params(program_id: str, product_id: str, at: datetime) -> dict[str, Any]:
+    return {"fee_program_id": program_id, "fee_product_id": product_id, "fee_at": at}
 
 
 def parse_versions(value: list[Any] | None) -> Versions:
