@@ -462,6 +462,8 @@ def _capture_script(
     constants = [
         capture.Constant("program", "prg", _uuid("prg", template.program_id)),
         capture.Constant("network_key", "key", _uuid("key", template.network_key_id)),
+        # The card's product: the authorization reads the fee schedules in effect for it.
+        capture.Constant("product", "prd", _uuid("prd", template.product_id)),
         capture.Constant("network_account", "lac", uuid.UUID(asyncio.run(network_account()))),
     ]
     # How the log shows the network key's hash, which the key lookup is by.

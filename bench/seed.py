@@ -81,6 +81,7 @@ class Template:
     program_id: str
     network_key: str
     network_key_id: str
+    product_id: str
     user_id: str
     balance_id: str
     card_id: str
@@ -193,6 +194,7 @@ def make_template(server: Server, fund: int, cards: int, with_history: bool) -> 
         program_id=program_id,
         network_key=network["secret"],
         network_key_id=network["id"],
+        product_id=product["id"],
         user_id=user["id"],
         balance_id=balance["id"],
         card_id=card["id"],
