@@ -1,6 +1,7 @@
 """Random sequences of network messages — authorizations, increments, reversals, clearings,
 refunds, expiries and retransmissions — keep a simple model and the ledger's invariants true after
-every step. Everything goes through the HTTP API."""
+every step, without fees and with a POS transaction fee that follows every hold. Everything goes
+through the HTTP API."""
 
 import asyncio
 import itertools
@@ -29,7 +30,9 @@ from sqlalchemy.ext.asyncio import (
 from cardcore.app import create_app
 from cardcore.config import Settings
 from cardcore.db import create_engine
+from cardcore.fees.schemas import Price
 from cardcore.ledger.verify import verify
+from tests.auth.helpers import bearer
 from tests.authorizations.helpers import Funded, authorization, fund_cards, make_base
 
 # Two cards on balances of their own; authorizations of up to 4,000 and increments of up to
@@ -45,6 +48,7 @@ class Auth:
     held: int = 0
     settled: int = 0
     refunded: int = 0
+    fee: int = 0  # held with the hold, or charged with the clearing
 
 
 @dataclass
@@ -73,6 +77,11 @@ class AuthorizationMachine(RuleBasedStateMachine):
     client: AsyncClient
     base: dict[str, Any]
     cards: list[Funded]
+    # The program's POS transaction fee, if it has one (FeeAuthorizationMachine).
+    fee_price: Price | None = None
+
+    def fee_of(self, amount: int) -> int:
+        return 0 if self.fee_price is None else self.fee_price.fee_for(amount)
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,6 +148,21 @@ class AuthorizationMachine(RuleBasedStateMachine):
         assert (got["status"], got["held_amount"]) == (auth.status, auth.held), (got, auth)
         if auth.status == "SETTLED":
             assert got["settled_amount"] == auth.settled
+        if self.fee_price is None:
+            return
+        fees = self.run(
+            self.client.get(
+                "/v1/fees", params={"transaction_id": auth_id}, headers=self.partner_headers
+            )
+        ).json()["data"]
+        expected = {
+            "PENDING": [("HELD", auth.fee)],
+            "SETTLED": [("CHARGED", auth.fee)],
+            "REVERSED": [("RELEASED", auth.fee)],
+            "EXPIRED": [("RELEASED", auth.fee)],
+            "DECLINED": [],
+        }[auth.status]
+        assert [(f["status"], f["amount"]) for f in fees] == expected, (fees, auth)
 
     def ids(self, *statuses: str) -> list[str]:
         return sorted(i for i, a in self.auths.items() if a.status in statuses)
@@ -156,9 +180,10 @@ class AuthorizationMachine(RuleBasedStateMachine):
             authorization(funded.card_id, amount, f"p-{next(_ids)}"),
         )
         auth_id = answer["authorization_id"]
-        if amount <= self.available[funded.balance_id]:
-            self.available[funded.balance_id] -= amount
-            self.auths[auth_id] = Auth(funded.balance_id, "PENDING", held=amount)
+        fee = self.fee_of(amount)
+        if amount + fee <= self.available[funded.balance_id]:
+            self.available[funded.balance_id] -= amount + fee
+            self.auths[auth_id] = Auth(funded.balance_id, "PENDING", held=amount, fee=fee)
             self.check_answer(answer, auth_id, approved=True, code="00")
             assert len(answer["authorization_code"]) == 6
         else:
@@ -175,9 +200,10 @@ class AuthorizationMachine(RuleBasedStateMachine):
         answer = self.answered(
             "/v1/network/incremental-authorizations", self.follow_up(auth_id, amount)
         )
-        if amount <= self.available[auth.balance_id]:
-            self.available[auth.balance_id] -= amount
-            auth.held += amount
+        fee = self.fee_of(auth.held + amount)
+        if amount + fee - auth.fee <= self.available[auth.balance_id]:
+            self.available[auth.balance_id] -= amount + fee - auth.fee
+            auth.held, auth.fee = auth.held + amount, fee
             self.check_answer(answer, auth_id, approved=True, code="00")
         else:
             # Refused: the old hold stands, untouched.
@@ -193,10 +219,14 @@ class AuthorizationMachine(RuleBasedStateMachine):
         answer = self.answered(
             "/v1/network/reversals", self.follow_up(auth_id, None if full else release)
         )
+        held_before = auth.held + auth.fee
         auth.held -= release
-        self.available[auth.balance_id] += release
         if auth.held == 0:
-            auth.status = "REVERSED"
+            auth.status = "REVERSED"  # the fee is released with the hold (and keeps its amount)
+            self.available[auth.balance_id] += held_before
+        else:
+            auth.fee = self.fee_of(auth.held)
+            self.available[auth.balance_id] += held_before - auth.held - auth.fee
         self.check_answer(answer, auth_id, approved=True, code="00")
         self.check_transaction(auth_id)
 
@@ -218,9 +248,10 @@ class AuthorizationMachine(RuleBasedStateMachine):
         auth = self.auths[auth_id]
         amount = data.draw(st.integers(1, auth.held), label="amount")
         answer = self.answered("/v1/network/clearings", self.follow_up(auth_id, amount))
-        self.available[auth.balance_id] += auth.held - amount
-        self.total[auth.balance_id] -= amount
-        auth.status, auth.held, auth.settled = "SETTLED", 0, amount
+        fee = self.fee_of(amount)
+        self.available[auth.balance_id] += auth.held + auth.fee - amount - fee
+        self.total[auth.balance_id] -= amount + fee
+        auth.status, auth.held, auth.settled, auth.fee = "SETTLED", 0, amount, fee
         self.check_answer(answer, auth_id, approved=True, code="00")
         self.check_transaction(auth_id)
 
@@ -246,7 +277,7 @@ class AuthorizationMachine(RuleBasedStateMachine):
         answer = self.answered(
             "/v1/simulate/expire", {"authorization_id": auth_id}, self.partner_headers
         )
-        self.available[auth.balance_id] += auth.held
+        self.available[auth.balance_id] += auth.held + auth.fee
         auth.status, auth.held = "EXPIRED", 0
         self.check_answer(answer, auth_id, approved=True, code="00")
         self.check_transaction(auth_id)
@@ -303,7 +334,7 @@ class AuthorizationMachine(RuleBasedStateMachine):
             assert response.status_code == 200, response.text
             got = response.json()["data"]
             held = sum(
-                a.held
+                a.held + a.fee
                 for a in self.auths.values()
                 if a.balance_id == card.balance_id and a.status == "PENDING"
             )
@@ -324,9 +355,23 @@ class AuthorizationMachine(RuleBasedStateMachine):
         assert self.run(check()) == []
 
 
+class FeeAuthorizationMachine(AuthorizationMachine):
+    """The same, in a program that charges 0.30 EUR + 2 % (at least 0.50, at most 2.00) on POS."""
+
+    fee_price = Price(fixed=30, percent_bps=200, minimum=50, maximum=200)
+
+
 def test_random_network_messages_keep_the_model_and_the_books(
     settings_for_tests: Settings,
 ) -> None:
+    _run(settings_for_tests, AuthorizationMachine)
+
+
+def test_random_network_messages_with_a_transaction_fee(settings_for_tests: Settings) -> None:
+    _run(settings_for_tests, FeeAuthorizationMachine)
+
+
+def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> None:
     loop = asyncio.new_event_loop()
     # Sandbox for POST /v1/simulate/expire; nothing else here depends on it.
     app_settings = settings_for_tests.model_copy(update={"sandbox": True})
@@ -346,37 +391,54 @@ def test_random_network_messages_keep_the_model_and_the_books(
         async with maker() as session:
             base = await make_base(client, session, "Properties")
         cards = await fund_cards(client, base["partner"], base, *FUNDING)
-        # The first authorization of a program makes its card network account, whose id the app
-        # caches per process: made inside an example, it would be rolled back with the example
-        # but stay cached for the next ones. So it is made here, by a hold released at once.
-        primer = await client.post(
-            "/v1/network/authorizations",
-            json=authorization(cards[0].card_id, 1, f"p-{next(_ids)}"),
-            headers=base["network"],
-        )
-        assert primer.json()["approved"] is True, primer.text
-        released = await client.post(
-            "/v1/network/reversals",
-            json={
-                "authorization_id": primer.json()["authorization_id"],
-                "network": {"network_transaction_id": f"p-{next(_ids)}"},
-            },
-            headers=base["network"],
-        )
-        assert released.json()["held_amount"] == 0, released.text
-        AuthorizationMachine.cards = cards
-        AuthorizationMachine.connection = connection
-        AuthorizationMachine.sessionmaker = maker
-        AuthorizationMachine.client = client
-        AuthorizationMachine.base = base
+        # The first authorization of a program makes its card network account (and, with a fee,
+        # its fee revenue account), whose ids the app caches per process: made inside an example,
+        # they would be rolled back with the example but stay cached for the next ones. So they
+        # are made here, by a hold released at once, before the fee schedule.
+        for price in (None, machine.fee_price):
+            if price is not None:
+                scheduled = await client.post(
+                    "/v1/admin/fee-schedules",
+                    json={
+                        "fees": [
+                            {
+                                "type": "TRANSACTION",
+                                "channel": "POS",
+                                "prices": {"EUR": price.model_dump(exclude_none=True)},
+                            }
+                        ]
+                    },
+                    headers=bearer(base["token"]),
+                )
+                assert scheduled.status_code == 201, scheduled.text
+            primer = await client.post(
+                "/v1/network/authorizations",
+                json=authorization(cards[0].card_id, 1, f"p-{next(_ids)}"),
+                headers=base["network"],
+            )
+            assert primer.json()["approved"] is True, primer.text
+            released = await client.post(
+                "/v1/network/reversals",
+                json={
+                    "authorization_id": primer.json()["authorization_id"],
+                    "network": {"network_transaction_id": f"p-{next(_ids)}"},
+                },
+                headers=base["network"],
+            )
+            assert released.json()["held_amount"] == 0, released.text
+        machine.cards = cards
+        machine.connection = connection
+        machine.sessionmaker = maker
+        machine.client = client
+        machine.base = base
         return engine, connection, transaction, client
 
     try:
         engine, connection, transaction, client = loop.run_until_complete(open_())
         try:
-            AuthorizationMachine.loop = loop
+            machine.loop = loop
             run_state_machine_as_test(
-                AuthorizationMachine,
+                machine,
                 settings=settings(
                     max_examples=15,
                     stateful_step_count=20,
