@@ -249,6 +249,11 @@ class Legs:
     pairs: tuple[tuple[str, str], ...]
     deposit: bool
 
+    @property
+    def user_account(self) -> str:
+        """The user's balance account: the debit of the last pair."""
+        return self.pairs[-1][0]
+
     def reversed(self) -> "Legs":
         return Legs(tuple((credit, debit) for debit, credit in self.pairs), self.deposit)
 
@@ -318,7 +323,7 @@ async def _hold_with_fees(
 ) -> list[LedgerTransfer]:
     """Hold the amount on every leg and the transaction's fees on the user's balance: all or
     nothing (Refused). The transfers, legs first, fees after."""
-    user_account = legs.pairs[-1][0]
+    user_account = legs.user_account
     async with session.begin_nested() if fee_lines else contextlib.nullcontext():
         holds = await _move(session, row, legs, amount, code="card_authorization", pending=True)
         try:
@@ -661,7 +666,7 @@ async def _rehold(
         _forget_holds(row)
         return released
     legs = await _user_legs(session, row)
-    user_account = legs.pairs[-1][0]
+    user_account = legs.user_account
     allowance = 0
     if reducing:
         # A smaller hold than the one it replaces leaves the balance no worse off, even when a

@@ -158,21 +158,19 @@ async def _programs_with_schedules(session: AsyncSession, now: datetime) -> list
     )
 
 
-async def _rules_by_product(
+async def _fees_by_product(
     session: AsyncSession, program: Program, kind: str, at: datetime
-) -> dict[str, tuple[str, FeeRule, str]]:
-    """Per product with a periodic rule of `kind` priced in its currency: (schedule, rule,
-    currency)."""
+) -> dict[str, service.Priced]:
+    """Per product with a periodic fee of `kind` priced in its currency: that fee."""
     found = {}
     products: Iterable[tuple[str, str]] = await session.execute(
         select(CardProduct.id, CardProduct.currency).where(CardProduct.program_id == program.id)
     )
     for product_id, currency in products:
         versions = await service.schedules_in_effect(session, program.id, product_id, at)
-        picked = service.pick_rule(versions, "CARD_PERIODIC", period=kind)
-        price = picked[1].prices.get(currency) if picked is not None else None
-        if picked is not None and price is not None and price.fee_for(0) > 0:
-            found[product_id] = (picked[0], picked[1], currency)
+        priced = service.priced_from(versions, "CARD_PERIODIC", currency, None, period=kind)
+        if priced is not None:
+            found[product_id] = priced
     return found
 
 
@@ -191,8 +189,8 @@ async def charge_periodic(
             for period in recent_periods(kind, now, program.timezone)
         ]
         for kind, label, start, end in periods:
-            rules = await _rules_by_product(session, program, kind, end)
-            if not rules:
+            priced_by_product = await _fees_by_product(session, program, kind, end)
+            if not priced_by_product:
                 continue
             charged = exists().where(
                 Fee.card_id == Card.id, Fee.type == "CARD_PERIODIC", Fee.period == label
@@ -203,7 +201,7 @@ async def charge_periodic(
                     .join(Balance, Balance.id == Card.balance_id)
                     .where(
                         Card.program_id == program.id,
-                        Card.product_id.in_(list(rules)),
+                        Card.product_id.in_(list(priced_by_product)),
                         Card.status.not_in(TERMINAL),
                         Card.replaced_by.is_(None),
                         Card.created_at < end,
@@ -215,10 +213,9 @@ async def charge_periodic(
                 )
             ).all()
             for card, balance in cards:
-                schedule_id, rule, currency = rules[card.product_id]
-                priced = service.price_with(schedule_id, rule, currency, None)
+                priced = priced_by_product[card.product_id]
                 waiver = await waiver_for(
-                    session, rule, card, balance.ledger_account_id, start, end
+                    session, priced.rule, card, balance.ledger_account_id, start, end
                 )
                 fee = await service.charge_now(
                     session,

@@ -222,11 +222,18 @@ def pick_rule(
     return found[0] if found else None
 
 
-def price_with(schedule_id: str, rule: FeeRule, currency: str, basis: int | None) -> Priced | None:
-    price = rule.prices.get(currency)
-    if price is None:
+def priced_from(
+    versions: Versions, type_: str, currency: str, basis: int | None, **narrowing: str | None
+) -> Priced | None:
+    """The fee of `type_` in `currency` under `versions`, or None when there is none. A rule
+    priced at 0 is None too: nothing to charge or waive."""
+    picked = pick_rule(versions, type_, **narrowing)
+    if picked is None:
         return None
-    return Priced(rule.type, rule, schedule_id, price.fee_for(basis or 0), currency, basis)
+    schedule_id, rule = picked
+    price = rule.prices.get(currency)
+    amount = price.fee_for(basis or 0) if price is not None else 0
+    return Priced(rule.type, rule, schedule_id, amount, currency, basis) if amount > 0 else None
 
 
 async def price(
@@ -240,14 +247,9 @@ async def price(
     at: datetime | None = None,
     **narrowing: str | None,
 ) -> Priced | None:
-    """The fee of `type_` in `currency` under the schedule in effect at `at` (now), or None when
-    there is none. A rule priced at 0 is None too: nothing to charge or waive."""
+    """`priced_from` the schedules in effect at `at` (now)."""
     versions = await schedules_in_effect(session, program_id, product_id, at or datetime.now(UTC))
-    picked = pick_rule(versions, type_, **narrowing)
-    if picked is None:
-        return None
-    priced = price_with(*picked, currency, basis)
-    return priced if priced is not None and priced.amount > 0 else None
+    return priced_from(versions, type_, currency, basis, **narrowing)
 
 
 # -- fee lines -----------------------------------------------------------------------------------
@@ -554,9 +556,8 @@ async def transaction_fees(
         wanted.append(("FX", {}))
     lines = []
     for type_, narrowing in wanted:
-        picked = pick_rule(versions, type_, **narrowing)
-        priced = price_with(*picked, balance.currency, row.billing_amount) if picked else None
-        if priced is not None and priced.amount > 0:
+        priced = priced_from(versions, type_, balance.currency, row.billing_amount, **narrowing)
+        if priced is not None:
             lines.append(
                 new_line(
                     priced,
