@@ -25,7 +25,7 @@ from cardcore.auth import jws
 from cardcore.auth import service as auth_service
 from cardcore.auth.principals import ANONYMOUS, Principal, PrincipalKind
 from cardcore.auth.roles import allowed
-from cardcore.auth.tokens import Audience, InvalidToken
+from cardcore.auth.tokens import Audience, InvalidToken, lifetimes
 from cardcore.db import DbSession
 from cardcore.kit import ids
 from cardcore.kit.errors import CardcoreError, Forbidden, Unauthenticated, validation_error
@@ -112,7 +112,9 @@ def _require_active(program_status: str) -> None:
 
 async def _from_access_token(request: Request, session: AsyncSession, token: str) -> Principal:
     try:
-        claims = await request.app.state.token_keys.verify(token)
+        claims = await request.app.state.token_keys.verify(
+            token, max_lifetimes=lifetimes(request.app.state.settings)
+        )
     except InvalidToken as exc:
         raise Unauthenticated(f"The access token is not valid ({exc}).") from exc
     # We issue one audience per token; anything else did not come from us.
