@@ -14,11 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import AuditLog, RefreshToken
 from tests.auth.helpers import (
+    admin_token,
     b64,
     base_claims,
     bearer,
     create_credential,
     forge,
+    make_admin,
+    make_user,
     partner_token,
     request_token,
     signing_key,
@@ -258,3 +261,51 @@ async def test_a_token_with_several_audiences_is_refused(
         "aud": ["somewhere", "cardcore:partner"],
     }
     assert await _status(client, forge(app, claims)) == 401
+
+
+async def _token_of_each_kind(
+    kind: str, client: AsyncClient, partner: Partner, session: AsyncSession
+) -> tuple[str, str, str]:
+    """(a real access token, a route it opens, the setting capping its lifetime)."""
+    if kind == "partner":
+        token = (await partner_token(client, partner))["access_token"]
+        return token, "/v1/program", "access_token_ttl_seconds"
+    if kind == "cardholder":
+        user_id = await make_user(session, partner)
+        minted = await client.post(
+            f"/v1/users/{user_id}/sessions", json={}, headers=partner.headers
+        )
+        return minted.json()["data"]["access_token"], "/v1/me", "session_ttl_seconds"
+    await make_admin(session, partner, "admin")
+    token = await admin_token(client, partner, "admin")
+    return token, "/v1/admin/audit-log", "admin_token_ttl_seconds"
+
+
+@pytest.mark.parametrize("kind", ["partner", "cardholder", "admin"])
+async def test_a_token_living_longer_than_its_kind_allows_is_refused(
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession, kind: str
+) -> None:
+    token, route, setting = await _token_of_each_kind(kind, client, partner, session)
+    claims = jwt.decode(token, signing_key(app), algorithms=["RS256"]).claims
+    limit = getattr(app.state.settings, setting)
+    assert claims["exp"] - claims["iat"] == limit
+
+    async def status(changed: dict) -> int:  # type: ignore[type-arg]
+        new = {k: v for k, v in {**claims, **changed}.items() if v is not None}
+        return (await client.get(route, headers=bearer(forge(app, new)))).status_code
+
+    assert await status({}) == 200
+    assert await status({"exp": claims["iat"] + limit + 1}) == 401
+    # Without an issue time the lifetime cannot be told, so the token is not taken.
+    assert await status({"iat": None}) == 401
+    # Nor can a token dated in the future make its lifetime look short.
+    assert await status({"iat": claims["exp"] - 60}) == 401
+
+
+async def test_a_lower_lifetime_setting_applies_to_tokens_already_issued(
+    client: AsyncClient, app: FastAPI, live_token
+) -> None:  # type: ignore[no-untyped-def]
+    token = live_token["access_token"]
+    assert await _status(client, token) == 200
+    app.state.settings = app.state.settings.model_copy(update={"access_token_ttl_seconds": 600})
+    assert await _status(client, token) == 401

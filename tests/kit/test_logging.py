@@ -4,11 +4,16 @@ import json
 import logging
 import re
 
+import pytest
 from httpx import AsyncClient
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.logging import configure_logging, get_logger, luhn_valid, mask_pans
+from cardcore.models import AuditLog, Event
+from tests.conftest import Partner
 
 PANS = [
     "4111111111111111",
@@ -73,3 +78,47 @@ async def test_request_logs_mask_a_pan_in_the_path(client: AsyncClient, capsys) 
     assert access[0]["path"] == "/v1/nowhere/411111******1111"
     assert access[0]["request_id"] == "mask-1"
     assert luhn_valid_runs(out) == []
+
+
+async def _request_ids_on_record(session: AsyncSession, program_id: str) -> list[str | None]:
+    audit = await session.scalars(
+        select(AuditLog.request_id).where(AuditLog.program_id == program_id)
+    )
+    events = await session.scalars(select(Event.request_id).where(Event.program_id == program_id))
+    return [*audit.all(), *events.all()]
+
+
+@pytest.mark.parametrize(
+    "caller_id", ["4111111111111111", "4111-1111-1111-1111", "order:5555555555554444"]
+)
+async def test_a_card_number_in_x_request_id_is_neither_echoed_nor_stored(
+    client: AsyncClient, partner: Partner, session: AsyncSession, capsys, caller_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    configure_logging("INFO", "json")
+    headers = {**partner.headers, "X-Request-Id": caller_id}
+    created = await client.post("/v1/api-keys", json={"name": "k"}, headers=headers)
+    assert created.status_code == 201, created.text
+    refused = await client.post("/v1/api-keys", json={"name": ""}, headers=headers)
+    assert refused.status_code == 422
+
+    for response in (created, refused):
+        echoed = response.headers["X-Request-Id"]
+        assert echoed.startswith("req_")
+        assert luhn_valid_runs(echoed) == []
+    assert refused.json()["request_id"] == refused.headers["X-Request-Id"]
+    recorded = await _request_ids_on_record(session, partner.program_id)
+    assert created.headers["X-Request-Id"] in recorded, "the replacement is what is recorded"
+    assert refused.headers["X-Request-Id"] in recorded, "the failure's audit row too"
+    assert luhn_valid_runs(" ".join(r or "" for r in recorded)) == []
+    assert luhn_valid_runs(capsys.readouterr().out) == []
+
+
+async def test_an_ordinary_x_request_id_is_kept(
+    client: AsyncClient, partner: Partner, session: AsyncSession
+) -> None:
+    # Not Luhn-valid, or too short for a card: a caller's order number or RRN stays its id.
+    for caller_id in ("4111111111111112", "123456789012", "8d0c2f7e-0b1c-4f3a-9d2e-5f6a7b8c9d0e"):
+        headers = {**partner.headers, "X-Request-Id": caller_id}
+        created = await client.post("/v1/api-keys", json={"name": "k"}, headers=headers)
+        assert created.headers["X-Request-Id"] == caller_id
+        assert caller_id in await _request_ids_on_record(session, partner.program_id)

@@ -11,7 +11,6 @@ A request carries exactly one credential. A credential that is present but wrong
 A route accepting other kinds of principal answers 403.
 """
 
-import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -25,7 +24,7 @@ from cardcore.auth import jws
 from cardcore.auth import service as auth_service
 from cardcore.auth.principals import ANONYMOUS, Principal, PrincipalKind
 from cardcore.auth.roles import allowed
-from cardcore.auth.tokens import Audience, InvalidToken
+from cardcore.auth.tokens import Audience, InvalidToken, lifetimes
 from cardcore.db import DbSession
 from cardcore.kit import ids
 from cardcore.kit.errors import CardcoreError, Forbidden, Unauthenticated, validation_error
@@ -53,12 +52,13 @@ auth_token_header = APIKeyHeader(
     auto_error=False,
 )
 jws_header = APIKeyHeader(
-    name="X-JWS-Signature",
+    name=jws.HEADER,
     scheme_name="JWSSignature",
     description="`<protected>..<signature>`: detached HS512 JWS whose protected header is "
     '`{"uri", "auth_id", "method", "params", "alg": "HS512"}` and whose payload is the raw body. '
-    "Each request needs a unique `request_id` (body field, or `X-Request-Id` when there is no "
-    "body).",
+    "Each request signs a unique `request_id`: a member of the JSON body, or a `request_id` "
+    "parameter of the protected header (the only way for a request without a JSON body); "
+    "`X-Request-Id` does not count.",
     auto_error=False,
 )
 
@@ -112,7 +112,9 @@ def _require_active(program_status: str) -> None:
 
 async def _from_access_token(request: Request, session: AsyncSession, token: str) -> Principal:
     try:
-        claims = await request.app.state.token_keys.verify(token)
+        claims = await request.app.state.token_keys.verify(
+            token, max_lifetimes=lifetimes(request.app.state.settings)
+        )
     except InvalidToken as exc:
         raise Unauthenticated(f"The access token is not valid ({exc}).") from exc
     # We issue one audience per token; anything else did not come from us.
@@ -199,15 +201,18 @@ async def _from_jws(request: Request, signature: str) -> Principal:
         auth_id = jws.auth_id_of(signature)
     except jws.InvalidSignature as exc:
         raise Unauthenticated(str(exc)) from exc
-    body = await request.body()
-    request_id = _signed_request_id(request, body)
+    # What was signed: the route class keeps the body as received (decrypted, if it came as a
+    # JWE) before taking the signed request_id out of what the route reads.
+    body = getattr(request.state, "jws_signed_body", None)
+    if body is None:
+        body = await request.body()
     async with request.app.state.sessionmaker() as own:
         found = await auth_service.active_credential(own, auth_id, type="jws")
         if found is None:
             raise Unauthenticated("Unknown or revoked auth_id.")
         credential, program_status = found
         try:
-            jws.verify_request_signature(
+            header = jws.verify_request_signature(
                 signature,
                 secret=auth_service.jws_secret(request.app.state.keyring, credential),
                 method=request.method,
@@ -218,6 +223,10 @@ async def _from_jws(request: Request, signature: str) -> Principal:
         except jws.InvalidSignature as exc:
             raise Unauthenticated(str(exc)) from exc
         _require_active(program_status)
+        try:
+            request_id = jws.request_id_of(header, body)
+        except jws.InvalidRequestId as exc:
+            raise validation_error("request_id", exc.code, exc.message) from exc
         own.add(JwsRequestId(credential_id=credential.id, request_id=request_id))
         try:
             await own.commit()
@@ -229,27 +238,6 @@ async def _from_jws(request: Request, signature: str) -> Principal:
         actor_id=credential.id,
         channel="jws",
     )
-
-
-def _signed_request_id(request: Request, body: bytes) -> str:
-    request_id: Any = None
-    if body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            request_id = parsed.get("request_id")
-    else:
-        request_id = request.headers.get("X-Request-Id")
-    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 128:
-        raise validation_error(
-            "request_id",
-            "MISSING",
-            "A signed request needs a unique request_id: in the JSON body, or in X-Request-Id "
-            "when there is no body.",
-        )
-    return request_id
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

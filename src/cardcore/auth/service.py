@@ -53,7 +53,9 @@ async def create_credential(
         secret = "cs_" + secrets.token_urlsafe(32)
         credential.secret_hash = sha256_digest(secret)
     else:
-        secret = "jws_" + secrets.token_urlsafe(32)
+        # RFC 7518 §3.2: an HS512 key must be at least 512 bits, and standard JOSE clients
+        # (jwcrypto, for one) refuse to sign with a shorter one.
+        secret = "jws_" + secrets.token_urlsafe(64)
         credential.secret_ciphertext = keyring.encrypt(
             secret.encode(), f"credential:{credential.id}"
         )

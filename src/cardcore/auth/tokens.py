@@ -2,6 +2,9 @@
 
 Only RS256 is accepted, named explicitly on every decode, so `alg: none`, HS256 and an HS256
 token "signed" with our public key (the HS/RS confusion) are all refused before any key is used.
+A token must also not live longer than its kind may now (`exp - iat` within the configured TTL
+for its audience): lowering a TTL setting shortens the tokens already out, and a token minted
+under a longer setting, or for a longer time than its kind allows, is refused.
 The keys are server keys of purpose `jwt` (kit/server_keys.py); `cardcore keys rotate-jwt` adds
 one, and the old ones verify until every token they could have signed has expired, so a rotation
 logs nobody out.
@@ -11,6 +14,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -21,6 +25,7 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cardcore.config import Settings
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.server_keys import ServerKeys, rotate_server_keys
 
@@ -43,6 +48,15 @@ class InvalidToken(Exception):
     pass
 
 
+def lifetimes(settings: Settings) -> dict[str, int]:
+    """The longest lifetime (`exp - iat`, seconds) a token of each audience may have."""
+    return {
+        Audience.PARTNER.value: settings.access_token_ttl_seconds,
+        Audience.CARDHOLDER.value: settings.session_ttl_seconds,
+        Audience.ADMIN.value: settings.admin_token_ttl_seconds,
+    }
+
+
 class TokenKeys:
     def __init__(self, keyring: Keyring, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.keys = ServerKeys(keyring, sessionmaker, grace=MAX_TOKEN_LIFETIME, **SIGNING_KEYS)  # type: ignore[arg-type]
@@ -56,6 +70,8 @@ class TokenKeys:
         ttl_seconds: int,
         extra: dict[str, Any] | None = None,
     ) -> str:
+        if not 0 < ttl_seconds <= MAX_TOKEN_LIFETIME.total_seconds():
+            raise ValueError(f"a token may live at most {MAX_TOKEN_LIFETIME}")
         key = await self.keys.current()
         now = int(time.time())
         claims = {
@@ -71,8 +87,9 @@ class TokenKeys:
         }
         return jwt.encode({"alg": ALGORITHM, "kid": key.kid}, claims, key, algorithms=[ALGORITHM])
 
-    async def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or InvalidToken. Audience is checked by the caller's branch."""
+    async def verify(self, token: str, *, max_lifetimes: Mapping[str, int]) -> dict[str, Any]:
+        """The token's claims, or InvalidToken. `max_lifetimes` caps `exp - iat` per audience
+        (see `lifetimes`); which audience the caller accepts is checked by its own branch."""
         kid = _kid_of(token)
         if kid is None:
             raise InvalidToken("token has no key id")
@@ -87,13 +104,20 @@ class TokenKeys:
                 aud={"essential": True, "values": [a.value for a in Audience]},
                 sub={"essential": True},
                 exp={"essential": True},
+                # Without it a token's lifetime cannot be told; joserfc refuses one in the future.
+                iat={"essential": True},
                 prg={"essential": True},
             ).validate(decoded.claims)
         except JoseError as exc:
             raise InvalidToken(exc.error) from exc
         except (ValueError, TypeError) as exc:
             raise InvalidToken("malformed token") from exc
-        return decoded.claims
+        claims = decoded.claims
+        audience = claims["aud"]
+        limit = max_lifetimes.get(audience) if isinstance(audience, str) else None
+        if limit is None or claims["exp"] - claims["iat"] > limit:
+            raise InvalidToken("lifetime longer than allowed")
+        return claims
 
     async def jwks(self) -> dict[str, Any]:
         return {"keys": [key.as_dict(private=False) for key in await self.keys.usable()]}

@@ -42,6 +42,12 @@ def mask_pans(text: str) -> str:
     return _CANDIDATE.sub(_mask_match, text)
 
 
+def contains_card_number(text: str) -> bool:
+    """Whether the log mask would change `text`. Where a caller's value would be kept (a request
+    id), this is the test, so what counts as a card number is decided in one place."""
+    return mask_pans(text) != text
+
+
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
         return mask_pans(value)

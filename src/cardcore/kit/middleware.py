@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardcore.kit import ids
 from cardcore.kit.context import request_id_var
-from cardcore.kit.logging import get_logger
+from cardcore.kit.logging import contains_card_number, get_logger
 from cardcore.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -24,7 +24,11 @@ def _caller_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            return candidate if _ACCEPTABLE_REQUEST_ID.match(candidate) else None
+            # The id is echoed and stored (audit_log, events) as given, so one that holds a card
+            # number is replaced rather than kept, by the same test the log mask uses.
+            if _ACCEPTABLE_REQUEST_ID.match(candidate) and not contains_card_number(candidate):
+                return candidate
+            return None
     return None
 
 

@@ -5,6 +5,8 @@
 - Every route has a JWE mode (`x-encryption`: required, optional or off, default per router):
   an encrypted body is decrypted before the handler reads it, and a 2xx answer is encrypted to
   the caller's key when asked for (see kit/encryption.py).
+- A JWS-signed request's body is kept as signed for the signature check, and the route reads
+  it without the signed `request_id` (see auth/jws.py).
 - Every mutating call leaves an audit row; on success its idempotency record is stored too. Both
   are flushed into the request's transaction before the session dependency commits it.
 """
@@ -18,6 +20,7 @@ from fastapi.params import Depends
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
+from cardcore.auth import jws
 from cardcore.kit import audit
 from cardcore.kit.encryption import (
     ENCRYPT_RESPONSE_HEADER,
@@ -114,6 +117,8 @@ class CardcoreRoute(APIRoute):
                     keys = request.app.state.encryption_keys
                     # The handler (and the idempotency fingerprint) see the plaintext.
                     request._body = await decrypt_body(await request.body(), keys)
+                if jws.HEADER in request.headers:
+                    await _set_aside_signed_body(request)
                 try:
                     response = await handler(request)
                 except IdempotentReplay as replay:
@@ -141,6 +146,16 @@ class CardcoreRoute(APIRoute):
             return response
 
         return handle
+
+
+async def _set_aside_signed_body(request: Request) -> None:
+    """Keep the bytes a JWS signed for its verification, and give the route the body without
+    the signed `request_id`, which no request schema takes (they all forbid unknown fields)."""
+    signed = await request.body()
+    request.state.jws_signed_body = signed
+    stripped = jws.without_request_id(signed)
+    if stripped is not None:
+        request._body = stripped
 
 
 def _encrypted(response: Response, encryption: EncryptionRequest) -> Response:
