@@ -79,7 +79,6 @@ def cardcore_env(database: Database, data_dir: Path, port: int, workers: int) ->
         CARDCORE_RUN_WORKER="false",
         # Logging stays off the hot path (there is no access log; WARNING drops the rest).
         CARDCORE_LOG_LEVEL="WARNING",
-        CARDCORE_SANDBOX="false",
     )
     return env
 

@@ -28,7 +28,7 @@ from cardcore.cli import run_migrations
 from cardcore.config import Settings, get_settings
 from cardcore.db import create_engine, start_embedded_postgres, to_async_url
 from cardcore.kit.crypto import generate_key_spec
-from cardcore.models import Base
+from cardcore.models import Base, ProgramMode
 from cardcore.programs import service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,11 +145,11 @@ class Partner:
         return {"X-API-Key": self.api_key}
 
 
-async def make_partner(session: AsyncSession, name: str = "Test Program") -> Partner:
-    program = await service.create_program(session, name=name, currencies=["EUR"])
-    key, secret = await service.create_api_key(
-        session, program_id=program.id, name="test", sandbox=True
-    )
+async def make_partner(
+    session: AsyncSession, name: str = "Test Program", mode: ProgramMode = ProgramMode.LIVE
+) -> Partner:
+    program = await service.create_program(session, name=name, currencies=["EUR"], mode=mode)
+    key, secret = await service.create_api_key(session, program_id=program.id, name="test")
     await session.commit()
     return Partner(program_id=program.id, api_key=secret, api_key_id=key.id)
 

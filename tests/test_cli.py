@@ -40,8 +40,9 @@ async def test_bootstrap_prints_one_json_object_whose_key_works(
     env = _env(CARDCORE_DATABASE_URL=settings.database_url or "")
     _, out, _ = await run_cli("bootstrap", "--program", "Acme", "--json", env=env)
     result = json.loads(out)  # exactly one JSON document on stdout, nothing else
-    assert set(result) == {"program_id", "api_key", "admin_email", "admin_password"}
+    assert set(result) == {"program_id", "mode", "api_key", "admin_email", "admin_password"}
     assert result["program_id"].startswith("prg_")
+    assert result["mode"] == "live"
     assert result["api_key"].startswith("ck_live_")
 
     async with AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://t") as c:
@@ -56,6 +57,45 @@ async def test_bootstrap_prints_one_json_object_whose_key_works(
     second = json.loads(again)
     assert second["program_id"] != result["program_id"]
     assert second["admin_password"] == "s3cret-pass"
+
+
+async def test_bootstrap_test_makes_a_test_program_whose_keys_say_so(
+    committed_app: FastAPI, settings: Settings
+) -> None:
+    env = _env(CARDCORE_DATABASE_URL=settings.database_url or "")
+    _, out, _ = await run_cli("bootstrap", "--program", "Sandbox", "--test", "--json", env=env)
+    result = json.loads(out)
+    assert result["mode"] == "test"
+    assert result["api_key"].startswith("ck_test_")
+    _, more, _ = await run_cli(
+        "api-keys", "create", "--program", result["program_id"], "--json", env=env
+    )
+    assert json.loads(more)["api_key"].startswith("ck_test_")
+
+    async with AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://t") as c:
+        headers = {"X-API-Key": result["api_key"]}
+        program = (await c.get("/v1/program", headers=headers)).json()["data"]
+        assert program["mode"] == "test"
+        # The simulation routes are open to it: an unknown hold is simply not found.
+        expired = await c.post(
+            "/v1/simulate/expire", json={"authorization_id": "ctx_unknown"}, headers=headers
+        )
+        assert expired.status_code == 404, expired.text
+
+
+async def test_a_removed_setting_stops_every_command_with_what_to_do() -> None:
+    env = _env(
+        CARDCORE_SANDBOX="true",
+        CARDCORE_MASTER_KEYS="k:bm90LWEtcmVhbC1rZXk=",
+        # Nothing listens there: were the setting ignored, the command would fail otherwise.
+        CARDCORE_DATABASE_URL="postgresql://nobody@127.0.0.1:9/none",
+    )
+    code, out, err = await run_cli("ledger", "verify", env=env, check=False)
+    assert code == 2
+    assert "CARDCORE_SANDBOX is no longer a setting" in err
+    assert "cardcore bootstrap --test" in err
+    assert "Traceback" not in err
+    assert "bm90LWEt" not in out + err, "a setting's value is never printed"
 
 
 async def test_api_keys_create_list_revoke(committed_app: FastAPI, settings: Settings) -> None:

@@ -87,6 +87,12 @@ TAGS = [
         "description": "JWE for sensitive requests and responses (RSA-OAEP-256 + A256GCM).",
     },
     {"name": "admin", "description": "The issuer's ops staff: roles admin, manager, employee."},
+    {
+        "name": "simulation",
+        "description": "Test mode: a test program's (`ck_test_`) partner credentials drive "
+        "authorizations, clearings, refunds and hold expiry on its own cards. A live program's "
+        "credentials are answered `403 TEST_MODE_ONLY`.",
+    },
     {"name": "health", "description": "Probes for load balancers and monitoring."},
 ]
 
@@ -168,9 +174,7 @@ def create_app(
         fx_routes,
         fee_routes,
         fee_admin_routes,
+        simulate_routes,
     ):
         app.include_router(routes)
-    if settings.sandbox:
-        # Test helpers that move (test) money with partner credentials: never in production.
-        app.include_router(simulate_routes)
     return app

@@ -21,7 +21,7 @@ from cardcore.config import get_settings
 from cardcore.db import create_engine, create_sessionmaker, database_url
 from cardcore.kit import ids
 from cardcore.kit.crypto import load_keyring
-from cardcore.models import ApiKey, Program
+from cardcore.models import ApiKey, Program, ProgramMode
 from cardcore.programs import service
 
 app = typer.Typer(help="cardcore: an issuer-side card management system.", no_args_is_help=True)
@@ -35,6 +35,23 @@ ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 
 T = TypeVar("T")
+
+
+@app.callback()
+def _check_settings() -> None:
+    # Before any command: a bad or removed setting is one clear message and exit status 2, not a
+    # traceback (and never a value: a setting may be a secret).
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "".join(f"CARDCORE_{part}".upper() for part in error["loc"][:1])
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"cardcore: {name + ': ' if name else ''}{message}", err=True)
+        raise typer.Exit(2) from None
+
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,9 +188,18 @@ def bootstrap(
     admin_password: Annotated[
         str | None, typer.Option(help="The first admin's password (generated if omitted).")
     ] = None,
+    test: Annotated[
+        bool,
+        typer.Option(
+            "--test",
+            help="Make a test (sandbox) program: play money, ck_test_ keys, /v1/simulate/*. "
+            "A program's mode never changes.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Create a program with an API key and an admin user. Each call creates a new program."""
+    """Create a program with an API key and an admin user. Each call creates a new program, live
+    unless --test."""
     from cardcore.kit.money import currency_exponent
 
     currencies = [code.upper() for code in (currency or ["EUR"])]
@@ -185,16 +211,20 @@ def bootstrap(
     password = admin_password or service.generate_password()
 
     async def create(session: AsyncSession) -> dict[str, str]:
-        created = await service.create_program(session, name=program, currencies=currencies)
-        _, secret = await service.create_api_key(
-            session, program_id=created.id, name="bootstrap", sandbox=settings.sandbox
+        created = await service.create_program(
+            session,
+            name=program,
+            currencies=currencies,
+            mode=ProgramMode.TEST if test else ProgramMode.LIVE,
         )
+        _, secret = await service.create_api_key(session, program_id=created.id, name="bootstrap")
         email = admin_email or f"admin+{created.id}@cardcore.local"
         admin = await service.create_admin_user(
             session, program_id=created.id, email=email, password=password, role="admin"
         )
         return {
             "program_id": created.id,
+            "mode": created.mode,
             "api_key": secret,
             "admin_email": admin.email,
             "admin_password": password,
@@ -229,14 +259,14 @@ def api_keys_create(
     ] = "partner",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Create an API key; its secret is printed once."""
-    settings = get_settings()
+    """Create an API key; its secret is printed once and starts with the program's mode
+    (ck_live_ or ck_test_)."""
 
     async def create(session: AsyncSession) -> dict[str, str]:
         if await session.get(Program, program_id) is None:
             raise typer.BadParameter(f"no program {program_id}")
         key, secret = await service.create_api_key(
-            session, program_id=program_id, name=name, kind=kind, sandbox=settings.sandbox
+            session, program_id=program_id, name=name, kind=kind
         )
         return {"id": key.id, "program_id": program_id, "kind": key.kind, "api_key": secret}
 

@@ -1,15 +1,29 @@
 """Settings, read once from `CARDCORE_*` environment variables (or a `.env` file)."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Settings that were removed, and what to do instead. Ignoring one could put a server its
+# operator believes to be a sandbox in front of live money, so it stops cardcore at start.
+REMOVED_SETTINGS = {
+    "sandbox": "test mode is a property of each program now, not of the server: remove "
+    "CARDCORE_SANDBOX from the environment and from .env, and make a test program with "
+    "`cardcore bootstrap --test` (its keys are ck_test_…, and only its credentials may use "
+    "/v1/simulate/*). One server serves live and test programs at once.",
+}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CARDCORE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a validation error would otherwise print every value it was given,
+    # CARDCORE_MASTER_KEYS included.
+    model_config = SettingsConfigDict(
+        env_prefix="CARDCORE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str | None = Field(
         default=None,
@@ -38,10 +52,6 @@ class Settings(BaseSettings):
     issuing_processor: Literal["local"] = Field(
         default="local",
         description="Who makes PANs and plastics: `local` generates PANs and simulates the bureau.",
-    )
-    sandbox: bool = Field(
-        default=False,
-        description="Test mode: API keys are issued as ck_test_… and simulation routes are open.",
     )
     host: str = Field(default="127.0.0.1", description="Address `cardcore serve` binds to.")
     port: int = Field(default=8000, description="Port `cardcore serve` listens on.")
@@ -107,6 +117,21 @@ class Settings(BaseSettings):
         ge=0,
         description="An API key's last_used_at is written at most this often, to keep reads cheap.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_removed(cls, data: Any) -> Any:
+        # A .env file's unknown keys arrive here (prefix stripped); the environment's do not.
+        given = {key.lower() for key in data} if isinstance(data, dict) else set()
+        given |= {
+            key.lower().removeprefix("cardcore_")
+            for key in os.environ
+            if key.lower().startswith("cardcore_")
+        }
+        for name, instead in REMOVED_SETTINGS.items():
+            if name in given:
+                raise ValueError(f"CARDCORE_{name.upper()} is no longer a setting: {instead}")
+        return data
 
 
 @lru_cache

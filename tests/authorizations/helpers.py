@@ -6,6 +6,7 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.models import ProgramMode
 from tests.auth.helpers import bearer
 from tests.cards.helpers import cardholder, issue, setup_cards
 from tests.conftest import Partner, make_partner
@@ -27,9 +28,11 @@ class World:
     cards: list[Funded]
 
 
-async def make_base(client: AsyncClient, session: AsyncSession, name: str) -> dict[str, Any]:
+async def make_base(
+    client: AsyncClient, session: AsyncSession, name: str, mode: ProgramMode = ProgramMode.LIVE
+) -> dict[str, Any]:
     """A funded partner with an admin, a card product and a network key (committed)."""
-    partner = await make_partner(session, name)
+    partner = await make_partner(session, name, mode)
     setup = await setup_cards(client, session, partner)
     await session.commit()
     key = await client.post(

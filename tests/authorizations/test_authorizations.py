@@ -281,46 +281,6 @@ async def test_increment_refund_and_hold_expiry(
     assert await verify(session) == []
 
 
-async def test_simulation_routes_only_in_sandbox(
-    client: AsyncClient,
-    partner: Partner,
-    world: dict,
-    app,
-    settings,
-    sessionmaker,  # type: ignore[no-untyped-def, type-arg]
-) -> None:
-    from httpx import ASGITransport
-
-    from cardcore.app import create_app
-
-    message = body(world)
-    assert (
-        await client.post("/v1/simulate/authorizations", json=message, headers=partner.headers)
-    ).status_code == 404
-    sandbox = create_app(settings.model_copy(update={"sandbox": True}), sessionmaker=sessionmaker)
-    async with AsyncClient(
-        transport=ASGITransport(app=sandbox), base_url="http://t"
-    ) as test_client:
-        approved = (
-            await test_client.post(
-                "/v1/simulate/authorizations", json=message, headers=partner.headers
-            )
-        ).json()
-        assert approved["approved"] is True
-        expired = await test_client.post(
-            "/v1/simulate/expire",
-            json={"authorization_id": approved["authorization_id"]},
-            headers=partner.headers,
-        )
-        assert expired.json()["held_amount"] == 0
-        txn = (
-            await test_client.get(
-                f"/v1/transactions/{approved['authorization_id']}", headers=partner.headers
-            )
-        ).json()["data"]
-        assert txn["status"] == "EXPIRED"
-
-
 async def test_transaction_history_and_filters(
     client: AsyncClient, partner: Partner, world: dict
 ) -> None:  # type: ignore[type-arg]

@@ -32,6 +32,7 @@ from cardcore.config import Settings
 from cardcore.db import create_engine
 from cardcore.fees.schemas import Price
 from cardcore.ledger.verify import verify
+from cardcore.models import ProgramMode
 from tests.auth.helpers import bearer
 from tests.authorizations.helpers import Funded, authorization, fund_cards, make_base
 
@@ -373,8 +374,6 @@ def test_random_network_messages_with_a_transaction_fee(settings_for_tests: Sett
 
 def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> None:
     loop = asyncio.new_event_loop()
-    # Sandbox for POST /v1/simulate/expire; nothing else here depends on it.
-    app_settings = settings_for_tests.model_copy(update={"sandbox": True})
 
     async def open_() -> tuple[AsyncEngine, AsyncConnection, AsyncTransaction, AsyncClient]:
         engine = create_engine(settings_for_tests.database_url or "", settings_for_tests)
@@ -386,10 +385,11 @@ def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> N
             expire_on_commit=False,
             autoflush=False,
         )
-        app = create_app(app_settings, sessionmaker=maker)
+        app = create_app(settings_for_tests, sessionmaker=maker)
         client = AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore")
         async with maker() as session:
-            base = await make_base(client, session, "Properties")
+            # A test program, for POST /v1/simulate/expire; nothing else here depends on it.
+            base = await make_base(client, session, "Properties", ProgramMode.TEST)
         cards = await fund_cards(client, base["partner"], base, *FUNDING)
         # The first authorization of a program makes its card network account (and, with a fee,
         # its fee revenue account), whose ids the app caches per process: made inside an example,

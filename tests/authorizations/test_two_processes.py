@@ -59,7 +59,6 @@ def _server_env(settings: Settings, data_dir: Path, port: int) -> dict[str, str]
         CARDCORE_PORT=str(port),
         CARDCORE_WORKERS="1",
         CARDCORE_RUN_WORKER="false",
-        CARDCORE_SANDBOX="false",
         CARDCORE_LOG_LEVEL="WARNING",
     )
     return env

@@ -217,6 +217,26 @@ async def test_verify_finds_a_tampered_total(session: AsyncSession, partner: Par
     assert any(f"account {alice}" in p for p in problems)
 
 
+async def test_verify_finds_money_crossing_programs(
+    session: AsyncSession, partner: Partner, other_partner: Partner
+) -> None:
+    # No route does this (programs are tenants, and one may be live and the other test); if a
+    # bug ever did, the books would still balance in total, so verify must look for it.
+    funding, _, _ = await _accounts(session, partner)
+    _, elsewhere, _ = await _accounts(session, other_partner)
+    crossing = await ledger.transfer(
+        session,
+        program_id=partner.program_id,
+        currency="EUR",
+        code="t",
+        debit_account_id=funding,
+        credit_account_id=elsewhere,
+        amount=50,
+    )
+    problems = await verify(session)
+    assert problems == [f"transfer {crossing.id} touches an account of another program"]
+
+
 async def test_system_account_changes_are_deltas_folded_later(
     session: AsyncSession, partner: Partner
 ) -> None:

@@ -153,14 +153,10 @@ async def update_admin(
     status_code=status.HTTP_201_CREATED,
 )
 async def create_network_key(
-    body: NetworkKeyCreate, principal: NetworkKeyCreator, session: DbSession, request: Request
+    body: NetworkKeyCreate, principal: NetworkKeyCreator, session: DbSession
 ) -> One[ApiKeyCreated]:
     key, secret = await programs.create_api_key(
-        session,
-        program_id=principal.tenant_id,
-        name=body.name,
-        kind="network",
-        sandbox=request.app.state.settings.sandbox,
+        session, program_id=principal.tenant_id, name=body.name, kind="network"
     )
     await session.refresh(key)
     return One(data=api_key_out(key, ApiKeyCreated, secret=secret))  # type: ignore[arg-type]

@@ -28,7 +28,14 @@ from cardcore.auth.tokens import Audience, InvalidToken, lifetimes
 from cardcore.db import DbSession
 from cardcore.kit import ids
 from cardcore.kit.errors import CardcoreError, Forbidden, Unauthenticated, validation_error
-from cardcore.models import AdminUser, CardholderSession, JwsRequestId, Program, User
+from cardcore.models import (
+    AdminUser,
+    CardholderSession,
+    JwsRequestId,
+    Program,
+    ProgramMode,
+    User,
+)
 from cardcore.programs import service as programs
 
 api_key_header = APIKeyHeader(
@@ -284,5 +291,19 @@ def partner_or_admin(action: str) -> Callable[..., Coroutine[Any, Any, Principal
 
 
 Partner = Annotated[Principal, Security(require(PrincipalKind.PARTNER))]
+
+
+async def _test_mode_partner(
+    principal: Annotated[Principal, Security(require(PrincipalKind.PARTNER))], session: DbSession
+) -> Principal:
+    """A partner of a test program. Read from the program on each call (not from the secret's
+    prefix: OAuth tokens and JWS signatures carry none), so a live program's credential of any
+    kind is refused before the route reads its body."""
+    if await programs.program_mode(session, principal.tenant_id) != ProgramMode.TEST:
+        raise CardcoreError("TEST_MODE_ONLY")
+    return principal
+
+
+TestModePartner = Annotated[Principal, Depends(_test_mode_partner)]
 Cardholder = Annotated[Principal, Security(require(PrincipalKind.CARDHOLDER))]
 Network = Annotated[Principal, Security(require(PrincipalKind.NETWORK))]

@@ -26,6 +26,7 @@ from cardcore.models import (
     RefreshToken,
     User,
 )
+from cardcore.programs.service import program_mode
 
 CREDENTIAL_TYPES = ("client_credentials", "jws")
 LOCKOUT_AFTER_FAILURES = 5
@@ -43,19 +44,21 @@ _DUMMY_PASSWORD_HASH = password_hasher.hash(secrets.token_urlsafe(16))
 async def create_credential(
     session: AsyncSession, keyring: Keyring, *, program_id: str, type: str, name: str
 ) -> tuple[Credential, str]:
-    """A new credential and its secret, which is returned here once and never again."""
+    """A new credential and its secret, which is returned here once and never again. The secret
+    names the program's mode (`cs_live_…`, `jws_test_…`), as API keys do."""
     if type not in CREDENTIAL_TYPES:
         raise CardcoreError("VALIDATION_ERROR", f"Unknown credential type {type!r}.")
+    mode = await program_mode(session, program_id)
     credential = Credential(program_id=program_id, type=type, name=name)
     session.add(credential)
     await session.flush()
     if type == "client_credentials":
-        secret = "cs_" + secrets.token_urlsafe(32)
+        secret = f"cs_{mode}_" + secrets.token_urlsafe(32)
         credential.secret_hash = sha256_digest(secret)
     else:
         # RFC 7518 §3.2: an HS512 key must be at least 512 bits, and standard JOSE clients
         # (jwcrypto, for one) refuse to sign with a shorter one.
-        secret = "jws_" + secrets.token_urlsafe(64)
+        secret = f"jws_{mode}_" + secrets.token_urlsafe(64)
         credential.secret_ciphertext = keyring.encrypt(
             secret.encode(), f"credential:{credential.id}"
         )

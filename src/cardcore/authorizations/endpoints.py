@@ -9,7 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from cardcore.auth.dependencies import Cardholder, Network, Partner, require_admin
+from cardcore.auth.dependencies import (
+    Cardholder,
+    Network,
+    Partner,
+    TestModePartner,
+    require_admin,
+)
 from cardcore.auth.principals import Principal
 from cardcore.authorizations import service
 from cardcore.db import DbSession
@@ -483,49 +489,59 @@ async def my_transactions(
     return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
 
 
-# -- sandbox simulation --------------------------------------------------------------------------
+# -- test mode: simulation -------------------------------------------------------------------------
 
+# Always mounted: one server serves live and test programs alike, and the guard (TestModePartner)
+# answers a live program's credential with TEST_MODE_ONLY before anything is read or moved.
 simulate_routes = router(
     tags=["simulation"],
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
+    responses=error_responses(
+        "UNAUTHENTICATED", "FORBIDDEN", "TEST_MODE_ONLY", "VALIDATION_ERROR", "NOT_FOUND"
+    ),
 )
 
 
 @simulate_routes.post(
     "/v1/simulate/authorizations",
-    summary="Sandbox: authorize a test transaction with partner credentials",
-    description="Only when CARDCORE_SANDBOX=true. The same engine as the network's route.",
+    summary="Test mode: authorize a test transaction with partner credentials",
+    description="For test programs only (`ck_test_` credentials; a live program's answer "
+    "`403 TEST_MODE_ONLY`). The same engine as the network's route, on the program's own cards "
+    "and (play) money.",
 )
 async def simulate_authorization(
-    body: AuthorizationIn, principal: Partner, session: DbSession, request: Request
+    body: AuthorizationIn, principal: TestModePartner, session: DbSession, request: Request
 ) -> AuthorizationOut:
     return await authorize(body, principal, session, request)
 
 
-@simulate_routes.post("/v1/simulate/reversals", summary="Sandbox: release a hold")
+@simulate_routes.post("/v1/simulate/reversals", summary="Test mode: release a hold")
 async def simulate_reversal(
-    body: FollowUpIn, principal: Partner, session: DbSession
+    body: FollowUpIn, principal: TestModePartner, session: DbSession
 ) -> AuthorizationOut:
     return await reverse(body, principal, session)
 
 
-@simulate_routes.post("/v1/simulate/clearings", summary="Sandbox: settle an authorization")
+@simulate_routes.post("/v1/simulate/clearings", summary="Test mode: settle an authorization")
 async def simulate_clearing(
-    body: FollowUpIn, principal: Partner, session: DbSession
+    body: FollowUpIn, principal: TestModePartner, session: DbSession
 ) -> AuthorizationOut:
     return await clear(body, principal, session)
 
 
-@simulate_routes.post("/v1/simulate/refunds", summary="Sandbox: refund a purchase or credit a card")
+@simulate_routes.post(
+    "/v1/simulate/refunds", summary="Test mode: refund a purchase or credit a card"
+)
 async def simulate_refund(
-    body: RefundIn, principal: Partner, session: DbSession, request: Request
+    body: RefundIn, principal: TestModePartner, session: DbSession, request: Request
 ) -> AuthorizationOut:
     return await refund(body, principal, session, request)
 
 
-@simulate_routes.post("/v1/simulate/force-post-clearings", summary="Sandbox: force-post a clearing")
+@simulate_routes.post(
+    "/v1/simulate/force-post-clearings", summary="Test mode: force-post a clearing"
+)
 async def simulate_force_post(
-    body: PostingIn, principal: Partner, session: DbSession, request: Request
+    body: PostingIn, principal: TestModePartner, session: DbSession, request: Request
 ) -> AuthorizationOut:
     return await force_post(body, principal, session, request)
 
@@ -536,9 +552,9 @@ class ExpireIn(BaseModel):
     authorization_id: str
 
 
-@simulate_routes.post("/v1/simulate/expire", summary="Sandbox: expire a hold now")
+@simulate_routes.post("/v1/simulate/expire", summary="Test mode: expire a hold now")
 async def simulate_expire(
-    body: ExpireIn, principal: Partner, session: DbSession
+    body: ExpireIn, principal: TestModePartner, session: DbSession
 ) -> AuthorizationOut:
     result = await service.expire_now(
         session, program_id=principal.tenant_id, transaction_id=body.authorization_id

@@ -28,6 +28,11 @@ CATALOG: dict[str, ErrorSpec] = {
         401, "authentication", "Missing or invalid credentials for this request."
     ),
     "FORBIDDEN": ErrorSpec(403, "permission", "These credentials may not perform this action."),
+    "TEST_MODE_ONLY": ErrorSpec(
+        403,
+        "permission",
+        "Simulation routes are for test programs (ck_test_ credentials); this program is live.",
+    ),
     "NOT_FOUND": ErrorSpec(404, "not_found", "No such object."),
     "METHOD_NOT_ALLOWED": ErrorSpec(405, "invalid_request", "Method not allowed on this path."),
     "IDEMPOTENCY_KEY_IN_PROGRESS": ErrorSpec(

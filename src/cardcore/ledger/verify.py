@@ -5,6 +5,8 @@
    transfers: posted = singles + posts; pending = pending transfers not yet resolved.
 3. No pending transfer has more than one resolution (also a unique index), and every
    resolution points at a pending transfer of the same accounts and currency.
+4. No transfer touches an account of another program than its own: money never crosses
+   tenants, which is also what keeps a test program's play money apart from live money.
 Returns a list of human-readable problems; empty means the ledger is consistent.
 """
 
@@ -106,6 +108,16 @@ _RESOLUTIONS = text(
 )
 
 
+_CROSS_PROGRAM = text(
+    """
+    SELECT t.id FROM ledger_transfers t
+    JOIN ledger_accounts d ON d.id = t.debit_account_id
+    JOIN ledger_accounts c ON c.id = t.credit_account_id
+    WHERE d.program_id <> t.program_id OR c.program_id <> t.program_id
+    """
+)
+
+
 async def verify(session: AsyncSession) -> list[str]:
     problems: list[str] = []
     for currency, posted_gap, pending_gap in await session.execute(_BALANCED):
@@ -126,6 +138,10 @@ async def verify(session: AsyncSession) -> list[str]:
         problems.append(
             f"transfer {_public('ltr', transfer_id)} does not match the pending transfer "
             "it resolves"
+        )
+    for (transfer_id,) in await session.execute(_CROSS_PROGRAM):
+        problems.append(
+            f"transfer {_public('ltr', transfer_id)} touches an account of another program"
         )
     return problems
 

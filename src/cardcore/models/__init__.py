@@ -29,7 +29,7 @@ from cardcore.models.customers import (
 from cardcore.models.fees import Fee, FeeRefund, FeeSchedule
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
 from cardcore.models.ledger import LedgerAccount, LedgerAccountDelta, LedgerTransfer
-from cardcore.models.programs import AdminUser, ApiKey, Program
+from cardcore.models.programs import AdminUser, ApiKey, Program, ProgramMode
 from cardcore.models.transactions import CardTransaction, CardTransactionEvent, FxRate
 from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
@@ -69,6 +69,7 @@ __all__ = [
     "PaymentContact",
     "PhysicalRequest",
     "Program",
+    "ProgramMode",
     "RefreshToken",
     "ServerKey",
     "User",

@@ -1,9 +1,10 @@
 """Programs (the tenants), their API keys and their ops staff."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ARRAY, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -11,16 +12,27 @@ from cardcore.kit.ids import PrefixedId, new_id
 from cardcore.models.base import Base, CreatedAt
 
 
+class ProgramMode(StrEnum):
+    """Live programs move real money; test programs (the sandbox) move play money and may drive
+    the simulation routes. Fixed when the program is made (a trigger refuses a change), and
+    every credential's secret starts with it: `ck_live_…`, `ck_test_…`."""
+
+    LIVE = "live"
+    TEST = "test"
+
+
 class Program(CreatedAt, Base):
     """One issuing partner: everything it owns carries its `program_id`."""
 
     __tablename__ = "programs"
+    __table_args__ = (CheckConstraint("mode IN ('live', 'test')", name="mode_known"),)
 
     id: Mapped[str] = mapped_column(
         PrefixedId("prg"), primary_key=True, default=lambda: new_id("prg")
     )
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
+    mode: Mapped[str] = mapped_column(String(4), server_default=ProgramMode.LIVE.value)
     currencies: Mapped[list[str]] = mapped_column(ARRAY(String(3)), server_default="{}")
     # The program's own day, week and month for spend limits (IANA zone name).
     timezone: Mapped[str] = mapped_column(String(50), server_default="UTC")

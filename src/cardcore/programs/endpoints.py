@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Path, Request, status
+from fastapi import Path, status
 
 from cardcore.auth.dependencies import Partner
 from cardcore.db import DbSession
@@ -50,18 +50,16 @@ async def get_program(principal: Partner, session: DbSession) -> One[ProgramOut]
     "/v1/api-keys",
     summary="Create an API key",
     description="Returns the key's secret once. Store it in your secret manager: cardcore "
-    "keeps only a hash and cannot show it again.",
+    "keeps only a hash and cannot show it again. The secret starts with the program's mode: "
+    "`ck_live_` or `ck_test_`.",
     status_code=status.HTTP_201_CREATED,
     responses=error_responses("VALIDATION_ERROR", "IDEMPOTENCY_KEY_IN_PROGRESS"),
 )
 async def create_api_key(
-    body: ApiKeyCreate, principal: Partner, session: DbSession, request: Request
+    body: ApiKeyCreate, principal: Partner, session: DbSession
 ) -> One[ApiKeyCreated]:
     key, secret = await service.create_api_key(
-        session,
-        program_id=principal.tenant_id,
-        name=body.name,
-        sandbox=request.app.state.settings.sandbox,
+        session, program_id=principal.tenant_id, name=body.name
     )
     await session.refresh(key)
     return One(data=api_key_out(key, ApiKeyCreated, secret=secret))  # type: ignore[arg-type]

@@ -2,6 +2,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardcore.models import ProgramMode
+
 
 class ProgramOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -9,6 +11,12 @@ class ProgramOut(BaseModel):
     id: str = Field(examples=["prg_01jd3z8k1m2n3p4q5r6s7t8v9w"])
     name: str
     status: str = Field(description="ACTIVE or SUSPENDED.")
+    mode: ProgramMode = Field(
+        description="`live` moves real money; `test` (the sandbox) moves play money and may use "
+        "`/v1/simulate/*`. Set when the program is made and never changes; the program's "
+        "secrets start with it (`ck_live_…` / `ck_test_…`).",
+        examples=["live"],
+    )
     currencies: list[str] = Field(description="ISO 4217 codes this program may hold money in.")
     created_at: datetime
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.kit.crypto import password_hasher, sha256_digest
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.outbox import record_event
-from cardcore.models import AdminUser, ApiKey, Program
+from cardcore.models import AdminUser, ApiKey, Program, ProgramMode
 from cardcore.programs.events import ApiKeyCreated, ApiKeyRevoked
 
 API_KEY_KINDS = ("partner", "network")
@@ -25,26 +25,40 @@ class AuthenticatedKey:
     program_status: str
 
 
-def api_key_prefix(sandbox: bool) -> str:
-    return "ck_test_" if sandbox else "ck_live_"
+def api_key_prefix(mode: str) -> str:
+    return f"ck_{ProgramMode(mode)}_"
 
 
 async def create_program(
-    session: AsyncSession, *, name: str, currencies: list[str] | None = None
+    session: AsyncSession,
+    *,
+    name: str,
+    currencies: list[str] | None = None,
+    mode: ProgramMode = ProgramMode.LIVE,
 ) -> Program:
-    program = Program(name=name, currencies=sorted(set(currencies or [])))
+    program = Program(name=name, currencies=sorted(set(currencies or [])), mode=mode.value)
     session.add(program)
     await session.flush()
     return program
 
 
+async def program_mode(session: AsyncSession, program_id: str) -> ProgramMode:
+    """The program's mode, read from the database: the one source every credential's prefix and
+    the simulation routes' guard go by."""
+    mode = await session.scalar(select(Program.mode).where(Program.id == program_id))
+    if mode is None:
+        raise CardcoreError("NOT_FOUND", "No such program.")
+    return ProgramMode(mode)
+
+
 async def create_api_key(
-    session: AsyncSession, *, program_id: str, name: str, kind: str = "partner", sandbox: bool
+    session: AsyncSession, *, program_id: str, name: str, kind: str = "partner"
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret. The secret is returned once, here, and never stored."""
+    """A new key and its secret. The secret is returned once, here, and never stored. Its prefix
+    is the program's mode, never the caller's choice, so a key cannot claim another mode."""
     if kind not in API_KEY_KINDS:
         raise CardcoreError("VALIDATION_ERROR", f"Unknown API key kind {kind!r}.")
-    secret = api_key_prefix(sandbox) + secrets.token_urlsafe(32)
+    secret = api_key_prefix(await program_mode(session, program_id)) + secrets.token_urlsafe(32)
     key = ApiKey(
         program_id=program_id,
         name=name,
@@ -86,12 +100,22 @@ async def authenticate_api_key(
     )
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.program_id, ApiKey.kind, Program.status, stale.label("stale"))
+            select(
+                ApiKey.id,
+                ApiKey.program_id,
+                ApiKey.kind,
+                Program.status,
+                Program.mode,
+                stale.label("stale"),
+            )
             .join(Program, Program.id == ApiKey.program_id)
             .where(ApiKey.secret_hash == sha256_digest(secret), ApiKey.revoked_at.is_(None))
         )
     ).one_or_none()
-    if row is None:
+    # A key whose prefix names another mode than its program's would let a caller move live
+    # money with what it takes for a test key: it is not a key at all. None is made that way;
+    # this refuses one written by hand or left over from before programs had modes.
+    if row is None or not secret.startswith(api_key_prefix(row.mode)):
         return None
     # Read with the key, so that most requests (those within the interval) write nothing.
     if row.stale:
