@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cardcore.config import Settings
+from cardcore.db import forget_dead_processes, postgres_processes
 
 CARDCORE = [sys.executable, "-m", "cardcore"]
 
@@ -212,6 +214,24 @@ def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("embedded")
 
 
+_spawned: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def _no_process_outlives_its_test() -> AsyncIterator[None]:
+    """A failing test must not leave a server (and its PostgreSQL) running: SIGTERM stops both."""
+    yield
+    while _spawned:
+        process = _spawned.pop()
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.communicate(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -301,6 +321,7 @@ async def _start_serve(env: dict[str, str], *args: str) -> asyncio.subprocess.Pr
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    _spawned.append(process)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         for _ in range(300):
             if process.returncode is not None:
@@ -331,7 +352,7 @@ async def _assert_postgres_stops(data_dir: Path, server: psutil.Process) -> None
     children = server.children(recursive=True) if server.is_running() else []
     _, alive = await asyncio.to_thread(psutil.wait_procs, [server, *children], 15)
     assert not alive, f"PostgreSQL processes still running: {alive}"
-    assert _postmaster(data_dir) is None
+    assert postgres_processes(data_dir / "postgres") == []
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
 
 
@@ -345,6 +366,7 @@ async def test_stopping_serve_stops_its_embedded_postgres(
     serve = await _start_serve(_embedded_env(embedded_dir), "--workers", workers)
     server = _postmaster(embedded_dir)
     assert server is not None
+    assert server in postgres_processes(embedded_dir / "postgres")
     code, err = await _stop(serve, sig)
     assert code == 0, err[-2000:]
     await _assert_postgres_stops(embedded_dir, server)
@@ -364,6 +386,7 @@ async def test_postgres_keeps_running_while_another_cardcore_process_uses_it(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    _spawned.append(worker)
     try:
         # The worker attaches to the running server (its pid joins the wheel's handle list).
         handles = embedded_dir / "postgres" / ".handle_pids.json"
@@ -407,15 +430,23 @@ async def test_serve_recovers_after_postgres_and_serve_crashed(embedded_dir: Pat
     crashed = await _start_serve(env)
     server = _postmaster(embedded_dir)
     assert server is not None
+    lock = embedded_dir / "postgres" / "postmaster.pid"
+    written = lock.read_text()
+    reused = "\n".join([str(os.getpid()), *written.split("\n")[1:]])  # the pid, reused by us
+    # While any process of the cluster still works in its directory, such a lock file stays:
+    # it is what keeps a second server from starting beside them.
+    lock.write_text(reused)
+    forget_dead_processes(embedded_dir / "postgres")
+    assert lock.read_text() == reused
+    lock.write_text(written)
+
     crashed.kill()
     await crashed.wait()
     family = [server, *server.children(recursive=True)]
     for process in family:
         process.kill()
     await asyncio.to_thread(psutil.wait_procs, family, 15)
-    lock = embedded_dir / "postgres" / "postmaster.pid"
-    lines = lock.read_text().split("\n")
-    lock.write_text("\n".join([str(os.getpid()), *lines[1:]]))  # the pid, reused by us
+    lock.write_text(reused)
 
     serve = await _start_serve(env)
     restarted = _postmaster(embedded_dir)

@@ -105,16 +105,10 @@ def forget_dead_processes(pgdata: Path) -> None:
         try:
             process = psutil.Process(pid)
             return None if process.status() == psutil.STATUS_ZOMBIE else process
-        except psutil.Error:
+        except psutil.NoSuchProcess:
             return None
-
-    def works_here(process: psutil.Process) -> bool:
-        try:
-            return process.name() == "postgres" and Path(process.cwd()) == pgdata
-        except psutil.Error:
-            # Gone, or not readable: the embedded server runs as us, or we are root, so a
-            # process whose directory we may not read is not ours.
-            return False
+        except psutil.AccessDenied:
+            return process  # it exists; whose it is we cannot tell
 
     handles = pgdata / ".handle_pids.json"
     if handles.exists():
@@ -128,10 +122,29 @@ def forget_dead_processes(pgdata: Path) -> None:
         owner = alive(int(lock.read_text().split("\n", 1)[0]))
     except (FileNotFoundError, ValueError):
         return
-    if owner is None or works_here(owner):
+    if owner is None or _works_in(owner, pgdata):
         return
-    if not any(works_here(process) for process in psutil.process_iter()):
+    if not postgres_processes(pgdata):
         lock.unlink(missing_ok=True)
+
+
+def postgres_processes(pgdata: Path) -> list[Any]:
+    """Every running PostgreSQL process (server or backend) of the cluster in `pgdata`."""
+    import psutil
+
+    return [process for process in psutil.process_iter() if _works_in(process, pgdata)]
+
+
+def _works_in(process: Any, pgdata: Path) -> bool:
+    """Whether `process` is PostgreSQL working on `pgdata`: each of its processes has its data
+    directory as working directory."""
+    import psutil
+
+    try:
+        return bool(process.name() == "postgres" and Path(process.cwd()) == pgdata.resolve())
+    except psutil.Error:
+        # Gone, or not ours to read: the embedded server runs as us, or we are root.
+        return False
 
 
 def create_database_if_missing(server: Any, database: str) -> None:
