@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := src tests migrations bench
 
-.PHONY: install run test lint format check-migrations ci clean bench bench-large
+.PHONY: install chromium run test lint format check-migrations ci clean bench bench-large
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,22 @@ run: install
 	@echo "cardcore: get a program and an API key with:  $(BIN)/cardcore bootstrap --program Demo --json"
 	$(BIN)/cardcore serve
 
-test: install
+test: install chromium
 	$(BIN)/pytest
+
+# The browser tests drive Debian's Chromium at /usr/bin/chromium (Playwright cannot download a
+# browser of its own here). As root with apt-get it is installed when missing; otherwise install it
+# yourself, or point CARDCORE_TEST_CHROMIUM at another Chromium. While none is there, the browser
+# tests fail and say so.
+chromium:
+	@if [ -z "$$CARDCORE_TEST_CHROMIUM" ] && [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium for the browser tests (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "warning: no /usr/bin/chromium; the browser tests will fail (apt-get install chromium)" >&2; \
+		fi; \
+	fi
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)

@@ -6,14 +6,18 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psutil
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cardcore.config import Settings
+from cardcore.db import forget_dead_processes, postgres_processes
 
 CARDCORE = [sys.executable, "-m", "cardcore"]
 
@@ -118,63 +122,6 @@ async def test_api_keys_create_list_revoke(committed_app: FastAPI, settings: Set
     code, _, err = await run_cli("api-keys", "list", "--program", "nonsense", env=env, check=False)
     assert code != 0
     assert "not a program id" in err
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def test_embedded_postgres_serves_and_cli_shares_it(tmp_path: Path) -> None:
-    """No database URL: serve starts the embedded server, a CLI command attaches to the running
-    one without stopping it, and stopping serve stops the server."""
-    env = _env(CARDCORE_DATA_DIR=str(tmp_path / "data"), CARDCORE_LOG_LEVEL="WARNING")
-    boot = json.loads((await run_cli("bootstrap", "--json", env=env))[1])
-    pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
-    assert not pid_file.exists(), "bootstrap alone must leave no server running"
-
-    port = _free_port()
-    serve = await asyncio.create_subprocess_exec(
-        *CARDCORE,
-        "serve",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(150):
-                try:
-                    if (await http.get("/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise AssertionError("cardcore serve did not become ready")
-            listed = json.loads(
-                (
-                    await run_cli(
-                        "api-keys", "list", "--program", boot["program_id"], "--json", env=env
-                    )
-                )[1]
-            )
-            assert len(listed) == 1
-            # The CLI has exited; the server it attached to must still be serving.
-            response = await http.get("/v1/events", headers={"X-API-Key": boot["api_key"]})
-            assert response.status_code == 200
-            assert (await http.get("/docs")).status_code == 200
-    finally:
-        serve.send_signal(signal.SIGINT)
-        await asyncio.wait_for(serve.wait(), 30)
-    for _ in range(50):
-        if not pid_file.exists():
-            break
-        await asyncio.sleep(0.2)
-    assert not pid_file.exists(), "stopping serve must stop the embedded PostgreSQL"
 
 
 async def test_credentials_and_network_keys_from_the_cli(
@@ -295,3 +242,256 @@ async def test_ledger_verify_exit_codes(
     assert code == 1
     assert account.id in out
     assert "NOT consistent" in err
+
+
+# --- `cardcore serve` and the embedded PostgreSQL it starts --------------------------------------
+# These run real processes. One data directory serves the whole group (initdb once); every test
+# leaves PostgreSQL stopped, which is what each of them checks anyway.
+
+
+@pytest.fixture(scope="module")
+def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedded")
+
+
+_spawned: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def _no_process_outlives_its_test() -> AsyncIterator[None]:
+    """A failing test must not leave a server (and its PostgreSQL) running: SIGTERM stops both."""
+    yield
+    while _spawned:
+        process = _spawned.pop()
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.communicate(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_embedded_postgres_serves_and_cli_shares_it(embedded_dir: Path) -> None:
+    """No database URL: serve starts the embedded server, a CLI command attaches to the running
+    one without stopping it, and stopping serve stops the server."""
+    env = _env(CARDCORE_DATA_DIR=str(embedded_dir), CARDCORE_LOG_LEVEL="WARNING")
+    boot = json.loads((await run_cli("bootstrap", "--json", env=env))[1])
+    pid_file = embedded_dir / "postgres" / "postmaster.pid"
+    assert not pid_file.exists(), "bootstrap alone must leave no server running"
+
+    port = _free_port()
+    serve = await asyncio.create_subprocess_exec(
+        *CARDCORE,
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(150):
+                try:
+                    if (await http.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("cardcore serve did not become ready")
+            listed = json.loads(
+                (
+                    await run_cli(
+                        "api-keys", "list", "--program", boot["program_id"], "--json", env=env
+                    )
+                )[1]
+            )
+            assert len(listed) == 1
+            # The CLI has exited; the server it attached to must still be serving.
+            response = await http.get("/v1/events", headers={"X-API-Key": boot["api_key"]})
+            assert response.status_code == 200
+            assert (await http.get("/docs")).status_code == 200
+    finally:
+        serve.send_signal(signal.SIGINT)
+        await asyncio.wait_for(serve.wait(), 30)
+    for _ in range(50):
+        if not pid_file.exists():
+            break
+        await asyncio.sleep(0.2)
+    assert not pid_file.exists(), "stopping serve must stop the embedded PostgreSQL"
+
+
+def _embedded_env(data_dir: Path) -> dict[str, str]:
+    # The worker beside the API adds nothing here, and a second of polling to each shutdown.
+    return _env(
+        CARDCORE_DATA_DIR=str(data_dir), CARDCORE_LOG_LEVEL="WARNING", CARDCORE_RUN_WORKER="false"
+    )
+
+
+def _postmaster(data_dir: Path) -> psutil.Process | None:
+    """The live PostgreSQL server on `data_dir`, if any."""
+    pid_file = data_dir / "postgres" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+        process = psutil.Process(pid)
+        if process.name() == "postgres" and process.status() != psutil.STATUS_ZOMBIE:
+            return process
+    except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
+        pass
+    return None
+
+
+async def _start_serve(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        *CARDCORE,
+        "serve",
+        "--port",
+        str(port),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _spawned.append(process)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        for _ in range(300):
+            if process.returncode is not None:
+                _, err = await process.communicate()
+                raise AssertionError(f"cardcore serve exited early: {err.decode()[-2000:]}")
+            try:
+                if (await http.get("/health/ready")).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("cardcore serve did not become ready")
+
+
+async def _stop(process: asyncio.subprocess.Process, sig: int) -> tuple[int, str]:
+    process.send_signal(sig)
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    except TimeoutError:
+        process.kill()
+        raise
+    return process.returncode or 0, err.decode()
+
+
+async def _assert_postgres_stops(data_dir: Path, server: psutil.Process) -> None:
+    """The server and every PostgreSQL process it forked are gone, and so is its lock file."""
+    children = server.children(recursive=True) if server.is_running() else []
+    _, alive = await asyncio.to_thread(psutil.wait_procs, [server, *children], 15)
+    assert not alive, f"PostgreSQL processes still running: {alive}"
+    assert postgres_processes(data_dir / "postgres") == []
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_stopping_serve_stops_its_embedded_postgres(
+    embedded_dir: Path, sig: int, workers: str
+) -> None:
+    """SIGTERM (systemd, Docker, Kubernetes) and SIGINT (Ctrl+C) both stop the API and then the
+    PostgreSQL that serve started, and serve exits cleanly."""
+    serve = await _start_serve(_embedded_env(embedded_dir), "--workers", workers)
+    server = _postmaster(embedded_dir)
+    assert server is not None
+    assert server in postgres_processes(embedded_dir / "postgres")
+    code, err = await _stop(serve, sig)
+    assert code == 0, err[-2000:]
+    await _assert_postgres_stops(embedded_dir, server)
+
+
+async def test_postgres_keeps_running_while_another_cardcore_process_uses_it(
+    embedded_dir: Path,
+) -> None:
+    env = _embedded_env(embedded_dir)
+    serve = await _start_serve(env)
+    server = _postmaster(embedded_dir)
+    assert server is not None
+    worker = await asyncio.create_subprocess_exec(
+        *CARDCORE,
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _spawned.append(worker)
+    try:
+        # The worker attaches to the running server (its pid joins the wheel's handle list).
+        handles = embedded_dir / "postgres" / ".handle_pids.json"
+        for _ in range(150):
+            if worker.pid in json.loads(handles.read_text()):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("cardcore worker did not attach to the embedded PostgreSQL")
+        code, err = await _stop(serve, signal.SIGTERM)
+        assert code == 0, err[-2000:]
+        assert _postmaster(embedded_dir) is not None, "serve stopped a server the worker uses"
+    finally:
+        code, err = await _stop(worker, signal.SIGTERM)
+    assert code == 0, err[-2000:]
+    await _assert_postgres_stops(embedded_dir, server)
+
+
+async def test_serve_recovers_from_a_killed_serve(embedded_dir: Path) -> None:
+    """A serve killed outright (SIGKILL, the OOM killer) leaves PostgreSQL running and its pid in
+    the handle list. The next serve attaches, and stopping it stops everything."""
+    env = _embedded_env(embedded_dir)
+    killed = await _start_serve(env)
+    server = _postmaster(embedded_dir)
+    assert server is not None
+    killed.kill()
+    await killed.wait()
+
+    serve = await _start_serve(env)
+    assert _postmaster(embedded_dir) == server, "the next serve uses the server left running"
+    code, err = await _stop(serve, signal.SIGTERM)
+    assert code == 0, err[-2000:]
+    await _assert_postgres_stops(embedded_dir, server)
+
+
+async def test_serve_recovers_after_postgres_and_serve_crashed(embedded_dir: Path) -> None:
+    """Both died (a host crash): the lock file names a pid that now belongs to some other process,
+    and the handle list a serve that is gone. The next serve starts PostgreSQL (which recovers
+    from its WAL) and stops it on exit."""
+    env = _embedded_env(embedded_dir)
+    crashed = await _start_serve(env)
+    server = _postmaster(embedded_dir)
+    assert server is not None
+    lock = embedded_dir / "postgres" / "postmaster.pid"
+    written = lock.read_text()
+    reused = "\n".join([str(os.getpid()), *written.split("\n")[1:]])  # the pid, reused by us
+    # While any process of the cluster still works in its directory, such a lock file stays:
+    # it is what keeps a second server from starting beside them.
+    lock.write_text(reused)
+    forget_dead_processes(embedded_dir / "postgres")
+    assert lock.read_text() == reused
+    lock.write_text(written)
+
+    crashed.kill()
+    await crashed.wait()
+    family = [server, *server.children(recursive=True)]
+    for process in family:
+        process.kill()
+    await asyncio.to_thread(psutil.wait_procs, family, 15)
+    lock.write_text(reused)
+
+    serve = await _start_serve(env)
+    restarted = _postmaster(embedded_dir)
+    assert restarted is not None
+    assert restarted.pid != server.pid
+    code, err = await _stop(serve, signal.SIGTERM)
+    assert code == 0, err[-2000:]
+    await _assert_postgres_stops(embedded_dir, restarted)

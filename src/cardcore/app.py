@@ -4,9 +4,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore import __version__
@@ -34,7 +36,7 @@ from cardcore.fees.endpoints import routes as fee_routes
 from cardcore.health.endpoints import routes as health_routes
 from cardcore.kit.crypto import load_keyring
 from cardcore.kit.encryption import ENCRYPTION_KEYS
-from cardcore.kit.errors import catalog_markdown
+from cardcore.kit.errors import NotFound, catalog_markdown
 from cardcore.kit.handlers import install_error_handlers
 from cardcore.kit.logging import configure_logging
 from cardcore.kit.middleware import RequestContextMiddleware
@@ -136,7 +138,12 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from CDNs; add_api_docs serves /docs offline.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
+    add_api_docs(app)
     app.state.settings = settings
     app.state.sessionmaker = sessionmaker
     app.state.keyring = load_keyring(settings)
@@ -178,3 +185,40 @@ def create_app(
     ):
         app.include_router(routes)
     return app
+
+
+# What /docs loads, from the swagger-ui-bundle-v2 wheel (the official swagger-ui-dist files):
+# issuers run cardcore on networks that reach no CDN. Only these are served: the dist's own
+# index.html would fetch a demo API from the internet.
+SWAGGER_UI_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
+
+def add_api_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI over `/openapi.json`, every asset served by cardcore itself."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    assets_path = "/docs/swagger-ui"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}{assets_path}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets_path}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{assets_path}/favicon-32x32.png",
+            # Swagger UI would otherwise send the whole spec to an online validator.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get(assets_path + "/{name}", include_in_schema=False)
+    async def swagger_ui_asset(name: str) -> FileResponse:
+        if name not in SWAGGER_UI_ASSETS:
+            raise NotFound("file")
+        return FileResponse(
+            Path(str(swagger_ui_path)) / name,
+            # The files change only when the wheel is upgraded; revalidate daily.
+            headers={"Cache-Control": "public, max-age=86400"},
+        )

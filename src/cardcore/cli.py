@@ -18,7 +18,12 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.config import get_settings
-from cardcore.db import create_engine, create_sessionmaker, database_url
+from cardcore.db import (
+    create_engine,
+    create_sessionmaker,
+    database_url,
+    release_embedded_postgres,
+)
 from cardcore.kit import ids
 from cardcore.kit.crypto import load_keyring
 from cardcore.models import ApiKey, Program, ProgramMode
@@ -98,7 +103,36 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Processes [CARDCORE_WORKERS].")] = None,
     migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
 ) -> None:
-    """Serve the API (on the embedded PostgreSQL unless CARDCORE_DATABASE_URL is set)."""
+    """Serve the API (on the embedded PostgreSQL unless CARDCORE_DATABASE_URL is set) until
+    SIGTERM or SIGINT; then stop the embedded PostgreSQL too, unless another process uses it."""
+    import signal
+
+    # uvicorn shuts down gracefully on SIGTERM and SIGINT and then raises the signal again with
+    # the handler that was there before it; with the default one SIGTERM would kill the process
+    # before the embedded PostgreSQL is released, and it would run on. This handler turns the
+    # signal, then or during start-up, into an orderly exit. (With --workers, uvicorn's
+    # supervisor handles both signals itself and returns.)
+    def stop(signum: int, frame: object) -> None:
+        raise _Stopped(signum)
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, stop)
+    try:
+        _serve(host, port, workers, migrate)
+    except _Stopped:
+        pass
+    finally:
+        # Stopping PostgreSQL takes a moment; a second signal must not cut it short.
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, signal.SIG_IGN)
+        release_embedded_postgres()
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGINT asked `cardcore serve` to stop."""
+
+
+def _serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
     import uvicorn
 
     from cardcore.kit.logging import configure_logging

