@@ -32,6 +32,7 @@ from cardcore.db import DbSession
 from cardcore.kit import ids
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
+from cardcore.kit.ids import new_id
 from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
@@ -157,8 +158,10 @@ async def list_products(
     "/v1/cards",
     summary="Issue a card (virtual, physical or gift)",
     description="With `?async=true` the answer is 202 and a request to poll at "
-    "`GET /v1/requests/{id}`; the worker issues the card.",
+    "`GET /v1/requests/{id}`; the worker issues the card. A physical card's `pin` is taken "
+    "only in a JWE body.",
     status_code=status.HTTP_201_CREATED,
+    openapi_extra=encryption("optional", required_for=["pin"]),
     responses=error_responses(
         "NOT_FOUND",
         "KYC_NOT_APPROVED",
@@ -170,6 +173,7 @@ async def list_products(
         "GIFT_LOAD_EXCEEDS_MAX",
         "INSUFFICIENT_PARTNER_FUNDS",
         "PIN_TOO_WEAK",
+        "ENCRYPTION_REQUIRED",
     ),
 )
 async def create_card(
@@ -185,9 +189,12 @@ async def create_card(
         values.pop("delivery_address")
     issue = IssueRequest(**values)
     if run_async:
-        card_request = CardRequest(
-            program_id=principal.tenant_id, payload=body.model_dump(mode="json")
-        )
+        request_id = new_id("req")
+        payload = body.model_dump(mode="json")
+        if body.pin is not None:
+            # The request row waits for the worker: it keeps the PIN's keyed hash, never the PIN.
+            payload.update(service.sealed_pin(_services(request), request_id, body.pin))
+        card_request = CardRequest(id=request_id, program_id=principal.tenant_id, payload=payload)
         session.add(card_request)
         await session.flush()
         await enqueue(

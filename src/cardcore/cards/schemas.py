@@ -62,7 +62,11 @@ class CardCreate(BaseModel):
     corporation_id: str | None = Field(default=None, description="Corporate cards (seed 003).")
     embossing_name: str | None = Field(default=None, max_length=26)
     delivery_address: DeliveryAddress | None = None
-    pin: str | None = Field(default=None, description="Physical cards: a PIN set at issue.")
+    pin: str | None = Field(
+        default=None,
+        description="Physical cards: a PIN set at issue (4–6 digits). Only in a JWE body: a "
+        "plain body with a PIN is refused with `400 ENCRYPTION_REQUIRED`.",
+    )
     gift_amount: MinorUnits | None = None
     gift_recipient_name: str | None = Field(default=None, max_length=100)
     gift_message: str | None = Field(default=None, max_length=500)
