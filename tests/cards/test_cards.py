@@ -1,5 +1,7 @@
 """Issuance, reading, reveal, PIN, CVV, the physical journey, activation, holder checks."""
 
+import hashlib
+import json
 import re
 
 import pytest
@@ -270,6 +272,44 @@ async def test_an_asynchronous_issue_keeps_no_pin_while_it_waits(
     await session.refresh(row)
     assert pin_matches(app.state.card_services, row, "739184")
     assert not pin_matches(app.state.card_services, row, "739185")
+
+
+async def test_an_idempotency_record_does_not_give_the_pin_back(
+    client: AsyncClient,
+    partner: Partner,
+    setup: dict,
+    session: AsyncSession,  # type: ignore[type-arg]
+) -> None:
+    body = {
+        "type": "PHYSICAL",
+        "product_id": setup["product"]["id"],
+        "user_id": setup["user_id"],
+        "balance_id": setup["balance_id"],
+        "delivery_address": DELIVERY,
+        "pin": "7391",
+    }
+    headers = {**partner.headers, "Idempotency-Key": "pin-at-issue"}
+    first = await encrypted_post(client, "/v1/cards", body, headers)
+    assert first.status_code == 201, first.text
+    stored = (
+        await session.execute(text("SELECT request_hash FROM idempotency_records"))
+    ).scalar_one()
+
+    # Someone with the table, the request's other fields (all in the card's row) and every
+    # four-digit PIN must not find the one that was sent.
+    def unkeyed(pin: str) -> set[bytes]:
+        plaintext = json.dumps({**body, "pin": pin}).encode()
+        framed = hashlib.sha256()
+        for part in (b"POST", b"/v1/cards", b""):
+            framed.update(len(part).to_bytes(4, "big") + part)
+        framed.update(plaintext)
+        return {framed.digest(), hashlib.sha256(plaintext).digest()}
+
+    guesses = set().union(*(unkeyed(f"{n:04d}") for n in range(10_000)))
+    assert stored not in guesses
+    again = await encrypted_post(client, "/v1/cards", body, headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert opened(again)["data"]["id"] == opened(first)["data"]["id"]
 
 
 async def test_the_physical_journey(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]
