@@ -85,27 +85,6 @@ async def test_declines_are_transactions_with_their_reason(
     assert stolen["response_code"] == "43"
 
 
-async def test_three_wrong_pins_lock_the_card(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
-    await encrypted_post(
-        client, f"/v1/cards/{world['card']['id']}/pin", {"pin": "2580"}, partner.headers, "PUT"
-    )
-    assert (await authorize(client, world, pin="2580"))["approved"] is True
-    assert (await authorize(client, world, pin="1111"))["response_code"] == "55"
-    assert (await authorize(client, world, pin="1112"))["response_code"] == "55"
-    assert (await authorize(client, world, pin="1113"))["response_code"] == "75"
-    card = (await client.get(f"/v1/cards/{world['card']['id']}", headers=partner.headers)).json()[
-        "data"
-    ]
-    assert (card["status"], card["lock_reason"], card["failure_action_code"]) == (
-        "LOCKED",
-        6,
-        "1006",
-    )
-    assert (await authorize(client, world, pin="2580"))["response_code"] == "75"
-
-
 async def test_reversal_and_clearing(
     client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
 ) -> None:  # type: ignore[type-arg]

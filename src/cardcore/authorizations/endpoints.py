@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from cardcore.auth.dependencies import Cardholder, Network, Partner, require_admin
 from cardcore.auth.principals import Principal
 from cardcore.authorizations import service
+from cardcore.cards.pin_blocks import BLOCK_HEX_DIGITS
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
@@ -113,7 +114,28 @@ class PostingIn(BaseModel):
 class AuthorizationIn(PostingIn):
     expiry: str | None = Field(default=None, pattern=r"^\d{4}$", description="YYMM")
     cvv2: str | None = Field(default=None, pattern=r"^\d{3,4}$")
-    pin: str | None = Field(default=None, pattern=r"^\d{4,12}$")
+    pin_block: str | None = Field(
+        default=None,
+        pattern=r"^(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$",
+        description="The PIN the cardholder entered, as an ISO 9564 PIN block enciphered under "
+        "the program's zone PIN key: 16 hex digits in format 0 (TDES), 32 in format 4 (AES). "
+        "A clear PIN is never taken.",
+        examples=["C967C8198151A458"],
+    )
+    pin_block_format: Literal[0, 4] | None = Field(
+        default=None, description="ISO 9564 format of `pin_block`: 0 or 4."
+    )
+
+    @model_validator(mode="after")
+    def whole_pin_block(self) -> "AuthorizationIn":
+        if (self.pin_block is None) != (self.pin_block_format is None):
+            raise ValueError("give pin_block and pin_block_format together")
+        if (
+            self.pin_block is not None
+            and len(self.pin_block) != BLOCK_HEX_DIGITS[self.pin_block_format or 0]
+        ):
+            raise ValueError("a format 0 PIN block is 16 hex digits, a format 4 one 32")
+        return self
 
 
 class FollowUpIn(BaseModel):
@@ -190,7 +212,10 @@ async def authorize(
     body: AuthorizationIn, principal: Network, session: DbSession, request: Request
 ) -> AuthorizationOut:
     authorization = body.to_request(principal.tenant_id, "authorization")
-    authorization.expiry, authorization.cvv2, authorization.pin = body.expiry, body.cvv2, body.pin
+    authorization.expiry, authorization.cvv2 = body.expiry, body.cvv2
+    if body.pin_block is not None:
+        authorization.pin_block = bytes.fromhex(body.pin_block)
+        authorization.pin_block_format = body.pin_block_format
     result = await service.authorize(
         session,
         request.app.state.card_services,
