@@ -282,6 +282,11 @@ class InquiryIn(BaseModel):
 
     card_id: str | None = None
     pan: str | None = Field(default=None, min_length=12, max_length=19)
+    network: NetworkIds | None = Field(
+        default=None,
+        description="The message's network ids, as every network message carries them. An "
+        "inquiry moves and records nothing, so a retransmission is answered afresh.",
+    )
 
     @model_validator(mode="after")
     def one_card(self) -> "InquiryIn":
@@ -297,7 +302,13 @@ class InquiryOut(BaseModel):
     currency: str
 
 
-@network_routes.post("/v1/network/balance-inquiries", summary="What the card can spend now")
+@network_routes.post(
+    "/v1/network/balance-inquiries",
+    summary="What the card can spend now",
+    description="A card that could not authorize answers its decline code and no balance. Takes "
+    "the same network ids as every other message (`network_transaction_id`, or `rrn` with "
+    "`stan`); nothing is held or stored, so a retransmission gets the balance as it is then.",
+)
 async def balance_inquiry(
     body: InquiryIn, principal: Network, session: DbSession, request: Request
 ) -> InquiryOut:
