@@ -51,7 +51,9 @@ double-entry ledger, cards and their lifecycle, spend controls, authorizations a
 
 **Conventions.** Amounts are integers in the currency's minor units with an ISO 4217 code.
 Ids are prefixed by type (`prg_…`, `key_…`, `evt_…`). Successful responses are `{{"data": ...}}`;
-lists add `{{"meta": {{"next_cursor": ..., "has_more": ...}}}}` — pass `?cursor=` to page.
+lists add `{{"meta": {{"next_cursor": ..., "has_more": ...}}}}` — pass `?cursor=` to page. The one
+exception: the card network's messages (`/v1/network/…`, and their sandbox twins under
+`/v1/simulate/…`) answer bare objects — see the `network` tag.
 Every POST accepts an `Idempotency-Key` header. Every response carries `X-Request-Id` (yours if
 you sent one). Errors always have the same shape, with a stable `code`:
 
@@ -88,12 +90,22 @@ TAGS = [
         "name": "encryption",
         "description": "JWE for sensitive requests and responses (RSA-OAEP-256 + A256GCM).",
     },
+    {
+        "name": "network",
+        "description": "The card processor's messages, with a `network` credential: "
+        "authorizations (PIN as an ISO 9564 PIN block under the program's zone PIN key), "
+        "increments, reversals, clearings, force posts, refunds, balance inquiries. **Answers are "
+        'bare objects, not `{"data": …}`**: each is the answer to one network message, kept as '
+        "sent and returned byte for byte to a retransmission, and a processor maps its fields "
+        "straight onto the scheme's message. Errors keep the one error shape.",
+    },
     {"name": "admin", "description": "The issuer's ops staff: roles admin, manager, employee."},
     {
         "name": "simulation",
         "description": "Test mode: a test program's (`ck_test_`) partner credentials drive "
         "authorizations, clearings, refunds and hold expiry on its own cards. A live program's "
-        "credentials are answered `403 TEST_MODE_ONLY`.",
+        "credentials are answered `403 TEST_MODE_ONLY`. Answers are bare objects, as the "
+        "network's are.",
     },
     {"name": "health", "description": "Probes for load balancers and monitoring."},
 ]

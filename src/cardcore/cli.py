@@ -1,4 +1,4 @@
-"""`cardcore` on the command line: serve, worker, migrate, bootstrap, api-keys.
+"""`cardcore` on the command line: serve, worker, migrate, bootstrap, api-keys, keys.
 
 Every command works on the same database as `serve`: CARDCORE_DATABASE_URL if set, otherwise the
 embedded PostgreSQL under CARDCORE_DATA_DIR (started for the command if `serve` is not running).
@@ -416,6 +416,94 @@ def rotate_jwe() -> None:
         return await rotate_server_keys(session, keyring, **ENCRYPTION_KEYS)  # type: ignore[arg-type]
 
     typer.echo(f"encrypting to {_in_transaction(rotate)}", err=True)
+
+
+@keys_app.command("set-zpk")
+def set_zpk(
+    program_id: ProgramOption,
+    algorithm: Annotated[
+        str, typer.Option(help="TDES (ISO 9564 format 0 blocks) or AES (format 4).")
+    ],
+    kcv: Annotated[
+        str | None,
+        typer.Option(help="The processor's key check value: refuse a key that does not match."),
+    ] = None,
+    grace_seconds: Annotated[
+        int, typer.Option(help="How long the replaced key still verifies (0 to 604800).")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Install the program's zone PIN key, read as hex from stdin: one line, or one line per
+    key component (the components are XORed). Replaces the current key; shows only the KCV."""
+    import sys
+    from datetime import timedelta
+
+    from cardcore.cards import zone_pin_keys
+    from cardcore.kit.errors import CardcoreError
+
+    algorithm = algorithm.upper()
+    components = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        key = zone_pin_keys.parse_key(algorithm, components)
+    except CardcoreError as exc:
+        raise typer.BadParameter(exc.message) from None
+    keyring = load_keyring(get_settings())
+
+    async def install(session: AsyncSession) -> dict[str, Any]:
+        if await session.get(Program, program_id) is None:
+            raise typer.BadParameter(f"no program {program_id}")
+        try:
+            row = await zone_pin_keys.install(
+                session,
+                keyring,
+                program_id=program_id,
+                algorithm=algorithm,
+                key=key,
+                expected_kcv=kcv,
+                grace=timedelta(seconds=grace_seconds),
+                installed_by="cli",
+            )
+        except CardcoreError as exc:
+            raise typer.BadParameter(exc.message) from None
+        return {"id": row.id, "algorithm": row.algorithm, "key_bits": row.key_bits, "kcv": row.kcv}
+
+    result = _in_transaction(install)
+    if as_json:
+        _echo_json(result)
+    else:
+        typer.echo(f"{result['id']} {result['algorithm']}-{result['key_bits']} KCV {result['kcv']}")
+
+
+@keys_app.command("list-zpk")
+def list_zpk(
+    program_id: ProgramOption, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """The program's zone PIN keys that verify PIN blocks now, by check value."""
+    from cardcore.cards import zone_pin_keys
+
+    async def fetch(session: AsyncSession) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": row.id,
+                "algorithm": row.algorithm,
+                "key_bits": row.key_bits,
+                "kcv": row.kcv,
+                "status": zone_pin_keys.status(row),
+                "usable_until": row.usable_until,
+            }
+            for row in await zone_pin_keys.listed(session, program_id)
+        ]
+
+    rows = _in_transaction(fetch)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        until = f" until {row['usable_until']}" if row["usable_until"] else ""
+        typer.echo(
+            f"{row['id']}  {row['status']:<8} {row['algorithm']}-{row['key_bits']}"
+            f"  KCV {row['kcv']}{until}"
+        )
 
 
 def ensure_server_keys() -> None:

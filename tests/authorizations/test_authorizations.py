@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.ledger.verify import verify
 from tests.auth.helpers import bearer
-from tests.authorizations.network import authorize, available, body
+from tests.authorizations.network import authorize, available, body, network_ids
 from tests.cards.helpers import encrypted_post, opened
 from tests.conftest import Partner
 
@@ -83,27 +83,6 @@ async def test_declines_are_transactions_with_their_reason(
     )
     stolen = await authorize(client, world)
     assert stolen["response_code"] == "43"
-
-
-async def test_three_wrong_pins_lock_the_card(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
-    await encrypted_post(
-        client, f"/v1/cards/{world['card']['id']}/pin", {"pin": "2580"}, partner.headers, "PUT"
-    )
-    assert (await authorize(client, world, pin="2580"))["approved"] is True
-    assert (await authorize(client, world, pin="1111"))["response_code"] == "55"
-    assert (await authorize(client, world, pin="1112"))["response_code"] == "55"
-    assert (await authorize(client, world, pin="1113"))["response_code"] == "75"
-    card = (await client.get(f"/v1/cards/{world['card']['id']}", headers=partner.headers)).json()[
-        "data"
-    ]
-    assert (card["status"], card["lock_reason"], card["failure_action_code"]) == (
-        "LOCKED",
-        6,
-        "1006",
-    )
-    assert (await authorize(client, world, pin="2580"))["response_code"] == "75"
 
 
 async def test_reversal_and_clearing(
@@ -343,3 +322,31 @@ async def test_balance_inquiry(client: AsyncClient, partner: Partner, world: dic
         headers=world["network"],
     )
     assert (frozen.json()["response_code"], frozen.json()["available_balance"]) == ("05", None)
+
+
+async def test_balance_inquiries_take_the_network_ids(client: AsyncClient, world: dict) -> None:  # type: ignore[type-arg]
+    ids = network_ids()
+    inquiry = {"card_id": world["card"]["id"], "network": ids}
+    first = await client.post(
+        "/v1/network/balance-inquiries", json=inquiry, headers=world["network"]
+    )
+    assert first.status_code == 200, first.text
+    assert (first.json()["response_code"], first.json()["available_balance"]) == ("00", 10_000)
+    by_rrn = await client.post(
+        "/v1/network/balance-inquiries",
+        json={"card_id": world["card"]["id"], "network": {"rrn": "123456789012", "stan": "000001"}},
+        headers=world["network"],
+    )
+    assert by_rrn.status_code == 200, by_rrn.text
+    # An inquiry holds nothing: its retransmission answers the balance as it is now.
+    await authorize(client, world, amount=2_500)
+    again = await client.post(
+        "/v1/network/balance-inquiries", json=inquiry, headers=world["network"]
+    )
+    assert again.json()["available_balance"] == 7_500
+    half = await client.post(
+        "/v1/network/balance-inquiries",
+        json={"card_id": world["card"]["id"], "network": {"rrn": "123456789012"}},
+        headers=world["network"],
+    )
+    assert half.status_code == 422

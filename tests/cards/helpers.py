@@ -80,6 +80,20 @@ async def issue(client: AsyncClient, partner: Partner, setup: dict[str, Any], **
     return await client.post("/v1/cards", json=payload, headers=partner.headers)
 
 
+async def issue_encrypted(
+    client: AsyncClient, partner: Partner, setup: dict[str, Any], query: str = "", **body: Any
+):  # type: ignore[no-untyped-def]
+    """POST /v1/cards with the body as a JWE: the only way a PIN is taken at issue."""
+    payload = {
+        "type": "VIRTUAL",
+        "product_id": setup["product"]["id"],
+        "user_id": setup["user_id"],
+        "balance_id": setup.get("balance_id"),
+        **body,
+    }
+    return await encrypted_post(client, f"/v1/cards{query}", payload, partner.headers)
+
+
 async def encrypted_post(
     client: AsyncClient,
     path: str,

@@ -1,5 +1,7 @@
 """Issuance, reading, reveal, PIN, CVV, the physical journey, activation, holder checks."""
 
+import hashlib
+import json
 import re
 
 import pytest
@@ -14,15 +16,18 @@ from cardcore.kit.jobs import JobContext, JobQueue
 from cardcore.kit.logging import luhn_valid as log_luhn
 from tests.auth.helpers import bearer
 from tests.cards.helpers import (
+    CALLER_KEY,
     DELIVERY,
     cardholder,
     encrypted_post,
     issue,
+    issue_encrypted,
     make_product,
     opened,
     setup_cards,
 )
 from tests.conftest import CVK_A, CVK_B, Partner
+from tests.test_encryption import decrypt_answer, public_key_header
 
 
 @pytest.fixture
@@ -189,12 +194,130 @@ async def test_pin(
     assert not pin_matches(app.state.card_services, row, "739185")
 
 
-async def test_the_physical_journey(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]
-    response = await issue(
-        client, partner, setup, type="PHYSICAL", delivery_address=DELIVERY, pin="2580"
+async def test_a_pin_at_issue_travels_only_encrypted(
+    client: AsyncClient,
+    partner: Partner,
+    setup: dict,
+    app: FastAPI,
+    session: AsyncSession,  # type: ignore[type-arg]
+) -> None:
+    physical = {"type": "PHYSICAL", "delivery_address": DELIVERY, "pin": "739184"}
+    for query in ("", "?async=true"):
+        plain = await client.post(
+            f"/v1/cards{query}",
+            json={"product_id": setup["product"]["id"], "user_id": setup["user_id"], **physical},
+            headers=partner.headers,
+        )
+        assert plain.status_code == 400, plain.text
+        assert plain.json()["code"] == "ENCRYPTION_REQUIRED"
+        assert plain.json()["errors"][0]["field"] == "pin"
+        assert "739184" not in plain.text
+    # Asking only for an encrypted answer leaves the PIN in a clear body: refused too.
+    half = await client.post(
+        "/v1/cards",
+        json={"product_id": setup["product"]["id"], "user_id": setup["user_id"], **physical},
+        headers={
+            **partner.headers,
+            "Public-Key": public_key_header(CALLER_KEY),
+            "Encrypt-Response": "true",
+        },
     )
-    assert response.status_code == 201, response.text
-    card = response.json()["data"]
+    assert half.json()["code"] == "ENCRYPTION_REQUIRED"
+    listed = await client.get("/v1/cards", headers=partner.headers)
+    assert listed.json()["data"] == [], "nothing was issued"
+    requests = (await session.execute(text("SELECT count(*) FROM card_requests"))).scalar()
+    assert requests == 0
+
+    # Without a PIN the plain body still works; with JWE a PIN is set.
+    assert (await issue(client, partner, setup)).status_code == 201
+    card = opened(await issue_encrypted(client, partner, setup, **physical))["data"]
+    assert (card["type"], card["pin_set"]) == ("PHYSICAL", True)
+    from cardcore.cards.service import pin_matches
+    from cardcore.models import Card
+
+    row = await session.get(Card, card["id"])
+    assert row is not None
+    assert pin_matches(app.state.card_services, row, "739184")
+
+
+async def test_an_asynchronous_issue_keeps_no_pin_while_it_waits(
+    client: AsyncClient,
+    partner: Partner,
+    setup: dict,
+    app: FastAPI,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,  # type: ignore[type-arg]
+) -> None:
+    physical = {"type": "PHYSICAL", "delivery_address": DELIVERY, "pin": "739184"}
+    accepted = await issue_encrypted(client, partner, setup, "?async=true", **physical)
+    assert accepted.status_code == 202, accepted.text
+    request = decrypt_answer(CALLER_KEY, accepted.json())["data"]
+    stored = (await session.execute(text("SELECT payload::text FROM card_requests"))).scalar_one()
+    assert "739184" not in stored
+    weak = await issue_encrypted(
+        client, partner, setup, "?async=true", **{**physical, "pin": "1234"}
+    )
+    assert weak.json()["code"] == "PIN_TOO_WEAK", "refused at once, not after the 202"
+    queue = JobQueue(sessionmaker, JobContext(settings=settings, keyring=app.state.keyring))
+    while await queue.run_one():
+        pass
+    done = (await client.get(f"/v1/requests/{request['id']}", headers=partner.headers)).json()
+    assert done["data"]["status"] == "COMPLETED", done
+    from cardcore.cards.service import pin_matches
+    from cardcore.models import Card
+
+    row = await session.get(Card, done["data"]["card_id"])
+    assert row is not None
+    await session.refresh(row)
+    assert pin_matches(app.state.card_services, row, "739184")
+    assert not pin_matches(app.state.card_services, row, "739185")
+
+
+async def test_an_idempotency_record_does_not_give_the_pin_back(
+    client: AsyncClient,
+    partner: Partner,
+    setup: dict,
+    session: AsyncSession,  # type: ignore[type-arg]
+) -> None:
+    body = {
+        "type": "PHYSICAL",
+        "product_id": setup["product"]["id"],
+        "user_id": setup["user_id"],
+        "balance_id": setup["balance_id"],
+        "delivery_address": DELIVERY,
+        "pin": "7391",
+    }
+    headers = {**partner.headers, "Idempotency-Key": "pin-at-issue"}
+    first = await encrypted_post(client, "/v1/cards", body, headers)
+    assert first.status_code == 201, first.text
+    stored = (
+        await session.execute(text("SELECT request_hash FROM idempotency_records"))
+    ).scalar_one()
+
+    # Someone with the table, the request's other fields (all in the card's row) and every
+    # four-digit PIN must not find the one that was sent.
+    def unkeyed(pin: str) -> set[bytes]:
+        plaintext = json.dumps({**body, "pin": pin}).encode()
+        framed = hashlib.sha256()
+        for part in (b"POST", b"/v1/cards", b""):
+            framed.update(len(part).to_bytes(4, "big") + part)
+        framed.update(plaintext)
+        return {framed.digest(), hashlib.sha256(plaintext).digest()}
+
+    guesses = set().union(*(unkeyed(f"{n:04d}") for n in range(10_000)))
+    assert stored not in guesses
+    again = await encrypted_post(client, "/v1/cards", body, headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert opened(again)["data"]["id"] == opened(first)["data"]["id"]
+
+
+async def test_the_physical_journey(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]
+    card = opened(
+        await issue_encrypted(
+            client, partner, setup, type="PHYSICAL", delivery_address=DELIVERY, pin="2580"
+        )
+    )["data"]
     assert (card["status"], card["fulfillment"]["status"], card["pin_set"]) == (
         "INACTIVE",
         "ORDERED",
@@ -529,11 +652,21 @@ async def test_no_pan_pin_or_cvv_in_the_database(
     setup: dict,
     session: AsyncSession,  # type: ignore[type-arg]
 ) -> None:
-    card = (
-        await issue(
+    card = opened(
+        await issue_encrypted(
             client, partner, setup, type="PHYSICAL", delivery_address=DELIVERY, pin="739184"
         )
-    ).json()["data"]
+    )["data"]
+    # An asynchronous issue waits in a row of its own: that row must not hold the PIN either.
+    await issue_encrypted(
+        client,
+        partner,
+        setup,
+        "?async=true",
+        type="PHYSICAL",
+        delivery_address=DELIVERY,
+        pin="739184",
+    )
     await reveal(client, partner, card["id"])
     # Every value of every table. Bytes are read as raw characters: a PAN stored as bytes would
     # show as its digits, while random ciphertext cannot form long digit runs the way a hex

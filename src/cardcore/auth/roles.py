@@ -33,6 +33,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "fees.schedules.write": frozenset({Role.ADMIN}),
     "fees.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "fees.refund": frozenset({Role.ADMIN, Role.MANAGER}),
+    # The zone PIN key shared with the card processor: installed by admins, shown by its KCV.
+    "zone_pin_keys.manage": frozenset({Role.ADMIN}),
+    "zone_pin_keys.read": frozenset({Role.ADMIN, Role.MANAGER}),
 }
 
 

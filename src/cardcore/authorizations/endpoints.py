@@ -18,6 +18,7 @@ from cardcore.auth.dependencies import (
 )
 from cardcore.auth.principals import Principal
 from cardcore.authorizations import service
+from cardcore.cards.pin_blocks import BLOCK_HEX_DIGITS
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
@@ -119,7 +120,28 @@ class PostingIn(BaseModel):
 class AuthorizationIn(PostingIn):
     expiry: str | None = Field(default=None, pattern=r"^\d{4}$", description="YYMM")
     cvv2: str | None = Field(default=None, pattern=r"^\d{3,4}$")
-    pin: str | None = Field(default=None, pattern=r"^\d{4,12}$")
+    pin_block: str | None = Field(
+        default=None,
+        pattern=r"^(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$",
+        description="The PIN the cardholder entered, as an ISO 9564 PIN block enciphered under "
+        "the program's zone PIN key: 16 hex digits in format 0 (TDES), 32 in format 4 (AES). "
+        "A clear PIN is never taken.",
+        examples=["C967C8198151A458"],
+    )
+    pin_block_format: Literal[0, 4] | None = Field(
+        default=None, description="ISO 9564 format of `pin_block`: 0 or 4."
+    )
+
+    @model_validator(mode="after")
+    def whole_pin_block(self) -> "AuthorizationIn":
+        if (self.pin_block is None) != (self.pin_block_format is None):
+            raise ValueError("give pin_block and pin_block_format together")
+        if (
+            self.pin_block is not None
+            and len(self.pin_block) != BLOCK_HEX_DIGITS[self.pin_block_format or 0]
+        ):
+            raise ValueError("a format 0 PIN block is 16 hex digits, a format 4 one 32")
+        return self
 
 
 class FollowUpIn(BaseModel):
@@ -196,7 +218,10 @@ async def authorize(
     body: AuthorizationIn, principal: Network, session: DbSession, request: Request
 ) -> AuthorizationOut:
     authorization = body.to_request(principal.tenant_id, "authorization")
-    authorization.expiry, authorization.cvv2, authorization.pin = body.expiry, body.cvv2, body.pin
+    authorization.expiry, authorization.cvv2 = body.expiry, body.cvv2
+    if body.pin_block is not None:
+        authorization.pin_block = bytes.fromhex(body.pin_block)
+        authorization.pin_block_format = body.pin_block_format
     result = await service.authorize(
         session,
         request.app.state.card_services,
@@ -263,6 +288,11 @@ class InquiryIn(BaseModel):
 
     card_id: str | None = None
     pan: str | None = Field(default=None, min_length=12, max_length=19)
+    network: NetworkIds | None = Field(
+        default=None,
+        description="The message's network ids, as every network message carries them. An "
+        "inquiry moves and records nothing, so a retransmission is answered afresh.",
+    )
 
     @model_validator(mode="after")
     def one_card(self) -> "InquiryIn":
@@ -278,7 +308,13 @@ class InquiryOut(BaseModel):
     currency: str
 
 
-@network_routes.post("/v1/network/balance-inquiries", summary="What the card can spend now")
+@network_routes.post(
+    "/v1/network/balance-inquiries",
+    summary="What the card can spend now",
+    description="A card that could not authorize answers its decline code and no balance. Takes "
+    "the same network ids as every other message (`network_transaction_id`, or `rrn` with "
+    "`stan`); nothing is held or stored, so a retransmission gets the balance as it is then.",
+)
 async def balance_inquiry(
     body: InquiryIn, principal: Network, session: DbSession, request: Request
 ) -> InquiryOut:

@@ -34,8 +34,9 @@ from cardcore.authorizations.events import (
     AuthorizationUpdated,
 )
 from cardcore.balances import service as balances
-from cardcore.cards import controls, lifecycle
-from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm, pin_matches
+from cardcore.cards import controls, lifecycle, zone_pin_keys
+from cardcore.cards.pin_blocks import PinVerdict, verify_pin_block
+from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import is_valid, new_id
@@ -108,7 +109,9 @@ class AuthorizationRequest:
     pan: str | None = None
     expiry: str | None = None  # YYMM
     cvv2: str | None = None
-    pin: str | None = None
+    # An ISO 9564 PIN block enciphered under the program's zone PIN key (format 0 or 4).
+    pin_block: bytes | None = None
+    pin_block_format: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -387,6 +390,44 @@ def _spend(request: AuthorizationRequest, amount: int, balance: Balance) -> cont
     )
 
 
+async def _check_pin(
+    session: AsyncSession,
+    services: CardServices,
+    card: Card,
+    request: AuthorizationRequest,
+    pan: str | None,
+) -> controls.Decision:
+    """The PIN block against the card's PIN. Only a wrong PIN counts towards the lock: a block
+    no usable key can read says the processor and the issuer disagree on keys (or the block is
+    another card's), which is not the cardholder's try."""
+    assert request.pin_block is not None
+    assert request.pin_block_format is not None
+    keys = await zone_pin_keys.usable_keys(session, services.keyring, card.program_id)
+    verdict = PinVerdict.NO_KEY
+    if keys:
+        verdict = verify_pin_block(
+            request.pin_block,
+            request.pin_block_format,
+            pan or request.pan or await services.vault.decrypt(session, card),
+            keys,
+            keyring=services.keyring,
+            pin_scope=card.pin_scope or card.id,
+            expected_hash=card.pin_hash,
+        )
+    if verdict is PinVerdict.MATCH:
+        card.pin_failures = 0
+        return controls.Decision.approve()
+    if verdict is PinVerdict.NO_KEY:
+        return controls.Decision.decline("86", "NO_ZONE_PIN_KEY")
+    if verdict is PinVerdict.UNREADABLE:
+        return controls.Decision.decline("81", "PIN_BLOCK_UNREADABLE")
+    card.pin_failures += 1
+    if card.pin_failures >= PIN_TRIES:
+        await lifecycle.lock(session, card, 6, actor="network")
+        return controls.Decision.decline("75", "PIN_TRIES_EXCEEDED")
+    return controls.Decision.decline("55", "WRONG_PIN")
+
+
 def _new_row(
     card: Card,
     balance: Balance,
@@ -467,16 +508,8 @@ async def authorize(
         and request.cvv2 != card_cvv2(services, card, pan or "")
     ):
         decision = controls.Decision.decline("N7", "CVV2_MISMATCH")
-    if decision.approved and request.pin is not None:
-        if pin_matches(services, card, request.pin):
-            card.pin_failures = 0
-        else:
-            card.pin_failures += 1
-            if card.pin_failures >= PIN_TRIES:
-                await lifecycle.lock(session, card, 6, actor="network")
-                decision = controls.Decision.decline("75", "PIN_TRIES_EXCEEDED")
-            else:
-                decision = controls.Decision.decline("55", "WRONG_PIN")
+    if decision.approved and request.pin_block is not None:
+        decision = await _check_pin(session, services, card, request, pan)
     if decision.approved and billing is None:
         decision = controls.Decision.decline("12", "NO_FX_RATE")
 

@@ -1,6 +1,7 @@
 """Card products and cards: issuance, reading, reveal, PIN, CVV reset, the physical journey,
 activation and the cardholder check."""
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Path, Query, Request, Response, Security, status
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require_admin
 from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.cards import jobs as _card_jobs  # noqa: F401 - registers cards.issue, which this module enqueues
-from cardcore.cards import lifecycle, service
+from cardcore.cards import lifecycle, service, zone_pin_keys
 from cardcore.cards.schemas import (
     ActivateByPan,
     CardCreate,
@@ -25,6 +26,8 @@ from cardcore.cards.schemas import (
     ProductOut,
     RevealIn,
     RevealOut,
+    ZonePinKeyIn,
+    ZonePinKeyOut,
 )
 from cardcore.cards.service import CardServices, IssueRequest
 from cardcore.customers.repository import UserRepository
@@ -32,11 +35,12 @@ from cardcore.db import DbSession
 from cardcore.kit import ids
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
+from cardcore.kit.ids import new_id
 from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import encryption, router
-from cardcore.models import Card, CardProduct, CardRequest
+from cardcore.models import Card, CardProduct, CardRequest, ZonePinKey
 
 routes = router(
     tags=["cards"],
@@ -53,6 +57,8 @@ CardId = Annotated[str, Path(description="A card id (`card_…`).")]
 Creator = Annotated[Principal, Security(partner_or_admin("cards.create"))]
 Servicer = Annotated[Principal, Security(partner_or_admin("cards.service"))]
 ProductManager = Annotated[Principal, Security(require_admin("products.manage"))]
+ZpkManager = Annotated[Principal, Security(require_admin("zone_pin_keys.manage"))]
+ZpkReader = Annotated[Principal, Security(require_admin("zone_pin_keys.read"))]
 CARD_ERRORS = error_responses("NOT_FOUND")
 
 
@@ -150,6 +156,61 @@ async def list_products(
     return Many(data=[ProductOut.model_validate(p) for p in products], meta=meta)
 
 
+# -- zone PIN keys -------------------------------------------------------------------------------
+
+
+def zone_pin_key_out(row: ZonePinKey) -> ZonePinKeyOut:
+    return ZonePinKeyOut(
+        id=row.id,
+        algorithm=row.algorithm,
+        key_bits=row.key_bits,
+        kcv=row.kcv,
+        status=zone_pin_keys.status(row),
+        usable_until=row.usable_until,
+        created_at=row.created_at,
+    )
+
+
+@admin_routes.post(
+    "/v1/admin/zone-pin-keys",
+    summary="Install the zone PIN key shared with the card processor (role admin, JWE required)",
+    description="The key under which the network sends PIN blocks: TDES for ISO 9564 format 0, "
+    "AES for format 4. It replaces the current key, which keeps verifying for "
+    "`previous_key_grace_seconds`. The key is stored only wrapped by the master keyring and is "
+    "never shown again: answers carry its key check value (`kcv`).",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses("ENCRYPTION_REQUIRED"),
+    openapi_extra=encryption("required"),
+)
+async def install_zone_pin_key(
+    body: ZonePinKeyIn, principal: ZpkManager, session: DbSession, request: Request
+) -> One[ZonePinKeyOut]:
+    row = await zone_pin_keys.install(
+        session,
+        request.app.state.keyring,
+        program_id=principal.tenant_id,
+        algorithm=body.algorithm,
+        key=zone_pin_keys.parse_key(body.algorithm, [body.key]),
+        expected_kcv=body.kcv,
+        grace=timedelta(seconds=body.previous_key_grace_seconds),
+        installed_by=principal.actor_id,
+    )
+    await session.refresh(row)
+    return One(data=zone_pin_key_out(row))
+
+
+@admin_routes.get(
+    "/v1/admin/zone-pin-keys",
+    summary="The zone PIN keys that verify PIN blocks now, by check value (admin, manager)",
+)
+async def list_zone_pin_keys(principal: ZpkReader, session: DbSession) -> Many[ZonePinKeyOut]:
+    rows = await zone_pin_keys.listed(session, principal.tenant_id)
+    return Many(
+        data=[zone_pin_key_out(r) for r in rows],
+        meta=ListMeta(next_cursor=None, has_more=False),
+    )
+
+
 # -- issuance ------------------------------------------------------------------------------------
 
 
@@ -157,8 +218,10 @@ async def list_products(
     "/v1/cards",
     summary="Issue a card (virtual, physical or gift)",
     description="With `?async=true` the answer is 202 and a request to poll at "
-    "`GET /v1/requests/{id}`; the worker issues the card.",
+    "`GET /v1/requests/{id}`; the worker issues the card. A physical card's `pin` is taken "
+    "only in a JWE body.",
     status_code=status.HTTP_201_CREATED,
+    openapi_extra=encryption("optional", required_for=["pin"]),
     responses=error_responses(
         "NOT_FOUND",
         "KYC_NOT_APPROVED",
@@ -170,6 +233,7 @@ async def list_products(
         "GIFT_LOAD_EXCEEDS_MAX",
         "INSUFFICIENT_PARTNER_FUNDS",
         "PIN_TOO_WEAK",
+        "ENCRYPTION_REQUIRED",
     ),
 )
 async def create_card(
@@ -185,9 +249,12 @@ async def create_card(
         values.pop("delivery_address")
     issue = IssueRequest(**values)
     if run_async:
-        card_request = CardRequest(
-            program_id=principal.tenant_id, payload=body.model_dump(mode="json")
-        )
+        request_id = new_id("req")
+        payload = body.model_dump(mode="json")
+        if body.pin is not None:
+            # The request row waits for the worker: it keeps the PIN's keyed hash, never the PIN.
+            payload.update(service.sealed_pin(_services(request), request_id, body.pin))
+        card_request = CardRequest(id=request_id, program_id=principal.tenant_id, payload=payload)
         session.add(card_request)
         await session.flush()
         await enqueue(

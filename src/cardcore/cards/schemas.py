@@ -62,7 +62,11 @@ class CardCreate(BaseModel):
     corporation_id: str | None = Field(default=None, description="Corporate cards (seed 003).")
     embossing_name: str | None = Field(default=None, max_length=26)
     delivery_address: DeliveryAddress | None = None
-    pin: str | None = Field(default=None, description="Physical cards: a PIN set at issue.")
+    pin: str | None = Field(
+        default=None,
+        description="Physical cards: a PIN set at issue (4–6 digits). Only in a JWE body: a "
+        "plain body with a PIN is refused with `400 ENCRYPTION_REQUIRED`.",
+    )
     gift_amount: MinorUnits | None = None
     gift_recipient_name: str | None = Field(default=None, max_length=100)
     gift_message: str | None = Field(default=None, max_length=500)
@@ -169,3 +173,43 @@ class HolderCheckOut(BaseModel):
     last_name: bool
     phone: bool
     match: bool
+
+
+class ZonePinKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["TDES", "AES"] = Field(
+        description="TDES (double or triple length) for ISO 9564 format 0 PIN blocks; AES "
+        "(128, 192 or 256 bits) for format 4."
+    )
+    key: str = Field(
+        min_length=32,
+        max_length=64,
+        pattern=r"^[0-9A-Fa-f]+$",
+        description="The clear key in hex: TDES 32 or 48 digits, AES 32, 48 or 64.",
+    )
+    kcv: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f]{6}$",
+        description="The key check value the processor gave for this key; installing a key "
+        "whose check value differs is refused (422 `KCV_MISMATCH`).",
+    )
+    previous_key_grace_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=604_800,
+        description="How long the key this one replaces still verifies PIN blocks (messages "
+        "already enciphered under it); 0 retires it at once.",
+    )
+
+
+class ZonePinKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(examples=["zpk_01jd3z8k1m2n3p4q5r6s7t8v9w"])
+    algorithm: str
+    key_bits: int
+    kcv: str = Field(description="Key check value: compare it with the processor's.")
+    status: str = Field(description="CURRENT, or PREVIOUS while its grace period lasts.")
+    usable_until: datetime | None = Field(description="A PREVIOUS key verifies until then.")
+    created_at: datetime

@@ -1,4 +1,4 @@
-"""Card security values: PAN generation, the card-scheme CVV method, PIN checks.
+"""Card security values: PAN generation, the card-scheme CVV method, PIN checks and hashing.
 
 CVV2 follows the scheme method (Visa CVV / Mastercard CVC): PAN, expiry YYMM and service code
 (`000` for CVV2) right-padded with zeros to 128 bits; the left half DES-encrypted under CVK A,
@@ -15,6 +15,7 @@ import secrets
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
+from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError, validation_error
 
 CVV2_SERVICE_CODE = "000"
@@ -71,6 +72,12 @@ def cvk_pair(base_a: bytes, base_b: bytes, index: int) -> tuple[bytes, bytes]:
         return base_a, base_b
     derived = hmac.new(base_a + base_b, f"cvk:{index}".encode(), hashlib.sha256).digest()
     return derived[:8], derived[8:16]
+
+
+def pin_hash(keyring: Keyring, scope: str, pin: str) -> bytes:
+    """The only form a PIN is kept in: a keyed hash bound to `scope` (the card, or the first card
+    of its replacement chain), so the same PIN on two cards hashes differently."""
+    return keyring.lookup_hash(f"{scope}:{pin}", "pin")
 
 
 def check_pin(pin: str) -> str:

@@ -15,7 +15,7 @@ from cardcore.balances import service as balances
 from cardcore.cards import controls, lifecycle
 from cardcore.cards.events import CardCreated, CardFulfillmentChanged
 from cardcore.cards.processors import IssuingProcessor
-from cardcore.cards.security import CVV2_SERVICE_CODE, check_pin, cvk_pair, cvv
+from cardcore.cards.security import CVV2_SERVICE_CODE, check_pin, cvk_pair, cvv, pin_hash
 from cardcore.cards.vault import PanVault
 from cardcore.customers import reference
 from cardcore.customers.embossing import embossing_names
@@ -107,6 +107,9 @@ class IssueRequest:
     embossing_name: str | None = None
     delivery_address: dict[str, Any] | None = None
     pin: str | None = None
+    # Asynchronous issuance: the PIN already hashed (hex) under `pin_scope` (see sealed_pin).
+    pin_hash: str | None = None
+    pin_scope: str | None = None
     gift_amount: int | None = None
     gift_recipient_name: str | None = None
     gift_message: str | None = None
@@ -154,10 +157,6 @@ async def _new_pan(
         if taken is None:
             return pan, pan_hash
     raise CardcoreError("BIN_EXHAUSTED", "No free card number found; the BIN range is nearly full.")
-
-
-def _pin_hash(keyring: Keyring, card_id: str, pin: str) -> bytes:
-    return keyring.lookup_hash(f"{card_id}:{pin}", "pin")
 
 
 async def _gift_balance(
@@ -256,7 +255,7 @@ async def issue_card(
             address.get("country", ""), "delivery_address.country"
         )
     pin = check_pin(request.pin) if request.pin is not None else None
-    if pin is not None and request.type != "PHYSICAL":
+    if (pin is not None or request.pin_hash is not None) and request.type != "PHYSICAL":
         raise validation_error(
             "pin", "NOT_FOR_THIS_CARD", "A PIN is set at issue only for physical cards."
         )
@@ -287,8 +286,10 @@ async def issue_card(
         embossing_name=name,
         fulfillment_status="ORDERED" if request.type == "PHYSICAL" else None,
         delivery_address=address,
-        pin_hash=_pin_hash(services.keyring, card_id, pin) if pin else None,
-        pin_scope=card_id,
+        pin_hash=pin_hash(services.keyring, card_id, pin)
+        if pin
+        else (bytes.fromhex(request.pin_hash) if request.pin_hash else None),
+        pin_scope=request.pin_scope if request.pin_hash else card_id,
         gift_recipient_name=request.gift_recipient_name,
         gift_message=request.gift_message,
         activated_at=None if request.type == "PHYSICAL" else now,
@@ -410,14 +411,24 @@ async def reset_cvv(session: AsyncSession, card: Card) -> Card:
 async def set_pin(session: AsyncSession, services: CardServices, card: Card, pin: str) -> Card:
     if card.status not in ("ACTIVE", "INACTIVE"):
         raise CardcoreError("CARD_NOT_ACTIVE")
-    card.pin_hash = _pin_hash(services.keyring, card.pin_scope or card.id, check_pin(pin))
+    card.pin_hash = pin_hash(services.keyring, card.pin_scope or card.id, check_pin(pin))
     card.pin_failures = 0
     await session.flush()
     return card
 
 
+def sealed_pin(services: CardServices, scope: str, pin: str) -> dict[str, str | None]:
+    """What an asynchronous issuance keeps of a PIN until the worker issues the card: its keyed
+    hash, bound to the request (`scope`) instead of the card, which does not exist yet."""
+    return {
+        "pin": None,
+        "pin_hash": pin_hash(services.keyring, scope, check_pin(pin)).hex(),
+        "pin_scope": scope,
+    }
+
+
 def pin_matches(services: CardServices, card: Card, pin: str) -> bool:
-    expected = _pin_hash(services.keyring, card.pin_scope or card.id, pin)
+    expected = pin_hash(services.keyring, card.pin_scope or card.id, pin)
     return card.pin_hash is not None and hmac.compare_digest(card.pin_hash, expected)
 
 

@@ -43,9 +43,14 @@ class Keyring:
         """A keyed hash for finding rows by a secret value (a national id, later a PAN) without
         storing it in clear. Keyed by the first listed master key, so adding keys does not
         change existing hashes: keep that key listed while rows hashed under it exist."""
+        return self.keyed_digest(value.encode(), purpose)
+
+    def keyed_digest(self, data: bytes, purpose: str) -> bytes:
+        """`lookup_hash` for bytes: a digest nobody without the master key can recompute, so a
+        low-entropy secret inside `data` (a PIN, most of a PAN) cannot be guessed back from it."""
         first = next(iter(self.keys.values()))
         key = hmac.new(first, f"lookup:{purpose}".encode(), hashlib.sha256).digest()
-        return hmac.new(key, value.encode(), hashlib.sha256).digest()
+        return hmac.new(key, data, hashlib.sha256).digest()
 
     def decrypt(self, blob: bytes, context: str) -> bytes:
         name_length = blob[0]

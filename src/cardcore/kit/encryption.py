@@ -9,7 +9,9 @@ to the caller's key as `{"payload": "<compact JWE>"}`. Only 2xx answers with a b
 
 Each route declares a mode (`required`, `optional`, `off`) in its OpenAPI `x-encryption`; the
 route class (kit/routing.py) applies it, so no handler ever sees ciphertext or sends plaintext
-where encryption was asked for.
+where encryption was asked for. A route whose body only sometimes carries a secret (issuing a
+card, with or without a PIN) names those fields in `x-encryption-required-for`: a plain body with
+any of them set is refused as if the route were `required`, before the handler runs.
 """
 
 import base64
@@ -24,7 +26,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from starlette.datastructures import Headers
 
-from cardcore.kit.errors import CardcoreError, validation_error
+from cardcore.kit.errors import CardcoreError, FieldError, validation_error
 from cardcore.kit.server_keys import ServerKeys
 
 ENCRYPTION_KEYS = {"purpose": "jwe", "algorithm": "RSA-OAEP-256", "key_size": 3072}
@@ -41,6 +43,7 @@ PUBLIC_KEY_HEADER = "Public-Key"
 ENCRYPTED_REQUEST_HEADER = "Encrypted-Request"
 ENCRYPT_RESPONSE_HEADER = "Encrypt-Response"
 MODE_EXTENSION = "x-encryption"
+REQUIRED_FOR_EXTENSION = "x-encryption-required-for"
 
 
 class EncryptionMode(StrEnum):
@@ -80,6 +83,31 @@ def negotiate(
         return None
     caller_key = parse_public_key(headers.get(PUBLIC_KEY_HEADER))
     return EncryptionRequest(decrypt_body=encrypted_request and has_body, caller_key=caller_key)
+
+
+def refuse_clear_secrets(body: bytes, fields: tuple[str, ...]) -> None:
+    """A plain body that sets any of `fields` (top-level JSON keys) is refused. A body that is
+    not a JSON object is left to the handler, whose validation answers it."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return
+    if not isinstance(document, dict):
+        return
+    for name in fields:
+        if document.get(name) is not None:
+            raise CardcoreError(
+                "ENCRYPTION_REQUIRED",
+                f"A body with `{name}` must travel encrypted: send Public-Key and "
+                "Encrypted-Request: true with the body as a JWE.",
+                errors=[
+                    FieldError(
+                        field=name,
+                        code="ENCRYPTION_REQUIRED",
+                        message=f"`{name}` is accepted only in an encrypted body.",
+                    )
+                ],
+            )
 
 
 def parse_public_key(value: str | None) -> RSAKey:

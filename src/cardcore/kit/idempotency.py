@@ -14,7 +14,6 @@ stores its 2xx response in the same transaction as its effects. So:
 Records live `CARDCORE_IDEMPOTENCY_TTL_SECONDS` (24 h by default); an expired key is free again.
 """
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ from starlette.responses import Response
 
 from cardcore.auth.dependencies import CurrentPrincipal
 from cardcore.db import DbSession
+from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, job
 from cardcore.models import IdempotencyRecord
@@ -51,12 +51,15 @@ class ClaimedKey:
     request_hash: bytes
 
 
-def request_fingerprint(method: str, path: str, query: str, body: bytes) -> bytes:
-    digest = hashlib.sha256()
-    for part in (method.encode(), path.encode(), query.encode()):
-        digest.update(len(part).to_bytes(4, "big") + part)
-    digest.update(body)
-    return digest.digest()
+def request_fingerprint(keyring: Keyring, method: str, path: str, query: str, body: bytes) -> bytes:
+    """What tells a retry from another request under the same key. Keyed: a body may hold a PIN
+    or most of a PAN (decrypted from its JWE), and a plain hash of it would give those back to
+    anyone with the table and a few thousand guesses."""
+    parts = b"".join(
+        len(part).to_bytes(4, "big") + part
+        for part in (method.encode(), path.encode(), query.encode())
+    )
+    return keyring.keyed_digest(parts + body, "idempotency")
 
 
 async def claim_idempotency_key(
@@ -79,7 +82,11 @@ async def claim_idempotency_key(
     if idempotency_key is None or scope is None:
         return
     fingerprint = request_fingerprint(
-        request.method, request.url.path, request.url.query, await request.body()
+        request.app.state.keyring,
+        request.method,
+        request.url.path,
+        request.url.query,
+        await request.body(),
     )
     locked = await session.scalar(
         text("SELECT pg_try_advisory_xact_lock(hashtextextended(:lock_key, 0))"),

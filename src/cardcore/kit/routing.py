@@ -4,7 +4,8 @@
   the stored answer without the handler running.
 - Every route has a JWE mode (`x-encryption`: required, optional or off, default per router):
   an encrypted body is decrypted before the handler reads it, and a 2xx answer is encrypted to
-  the caller's key when asked for (see kit/encryption.py).
+  the caller's key when asked for (see kit/encryption.py). An optional route may name body fields
+  that make encryption required (`x-encryption-required-for`, e.g. a PIN).
 - A JWS-signed request's body is kept as signed for the signature check, and the route reads
   it without the signed `request_id` (see auth/jws.py).
 - Every mutating call leaves an audit row; on success its idempotency record is stored too. Both
@@ -27,11 +28,13 @@ from cardcore.kit.encryption import (
     ENCRYPTED_REQUEST_HEADER,
     MODE_EXTENSION,
     PUBLIC_KEY_HEADER,
+    REQUIRED_FOR_EXTENSION,
     EncryptionMode,
     EncryptionRequest,
     decrypt_body,
     encrypt_for,
     negotiate,
+    refuse_clear_secrets,
 )
 from cardcore.kit.idempotency import (
     REPLAYED_HEADER,
@@ -87,12 +90,22 @@ class CardcoreRoute(APIRoute):
         dependencies = list(dependencies or [])
         openapi_extra = dict(openapi_extra or {})
         self.encryption = EncryptionMode(openapi_extra.setdefault(MODE_EXTENSION, "off"))
+        self.required_for = tuple(openapi_extra.get(REQUIRED_FOR_EXTENSION, ()))
+        if self.required_for and self.encryption is not EncryptionMode.OPTIONAL:
+            raise ValueError(f"{path}: fields that require encryption need an optional route")
         if methods and "POST" in {m.upper() for m in methods}:
             dependencies.append(IdempotencyGuard)
         if self.encryption is not EncryptionMode.OFF:
             dependencies.append(Depends(_document_encryption_headers))
             text = description or inspect.cleandoc(endpoint.__doc__ or "")
-            description = f"{text}\n\n{_MODE_NOTES[self.encryption]}".strip()
+            note = _MODE_NOTES[self.encryption]
+            if self.required_for:
+                names = ", ".join(f"`{name}`" for name in self.required_for)
+                note += (
+                    f" **A body with {names} requires it**: sent plain, it gets "
+                    "`400 ENCRYPTION_REQUIRED` and nothing is done."
+                )
+            description = f"{text}\n\n{note}".strip()
         super().__init__(
             path,
             endpoint,
@@ -107,6 +120,7 @@ class CardcoreRoute(APIRoute):
         handler = super().get_route_handler()
         mutating = bool(self.methods & audit.MUTATING_METHODS)
         mode = self.encryption
+        required_for = self.required_for
 
         async def handle(request: Request) -> Response:
             outcome = "success"
@@ -117,6 +131,8 @@ class CardcoreRoute(APIRoute):
                     keys = request.app.state.encryption_keys
                     # The handler (and the idempotency fingerprint) see the plaintext.
                     request._body = await decrypt_body(await request.body(), keys)
+                elif required_for and has_body:
+                    refuse_clear_secrets(await request.body(), required_for)
                 if jws.HEADER in request.headers:
                     await _set_aside_signed_body(request)
                 try:
@@ -193,6 +209,10 @@ def router(**kwargs: Any) -> CardcoreRouter:
     return CardcoreRouter(**kwargs)
 
 
-def encryption(mode: EncryptionMode | str) -> dict[str, Any]:
-    """`openapi_extra=` for a route whose JWE mode differs from its router's."""
-    return {MODE_EXTENSION: EncryptionMode(mode).value}
+def encryption(mode: EncryptionMode | str, *, required_for: Sequence[str] = ()) -> dict[str, Any]:
+    """`openapi_extra=` for a route whose JWE mode differs from its router's; `required_for`
+    names body fields that make an optional route's encryption required."""
+    extra: dict[str, Any] = {MODE_EXTENSION: EncryptionMode(mode).value}
+    if required_for:
+        extra[REQUIRED_FOR_EXTENSION] = list(required_for)
+    return extra

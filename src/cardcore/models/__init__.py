@@ -17,6 +17,7 @@ from cardcore.models.cards import (
     CardSpendCounter,
     PanDataKey,
     PhysicalRequest,
+    ZonePinKey,
 )
 from cardcore.models.customers import (
     Address,
@@ -77,4 +78,5 @@ __all__ = [
     "WebhookAttempt",
     "WebhookEndpoint",
     "WebhookMessage",
+    "ZonePinKey",
 ]

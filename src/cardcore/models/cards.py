@@ -194,3 +194,34 @@ class CardRequest(CreatedAt, Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(String(500))
     completed_at: Mapped[datetime | None]
+
+
+class ZonePinKey(CreatedAt, Base):
+    """A zone PIN key (ZPK) the program shares with its card processor, under which the network
+    sends PIN blocks (cards/zone_pin_keys.py). Stored only wrapped by the master keyring; shown
+    only by its key check value. One current key per program; a replaced key may keep verifying
+    until `usable_until` (a grace period for messages already under way)."""
+
+    __tablename__ = "zone_pin_keys"
+    __table_args__ = (
+        Index(
+            "uq_zone_pin_keys_current",
+            "program_id",
+            unique=True,
+            postgresql_where=text("replaced_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(
+        PrefixedId("zpk"), primary_key=True, default=lambda: new_id("zpk")
+    )
+    program_id: Mapped[str] = mapped_column(
+        PrefixedId("prg"), ForeignKey("programs.id"), index=True
+    )
+    algorithm: Mapped[str] = mapped_column(String(10))
+    key_bits: Mapped[int] = mapped_column(SmallInteger)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    kcv: Mapped[str] = mapped_column(String(6))
+    installed_by: Mapped[str | None] = mapped_column(String(64))
+    replaced_at: Mapped[datetime | None]
+    usable_until: Mapped[datetime | None]
