@@ -15,6 +15,7 @@ from cardcore.models.cards import (
     CardReport,
     CardRequest,
     CardSpendCounter,
+    CompromisedPan,
     PanDataKey,
     PhysicalRequest,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "CardTransaction",
     "CardTransactionEvent",
     "CardholderSession",
+    "CompromisedPan",
     "Corporation",
     "CorporationEmployee",
     "Credential",
