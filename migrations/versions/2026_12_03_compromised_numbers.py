@@ -4,8 +4,9 @@ Revision ID: 2026_12_03_i16_reports
 Revises: 2026_11_22_fees
 Create Date: 2026-12-03 07:00:00+00:00
 
-A number reported lost, stolen or used in fraud goes into `compromised_pans` for good, and a card
-has at most one OPEN report. On a database that already has reports this migration also:
+A number reported lost, stolen or used in fraud goes into `compromised_pans` for good, a card has
+at most one OPEN report, and cards are indexed by number whether replaced or not. On a database
+that already has reports this migration also:
 
 - supersedes all but one OPEN report per card (the latest lost/stolen/fraud report if there is
   one, else the latest), so the unique index can be built;
@@ -32,6 +33,9 @@ _LOCKS = {"LOST": (1, "CARD_LOST"), "STOLEN": (2, "CARD_STOLEN"), "FRAUD": (7, "
 
 
 def upgrade() -> None:
+    # Lookups by number over every card, replaced ones included: the partial unique index
+    # (current cards only) cannot serve them.
+    op.create_index("ix_cards_network_pan_hash", "cards", ["network", "pan_hash"])
     op.add_column(
         "card_reports",
         sa.Column("superseded_by", postgresql.UUID(as_uuid=True), nullable=True),
@@ -165,6 +169,7 @@ def _lock_live_carriers() -> None:
 
 def downgrade() -> None:
     op.drop_table("compromised_pans")
+    op.drop_index("ix_cards_network_pan_hash", table_name="cards")
     op.drop_index(
         "uq_card_reports_one_open",
         table_name="card_reports",

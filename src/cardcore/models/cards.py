@@ -69,6 +69,9 @@ class Card(CreatedAt, Base):
             unique=True,
             postgresql_where=text("replaced_by IS NULL"),
         ),
+        # Every card that ever carried a number (replaced ones too): a new number's freshness
+        # check, and the cards a compromised number locks (cards/lifecycle.carriers).
+        Index("ix_cards_network_pan_hash", "network", "pan_hash"),
         Index("ix_cards_program_id_user_id", "program_id", "user_id"),
         Index("ix_cards_program_id_balance_id", "program_id", "balance_id"),
         Index("ix_cards_pan_key_version", "pan_key_version"),
