@@ -129,26 +129,30 @@ async def test_renew_and_decline(
     assert after.split(":")[0] == before.split(":")[0]
     assert after.split(":")[1] != before.split(":")[1], "a new expiry means a new CVV2"
 
-    fraud = await _report(client, partner, card["id"], "FRAUD")
+    # Declined: nothing happens to the card. (A lost, stolen or fraud report is never declined:
+    # test_compromised.py.)
+    damaged = await _report(client, partner, card["id"], "DAMAGED")
     declined = (
         await client.post(
-            f"/v1/card-reports/{fraud['id']}/decline",
+            f"/v1/card-reports/{damaged['id']}/decline",
             json={"reason": "customer's mistake"},
             headers=partner.headers,
         )
     ).json()["data"]
-    assert declined["status"] == "ACTIVE", "a reversible lock is lifted"
-    lost = await _report(client, partner, card["id"], "LOST")
-    still = (
-        await client.post(
-            f"/v1/card-reports/{lost['id']}/decline", json={}, headers=partner.headers
-        )
-    ).json()["data"]
-    assert (still["status"], still["lock_reason"]) == ("LOCKED", 1), "lost stays locked for good"
+    assert (declined["id"], declined["status"]) == (card["id"], "ACTIVE")
     listed = (await client.get("/v1/card-reports?status=DECLINED", headers=partner.headers)).json()[
         "data"
     ]
-    assert {r["id"] for r in listed} == {fraud["id"], lost["id"]}
+    assert [(r["id"], r["decline_reason"]) for r in listed] == [
+        (damaged["id"], "customer's mistake")
+    ]
+    for action in ("renew", "decline", "replace"):
+        again = await client.post(
+            f"/v1/card-reports/{damaged['id']}/{action}",
+            json={} if action == "decline" else None,
+            headers=partner.headers,
+        )
+        assert (again.status_code, again.json()["code"]) == (409, "REPORT_NOT_OPEN")
 
 
 async def test_virtual_to_physical(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]

@@ -6,20 +6,25 @@
 CLOSED and EXPIRED are terminal. Unfreeze and unlock return a card to the state it had before
 (ACTIVE, or INACTIVE for a physical card never activated). Locks carry seed 003's reason codes;
 codes 1, 2, 5 and 8 can never be unlocked. Every change writes `card.status_changed`.
+
+A number reported lost, stolen or used in fraud (or locked 1 or 2 from outside) is compromised
+for good (`compromised_pans`): every card carrying it is locked at once, and no card carrying it
+may become ACTIVE, INACTIVE or FROZEN again, whatever route asks.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.events import CardStatusChanged
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.outbox import record_event
-from cardcore.models import Card
+from cardcore.models import Card, CompromisedPan
 
 LIVE = ("INACTIVE", "ACTIVE", "FROZEN", "LOCKED")
 TERMINAL = ("CLOSED", "EXPIRED")
@@ -61,6 +66,71 @@ LOCK_REASONS: dict[int, LockReason] = {
     )
 }
 
+# Why a number is compromised, and the lock that puts on every card carrying it.
+COMPROMISE_LOCKS = {"LOST": 1, "STOLEN": 2, "FRAUD": 7}
+# The locks that say, from outside, that the number left its holder's hands.
+_COMPROMISING_LOCKS = {1: "LOST", 2: "STOLEN"}
+# States from which a card can authorize, or get back to authorizing.
+_CAN_COME_BACK = frozenset({"ACTIVE", "INACTIVE", "FROZEN"})
+
+
+def finally_locked(card: Card) -> bool:
+    reason = LOCK_REASONS.get(card.lock_reason or 0)
+    return card.status == "LOCKED" and reason is not None and reason.irreversible
+
+
+async def compromised(session: AsyncSession, card: Card) -> bool:
+    """Was this card's number ever reported lost, stolen or used in fraud?"""
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(
+                    CompromisedPan.network == card.network,
+                    CompromisedPan.pan_hash == card.pan_hash,
+                )
+            )
+        )
+    )
+
+
+async def carriers(session: AsyncSession, card: Card) -> list[Card]:
+    """Every card carrying this card's number (itself, the cards it replaced with the same number,
+    a virtual card it was made from), row-locked in id order. Taken before acting on a report or
+    a lock that may compromise the number: the one order every multi-card lock follows, so two
+    of them on one number wait for each other instead of deadlocking."""
+    found = await session.scalars(
+        select(Card)
+        .where(Card.network == card.network, Card.pan_hash == card.pan_hash)
+        .order_by(Card.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list(found)
+
+
+async def compromise(session: AsyncSession, card: Card, reason: str, *, actor: str) -> None:
+    """The number is out of its holder's hands: recorded for good, and every card carrying it
+    that could still authorize (a virtual card stays ACTIVE after its plastic is made) locked."""
+    await session.execute(
+        insert(CompromisedPan)
+        .values(
+            network=card.network,
+            pan_hash=card.pan_hash,
+            program_id=card.program_id,
+            card_id=card.id,
+            reason=reason,
+        )
+        .on_conflict_do_nothing()
+    )
+    for carrier in await carriers(session, card):
+        if carrier.status in TERMINAL or finally_locked(carrier):
+            continue
+        if carrier.status == "LOCKED" and carrier.lock_reason == COMPROMISE_LOCKS[reason]:
+            continue
+        await transition(
+            session, carrier, "LOCKED", actor=actor, lock_code=COMPROMISE_LOCKS[reason]
+        )
+
 
 async def transition(
     session: AsyncSession,
@@ -76,6 +146,9 @@ async def transition(
         raise CardcoreError(
             "INVALID_CARD_TRANSITION", f"The card is {current}; it cannot become {to}."
         )
+    # Checked here, under the caller's row lock, so no route can bring such a card back.
+    if to in _CAN_COME_BACK and await compromised(session, card):
+        raise CardcoreError("CARD_NUMBER_COMPROMISED")
     if to == "LOCKED":
         if lock_code not in LOCK_REASONS:
             raise CardcoreError("VALIDATION_ERROR", f"Unknown lock reason code {lock_code}.")
@@ -110,7 +183,10 @@ async def transition(
 
 
 async def lock(session: AsyncSession, card: Card, code: int, *, actor: str) -> Card:
-    return await transition(session, card, "LOCKED", actor=actor, lock_code=code)
+    await transition(session, card, "LOCKED", actor=actor, lock_code=code)
+    if code in _COMPROMISING_LOCKS:
+        await compromise(session, card, _COMPROMISING_LOCKS[code], actor=actor)
+    return card
 
 
 async def unlock(session: AsyncSession, card: Card, *, actor: str) -> Card:

@@ -32,7 +32,9 @@ PartnerOrNetwork = Annotated[
     Principal, Security(require(PrincipalKind.PARTNER, PrincipalKind.NETWORK))
 ]
 Support = Annotated[Principal, Security(partner_or_admin("cards.service"))]
-TRANSITION_ERRORS = error_responses("INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE")
+TRANSITION_ERRORS = error_responses(
+    "INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE", "CARD_NUMBER_COMPROMISED"
+)
 
 
 class LockIn(BaseModel):
@@ -78,7 +80,9 @@ class DecisionOut(BaseModel):
 async def lock(
     card_id: CardId, body: LockIn, principal: PartnerOrNetwork, session: DbSession
 ) -> One[CardOut]:
-    card = await load_card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id)
+    # Lost and stolen locks compromise the number, and lock every card carrying it.
+    await lifecycle.carriers(session, card)
     await lifecycle.lock(session, card, body.reason_code, actor=principal.kind.value)
     return One(data=card_out(card))
 
@@ -272,10 +276,14 @@ class ReportOut(BaseModel):
     id: str
     card_id: str
     reason: str
-    status: str = Field(description="OPEN, REPLACED, RENEWED or DECLINED.")
+    status: str = Field(
+        description="OPEN, REPLACED, RENEWED, DECLINED, or SUPERSEDED (by a later lost, stolen "
+        "or fraud report on the same card)."
+    )
     reported_by: str
     replacement_card_id: str | None
     decline_reason: str | None
+    superseded_by: str | None = Field(description="The report that took this one's place.")
     created_at: datetime
 
 
@@ -333,17 +341,29 @@ ReportId = Annotated[str, Path(description="A card report id (`rpt_…`).")]
 async def _report(
     session: AsyncSession, principal: Principal, card_id: str, reason: str
 ) -> ReportOut:
-    card = await load_card(session, principal, card_id, lock=True)
+    card = await load_card(session, principal, card_id)
+    await lifecycle.carriers(session, card)
     found = await reports.report(session, card, reason, reported_by=principal.kind.value)
     await session.refresh(found)
     return ReportOut.model_validate(found)
 
 
+REPORT_ERRORS = error_responses("CARD_REPLACED", "CARD_NOT_REPORTABLE", "REPORT_ALREADY_OPEN")
+ACTION_ERRORS = error_responses(
+    "REPORT_NOT_OPEN", "CARD_REPLACED", "CARD_NUMBER_COMPROMISED", "INVALID_CARD_TRANSITION"
+)
+
+
 @routes.post(
     "/v1/cards/{card_id}/reports",
     summary="Report a card lost, stolen, damaged, not received or used in fraud",
-    description="Lost, stolen and fraud lock the card at once (codes 1, 2, 7).",
+    description="Lost, stolen and fraud lock the card at once (codes 1, 2, 7), and every other "
+    "card with its number; the number never works again. One open report per card: a lost, "
+    "stolen or fraud report supersedes an open damaged or not-received one, anything else is "
+    "`409 REPORT_ALREADY_OPEN`. A replaced, closed, expired or finally locked card takes no "
+    "report.",
     status_code=status.HTTP_201_CREATED,
+    responses=REPORT_ERRORS,
 )
 async def report_card(
     card_id: CardId, body: ReportIn, principal: Partner, session: DbSession
@@ -355,6 +375,7 @@ async def report_card(
     "/v1/me/cards/{card_id}/reports",
     summary="Report one's own card",
     status_code=status.HTTP_201_CREATED,
+    responses=REPORT_ERRORS,
 )
 async def report_my_card(
     card_id: CardId, body: ReportIn, principal: Cardholder, session: DbSession
@@ -368,7 +389,8 @@ async def list_reports(
     session: DbSession,
     page: Pagination,
     report_status: Annotated[
-        str | None, Query(alias="status", pattern="^(OPEN|REPLACED|RENEWED|DECLINED)$")
+        str | None,
+        Query(alias="status", pattern="^(OPEN|REPLACED|RENEWED|DECLINED|SUPERSEDED)$"),
     ] = None,
 ) -> Many[ReportOut]:
     repository = ReportRepository(session, principal.tenant_id)
@@ -383,15 +405,16 @@ async def list_reports(
     "/v1/card-reports/{report_id}/replace",
     summary="Replace the reported card",
     description="Lost, stolen, fraud: a new number. Damaged, not received: the same number "
-    "with a new expiry and CVV2. The old card is locked with code 8; balance, controls and PIN "
-    "carry over.",
+    "with a new expiry and CVV2, unless the number was compromised since (then a new one too). "
+    "The old card is locked with code 8; balance, controls and PIN carry over.",
+    responses=ACTION_ERRORS,
 )
 async def replace_card(
     report_id: ReportId, principal: Support, session: DbSession, request: Request
 ) -> One[CardOut]:
-    found = await ReportRepository(session, principal.tenant_id).get_or_404(
-        report_id, for_update=True
-    )
+    # Not locked here: the service locks the card first, then the report (the order every
+    # report path takes).
+    found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
     new = await reports.replace(
         session, request.app.state.card_services, found, actor=principal.kind.value
     )
@@ -399,22 +422,27 @@ async def replace_card(
 
 
 @routes.post(
-    "/v1/card-reports/{report_id}/renew", summary="Renew: same number, new expiry and CVV2"
+    "/v1/card-reports/{report_id}/renew",
+    summary="Renew: same number, new expiry and CVV2",
+    description="Refused once the number was reported lost, stolen or used in fraud.",
+    responses=ACTION_ERRORS,
 )
 async def renew_card(report_id: ReportId, principal: Support, session: DbSession) -> One[CardOut]:
-    found = await ReportRepository(session, principal.tenant_id).get_or_404(
-        report_id, for_update=True
-    )
+    found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
     return One(data=card_out(await reports.renew(session, found)))
 
 
-@routes.post("/v1/card-reports/{report_id}/decline", summary="Decline a report")
+@routes.post(
+    "/v1/card-reports/{report_id}/decline",
+    summary="Decline a report",
+    description="The card stays as it is. Refused once the number was reported lost, stolen or "
+    "used in fraud: such a report is resolved by a replacement.",
+    responses=ACTION_ERRORS,
+)
 async def decline_report(
     report_id: ReportId, body: DeclineIn, principal: Support, session: DbSession
 ) -> One[CardOut]:
-    found = await ReportRepository(session, principal.tenant_id).get_or_404(
-        report_id, for_update=True
-    )
+    found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
     return One(
         data=card_out(
             await reports.decline(session, found, body.reason, actor=principal.kind.value)
@@ -422,10 +450,19 @@ async def decline_report(
     )
 
 
+PHYSICAL_ERRORS = error_responses(
+    "CARD_REPLACED",
+    "CARD_NUMBER_COMPROMISED",
+    "INVALID_CARD_TYPE",
+    "INVALID_CARD_TRANSITION",
+)
+
+
 @routes.post(
     "/v1/cards/{card_id}/physical-requests",
     summary="Ask for a physical card with the same number as this virtual one",
     status_code=status.HTTP_201_CREATED,
+    responses=PHYSICAL_ERRORS,
 )
 async def request_physical(
     card_id: CardId, body: PhysicalRequestIn, principal: Partner, session: DbSession
@@ -459,7 +496,11 @@ async def _decide_physical(
 
 
 @routes.post(
-    "/v1/physical-requests/{request_id}/approve", summary="Approve: order the physical card"
+    "/v1/physical-requests/{request_id}/approve",
+    summary="Approve: order the physical card",
+    description="Only while the virtual card is still ACTIVE, not replaced, and its number was "
+    "never reported lost, stolen or used in fraud.",
+    responses=PHYSICAL_ERRORS,
 )
 async def approve_physical(
     request_id: Annotated[str, Path()], principal: Support, session: DbSession, request: Request

@@ -1,10 +1,26 @@
 """Reported cards and their replacement or renewal, virtual-to-physical conversion, 3DS
-enrollment, and moving a card to another balance (seed 002)."""
+enrollment, and moving a card to another balance (seed 002).
+
+The rules a card-security officer wants, so that a number reported lost, stolen or used in fraud
+never belongs to a card that can authorize again:
+
+- A card has at most one OPEN report (a unique index backs this). A lost, stolen or fraud report
+  takes the place of an open damaged or not-received one, which becomes SUPERSEDED and can no
+  longer be acted on; any other second report is refused.
+- A replaced, closed, expired or finally locked card takes no report: the card that replaced it
+  does, and a final lock has already decided.
+- A report is acted on once, and never once its card was replaced by something else.
+- A replacement keeps the number only for damaged or not-received cards whose number was never
+  compromised; otherwise it gets a new one. Renewing (same number) or declining a report is
+  refused once the number is compromised: what is left is a replacement.
+- A virtual card becomes physical (same number) only while it is ACTIVE, current and clean.
+"""
 
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service as balances
@@ -19,15 +35,35 @@ from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import record_event
 from cardcore.models import Balance, Card, CardProduct, CardReport, PhysicalRequest, Program, User
 
-# Which reports lock the card at once, and with which seed 003 code.
-REPORT_LOCKS = {"LOST": 1, "STOLEN": 2, "FRAUD": 7}
 # Which reports need a new number (the old one may be in someone else's hands).
-NEW_NUMBER = frozenset({"LOST", "STOLEN", "FRAUD"})
+NEW_NUMBER = frozenset(lifecycle.COMPROMISE_LOCKS)
+
+
+async def open_report(session: AsyncSession, card: Card) -> CardReport | None:
+    return await session.scalar(
+        select(CardReport)
+        .where(CardReport.card_id == card.id, CardReport.status == "OPEN")
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 async def report(session: AsyncSession, card: Card, reason: str, *, reported_by: str) -> CardReport:
+    """Report a card; the caller holds the row locks of every card carrying its number
+    (`lifecycle.carriers`), so the open report read here cannot change under us."""
+    if card.replaced_by is not None:
+        raise CardcoreError("CARD_REPLACED")
     if card.status in lifecycle.TERMINAL:
-        raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}.")
+        raise CardcoreError("CARD_NOT_REPORTABLE", f"The card is {card.status}.")
+    earlier = await open_report(session, card)
+    if earlier is not None and not (reason in NEW_NUMBER and earlier.reason not in NEW_NUMBER):
+        raise CardcoreError(
+            "REPORT_ALREADY_OPEN", f"The card has an open {earlier.reason} report {earlier.id}."
+        )
+    if lifecycle.finally_locked(card):
+        raise CardcoreError(
+            "CARD_NOT_REPORTABLE", f"The card is locked for good (code {card.lock_reason})."
+        )
     found = CardReport(
         program_id=card.program_id,
         card_id=card.id,
@@ -36,16 +72,33 @@ async def report(session: AsyncSession, card: Card, reason: str, *, reported_by:
         prior_status=card.status,
         prior_lock_reason=card.lock_reason,
     )
+    if earlier is not None:
+        earlier.status, earlier.resolved_at = "SUPERSEDED", datetime.now(UTC)
+        earlier.superseded_by = found.id = new_id("rpt")
+        await session.flush()
     session.add(found)
-    if reason in REPORT_LOCKS:
-        await lifecycle.lock(session, card, REPORT_LOCKS[reason], actor=reported_by)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        # Only a caller that skipped the card lock gets here; the index still refuses.
+        raise CardcoreError("REPORT_ALREADY_OPEN") from exc
+    if reason in NEW_NUMBER:
+        await lifecycle.compromise(session, card, reason, actor=reported_by)
     return found
 
 
-def _require_open(found: CardReport) -> None:
+async def _reported_card(session: AsyncSession, found: CardReport) -> Card:
+    """The report's card, row-locked, and the report re-read under that lock: cards are locked
+    before reports everywhere, so a report and an action on it cannot deadlock."""
+    card = await session.get(Card, found.card_id, with_for_update=True, populate_existing=True)
+    assert card is not None
+    await session.refresh(found, with_for_update=True)
     if found.status != "OPEN":
-        raise CardcoreError("INVALID_CARD_TRANSITION", f"The report is already {found.status}.")
+        raise CardcoreError("REPORT_NOT_OPEN", f"The report is already {found.status}.")
+    if card.replaced_by is not None:
+        raise CardcoreError("CARD_REPLACED")
+    return card
 
 
 async def _clone(
@@ -61,6 +114,10 @@ async def _clone(
 ) -> Card:
     """A new card on the same balance for the same holder, with the old card's controls and PIN;
     the old card is marked `replaced_by` first, so a card with the same number can exist."""
+    if old.replaced_by is not None:
+        raise CardcoreError("CARD_REPLACED")
+    if same_number and await lifecycle.compromised(session, old):
+        raise CardcoreError("CARD_NUMBER_COMPROMISED")
     product = await session.get(CardProduct, old.product_id)
     assert product is not None
     pan = await services.vault.decrypt(session, old) if same_number else None
@@ -125,15 +182,20 @@ async def _clone(
 async def replace(
     session: AsyncSession, services: CardServices, found: CardReport, *, actor: str
 ) -> Card:
-    _require_open(found)
-    old = await session.get(Card, found.card_id, with_for_update=True)
-    assert old is not None
+    old = await _reported_card(session, found)
+    # A number that was compromised since the report (a lock from outside) is not handed out
+    # again on a new card, whatever the report said.
+    same_number = found.reason not in NEW_NUMBER and not await lifecycle.compromised(session, old)
+    if same_number and old.status == "CLOSED":
+        raise CardcoreError(
+            "INVALID_CARD_TRANSITION", "The card is CLOSED: its number stays closed."
+        )
     new = await _clone(
         session,
         services,
         old,
         type=old.type,
-        same_number=found.reason not in NEW_NUMBER,
+        same_number=same_number,
         embossing_name=old.embossing_name,
         delivery_address=old.delivery_address,
         actor=actor,
@@ -149,9 +211,11 @@ async def replace(
 
 async def renew(session: AsyncSession, found: CardReport) -> Card:
     """Same card, same number; a new expiry (and so a new CVV2)."""
-    _require_open(found)
-    card = await session.get(Card, found.card_id, with_for_update=True)
-    assert card is not None
+    card = await _reported_card(session, found)
+    if await lifecycle.compromised(session, card):
+        raise CardcoreError("CARD_NUMBER_COMPROMISED")
+    if card.status in lifecycle.TERMINAL:
+        raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}.")
     product = await session.get(CardProduct, card.product_id)
     assert product is not None
     card.expiry_month, card.expiry_year = _expiry(product.validity_months, datetime.now(UTC))
@@ -163,16 +227,11 @@ async def renew(session: AsyncSession, found: CardReport) -> Card:
 async def decline(
     session: AsyncSession, found: CardReport, reason: str | None, *, actor: str
 ) -> Card:
-    """Not acted on: the card goes back to where it was, if its lock allows."""
-    _require_open(found)
-    card = await session.get(Card, found.card_id, with_for_update=True)
-    assert card is not None
-    locked_by_report = found.reason in REPORT_LOCKS and card.status == "LOCKED"
-    reversible = not lifecycle.LOCK_REASONS[REPORT_LOCKS.get(found.reason, 3)].irreversible
-    if locked_by_report and reversible and found.prior_status in ("ACTIVE", "INACTIVE", "FROZEN"):
-        await lifecycle.transition(
-            session, card, card.previous_status or "ACTIVE", actor=actor, reason="report declined"
-        )
+    """Not acted on: the card stays as it is. A compromised number is not declined back to
+    life, so such a report waits for its replacement."""
+    card = await _reported_card(session, found)
+    if await lifecycle.compromised(session, card):
+        raise CardcoreError("CARD_NUMBER_COMPROMISED")
     found.status, found.decline_reason = "DECLINED", reason
     found.resolved_at = datetime.now(UTC)
     await session.flush()
@@ -182,11 +241,19 @@ async def decline(
 # -- virtual to physical -------------------------------------------------------------------------
 
 
+async def _convertible(session: AsyncSession, card: Card) -> None:
+    if card.replaced_by is not None:
+        raise CardcoreError("CARD_REPLACED")
+    if await lifecycle.compromised(session, card):
+        raise CardcoreError("CARD_NUMBER_COMPROMISED")
+    if card.type != "VIRTUAL" or card.status != "ACTIVE":
+        raise CardcoreError("INVALID_CARD_TYPE", "Only an ACTIVE virtual card becomes physical.")
+
+
 async def request_physical(
     session: AsyncSession, card: Card, *, embossing_name: str, delivery_address: dict[str, Any]
 ) -> PhysicalRequest:
-    if card.type != "VIRTUAL" or card.status != "ACTIVE":
-        raise CardcoreError("INVALID_CARD_TYPE", "Only an ACTIVE virtual card becomes physical.")
+    await _convertible(session, card)
     product = await session.get(CardProduct, card.product_id)
     assert product is not None
     if "PHYSICAL" not in product.form_factors:
@@ -226,8 +293,12 @@ async def decide_physical(
     if found.status != "PENDING":
         raise CardcoreError("INVALID_CARD_TRANSITION", f"The request is already {found.status}.")
     if approve:
-        virtual = await session.get(Card, found.card_id, with_for_update=True)
+        virtual = await session.get(
+            Card, found.card_id, with_for_update=True, populate_existing=True
+        )
         assert virtual is not None
+        # The card may have been reported, replaced or converted since the request was made.
+        await _convertible(session, virtual)
         physical = await _clone(
             session,
             services,

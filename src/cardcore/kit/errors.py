@@ -162,6 +162,27 @@ CATALOG: dict[str, ErrorSpec] = {
     "LOCK_IRREVERSIBLE": ErrorSpec(
         409, "conflict", "Lost, stolen, inactive and replaced locks (1, 2, 5, 8) are final."
     ),
+    "CARD_NUMBER_COMPROMISED": ErrorSpec(
+        409,
+        "conflict",
+        "This card's number was reported lost, stolen or used in fraud: no card with it works "
+        "again. Replace the card to get a new number.",
+    ),
+    "CARD_REPLACED": ErrorSpec(
+        409, "conflict", "This card was replaced: act on the card in its `replaced_by`."
+    ),
+    "CARD_NOT_REPORTABLE": ErrorSpec(
+        409, "conflict", "A closed, expired or finally locked card (1, 2, 5, 8) takes no report."
+    ),
+    "REPORT_ALREADY_OPEN": ErrorSpec(
+        409,
+        "conflict",
+        "The card has an open report: replace, renew or decline it first. Only a lost, stolen or "
+        "fraud report takes the place of an open damaged or not-received one.",
+    ),
+    "REPORT_NOT_OPEN": ErrorSpec(
+        409, "conflict", "This report was already replaced, renewed, declined or superseded."
+    ),
     "BALANCE_CHANGE_NOT_ALLOWED": ErrorSpec(
         409, "conflict", "This program does not allow moving cards to another balance."
     ),

@@ -69,6 +69,9 @@ class Card(CreatedAt, Base):
             unique=True,
             postgresql_where=text("replaced_by IS NULL"),
         ),
+        # Every card that ever carried a number (replaced ones too): a new number's freshness
+        # check, and the cards a compromised number locks (cards/lifecycle.carriers).
+        Index("ix_cards_network_pan_hash", "network", "pan_hash"),
         Index("ix_cards_program_id_user_id", "program_id", "user_id"),
         Index("ix_cards_program_id_balance_id", "program_id", "balance_id"),
         Index("ix_cards_pan_key_version", "pan_key_version"),
@@ -141,6 +144,15 @@ class CardSpendCounter(Base):
 
 class CardReport(CreatedAt, Base):
     __tablename__ = "card_reports"
+    __table_args__ = (
+        # One open report per card: two requests racing to report one card cannot both open one.
+        Index(
+            "uq_card_reports_one_open",
+            "card_id",
+            unique=True,
+            postgresql_where=text("status = 'OPEN'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(
         PrefixedId("rpt"), primary_key=True, default=lambda: new_id("rpt")
@@ -156,7 +168,24 @@ class CardReport(CreatedAt, Base):
     prior_lock_reason: Mapped[int | None] = mapped_column(SmallInteger)
     replacement_card_id: Mapped[str | None] = mapped_column(PrefixedId("card"))
     decline_reason: Mapped[str | None] = mapped_column(String(500))
+    # The later report that took this one's place (status SUPERSEDED).
+    superseded_by: Mapped[str | None] = mapped_column(PrefixedId("rpt"))
     resolved_at: Mapped[datetime | None]
+
+
+class CompromisedPan(CreatedAt, Base):
+    """A card number reported lost, stolen or used in fraud, kept for good: no card carrying it
+    may ever be able to authorize again (cards/lifecycle.py enforces it). Keyed like the cards'
+    own uniqueness, by network and the PAN's keyed hash, so the number itself is not stored."""
+
+    __tablename__ = "compromised_pans"
+
+    network: Mapped[str] = mapped_column(String(20), primary_key=True)
+    pan_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
+    # The card reported (or locked as lost or stolen), and why, the first time.
+    card_id: Mapped[str] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"))
+    reason: Mapped[str] = mapped_column(String(20))
 
 
 class PhysicalRequest(CreatedAt, Base):

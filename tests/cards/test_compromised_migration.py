@@ -1,0 +1,165 @@
+"""The migration that brings in compromised numbers and one open report per card cleans up what
+the old rules could leave in a database: two open reports on one card, numbers reported or locked
+as stolen but not listed, and a card brought back to life with a stolen number."""
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.engine import URL
+from ulid import ULID
+
+from cardcore.app import create_app
+from cardcore.cli import alembic_config, run_migrations
+from cardcore.config import Settings
+from cardcore.db import create_engine, create_sessionmaker
+from cardcore.kit.ids import to_uuid
+from tests.cards.helpers import issue, setup_cards
+from tests.conftest import _asyncpg_dsn, make_partner
+
+REVISION = "2026_12_03_i16_reports"
+
+
+@pytest.fixture
+async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
+    """A database of its own: this test migrates down and up again."""
+    name = f"cardcore_migration_{os.getpid()}_{secrets.token_hex(3)}"
+    dsn, extra = _asyncpg_dsn(server_url)
+    admin = await asyncpg.connect(dsn, **extra)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server_url.set(database=name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _cards(url: URL, settings: Settings, count: int) -> tuple[str, list[str]]:
+    """A program with `count` ACTIVE virtual cards, made through the API at head."""
+    engine = create_engine(url, settings)
+    maker = create_sessionmaker(engine)
+    app = create_app(settings, sessionmaker=maker)
+    try:
+        async with (
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as client,
+            maker() as session,
+        ):
+            partner = await make_partner(session, "Before the migration")
+            setup = await setup_cards(client, session, partner)
+            cards = []
+            for _ in range(count):
+                issued = await issue(client, partner, setup)
+                assert issued.status_code == 201, issued.text
+                cards.append(issued.json()["data"]["id"])
+            return partner.program_id, cards
+    finally:
+        await engine.dispose()
+
+
+def _uuid(prefix: str, public_id: str) -> Any:
+    found = to_uuid(prefix, public_id)
+    assert found is not None
+    return found
+
+
+async def test_upgrading_cleans_up_what_the_old_rules_left(
+    scratch_url: URL, settings: Settings
+) -> None:
+    await asyncio.to_thread(run_migrations, scratch_url)
+    program_id, (two_reports, locked_stolen, stolen, replacement, reborn) = await _cards(
+        scratch_url, settings, 5
+    )
+    config = alembic_config(scratch_url)
+    before = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
+    await asyncio.to_thread(command.downgrade, config, before)
+
+    dsn, extra = _asyncpg_dsn(scratch_url)
+    db = await asyncpg.connect(dsn, **extra)
+    try:
+        program, card = (
+            _uuid("prg", program_id),
+            {
+                name: _uuid("card", value)
+                for name, value in (
+                    ("two_reports", two_reports),
+                    ("locked_stolen", locked_stolen),
+                    ("stolen", stolen),
+                    ("replacement", replacement),
+                    ("reborn", reborn),
+                )
+            },
+        )
+
+        async def report(card_id: Any, reason: str, status: str) -> Any:
+            report_id = ULID().to_uuid()
+            await db.execute(
+                "INSERT INTO card_reports (id, program_id, card_id, reason, status, reported_by,"
+                " prior_status) VALUES ($1, $2, $3, $4, $5, 'partner', 'ACTIVE')",
+                report_id,
+                program,
+                card_id,
+                reason,
+                status,
+            )
+            return report_id
+
+        # What the old code allowed: a DAMAGED report, then a STOLEN one, both open.
+        damaged = await report(card["two_reports"], "DAMAGED", "OPEN")
+        stolen_report = await report(card["two_reports"], "STOLEN", "OPEN")
+        # A card the network locked as stolen.
+        await db.execute(
+            "UPDATE cards SET status = 'LOCKED', lock_reason = 2 WHERE id = $1",
+            card["locked_stolen"],
+        )
+        # A stolen card replaced with a new number, whose number an older same-number
+        # replacement brought back on an ACTIVE card (the issue's reborn card).
+        await report(card["stolen"], "STOLEN", "REPLACED")
+        await db.execute(
+            "UPDATE cards SET status = 'LOCKED', lock_reason = 8, replaced_by = $2 WHERE id = $1",
+            card["stolen"],
+            card["replacement"],
+        )
+        await db.execute(
+            "UPDATE cards SET pan_hash = (SELECT pan_hash FROM cards WHERE id = $2) WHERE id = $1",
+            card["reborn"],
+            card["stolen"],
+        )
+
+        await asyncio.to_thread(run_migrations, scratch_url)
+
+        reports = {
+            row["id"]: (row["status"], row["superseded_by"])
+            for row in await db.fetch(
+                "SELECT id, status, superseded_by FROM card_reports WHERE card_id = $1",
+                card["two_reports"],
+            )
+        }
+        assert reports == {damaged: ("SUPERSEDED", stolen_report), stolen_report: ("OPEN", None)}
+        listed = await db.fetchval(
+            "SELECT count(*) FROM compromised_pans p JOIN cards c"
+            " ON c.network = p.network AND c.pan_hash = p.pan_hash WHERE c.id = ANY($1)",
+            [card["two_reports"], card["locked_stolen"], card["stolen"]],
+        )
+        assert listed == 3
+        states = {
+            row["id"]: (row["status"], row["lock_reason"])
+            for row in await db.fetch("SELECT id, status, lock_reason FROM cards")
+        }
+        assert states[card["reborn"]] == ("LOCKED", 2), "the reborn card is stopped"
+        assert states[card["two_reports"]] == ("LOCKED", 2)
+        assert states[card["replacement"]] == ("ACTIVE", None), "a new number is left alone"
+        events = await db.fetch(
+            "SELECT object_id, data FROM events WHERE type = 'card.status_changed'"
+            " AND data->>'actor' = 'system' ORDER BY id"
+        )
+        assert sorted(row["object_id"] for row in events) == sorted([reborn, two_reports])
+        assert all('"lock_reason": 2' in row["data"] for row in events)
+    finally:
+        await db.close()
