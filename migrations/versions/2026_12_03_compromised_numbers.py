@@ -1,7 +1,7 @@
 """compromised card numbers and one open report per card
 
 Revision ID: 2026_12_03_i16_reports
-Revises: 2026_11_22_fees
+Revises: 2026_12_03_pin_zone_pin_keys
 Create Date: 2026-12-03 07:00:00+00:00
 
 A number reported lost, stolen or used in fraud goes into `compromised_pans` for good, a card has
@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 from ulid import ULID
 
 revision: str = "2026_12_03_i16_reports"
-down_revision: str | None = "2026_11_22_fees"
+down_revision: str | None = "2026_12_03_pin_zone_pin_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
