@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from cardcore.auth.principals import ANONYMOUS, Principal
+from cardcore.kit import database_errors
 from cardcore.kit.context import current_request_id
 from cardcore.kit.errors import CardcoreError, OAuthError
 from cardcore.kit.logging import get_logger
@@ -107,6 +108,9 @@ def describe_failure(exc: Exception) -> tuple[str, int, str]:
         return "failure", 422, "VALIDATION_ERROR"
     if isinstance(exc, HTTPException):
         return "failure", exc.status_code, "HTTP_" + str(exc.status_code)
+    refused = database_errors.client_error(exc)
+    if refused is not None:
+        return "failure", refused.status, refused.code
     return "error", 500, "INTERNAL_ERROR"
 
 
