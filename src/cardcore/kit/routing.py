@@ -7,14 +7,17 @@
   the caller's key when asked for (see kit/encryption.py).
 - Every mutating call leaves an audit row; on success its idempotency record is stored too. Both
   are flushed into the request's transaction before the session dependency commits it.
+- Text PostgreSQL cannot store (NUL, unpaired surrogates) is refused with 422 before the handler
+  runs, in every parameter and body field the route reads (see kit/inputs.py).
 """
 
 import inspect
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.params import Depends
+from fastapi.dependencies.models import Dependant
+from fastapi.params import Depends, File
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
@@ -36,6 +39,7 @@ from cardcore.kit.idempotency import (
     IdempotentReplay,
     store_response,
 )
+from cardcore.kit.inputs import refuse_unstorable_text
 
 _MODE_NOTES = {
     EncryptionMode.REQUIRED: "**Encryption: required.** Send `Public-Key` and "
@@ -69,7 +73,17 @@ def _document_encryption_headers(
     """Declares the JWE headers in the OpenAPI docs; the route class acts on them."""
 
 
+def dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """A route's dependant and all its dependencies', depth first."""
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from dependants(sub)
+
+
 class CardcoreRoute(APIRoute):
+    # Whether the route takes a file: its body has the upload limit (kit/middleware.py).
+    takes_files = False
+
     def __init__(
         self,
         path: str,
@@ -104,6 +118,14 @@ class CardcoreRoute(APIRoute):
         handler = super().get_route_handler()
         mutating = bool(self.methods & audit.MUTATING_METHODS)
         mode = self.encryption
+        # What the route reads, dependencies included: the only inputs that can reach the
+        # database, so the only ones whose text is checked. (Here, not in __init__: the parent's
+        # __init__ builds the handler.)
+        tree = list(dependants(self.dependant))
+        query = tuple({f.alias for d in tree for f in d.query_params})
+        headers = tuple({f.alias.replace("_", "-").lower() for d in tree for f in d.header_params})
+        checks_body = self.body_field is not None
+        self.takes_files = any(isinstance(f.field_info, File) for d in tree for f in d.body_params)
 
         async def handle(request: Request) -> Response:
             outcome = "success"
@@ -114,6 +136,9 @@ class CardcoreRoute(APIRoute):
                     keys = request.app.state.encryption_keys
                     # The handler (and the idempotency fingerprint) see the plaintext.
                     request._body = await decrypt_body(await request.body(), keys)
+                await refuse_unstorable_text(
+                    request, query=query, headers=headers, has_body=checks_body
+                )
                 try:
                     response = await handler(request)
                 except IdempotentReplay as replay:
