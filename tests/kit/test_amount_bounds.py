@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.money import MAX_AMOUNT
 from cardcore.models import Balance, LedgerAccount
+from tests.auth.helpers import bearer
+from tests.cards.helpers import PRODUCT
 from tests.conftest import Partner
 from tests.money.helpers import fund_partner, open_balance, reload
 
@@ -146,3 +148,30 @@ async def test_a_total_that_would_overflow_is_422_and_moves_nothing(
     assert str(BIGINT_MAX) not in refused.text
     accepted = await reload(client, partner, balance["id"], 10)
     assert accepted.status_code == 200, accepted.text
+
+
+async def test_limits_above_the_bound_are_422_wherever_they_are_set(
+    client: AsyncClient,
+    partner: Partner,
+    world: dict,  # type: ignore[type-arg]
+) -> None:
+    too_high = {"limits": [{"kind": "amount", "period": "day", "value": MAX_AMOUNT + 1}]}
+    admin = bearer(world["token"])
+    answers = [
+        await client.post(
+            "/v1/admin/products",
+            json={**PRODUCT, "name": "Capped", "default_controls": too_high},
+            headers=admin,
+        ),
+        await client.put(
+            f"/v1/cards/{world['card']['id']}/controls", json=too_high, headers=partner.headers
+        ),
+        await client.patch(
+            "/v1/admin/program-settings",
+            json={"control_maxima": too_high["limits"]},
+            headers=admin,
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "VALIDATION_ERROR"
