@@ -96,6 +96,7 @@ async def me(principal: AnyAdmin, session: DbSession) -> One[AdminOut]:
     "/v1/admin/users",
     summary="Add an admin user (role admin)",
     status_code=status.HTTP_201_CREATED,
+    responses=error_responses("ALREADY_EXISTS"),
 )
 async def create_admin(
     body: AdminCreate, principal: UserManager, session: DbSession

@@ -33,6 +33,7 @@ from cardcore.kit.encryption import (
     encrypt_for,
     negotiate,
 )
+from cardcore.kit.errors import error_responses
 from cardcore.kit.idempotency import (
     REPLAYED_HEADER,
     IdempotencyGuard,
@@ -100,6 +101,12 @@ class CardcoreRoute(APIRoute):
         self.encryption = EncryptionMode(openapi_extra.setdefault(MODE_EXTENSION, "off"))
         if methods and "POST" in {m.upper() for m in methods}:
             dependencies.append(IdempotencyGuard)
+        if methods and {m.upper() for m in methods} & audit.MUTATING_METHODS:
+            # Any body can be too large (kit/middleware.py): say so where bodies are sent.
+            kwargs["responses"] = {
+                **error_responses("PAYLOAD_TOO_LARGE"),
+                **(kwargs.get("responses") or {}),
+            }
         if self.encryption is not EncryptionMode.OFF:
             dependencies.append(Depends(_document_encryption_headers))
             text = description or inspect.cleandoc(endpoint.__doc__ or "")
