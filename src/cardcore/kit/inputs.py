@@ -36,6 +36,12 @@ def storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
 
 
+def scrub(text: str) -> str:
+    """`text` with what PostgreSQL cannot store replaced by U+FFFD, for text we keep but did not
+    choose (a webhook receiver's answer): refusing it is not an option there."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def _walk(value: Any, path: str, found: list[str]) -> None:
     if isinstance(value, str):
         if not storable(value):
