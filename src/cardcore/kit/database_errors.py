@@ -30,7 +30,8 @@ _TOO_LONG = "22001"
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc`, the DBAPI error SQLAlchemy wraps, and every cause and context behind them."""
+    """`exc`, the DBAPI error SQLAlchemy wraps, and the causes behind them (not the context: an
+    error being handled when this one happened did not cause it)."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -39,7 +40,7 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        pending.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+        pending.extend([getattr(current, "orig", None), current.__cause__])
 
 
 def is_database_error(exc: BaseException) -> bool:
