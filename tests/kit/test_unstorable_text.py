@@ -104,3 +104,25 @@ async def test_ordinary_text_is_untouched(client: AsyncClient, partner: Partner)
         "/v1/users", params={"external_reference": text}, headers=partner.headers
     )
     assert [u["id"] for u in found.json()["data"]] == [user["id"]]
+
+
+async def test_the_audit_trail_keeps_a_refused_request_with_a_nul_in_its_path(
+    client: AsyncClient, partner: Partner, session
+) -> None:  # type: ignore[no-untyped-def]
+    """The path and the object id of the audit row are the caller's text too: a NUL there used
+    to fail the audit write, so the refused attempt went unrecorded."""
+    await make_admin(session, partner, "admin")
+    token = await admin_token(client, partner, "admin")
+    refused = await client.post(
+        "/v1/users/usr_%00nope/kyc/decision",
+        json={"decision": "APPROVED"},
+        headers=partner.headers,
+    )
+    assert refused.status_code == 404, refused.text
+    audit = await client.get("/v1/admin/audit-log", headers=bearer(token))
+    [row] = [e for e in audit.json()["data"] if e["path"].startswith("/v1/users/usr_")]
+    assert (row["path"], row["object_id"], row["status_code"]) == (
+        "/v1/users/usr_\ufffdnope/kyc/decision",
+        "usr_\ufffdnope",
+        404,
+    )
