@@ -37,9 +37,9 @@ from cardcore.health.endpoints import routes as health_routes
 from cardcore.kit.crypto import load_keyring
 from cardcore.kit.encryption import ENCRYPTION_KEYS
 from cardcore.kit.errors import NotFound, catalog_markdown
-from cardcore.kit.handlers import install_error_handlers
+from cardcore.kit.handlers import install_error_handlers, render_unexpected_error
 from cardcore.kit.logging import configure_logging
-from cardcore.kit.middleware import RequestContextMiddleware
+from cardcore.kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from cardcore.kit.server_keys import ServerKeys
 from cardcore.kit.storage import EncryptedFileStorage
 from cardcore.programs.endpoints import routes as programs_routes
@@ -170,7 +170,14 @@ def create_app(
         grace=timedelta(seconds=settings.jwe_key_grace_seconds),
         **ENCRYPTION_KEYS,  # type: ignore[arg-type]
     )
-    app.add_middleware(RequestContextMiddleware)
+    # The last added is the outermost: the request id and the 500 answer wrap the body limit,
+    # so even a refused body gets both.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_json_body_bytes,
+        upload_limit=settings.max_upload_body_bytes,
+    )
+    app.add_middleware(RequestContextMiddleware, on_error=render_unexpected_error)
     install_error_handlers(app)
     for routes in (
         health_routes,

@@ -112,6 +112,17 @@ class Settings(BaseSettings):
         description="Deliver to loopback, link-local and private addresses (local development "
         "only; otherwise refused, against SSRF).",
     )
+    max_json_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        description="The largest request body, except document uploads: a larger one is 413.",
+    )
+    max_upload_body_bytes: int = Field(
+        default=11_534_336,
+        ge=1_024,
+        description="The largest document upload body (multipart): a 10 MiB document and its "
+        "framing fit the default of 11 MiB.",
+    )
     api_key_touch_interval_seconds: int = Field(
         default=60,
         ge=0,

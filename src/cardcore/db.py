@@ -181,6 +181,9 @@ def create_engine(url: URL | str, settings: Settings) -> AsyncEngine:
         # connection older than the failure; recycling bounds a connection's age anyway.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # An error's message must never carry the statement's parameters (names, birth dates,
+        # national ids): see kit/logging.py for what the driver's own messages quote.
+        hide_parameters=True,
         connect_args={"server_settings": server_settings},
     )
 

@@ -21,6 +21,8 @@ class Receiver:
     # Status codes to answer with, in order; when used up, 200.
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
+    # The body of every answer.
+    reply: bytes = b"ok"
     received: list[Received] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
     overlaps: list[str] = field(default_factory=list)
@@ -57,9 +59,9 @@ def running_receiver(**options: object) -> Iterator[Receiver]:
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", f"http://127.0.0.1:{receiver.port}/elsewhere")
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(len(receiver.reply)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(receiver.reply)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

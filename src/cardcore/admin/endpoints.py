@@ -1,6 +1,5 @@
 """The issuer's ops staff: login, their own profile, other admins, network keys, the audit log."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query, Request, Security, status
@@ -23,6 +22,7 @@ from cardcore.db import DbSession
 from cardcore.kit.crypto import password_hasher
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
+from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
@@ -96,6 +96,7 @@ async def me(principal: AnyAdmin, session: DbSession) -> One[AdminOut]:
     "/v1/admin/users",
     summary="Add an admin user (role admin)",
     status_code=status.HTTP_201_CREATED,
+    responses=error_responses("ALREADY_EXISTS"),
 )
 async def create_admin(
     body: AdminCreate, principal: UserManager, session: DbSession
@@ -173,8 +174,8 @@ async def audit_log(
     object_id: Annotated[str | None, Query(max_length=64)] = None,
     request_id: Annotated[str | None, Query(max_length=128)] = None,
     channel: Annotated[str | None, Query(max_length=20)] = None,
-    created_from: Annotated[datetime | None, Query(description="Inclusive.")] = None,
-    created_to: Annotated[datetime | None, Query(description="Exclusive.")] = None,
+    created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
+    created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
 ) -> Many[AuditEntryOut]:
     repository = AuditLogRepository(session, principal.tenant_id)
     statement = repository.readable()

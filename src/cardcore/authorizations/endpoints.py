@@ -22,7 +22,8 @@ from cardcore.cards.pin_blocks import BLOCK_HEX_DIGITS
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
-from cardcore.kit.ids import is_valid
+from cardcore.kit.filters import AmountFilter, id_filter, matching_id
+from cardcore.kit.inputs import Timestamp
 from cardcore.kit.money import CurrencyCode, MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
@@ -449,28 +450,26 @@ async def list_transactions(
     principal: Partner,
     session: DbSession,
     page: Pagination,
-    card_id: Annotated[str | None, Query(max_length=40)] = None,
-    balance_id: Annotated[str | None, Query(max_length=40)] = None,
-    user_id: Annotated[str | None, Query(max_length=40)] = None,
+    card_id: Annotated[str | None, id_filter("card")] = None,
+    balance_id: Annotated[str | None, id_filter("bal")] = None,
+    user_id: Annotated[str | None, id_filter("usr")] = None,
     transaction_status: Annotated[
         str | None, Query(alias="status", pattern="^(PENDING|SETTLED|DECLINED|REVERSED|EXPIRED)$")
     ] = None,
-    created_from: Annotated[datetime | None, Query()] = None,
-    created_to: Annotated[datetime | None, Query()] = None,
-    min_amount: Annotated[int | None, Query(ge=0)] = None,
-    max_amount: Annotated[int | None, Query(ge=0)] = None,
+    created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
+    created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
+    min_amount: AmountFilter = None,
+    max_amount: AmountFilter = None,
 ) -> Many[TransactionOut]:
     repository = TransactionRepository(session, principal.tenant_id)
     statement = repository.readable()
-    for column, value, prefix in (
-        (CardTransaction.card_id, card_id, "card"),
-        (CardTransaction.balance_id, balance_id, "bal"),
-        (CardTransaction.user_id, user_id, "usr"),
+    for column, value in (
+        (CardTransaction.card_id, card_id),
+        (CardTransaction.balance_id, balance_id),
+        (CardTransaction.user_id, user_id),
     ):
         if value is not None:
-            if not is_valid(prefix, value):
-                return Many(data=[], meta=ListMeta(next_cursor=None, has_more=False))
-            statement = statement.where(column == value)
+            statement = statement.where(matching_id(column, value))
     if transaction_status is not None:
         statement = statement.where(CardTransaction.status == transaction_status)
     if created_from is not None:

@@ -41,7 +41,7 @@ from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import is_valid, new_id
 from cardcore.kit.jobs import JobContext, job
-from cardcore.kit.money import currency_exponent
+from cardcore.kit.money import MAX_AMOUNT, currency_exponent
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -79,7 +79,9 @@ async def convert(
     session: AsyncSession, program: Program, amount: int, source: str, target: str
 ) -> int | None:
     """`amount` (minor units of `source`) in minor units of `target`, with the program's markup,
-    rounded half up to the target's minor unit; None when there is no rate."""
+    rounded half up to the target's minor unit; None when there is no rate, or when the result
+    would be above MAX_AMOUNT (an absurd rate): no balance could be charged it, and the ledger's
+    columns could not hold it."""
     if source == target:
         return amount
     rate = await session.scalar(
@@ -94,7 +96,12 @@ async def convert(
     assert target_exp is not None
     major = Decimal(amount) / (Decimal(10) ** source_exp)
     billed = major * Decimal(rate) * (1 + Decimal(program.fx_markup_bps) / Decimal(10_000))
-    return int((billed * (Decimal(10) ** target_exp)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    scaled = billed * (Decimal(10) ** target_exp)
+    # Checked before rounding, which a number of 30 digits would not survive: anything that
+    # rounds above MAX_AMOUNT.
+    if scaled >= MAX_AMOUNT + Decimal("0.5"):
+        return None
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 @dataclass

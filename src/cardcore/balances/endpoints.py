@@ -1,6 +1,5 @@
 """Balances, reloads, partner balances, summaries, IBAN validation, payment contacts, transfers."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query, Security, status
@@ -32,6 +31,7 @@ from cardcore.customers.repository import CorporationRepository, UserRepository
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
+from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination, decode_cursor, encode_cursor
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
@@ -185,8 +185,8 @@ async def balance_ledger(
     principal: Partner,
     session: DbSession,
     page: Pagination,
-    created_from: Annotated[datetime | None, Query(description="Inclusive.")] = None,
-    created_to: Annotated[datetime | None, Query(description="Exclusive.")] = None,
+    created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
+    created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
     code: Annotated[str | None, Query(max_length=40, description="e.g. reload, transfer")] = None,
     kind: Annotated[
         str | None,

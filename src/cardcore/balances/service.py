@@ -14,7 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schwifty import IBAN
-from schwifty.exceptions import SchwiftyException
+from schwifty.exceptions import (
+    InvalidAccountCode,
+    InvalidBankCode,
+    InvalidBBANChecksum,
+    InvalidBranchCode,
+    InvalidChecksumDigits,
+    InvalidCountryCode,
+    InvalidLength,
+    InvalidStructure,
+    SchwiftyException,
+)
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -317,13 +327,34 @@ async def balance_summary(session: AsyncSession, program_id: str) -> list[dict[s
 # -- IBAN and transfers --------------------------------------------------------------------------
 
 
+# Our words for schwifty's refusals: its messages quote the IBAN ("Invalid characters in IBAN
+# 4111…"), and what was sent as an IBAN may be a card number.
+_IBAN_PROBLEMS: tuple[tuple[type[SchwiftyException], str], ...] = (
+    (InvalidLength, "The IBAN does not have its country's length."),
+    (InvalidChecksumDigits, "The IBAN's check digits do not match."),
+    (InvalidBBANChecksum, "The national check digits inside the IBAN do not match."),
+    (InvalidCountryCode, "The IBAN does not start with a known country code."),
+    (InvalidBankCode, "The IBAN's bank code is not valid."),
+    (InvalidBranchCode, "The IBAN's branch code is not valid."),
+    (InvalidAccountCode, "The IBAN's account number is not valid."),
+    (
+        InvalidStructure,
+        "The IBAN has characters or a layout its country does not use: two letters, two check"
+        " digits, then letters and digits.",
+    ),
+)
+
+
 def parse_iban(value: str) -> IBAN:
     try:
         return IBAN(value)
     except SchwiftyException as exc:
+        message = next(
+            (text for kind, text in _IBAN_PROBLEMS if isinstance(exc, kind)),
+            "This is not a valid IBAN.",
+        )
         raise CardcoreError(
-            "INVALID_IBAN",
-            errors=[FieldError(field="iban", code="INVALID_IBAN", message=str(exc))],
+            "INVALID_IBAN", errors=[FieldError(field="iban", code="INVALID_IBAN", message=message)]
         ) from exc
 
 

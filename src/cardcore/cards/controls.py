@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.cards.lifecycle import LOCK_REASONS, expired
 from cardcore.kit.errors import CardcoreError, FieldError
 from cardcore.kit.ids import PrefixedId
+from cardcore.kit.money import MAX_AMOUNT
 from cardcore.models import Card, CardSpendCounter, Program
 
 Channel = Literal["POS", "ECOM", "ATM", "CONTACTLESS", "MAGSTRIPE", "MOTO", "INTERNATIONAL"]
@@ -36,7 +37,11 @@ class Limit(BaseModel):
     kind: Literal["amount", "count"]
     period: Period
     channel: LimitChannel = "ALL"
-    value: int = Field(ge=0, description="Minor units for amounts; a number for counts.")
+    value: int = Field(
+        ge=0,
+        le=MAX_AMOUNT,
+        description="Minor units for amounts; a number for counts. At most 999,999,999,999.",
+    )
 
     @model_validator(mode="after")
     def counts_have_periods(self) -> "Limit":
@@ -70,9 +75,10 @@ class Controls(BaseModel):
     @classmethod
     def _mcc_codes(cls, rule: ListRule | None) -> ListRule | None:
         if rule is not None:
-            bad = [code for code in rule.codes if not _MCC.match(code)]
+            bad = [str(n) for n, code in enumerate(rule.codes) if not _MCC.match(code)]
             if bad:
-                raise ValueError(f"not MCCs or MCC ranges: {bad}")
+                # Positions, never the codes: whatever was sent may be a card number.
+                raise ValueError(f"not MCCs or MCC ranges at positions {', '.join(bad)}")
         return rule
 
     @field_validator("countries")
@@ -80,9 +86,13 @@ class Controls(BaseModel):
     def _country_codes(cls, rule: ListRule | None) -> ListRule | None:
         if rule is not None:
             codes = [code.upper() for code in rule.codes]
-            bad = [code for code in codes if pycountry.countries.get(alpha_2=code) is None]
+            bad = [
+                str(n)
+                for n, code in enumerate(codes)
+                if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None
+            ]
             if bad:
-                raise ValueError(f"not ISO 3166-1 alpha-2 codes: {bad}")
+                raise ValueError(f"not ISO 3166-1 alpha-2 codes at positions {', '.join(bad)}")
             rule = ListRule(mode=rule.mode, codes=codes)
         return rule
 

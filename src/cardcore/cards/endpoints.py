@@ -32,9 +32,9 @@ from cardcore.cards.schemas import (
 from cardcore.cards.service import CardServices, IssueRequest
 from cardcore.customers.repository import UserRepository
 from cardcore.db import DbSession
-from cardcore.kit import ids
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
+from cardcore.kit.filters import id_filter, matching_id
 from cardcore.kit.ids import new_id
 from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
@@ -295,22 +295,17 @@ async def list_cards(
     principal: Partner,
     session: DbSession,
     page: Pagination,
-    user_id: Annotated[str | None, Query(max_length=40)] = None,
-    balance_id: Annotated[str | None, Query(max_length=40)] = None,
+    user_id: Annotated[str | None, id_filter("usr")] = None,
+    balance_id: Annotated[str | None, id_filter("bal")] = None,
     card_status: Annotated[str | None, Query(alias="status", max_length=20)] = None,
     type: Annotated[str | None, Query(pattern="^(VIRTUAL|PHYSICAL|GIFT)$")] = None,
     last4: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
 ) -> Many[CardOut]:
     repository = CardRepository(session, principal.tenant_id)
     statement = repository.readable()
-    for column, value, prefix in (
-        (Card.user_id, user_id, "usr"),
-        (Card.balance_id, balance_id, "bal"),
-    ):
+    for column, value in ((Card.user_id, user_id), (Card.balance_id, balance_id)):
         if value is not None:
-            if not ids.is_valid(prefix, value):
-                return Many(data=[], meta=ListMeta(next_cursor=None, has_more=False))
-            statement = statement.where(column == value)
+            statement = statement.where(matching_id(column, value))
     if card_status is not None:
         statement = statement.where(Card.status == card_status)
     if type is not None:

@@ -16,6 +16,7 @@ from cardcore.cards.schemas import CardOut, DeliveryAddress
 from cardcore.db import DbSession
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, Forbidden, error_responses
+from cardcore.kit.money import MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
@@ -58,7 +59,7 @@ class StatusIn(BaseModel):
 class EvaluateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(ge=0)
+    amount: MinorUnits
     currency: str = Field(min_length=3, max_length=3)
     channel: Literal["POS", "ECOM", "ATM", "MOTO"]
     entry_mode: Literal["CHIP", "CONTACTLESS", "MAGSTRIPE", "MANUAL", "ECOM"] = "CHIP"

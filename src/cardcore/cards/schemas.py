@@ -3,6 +3,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardcore.cards.controls import Controls
 from cardcore.kit.money import CurrencyCode, MinorUnits
 
 
@@ -19,7 +20,8 @@ class ProductCreate(BaseModel):
     validity_months: int = Field(default=36, ge=1, le=120)
     kyc_required: bool = True
     max_load: MinorUnits | None = Field(default=None, description="Gift products: load cap.")
-    default_controls: dict[str, Any] = Field(default_factory=dict)
+    # Validated here, with the route's 422, rather than in the service.
+    default_controls: Controls = Field(default_factory=Controls)
 
 
 class ProductOut(BaseModel):

@@ -31,9 +31,7 @@ def countries() -> list[dict[str, Any]]:
 def country_code(value: str, field: str = "country") -> str:
     code = value.strip().upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
-        raise validation_error(
-            field, "INVALID_COUNTRY", f"{value!r} is not an ISO 3166-1 alpha-2 code."
-        )
+        raise validation_error(field, "INVALID_COUNTRY", "Not an ISO 3166-1 alpha-2 code.")
     return code
 
 
@@ -52,9 +50,7 @@ def subdivision_code(country: str, value: str, field: str = "state") -> str:
         code = f"{country}-{code}"
     found = pycountry.subdivisions.get(code=code)
     if found is None or found.country_code != country:
-        raise validation_error(
-            field, "INVALID_STATE", f"{value!r} is not a subdivision of {country}."
-        )
+        raise validation_error(field, "INVALID_STATE", f"Not a subdivision of {country}.")
     return code
 
 
@@ -62,7 +58,10 @@ def normalize_email(value: str, field: str = "email") -> str:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise validation_error(field, "INVALID_EMAIL", str(exc)) from exc
+        # The library's message can quote the address's characters or domain: never the input.
+        raise validation_error(
+            field, "INVALID_EMAIL", "Not a valid email address (name@example.com)."
+        ) from exc
 
 
 def normalize_phone(value: str, field: str = "phone") -> str:

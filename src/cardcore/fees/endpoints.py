@@ -1,6 +1,5 @@
 """Fee schedules (ops write, partners read), fee lines, fee refunds and fee revenue."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Security, status
@@ -23,6 +22,8 @@ from cardcore.fees.schemas import (
 )
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
+from cardcore.kit.filters import id_filter, matching_id
+from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
@@ -67,15 +68,12 @@ async def _schedules(
     repository = ScheduleRepository(session, program_id)
     statement = repository.readable()
     if product_id is not None:
-        statement = statement.where(FeeSchedule.product_id == product_id)
+        statement = statement.where(matching_id(FeeSchedule.product_id, product_id))
     found, meta = await repository.page(statement, page)
     return Many(data=[FeeScheduleOut.model_validate(s) for s in found], meta=meta)
 
 
-ProductFilter = Annotated[
-    str | None,
-    Query(pattern=r"^prd_[0-9a-z]{26}$", description="Only this product's versions."),
-]
+ProductFilter = Annotated[str | None, id_filter("prd")]
 
 
 @admin_routes.post(
@@ -124,9 +122,13 @@ def _filtered(
     statement: Select[tuple[Fee]],
     **filters: str | None,
 ) -> Select[tuple[Fee]]:
-    for column, value in filters.items():
+    for name, value in filters.items():
         if value is not None:
-            statement = statement.where(getattr(Fee, column) == value)
+            column = getattr(Fee, name)
+            if name in _ID_FILTERS:
+                statement = statement.where(matching_id(column, value))
+            else:
+                statement = statement.where(column == value)
     return statement
 
 
@@ -138,15 +140,14 @@ async def _fees(
     return Many(data=[FeeOut.model_validate(f) for f in found], meta=meta)
 
 
-def _id_filter(prefix: str) -> object:
-    return Query(pattern=rf"^{prefix}_[0-9a-z]{{26}}$")
+_ID_FILTERS = frozenset({"balance_id", "card_id", "transaction_id", "money_transfer_id"})
 
 
 def fee_filters(
-    balance_id: Annotated[str | None, _id_filter("bal")] = None,
-    card_id: Annotated[str | None, _id_filter("card")] = None,
-    transaction_id: Annotated[str | None, _id_filter("txn")] = None,
-    money_transfer_id: Annotated[str | None, _id_filter("trf")] = None,
+    balance_id: Annotated[str | None, id_filter("bal")] = None,
+    card_id: Annotated[str | None, id_filter("card")] = None,
+    transaction_id: Annotated[str | None, id_filter("txn")] = None,
+    money_transfer_id: Annotated[str | None, id_filter("trf")] = None,
     type: FeeType | None = None,
     status: FeeStatus | None = None,
 ) -> dict[str, str | None]:
@@ -234,8 +235,8 @@ async def fee_refunds(
 async def fee_revenue(
     principal: FeeReader,
     session: DbSession,
-    start: Annotated[datetime, Query(alias="from", description="Inclusive.")],
-    end: Annotated[datetime, Query(alias="to", description="Exclusive.")],
+    start: Annotated[Timestamp, Query(alias="from", description="Inclusive.")],
+    end: Annotated[Timestamp, Query(alias="to", description="Exclusive.")],
 ) -> Many[FeeRevenueRow]:
     if start.tzinfo is None or end.tzinfo is None:
         raise CardcoreError("VALIDATION_ERROR", "Give from and to with a time zone offset.")

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cardcore.kit.inputs import Timestamp
 from cardcore.kit.money import CurrencyCode, MinorUnits
 
 FeeType = Literal[
@@ -150,7 +151,7 @@ class FeeScheduleCreate(BaseModel):
         description="A product whose rules override the program's (same type, form factor,"
         " period, channel); left out: the program's schedule.",
     )
-    effective_from: datetime | None = Field(
+    effective_from: Timestamp | None = Field(
         default=None,
         description="When this version starts to apply (not in the past); left out: now. Until"
         " then the previous version applies; fees already charged never change.",

@@ -15,8 +15,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from cardcore.auth.principals import ANONYMOUS, Principal
+from cardcore.kit import database_errors
 from cardcore.kit.context import current_request_id
 from cardcore.kit.errors import CardcoreError, OAuthError
+from cardcore.kit.inputs import scrub
 from cardcore.kit.logging import get_logger
 from cardcore.models import AuditLog
 
@@ -33,10 +35,10 @@ def _object_id(request: Request, response_body: bytes | None) -> str | None:
     # A route may name the object itself, e.g. the client a failed token request claimed to be.
     named = getattr(request.state, "audit_object_id", None)
     if named:
-        return str(named)[:64]
+        return scrub(str(named)[:64])
     for name, value in request.path_params.items():
         if name.endswith("_id"):
-            return str(value)[:64]
+            return scrub(str(value)[:64])
     if response_body:
         try:
             data = json.loads(response_body).get("data")
@@ -68,7 +70,8 @@ def _row(
         channel=principal.channel,
         action=_action(request),
         method=request.method,
-        path=request.url.path[:2000],
+        # Paths and claimed ids are the caller's text: a NUL in them must not cost the row.
+        path=scrub(request.url.path[:2000]),
         object_id=_object_id(request, response_body),
         request_id=current_request_id(),
         outcome=outcome,
@@ -107,6 +110,9 @@ def describe_failure(exc: Exception) -> tuple[str, int, str]:
         return "failure", 422, "VALIDATION_ERROR"
     if isinstance(exc, HTTPException):
         return "failure", exc.status_code, "HTTP_" + str(exc.status_code)
+    refused = database_errors.client_error(exc)
+    if refused is not None:
+        return "failure", refused.status, refused.code
     return "error", 500, "INTERNAL_ERROR"
 
 

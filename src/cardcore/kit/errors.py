@@ -87,6 +87,11 @@ CATALOG: dict[str, ErrorSpec] = {
         422, "invalid_request", "Verification data is missing; `errors` lists what."
     ),
     "PAYLOAD_TOO_LARGE": ErrorSpec(413, "invalid_request", "The upload is too large."),
+    "VALUE_OUT_OF_RANGE": ErrorSpec(
+        422,
+        "invalid_request",
+        "A number or time in this request, or a total it would make, is beyond what can be stored.",
+    ),
     "UNSUPPORTED_MEDIA_TYPE": ErrorSpec(
         415, "invalid_request", "This file type is not accepted: send JPEG, PNG or PDF."
     ),

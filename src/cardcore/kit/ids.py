@@ -16,6 +16,10 @@ _BODY_LENGTH = 26
 _ALPHABET = frozenset("0123456789abcdefghjkmnpqrstvwxyz")
 
 
+class MalformedId(ValueError):
+    """An id bound to a column of another type, or not an id at all."""
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{str(ULID()).lower()}"
 
@@ -58,8 +62,9 @@ class PrefixedId(types.TypeDecorator[str]):
         decoded = to_uuid(self.prefix, value)
         if decoded is None:
             # Callers validate ids from the outside world first (see TenantRepository); reaching
-            # here means a programming error, not bad input.
-            raise ValueError(f"not a {self.prefix}_ id: {value!r}")
+            # here means one slipped through, which the error handler answers as an unknown id
+            # (404). The value stays out of the message: messages reach logs.
+            raise MalformedId(f"not a {self.prefix}_ id")
         return decoded
 
     def process_result_value(self, value: uuid.UUID | None, dialect: object) -> str | None:

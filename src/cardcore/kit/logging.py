@@ -1,16 +1,25 @@
-"""Structured JSON logs that carry the request id and never carry a card number.
+"""Structured JSON logs that carry the request id and never carry a card number or a row's values.
 
 Everything that logs — our code through structlog, uvicorn and libraries through the standard
 `logging` module — passes through the same processor chain, so the PAN mask cannot be bypassed by
 logging from the wrong place. The mask is deliberately broad: any 13–19 digit run (spaces or dashes
 allowed between digits) that passes the Luhn check is replaced by its first six and last four
 digits, wherever it appears in the event, its fields, or a formatted traceback.
+
+Tracebacks are formatted in that chain too, and there the messages of exceptions that quote data
+are left out: a database error quotes the row (PostgreSQL's "Key (email)=(…)", "Failing row
+contains (…)", SQLAlchemy's parameters), a validation error quotes its input. Such an exception
+is shown by its class and what names the problem (SQLSTATE, constraint, table, column; the
+locations of validation errors), with its whole stack; a cardholder's name, birth date or
+national id never reaches a log, whoever logs the exception.
 """
 
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Mapping, MutableMapping
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -71,6 +80,66 @@ def mask_card_numbers(
     return event_dict
 
 
+# Libraries whose exception messages quote data: SQL parameters, rows, validated input.
+_QUOTING_MODULES = ("sqlalchemy", "asyncpg", "pydantic", "pydantic_core", "fastapi.exceptions")
+_NAMING_ATTRIBUTES = ("sqlstate", "constraint_name", "table_name", "column_name")
+
+
+def quotes_data(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith(_QUOTING_MODULES)
+
+
+def safe_exception_line(exc: BaseException) -> str:
+    """The last line of a traceback, without the message when the message may quote data."""
+    kind = type(exc)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if not quotes_data(exc):
+        return "".join(traceback.format_exception_only(kind, exc))
+    named = [
+        f"{attribute.removesuffix('_name')}={value}"
+        for attribute in _NAMING_ATTRIBUTES
+        if (value := getattr(exc, attribute, None))
+    ]
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            named += [
+                f"{'.'.join(str(p) for p in e.get('loc', ()))}:{e.get('type')}"
+                for e in errors(include_input=False)
+            ]
+        except TypeError:  # FastAPI's validation exceptions take no arguments
+            named += [
+                f"{'.'.join(str(p) for p in e.get('loc', ()))}:{e.get('type')}" for e in errors()
+            ]
+    detail = f" ({', '.join(named)})" if named else ""
+    return f"{name}{detail}: [message withheld: it may quote data]\n"
+
+
+def format_exception_safely(
+    exc_info: tuple[type[BaseException], BaseException, TracebackType | None],
+) -> str:
+    """A traceback as Python prints it (causes first), with `safe_exception_line` for each
+    exception's message."""
+    blocks: list[str] = []
+    current: BaseException | None = exc_info[1]
+    seen: set[int] = set()
+    link = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        stack = "".join(traceback.format_tb(current.__traceback__))
+        block = f"Traceback (most recent call last):\n{stack}{safe_exception_line(current)}"
+        blocks.append(block + link)
+        if current.__cause__ is not None:
+            current = current.__cause__
+            link = "\nThe above exception was the direct cause of the following exception:\n\n"
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current = current.__context__
+            link = "\nDuring handling of the above exception, another exception occurred:\n\n"
+        else:
+            current = None
+    return "".join(reversed(blocks)).rstrip("\n")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -94,8 +163,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            # Tracebacks become a string here, so the mask sees them too.
-            structlog.processors.format_exc_info,
+            # Tracebacks become a string here, without messages that quote data; the mask then
+            # sees them too.
+            structlog.processors.ExceptionRenderer(format_exception_safely),
             mask_card_numbers,
             renderer,
         ],

@@ -25,7 +25,8 @@ def currency_exponent(code: str) -> int | None:
 
 def _check_currency(code: str) -> str:
     if currency_exponent(code) is None:
-        raise ValueError(f"{code!r} is not an ISO 4217 currency code with minor units")
+        # Never the code itself in the message: whatever was sent may be a card number.
+        raise ValueError("not an ISO 4217 currency code with minor units")
     return code
 
 
@@ -35,8 +36,13 @@ CurrencyCode = Annotated[
     AfterValidator(_check_currency),
 ]
 
-# 2**63 - 1: the largest amount a PostgreSQL BIGINT holds.
-MAX_AMOUNT = 9_223_372_036_854_775_807
+# The largest amount any request may carry, in minor units: twelve digits, as in ISO 8583's
+# amount field (what a card network can send us anyway). It is far below BIGINT's 2**63 - 1 on
+# purpose: the ledger keeps running totals (an account's posted credits only ever grow), and
+# pricing adds fees to amounts and multiplies them by percentages, so the sums must have room.
+# At this bound an account takes over nine million maximal credits before its totals could
+# overflow; the error handler turns an overflow that still happens into 422 VALUE_OUT_OF_RANGE.
+MAX_AMOUNT = 999_999_999_999
 
 MinorUnits = Annotated[
     int,
@@ -44,7 +50,8 @@ MinorUnits = Annotated[
         ge=0,
         le=MAX_AMOUNT,
         strict=True,
-        description="Amount in the currency's minor units (cents for EUR): 1250 is 12.50 EUR.",
+        description="Amount in the currency's minor units (cents for EUR): 1250 is 12.50 EUR. "
+        "At most 999,999,999,999.",
         examples=[1250],
     ),
 ]

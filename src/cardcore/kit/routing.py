@@ -10,14 +10,17 @@
   it without the signed `request_id` (see auth/jws.py).
 - Every mutating call leaves an audit row; on success its idempotency record is stored too. Both
   are flushed into the request's transaction before the session dependency commits it.
+- Text PostgreSQL cannot store (NUL, unpaired surrogates) is refused with 422 before the handler
+  runs, in every parameter and body field the route reads (see kit/inputs.py).
 """
 
 import inspect
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.params import Depends
+from fastapi.dependencies.models import Dependant
+from fastapi.params import Depends, File
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
@@ -36,12 +39,14 @@ from cardcore.kit.encryption import (
     negotiate,
     refuse_clear_secrets,
 )
+from cardcore.kit.errors import error_responses
 from cardcore.kit.idempotency import (
     REPLAYED_HEADER,
     IdempotencyGuard,
     IdempotentReplay,
     store_response,
 )
+from cardcore.kit.inputs import refuse_unstorable_text
 
 _MODE_NOTES = {
     EncryptionMode.REQUIRED: "**Encryption: required.** Send `Public-Key` and "
@@ -75,7 +80,17 @@ def _document_encryption_headers(
     """Declares the JWE headers in the OpenAPI docs; the route class acts on them."""
 
 
+def dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """A route's dependant and all its dependencies', depth first."""
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from dependants(sub)
+
+
 class CardcoreRoute(APIRoute):
+    # Whether the route takes a file: its body has the upload limit (kit/middleware.py).
+    takes_files = False
+
     def __init__(
         self,
         path: str,
@@ -95,6 +110,12 @@ class CardcoreRoute(APIRoute):
             raise ValueError(f"{path}: fields that require encryption need an optional route")
         if methods and "POST" in {m.upper() for m in methods}:
             dependencies.append(IdempotencyGuard)
+        if methods and {m.upper() for m in methods} & audit.MUTATING_METHODS:
+            # Any body can be too large (kit/middleware.py): say so where bodies are sent.
+            kwargs["responses"] = {
+                **error_responses("PAYLOAD_TOO_LARGE"),
+                **(kwargs.get("responses") or {}),
+            }
         if self.encryption is not EncryptionMode.OFF:
             dependencies.append(Depends(_document_encryption_headers))
             text = description or inspect.cleandoc(endpoint.__doc__ or "")
@@ -121,6 +142,14 @@ class CardcoreRoute(APIRoute):
         mutating = bool(self.methods & audit.MUTATING_METHODS)
         mode = self.encryption
         required_for = self.required_for
+        # What the route reads, dependencies included: the only inputs that can reach the
+        # database, so the only ones whose text is checked. (Here, not in __init__: the parent's
+        # __init__ builds the handler.)
+        tree = list(dependants(self.dependant))
+        query = tuple({f.alias for d in tree for f in d.query_params})
+        headers = tuple({f.alias.replace("_", "-").lower() for d in tree for f in d.header_params})
+        checks_body = self.body_field is not None
+        self.takes_files = any(isinstance(f.field_info, File) for d in tree for f in d.body_params)
 
         async def handle(request: Request) -> Response:
             outcome = "success"
@@ -133,6 +162,9 @@ class CardcoreRoute(APIRoute):
                     request._body = await decrypt_body(await request.body(), keys)
                 elif required_for and has_body:
                     refuse_clear_secrets(await request.body(), required_for)
+                await refuse_unstorable_text(
+                    request, query=query, headers=headers, has_body=checks_body
+                )
                 if jws.HEADER in request.headers:
                     await _set_aside_signed_body(request)
                 try:

@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.crypto import password_hasher, sha256_digest
@@ -160,6 +161,12 @@ async def create_admin_user(
         password_hash=password_hasher.hash(password),
         role=role,
     )
-    session.add(admin)
-    await session.flush()
+    try:
+        # In a savepoint: the taken email fails this statement, not the request's transaction.
+        async with session.begin_nested():
+            session.add(admin)
+    except IntegrityError as exc:
+        raise CardcoreError(
+            "ALREADY_EXISTS", "An admin with this email already exists in this program."
+        ) from exc
     return admin

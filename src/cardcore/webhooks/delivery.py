@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 
 from cardcore.config import Settings
 from cardcore.kit.crypto import Keyring
+from cardcore.kit.inputs import scrub
 from cardcore.kit.logging import get_logger
 from cardcore.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_LATENCY
 from cardcore.kit.outbox import record_event
@@ -213,11 +214,13 @@ class DeliveryQueue:
                 target.url, content=body, headers=headers, extensions=extensions
             )
             status_code = response.status_code
-            snippet = response.text[:SNIPPET_CHARS]
+            # Whatever the receiver answers is kept, but NUL would make the attempt unstorable
+            # (and the delivery retried forever).
+            snippet = scrub(response.text[:SNIPPET_CHARS])
         except RefusedDestination as exc:
             error = f"refused: {exc}"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:SNIPPET_CHARS]
+            error = scrub(f"{type(exc).__name__}: {exc}"[:SNIPPET_CHARS])
         latency_ms = int((time.perf_counter() - started) * 1000)
         success = status_code is not None and 200 <= status_code < 300
         if status_code is not None and 300 <= status_code < 400:

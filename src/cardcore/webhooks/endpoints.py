@@ -10,6 +10,7 @@ from cardcore.db import DbSession
 from cardcore.events.repository import EventRepository
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
+from cardcore.kit.inputs import Timestamp
 from cardcore.kit.outbox import catalog
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
@@ -276,7 +277,7 @@ async def retry_message(
 )
 async def recover(
     webhook_id: WebhookId,
-    since: Annotated[datetime, Query(description="Failed messages created at or after this.")],
+    since: Annotated[Timestamp, Query(description="Failed messages created at or after this.")],
     principal: Partner,
     session: DbSession,
 ) -> One[RecoverResult]:

@@ -1,0 +1,69 @@
+"""A time is held to what can be stored: 0001-01-01 to 9999-12-31 once in UTC. A valid ISO 8601
+string outside that (`0001-01-01T00:00:00+14:00` is in year 0 in UTC) is 422 in a filter or a
+body, never a 500 from the driver; the extremes themselves work."""
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.auth.helpers import admin_token, bearer, make_admin
+from tests.conftest import Partner
+from tests.money.helpers import open_balance
+
+TOO_EARLY = "0001-01-01T00:00:00+14:00"
+TOO_LATE = "9999-12-31T23:59:59-14:00"
+EARLIEST = "0001-01-01T00:00:00Z"
+LATEST = "9999-12-31T23:59:59.999999Z"
+
+
+@pytest.fixture
+async def token(client: AsyncClient, session: AsyncSession, partner: Partner) -> str:
+    await make_admin(session, partner, "admin")
+    return await admin_token(client, partner, "admin")
+
+
+async def _filters(
+    client: AsyncClient, partner: Partner, token: str, moment: str
+) -> list[tuple[str, int, str]]:
+    balance = await open_balance(client, partner)
+    calls = [
+        ("/v1/transactions", {"created_from": moment}, partner.headers),
+        ("/v1/transactions", {"created_to": moment}, partner.headers),
+        (f"/v1/balances/{balance['id']}/ledger", {"created_from": moment}, partner.headers),
+        ("/v1/admin/audit-log", {"created_to": moment}, bearer(token)),
+        ("/v1/admin/fee-revenue", {"from": moment, "to": LATEST}, bearer(token)),
+    ]
+    answers = []
+    for path, params, headers in calls:
+        response = await client.get(path, params=params, headers=headers)
+        answers.append((path, response.status_code, response.json().get("code", "")))
+    return answers
+
+
+@pytest.mark.parametrize("moment", [TOO_EARLY, TOO_LATE])
+async def test_a_time_out_of_range_is_422(
+    client: AsyncClient, partner: Partner, token: str, moment: str
+) -> None:
+    for path, status, code in await _filters(client, partner, token, moment):
+        assert (status, code) == (422, "VALIDATION_ERROR"), path
+
+
+@pytest.mark.parametrize("moment", [EARLIEST, LATEST])
+async def test_the_extremes_are_fine(
+    client: AsyncClient, partner: Partner, token: str, moment: str
+) -> None:
+    for path, status, _ in await _filters(client, partner, token, moment):
+        if path == "/v1/admin/fee-revenue" and moment == LATEST:
+            assert status == 422, "from must be before to"
+            continue
+        assert status == 200, path
+
+
+async def test_a_body_time_out_of_range_is_422(client: AsyncClient, token: str) -> None:
+    response = await client.post(
+        "/v1/admin/fee-schedules",
+        json={"fees": [], "effective_from": TOO_LATE},
+        headers=bearer(token),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "effective_from"
