@@ -19,8 +19,10 @@ run: install
 	@echo "cardcore: get a program and an API key with:  $(BIN)/cardcore bootstrap --program Demo --json"
 	$(BIN)/cardcore serve
 
+# One pytest worker per CPU, each with a database of its own; a test file stays on one worker,
+# since some share a module-wide server or data directory.
 test: install chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # The browser tests drive Debian's Chromium at /usr/bin/chromium (Playwright cannot download a
 # browser of its own here). As root with apt-get it is installed when missing; otherwise install it
