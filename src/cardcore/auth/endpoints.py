@@ -5,7 +5,7 @@ import binascii
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import Path, Request, Response, status
+from fastapi import Body, Path, Request, Response, status
 from starlette.datastructures import FormData
 
 from cardcore.auth import service
@@ -30,6 +30,9 @@ from cardcore.kit.routing import encryption, router
 from cardcore.models import Credential
 
 routes = router(tags=["auth"], encryption="optional")
+
+# Nothing to send is a valid request: the body is optional and defaults to empty.
+SessionOptions = Annotated[SessionCreate, Body(default_factory=SessionCreate)]
 
 OAUTH_ERRORS = {
     400: {"description": "RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type"},
@@ -262,7 +265,7 @@ async def revoke_credential(
 )
 async def create_session(
     user_id: Annotated[str, Path(description="A user id (`usr_…`).")],
-    body: SessionCreate,
+    body: SessionOptions,
     principal: Partner,
     session: DbSession,
     request: Request,

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from cardcore.auth.dependencies import Cardholder, Network, Partner, require_admin
 from cardcore.auth.principals import Principal
 from cardcore.authorizations import service
+from cardcore.cards.endpoints import CardRepository
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
@@ -443,10 +444,17 @@ async def list_transactions(
     return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
 
 
-@routes.get("/v1/cards/{card_id}/transactions", summary="A card's transactions")
+@routes.get(
+    "/v1/cards/{card_id}/transactions",
+    summary="A card's transactions",
+    responses=error_responses("NOT_FOUND"),
+)
 async def card_transactions(
     card_id: Annotated[str, Path()], principal: Partner, session: DbSession, page: Pagination
 ) -> Many[TransactionOut]:
+    # An unknown or another program's card is a 404, as on every route that names an object;
+    # an empty list would tell the caller nothing and differ from the card's own routes.
+    await CardRepository(session, principal.tenant_id).get_or_404(card_id)
     return await list_transactions(principal, session, page, card_id=card_id)
 
 

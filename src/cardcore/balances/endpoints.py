@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Query, Security, status
+from fastapi import Body, Path, Query, Security, status
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,6 +61,8 @@ PartnerBalanceManager = Annotated[Principal, Security(require_admin("partner_bal
 PartnerBalanceReader = Annotated[Principal, Security(require_admin("partner_balances.read"))]
 SummaryReader = Annotated[Principal, Security(require_admin("balances.summary"))]
 Settler = Annotated[Principal, Security(require_admin("transfers.settle"))]
+# Nothing to send is a valid request: the body is optional and defaults to empty.
+Settlement = Annotated[SettleIn, Body(default_factory=SettleIn)]
 
 
 class BalanceRepository(TenantRepository[Balance]):
@@ -466,7 +468,7 @@ async def _settle(
     responses=error_responses("NOT_FOUND", "TRANSFER_NOT_PENDING"),
 )
 async def complete_transfer(
-    transfer_id: Annotated[str, Path()], body: SettleIn, principal: Settler, session: DbSession
+    transfer_id: Annotated[str, Path()], body: Settlement, principal: Settler, session: DbSession
 ) -> One[TransferOut]:
     return One(data=await _settle(session, principal, transfer_id, True, body.reason))
 
@@ -477,6 +479,6 @@ async def complete_transfer(
     responses=error_responses("NOT_FOUND", "TRANSFER_NOT_PENDING"),
 )
 async def fail_transfer(
-    transfer_id: Annotated[str, Path()], body: SettleIn, principal: Settler, session: DbSession
+    transfer_id: Annotated[str, Path()], body: Settlement, principal: Settler, session: DbSession
 ) -> One[TransferOut]:
     return One(data=await _settle(session, principal, transfer_id, False, body.reason))

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import Path, Query, Request, Security, status
+from fastapi import Body, Path, Query, Request, Security, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -189,7 +189,11 @@ async def get_controls(
     return One(data=controls.parse((await load_card(session, principal, card_id)).controls))
 
 
-@routes.put("/v1/cards/{card_id}/controls", summary="Replace a card's spend controls")
+@routes.put(
+    "/v1/cards/{card_id}/controls",
+    summary="Replace a card's spend controls",
+    responses=error_responses("CARD_NOT_ACTIVE"),
+)
 async def put_controls(
     card_id: CardId, body: controls.Controls, principal: Partner, session: DbSession
 ) -> One[controls.Controls]:
@@ -206,6 +210,7 @@ async def get_my_controls(
 @routes.put(
     "/v1/me/cards/{card_id}/controls",
     summary="Tighten one's own card's controls (never loosen)",
+    responses=error_responses("CARD_NOT_ACTIVE"),
 )
 async def put_my_controls(
     card_id: CardId, body: controls.Controls, principal: Cardholder, session: DbSession
@@ -229,6 +234,7 @@ async def reset_controls(
     "/v1/cards/{card_id}/controls/evaluate",
     summary="Dry run: would this transaction be approved, and if not, by which rule?",
     status_code=status.HTTP_200_OK,
+    responses=error_responses("CURRENCY_MISMATCH"),
 )
 async def evaluate(
     card_id: CardId, body: EvaluateIn, principal: Support, session: DbSession, request: Request
@@ -283,6 +289,10 @@ class DeclineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=500)
+
+
+# Nothing to send is a valid request: the body is optional and defaults to empty.
+Decline = Annotated[DeclineIn, Body(default_factory=DeclineIn)]
 
 
 class PhysicalRequestIn(BaseModel):
@@ -344,6 +354,7 @@ async def _report(
     summary="Report a card lost, stolen, damaged, not received or used in fraud",
     description="Lost, stolen and fraud lock the card at once (codes 1, 2, 7).",
     status_code=status.HTTP_201_CREATED,
+    responses=TRANSITION_ERRORS,
 )
 async def report_card(
     card_id: CardId, body: ReportIn, principal: Partner, session: DbSession
@@ -355,6 +366,7 @@ async def report_card(
     "/v1/me/cards/{card_id}/reports",
     summary="Report one's own card",
     status_code=status.HTTP_201_CREATED,
+    responses=TRANSITION_ERRORS,
 )
 async def report_my_card(
     card_id: CardId, body: ReportIn, principal: Cardholder, session: DbSession
@@ -385,6 +397,7 @@ async def list_reports(
     description="Lost, stolen, fraud: a new number. Damaged, not received: the same number "
     "with a new expiry and CVV2. The old card is locked with code 8; balance, controls and PIN "
     "carry over.",
+    responses=error_responses("INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE", "BIN_EXHAUSTED"),
 )
 async def replace_card(
     report_id: ReportId, principal: Support, session: DbSession, request: Request
@@ -399,7 +412,9 @@ async def replace_card(
 
 
 @routes.post(
-    "/v1/card-reports/{report_id}/renew", summary="Renew: same number, new expiry and CVV2"
+    "/v1/card-reports/{report_id}/renew",
+    summary="Renew: same number, new expiry and CVV2",
+    responses=error_responses("INVALID_CARD_TRANSITION"),
 )
 async def renew_card(report_id: ReportId, principal: Support, session: DbSession) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(
@@ -408,9 +423,13 @@ async def renew_card(report_id: ReportId, principal: Support, session: DbSession
     return One(data=card_out(await reports.renew(session, found)))
 
 
-@routes.post("/v1/card-reports/{report_id}/decline", summary="Decline a report")
+@routes.post(
+    "/v1/card-reports/{report_id}/decline",
+    summary="Decline a report",
+    responses=TRANSITION_ERRORS,
+)
 async def decline_report(
-    report_id: ReportId, body: DeclineIn, principal: Support, session: DbSession
+    report_id: ReportId, body: Decline, principal: Support, session: DbSession
 ) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(
         report_id, for_update=True
@@ -426,6 +445,9 @@ async def decline_report(
     "/v1/cards/{card_id}/physical-requests",
     summary="Ask for a physical card with the same number as this virtual one",
     status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        "INVALID_CARD_TYPE", "FORM_FACTOR_NOT_ALLOWED", "EMBOSSING_NAME_NOT_ALLOWED"
+    ),
 )
 async def request_physical(
     card_id: CardId, body: PhysicalRequestIn, principal: Partner, session: DbSession
@@ -459,7 +481,9 @@ async def _decide_physical(
 
 
 @routes.post(
-    "/v1/physical-requests/{request_id}/approve", summary="Approve: order the physical card"
+    "/v1/physical-requests/{request_id}/approve",
+    summary="Approve: order the physical card",
+    responses=error_responses("INVALID_CARD_TRANSITION"),
 )
 async def approve_physical(
     request_id: Annotated[str, Path()], principal: Support, session: DbSession, request: Request
@@ -471,10 +495,14 @@ async def approve_physical(
     )
 
 
-@routes.post("/v1/physical-requests/{request_id}/reject", summary="Reject a physical card request")
+@routes.post(
+    "/v1/physical-requests/{request_id}/reject",
+    summary="Reject a physical card request",
+    responses=error_responses("INVALID_CARD_TRANSITION"),
+)
 async def reject_physical(
     request_id: Annotated[str, Path()],
-    body: DeclineIn,
+    body: Decline,
     principal: Support,
     session: DbSession,
     request: Request,
@@ -507,7 +535,7 @@ async def unenroll_3ds(card_id: CardId, principal: Partner, session: DbSession) 
 @routes.post(
     "/v1/cards/{card_id}/balance",
     summary="Move the card to another balance of the same owner (if the program allows)",
-    responses=error_responses("BALANCE_CHANGE_NOT_ALLOWED"),
+    responses=error_responses("BALANCE_CHANGE_NOT_ALLOWED", "BALANCE_NOT_ACTIVE"),
 )
 async def move_balance(
     card_id: CardId, body: BalanceMoveIn, principal: Partner, session: DbSession
