@@ -1,0 +1,185 @@
+"""schemathesis over the whole OpenAPI document, with every kind of credential.
+
+For each operation, schemathesis sends the examples the document gives and a few generated
+requests, valid and invalid, each with a credential of the channel the route serves (partner key
+or token, network key, cardholder session, ops of each role, or none), and with the ids of real
+objects in the path, query and body some of the time so that requests reach past the 404. Every
+answer must be no 5xx, carry a status the document declares for that operation, and match the
+schema declared for that status.
+
+It is bounded (a few examples per operation, no shrinking, a fixed seed), so it takes about a
+minute and finds the same things on every run. `pytest -m fuzz` selects it.
+"""
+
+import os
+import zlib
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.fuzz.arena import BASE_URL, Arena, ProgramWorld, documented_app
+
+pytestmark = pytest.mark.fuzz
+
+# Generated requests per operation (beside the document's examples). A deeper run, to look for
+# trouble rather than to guard against it: CARDCORE_FUZZ_EXAMPLES=50 pytest -m fuzz.
+MAX_EXAMPLES = int(os.environ.get("CARDCORE_FUZZ_EXAMPLES", "6"))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    response_schema_conformance,
+    content_type_conformance,
+]
+SECURITY_HEADERS = ("x-api-key", "authorization", "x-auth-token", "x-jws-signature")
+
+# Which credentials serve which routes (DESIGN.md, "Who calls it"). Signed requests
+# (X-JWS-Signature) are left out: each needs its body's request_id and a signature computed over
+# the exact bytes sent, which generated bodies do not have.
+PARTNER = ("partner key", "partner token", "partner X-Auth-Token")
+OPS = ("ops admin", "ops manager", "ops employee")
+CHANNELS = [
+    ("/v1/me", ("cardholder", "cardholder X-Auth-Token")),
+    ("/v1/network/", ("network key",)),
+    ("/v1/admin/", OPS),
+    ("/v1/simulate/", ("test-mode key",)),
+    ("/v1/", PARTNER + OPS),
+]
+# Now and then, a credential of another channel, or none: the answer must still be declared.
+STRANGERS = ("anonymous", "cardholder", "network key", "ops employee")
+
+# Where a generated request names an object, the id of a real one in program A (the caller's).
+# Path parameters are matched by name; `request_id` means a different object on each route.
+PATH_OBJECTS = {
+    ("/v1/requests/{request_id}", "request_id"): "card_request",
+    ("/v1/physical-requests/{request_id}/approve", "request_id"): "physical_request",
+    ("/v1/physical-requests/{request_id}/reject", "request_id"): "physical_request",
+}
+FIELD_OBJECTS = {
+    "from_balance_id": "balance",
+    "to_balance_id": "balance",
+    "authorization_id": "transaction",
+}
+
+
+def _config() -> SchemathesisConfig:
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": 16,
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "no-shrink": True,
+                "database": "none",
+                # Credentials are ours to choose (below), not generated.
+                "with-security-parameters": False,
+            },
+            "phases": {
+                "examples": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                "coverage": {"enabled": False},
+                "stateful": {"enabled": False},
+            },
+        }
+    )
+
+
+# Collection needs the operations before any database exists, so the document comes from an app
+# built for that alone; the test below checks it is the document the arena's app serves.
+schema = schemathesis.openapi.from_dict(documented_app().openapi(), config=_config())
+
+
+def _pick(case: Any, options: tuple[str, ...] | list[str], salt: str) -> str:
+    """A choice that depends only on the generated request, so a replay makes the same one."""
+    seed = repr((salt, case.path_parameters, case.query, case.body, case.media_type))
+    return options[zlib.crc32(seed.encode()) % len(options)]
+
+
+def _credential(case: Any, world: ProgramWorld) -> dict[str, str]:
+    if not case.operation.definition.raw.get("security"):
+        return {}
+    path = case.operation.path
+    own = next(names for prefix, names in CHANNELS if path.startswith(prefix))
+    name = _pick(case, list(own) * 4 + list(STRANGERS), "credential")
+    return {} if name == "anonymous" else world.credentials[name]
+
+
+def _object_for(path: str, name: str, world: ProgramWorld) -> str | None:
+    kind = PATH_OBJECTS.get((path, name))
+    if kind is None:
+        kind = FIELD_OBJECTS.get(name, name.removesuffix("_id") if name.endswith("_id") else None)
+    return world.ids.get(kind) if kind else None
+
+
+def _use_real_ids(case: Any, world: ProgramWorld) -> None:
+    """Put real ids where the generated ones stood."""
+    path = case.operation.path
+    for name in list(case.path_parameters or {}):
+        real = _object_for(path, name, world)
+        if real is not None:
+            case.path_parameters[name] = real
+    for container in (case.query, case.body):
+        if isinstance(container, dict):
+            for name in list(container):
+                real = _object_for(path, name, world) if name.endswith("_id") else None
+                if real is not None:
+                    container[name] = real
+
+
+def send(arena: Arena, case: Any) -> Any:
+    """Send the case as schemathesis would, through the arena's client and savepoints."""
+    world = arena.a
+    # Both choices are made from the generated request alone, before real ids (new on every
+    # run) go in, so a run repeats the one before it.
+    credential = _credential(case, world)
+    if _pick(case, (True, True, False), "ids"):  # two requests in three
+        _use_real_ids(case, world)
+    for header in list(case.headers or {}):
+        if header.lower() in SECURITY_HEADERS:
+            del case.headers[header]
+    kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=credential)
+    prepared = requests.Request(
+        **{
+            key: kwargs[key]
+            for key in ("method", "url", "headers", "params", "cookies", "data", "json", "files")
+            if key in kwargs
+        }
+    ).prepare()
+    return arena.run(
+        arena.isolated(
+            arena.client.request(
+                prepared.method or "GET",
+                prepared.url or "",
+                content=prepared.body,
+                headers=dict(prepared.headers),
+            )
+        )
+    )
+
+
+@settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+@schema.parametrize()
+def test_every_operation_answers_as_documented(case: Any, arena: Arena) -> None:
+    response = send(arena, case)
+    case.validate_response(response, checks=CHECKS)
+
+
+def test_the_fuzzed_document_is_the_one_served(arena: Arena) -> None:
+    assert arena.app.openapi() == schema.raw_schema
