@@ -25,7 +25,6 @@ from cardcore.models import CardTransaction, CardTransactionEvent, FxRate
 
 admin_routes = router(
     tags=["admin"],
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 FxReader = Annotated[Principal, Security(require_admin("fx.read"))]
 FxWriter = Annotated[Principal, Security(require_admin("fx.write"))]
@@ -38,7 +37,6 @@ network_routes = router(
 routes = router(
     tags=["transactions"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 
@@ -495,7 +493,7 @@ async def my_transactions(
 
 simulate_routes = router(
     tags=["simulation"],
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
+    responses=error_responses("NOT_FOUND"),
 )
 
 

@@ -48,12 +48,10 @@ from cardcore.models import (
 routes = router(
     tags=["balances"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 admin_routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 BalanceId = Annotated[str, Path(description="A balance id (`bal_…`).")]

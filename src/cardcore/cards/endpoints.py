@@ -42,12 +42,10 @@ from cardcore.models import Card, CardProduct, CardRequest
 routes = router(
     tags=["cards"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 admin_routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 CardId = Annotated[str, Path(description="A card id (`card_…`).")]

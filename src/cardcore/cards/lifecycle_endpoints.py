@@ -24,7 +24,7 @@ from cardcore.models import CardProduct, CardReport, PhysicalRequest, Program
 routes = router(
     tags=["cards"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
+    responses=error_responses("NOT_FOUND"),
 )
 
 CardId = Annotated[str, Path(description="A card id (`card_…`).")]

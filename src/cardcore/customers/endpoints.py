@@ -46,12 +46,10 @@ from cardcore.models import Corporation, User, VerificationHistory
 routes = router(
     tags=["customers"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 admin_routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 reference_routes = router(tags=["reference"])
 

@@ -31,12 +31,10 @@ from cardcore.models import Balance, Fee, FeeRefund, FeeSchedule
 routes = router(
     tags=["fees"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 admin_routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 ScheduleWriter = Annotated[Principal, Security(require_admin("fees.schedules.write"))]
