@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy.ext.asyncio import (
@@ -37,6 +38,8 @@ from tests.customers.helpers import ADDRESS, JPEG, PDF, PERSONAL, PNG
 from tests.money.helpers import fund_partner
 
 BASE_URL = "http://cardcore"
+# The key a caller asks for encrypted answers with (routes that require JWE).
+CALLER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ROLES = ("admin", "manager", "employee")
 _phones = itertools.count(1)
 

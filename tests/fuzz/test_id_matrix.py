@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from cryptography.hazmat.primitives.asymmetric import rsa
 from httpx import Response
 from hypothesis import HealthCheck, Phase, find, settings
 from schemathesis.config import SchemathesisConfig
@@ -33,7 +32,7 @@ from sqlalchemy import text
 from cardcore.kit.ids import new_id
 from cardcore.models import Base
 from tests.customers.helpers import JPEG, PDF
-from tests.fuzz.arena import BASE_URL, Arena, ProgramWorld, documented_app
+from tests.fuzz.arena import BASE_URL, CALLER_KEY, Arena, ProgramWorld, documented_app
 from tests.test_encryption import encrypt_to, public_key_header
 
 pytestmark = pytest.mark.fuzz
@@ -72,7 +71,6 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 # Body fields the smallest body fills with values that exist only in name.
 FIELD_VALUES = {"currency": "EUR", "pin": "4931"}
-CALLER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @cache

@@ -21,19 +21,22 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core import NotSet
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from tests.fuzz.arena import BASE_URL, Arena, ProgramWorld, documented_app
+from tests.fuzz.arena import BASE_URL, CALLER_KEY, Arena, ProgramWorld, documented_app
+from tests.test_encryption import public_key_header
 
 pytestmark = pytest.mark.fuzz
 
 # Generated requests per operation (beside the document's examples). A deeper run, to look for
 # trouble rather than to guard against it: CARDCORE_FUZZ_EXAMPLES=50 pytest -m fuzz.
 MAX_EXAMPLES = int(os.environ.get("CARDCORE_FUZZ_EXAMPLES", "6"))
+COVERAGE = os.environ.get("CARDCORE_FUZZ_COVERAGE") == "1"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -41,6 +44,7 @@ CHECKS = [
     content_type_conformance,
 ]
 SECURITY_HEADERS = ("x-api-key", "authorization", "x-auth-token", "x-jws-signature")
+JWE = ("public-key", "encrypted-request", "encrypt-response")
 
 # Which credentials serve which routes (DESIGN.md, "Who calls it"). Signed requests
 # (X-JWS-Signature) are left out: each needs its body's request_id and a signature computed over
@@ -87,7 +91,8 @@ def _config() -> SchemathesisConfig:
             "phases": {
                 "examples": {"enabled": True},
                 "fuzzing": {"enabled": True},
-                "coverage": {"enabled": False},
+                # Every boundary of every schema: thousands of requests, for a deeper run only.
+                "coverage": {"enabled": COVERAGE},
                 "stateful": {"enabled": False},
             },
         }
@@ -101,17 +106,50 @@ schema = schemathesis.openapi.from_dict(documented_app().openapi(), config=_conf
 
 def _pick(case: Any, options: tuple[str, ...] | list[str], salt: str) -> str:
     """A choice that depends only on the generated request, so a replay makes the same one."""
-    seed = repr((salt, case.path_parameters, case.query, case.body, case.media_type))
+    body = None if isinstance(case.body, NotSet) else case.body  # NotSet's repr is an address
+    seed = repr((salt, case.path_parameters, case.query, body, case.media_type))
     return options[zlib.crc32(seed.encode()) % len(options)]
 
 
-def _credential(case: Any, world: ProgramWorld) -> dict[str, str]:
+_ADMITTED: dict[str, tuple[str, ...]] = {}
+
+
+def _admitted(arena: Arena, operation: Any) -> tuple[str, ...]:
+    """The credentials of the route's channel that it lets in (ops roles differ route by route),
+    found once per operation by a bare request: the guard answers before the body is read."""
+    if operation.label not in _ADMITTED:
+        path = operation.path
+        channel = next(names for prefix, names in CHANNELS if path.startswith(prefix))
+        url = path.format_map(
+            {name: _object_for(path, name, arena.a) or "x" for name in _path_names(path)}
+        )
+        admitted = []
+        for name in channel:
+            headers = dict(arena.a.credentials[name])
+            if operation.definition.raw.get("x-encryption") == "required":
+                headers |= {"Public-Key": public_key_header(CALLER_KEY), "Encrypt-Response": "true"}
+            answer = arena.run(
+                arena.isolated(arena.client.request(operation.method.upper(), url, headers=headers))
+            )
+            code = answer.json().get("code") if answer.status_code in (401, 403) else None
+            if code not in ("UNAUTHENTICATED", "FORBIDDEN"):
+                admitted.append(name)
+        _ADMITTED[operation.label] = tuple(admitted) or channel
+    return _ADMITTED[operation.label]
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _credential(arena: Arena, case: Any) -> dict[str, str]:
     if not case.operation.definition.raw.get("security"):
         return {}
-    path = case.operation.path
-    own = next(names for prefix, names in CHANNELS if path.startswith(prefix))
-    name = _pick(case, list(own) * 4 + list(STRANGERS), "credential")
-    return {} if name == "anonymous" else world.credentials[name]
+    if _pick(case, (True, False, False, False, False), "stranger"):  # one request in five
+        name = _pick(case, STRANGERS, "credential")
+    else:
+        name = _pick(case, _admitted(arena, case.operation), "credential")
+    return {} if name == "anonymous" else arena.a.credentials[name]
 
 
 def _object_for(path: str, name: str, world: ProgramWorld) -> str | None:
@@ -141,11 +179,14 @@ def send(arena: Arena, case: Any) -> Any:
     world = arena.a
     # Both choices are made from the generated request alone, before real ids (new on every
     # run) go in, so a run repeats the one before it.
-    credential = _credential(case, world)
-    if _pick(case, (True, True, False), "ids"):  # two requests in three
+    credential = _credential(arena, case)
+    real_ids = _pick(case, (True, True, False), "ids")  # two requests in three
+    # JWE has tests of its own; asked for at random it would stop most requests at the door.
+    dropped = SECURITY_HEADERS + (() if _pick(case, (True, False, False, False), "jwe") else JWE)
+    if real_ids:
         _use_real_ids(case, world)
     for header in list(case.headers or {}):
-        if header.lower() in SECURITY_HEADERS:
+        if header.lower() in dropped:
             del case.headers[header]
     kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=credential)
     prepared = requests.Request(
@@ -161,7 +202,10 @@ def send(arena: Arena, case: Any) -> Any:
                 prepared.method or "GET",
                 prepared.url or "",
                 content=prepared.body,
-                headers=dict(prepared.headers),
+                # Bytes go out as they are, as a server would receive them, ASCII or not.
+                headers={
+                    k: v.encode() if isinstance(v, str) else v for k, v in prepared.headers.items()
+                },
             )
         )
     )
