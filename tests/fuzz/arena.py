@@ -14,6 +14,7 @@ import asyncio
 import itertools
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,15 @@ class ProgramWorld:
     cardholders: list[Cardholder] = field(default_factory=list)
 
 
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document, read from an app built for that alone: no database, nothing written
+    to disk, so test collection can enumerate the operations before any database exists."""
+    return documented_app().openapi()
+
+
 def documented_app() -> FastAPI:
-    """An app for reading the OpenAPI document only: no database, nothing written to disk."""
+    """An app for reading the OpenAPI document only."""
     settings = Settings(
         database_url="postgresql+asyncpg://unused/unused",
         master_keys=generate_key_spec("openapi"),
