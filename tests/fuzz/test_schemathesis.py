@@ -39,6 +39,7 @@ pytestmark = pytest.mark.fuzz
 # trouble rather than to guard against it: CARDCORE_FUZZ_EXAMPLES=50 pytest -m fuzz.
 MAX_EXAMPLES = int(os.environ.get("CARDCORE_FUZZ_EXAMPLES", "8"))
 COVERAGE = os.environ.get("CARDCORE_FUZZ_COVERAGE") == "1"
+SEED = int(os.environ.get("CARDCORE_FUZZ_SEED", "16"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -96,7 +97,7 @@ HOSTILE_INTEGERS = [2**63 - 1, 2**63, -(2**63) - 1, 2**64, 2**31]
 def _config() -> SchemathesisConfig:
     return SchemathesisConfig.from_dict(
         {
-            "seed": 16,
+            "seed": SEED,
             "dictionaries": {
                 "hostile-strings": {"values": HOSTILE_STRINGS},
                 "hostile-integers": {"values": HOSTILE_INTEGERS},
