@@ -40,6 +40,7 @@ from cardcore.kit.errors import NotFound, catalog_markdown
 from cardcore.kit.handlers import install_error_handlers, render_unexpected_error
 from cardcore.kit.logging import configure_logging
 from cardcore.kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from cardcore.kit.openapi import complete_responses
 from cardcore.kit.server_keys import ServerKeys
 from cardcore.kit.storage import EncryptedFileStorage
 from cardcore.programs.endpoints import routes as programs_routes
@@ -111,6 +112,18 @@ TAGS = [
 ]
 
 
+def _document_errors(app: FastAPI) -> None:
+    """The document FastAPI generates, completed with the error answers of every operation."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_responses(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -157,6 +170,7 @@ def create_app(
     )
     add_api_docs(app)
     app.state.settings = settings
+    _document_errors(app)
     app.state.sessionmaker = sessionmaker
     app.state.keyring = load_keyring(settings)
     app.state.token_keys = TokenKeys(app.state.keyring, sessionmaker)

@@ -6,6 +6,7 @@ from datetime import timedelta
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.kit.ids import new_id
 from cardcore.ledger.verify import verify
 from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, available, body, network_ids
@@ -300,6 +301,20 @@ async def test_transaction_history_and_filters(
     ).json()["data"]["access_token"]
     mine = (await client.get("/v1/me/transactions", headers=bearer(token))).json()["data"]
     assert len(mine) == 2
+
+
+async def test_the_transactions_of_an_unknown_or_foreign_card_are_a_404(
+    client: AsyncClient, partner: Partner, other_partner: Partner, world: dict
+) -> None:  # type: ignore[type-arg]
+    await authorize(client, world, amount=700)
+    path = f"/v1/cards/{world['card']['id']}/transactions"
+    foreign = await client.get(path, headers=other_partner.headers)
+    unknown = await client.get(f"/v1/cards/{new_id('card')}/transactions", headers=partner.headers)
+    for answer in (foreign, unknown):
+        assert answer.status_code == 404, answer.text
+    # Another program's card is indistinguishable from one that does not exist.
+    assert {**foreign.json(), "request_id": None} == {**unknown.json(), "request_id": None}
+    assert foreign.json()["code"] == "NOT_FOUND"
 
 
 async def test_balance_inquiry(client: AsyncClient, partner: Partner, world: dict) -> None:  # type: ignore[type-arg]

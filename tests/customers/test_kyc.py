@@ -177,6 +177,23 @@ async def test_partner_decides_its_own_kyc(client: AsyncClient, partner: Partner
     assert decided.json()["data"]["history"][0]["actor_type"] == "partner"
 
 
+async def test_an_ops_decision_needs_no_body(
+    client: AsyncClient, partner: Partner, session: AsyncSession
+) -> None:
+    """Approve and reject have nothing required to send: a bare POST is a complete request."""
+    await make_admin(session, partner, "manager")
+    token = await admin_token(client, partner, "manager")
+    decided = {}
+    for action in ("approve", "reject"):
+        uid = (await create_user(client, partner))["id"]
+        await complete_kyc(client, partner, uid)
+        await client.post(f"/v1/users/{uid}/kyc/submit", headers=partner.headers)
+        answer = await client.post(f"/v1/admin/kyc-reviews/{uid}/{action}", headers=bearer(token))
+        assert answer.status_code == 200, answer.text
+        decided[action] = answer.json()["data"]["status"]
+    assert decided == {"approve": "APPROVED", "reject": "REJECTED"}
+
+
 async def test_ops_review_needs_the_right_role_and_state(
     client: AsyncClient, partner: Partner, session: AsyncSession
 ) -> None:

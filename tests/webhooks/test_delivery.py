@@ -181,6 +181,13 @@ async def test_ssrf_guard_refuses_private_destinations(
         response = await client.post("/v1/webhooks", json={"url": url}, headers=partner.headers)
         assert response.status_code == 422, url
         assert response.json()["errors"][0]["code"] == code, url
+        # A developer refused for http or a local receiver learns which setting allows it.
+        setting = {
+            "INSECURE_URL": "CARDCORE_WEBHOOKS_ALLOW_HTTP=true",
+            "PRIVATE_ADDRESS": "CARDCORE_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true",
+        }.get(code)
+        if setting is not None:
+            assert setting in response.json()["errors"][0]["message"], url
 
     # ...and a host name that resolves to one is refused at send time, nothing is sent.
     app.state.settings = settings.model_copy(

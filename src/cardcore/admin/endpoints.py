@@ -35,7 +35,6 @@ from cardcore.programs.schemas import ApiKeyCreated
 routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 AnyAdmin = Annotated[Principal, Security(require_admin("admin.me"))]

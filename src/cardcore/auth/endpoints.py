@@ -5,7 +5,7 @@ import binascii
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import Path, Request, Response, status
+from fastapi import Body, Path, Request, Response, status
 from starlette.datastructures import FormData
 
 from cardcore.auth import service
@@ -30,6 +30,9 @@ from cardcore.kit.routing import encryption, router
 from cardcore.models import Credential
 
 routes = router(tags=["auth"], encryption="optional")
+
+# Nothing to send is a valid request: the body is optional and defaults to empty.
+SessionOptions = Annotated[SessionCreate, Body(default_factory=SessionCreate)]
 
 OAUTH_ERRORS = {
     400: {"description": "RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type"},
@@ -204,7 +207,6 @@ CredentialId = Annotated[str, Path(description="A credential id (`crd_…`).")]
     "/v1/credentials",
     summary="Create a credential (OAuth client or JWS secret)",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 async def create_credential(
     body: CredentialCreate, principal: Partner, session: DbSession, request: Request
@@ -224,7 +226,6 @@ async def create_credential(
 @routes.get(
     "/v1/credentials",
     summary="List credentials",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
 )
 async def list_credentials(
     principal: Partner, session: DbSession, page: Pagination
@@ -238,7 +239,7 @@ async def list_credentials(
     "/v1/credentials/{credential_id}",
     summary="Revoke a credential",
     description="It stops working at once, with every token issued from it.",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"),
+    responses=error_responses("NOT_FOUND"),
 )
 async def revoke_credential(
     credential_id: CredentialId, principal: Partner, session: DbSession
@@ -258,11 +259,11 @@ async def revoke_credential(
     "only `/v1/me/...` and only this user's objects, and a refresh token for "
     "`POST /v1/auth/refresh`.",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"),
+    responses=error_responses("NOT_FOUND"),
 )
 async def create_session(
     user_id: Annotated[str, Path(description="A user id (`usr_…`).")],
-    body: SessionCreate,
+    body: SessionOptions,
     principal: Partner,
     session: DbSession,
     request: Request,
@@ -292,7 +293,6 @@ async def create_session(
     "/v1/me/session",
     summary="End the current cardholder session",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
 )
 async def end_session(principal: Cardholder, session: DbSession) -> Response:
     assert principal.session_id is not None
@@ -303,7 +303,6 @@ async def end_session(principal: Cardholder, session: DbSession) -> Response:
 @routes.get(
     "/v1/me",
     summary="The cardholder's own profile and KYC status",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
 )
 async def me(principal: Cardholder, session: DbSession) -> One[UserOut]:
     user = await UserRepository(session, principal.tenant_id).get_or_404(principal.user_id)

@@ -18,6 +18,7 @@ from cardcore.auth.dependencies import (
 )
 from cardcore.auth.principals import Principal
 from cardcore.authorizations import service
+from cardcore.cards.endpoints import CardRepository
 from cardcore.cards.pin_blocks import BLOCK_HEX_DIGITS
 from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
@@ -32,7 +33,6 @@ from cardcore.models import CardTransaction, CardTransactionEvent, FxRate
 
 admin_routes = router(
     tags=["admin"],
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 FxReader = Annotated[Principal, Security(require_admin("fx.read"))]
 FxWriter = Annotated[Principal, Security(require_admin("fx.write"))]
@@ -45,7 +45,6 @@ network_routes = router(
 routes = router(
     tags=["transactions"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 
@@ -484,10 +483,17 @@ async def list_transactions(
     return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
 
 
-@routes.get("/v1/cards/{card_id}/transactions", summary="A card's transactions")
+@routes.get(
+    "/v1/cards/{card_id}/transactions",
+    summary="A card's transactions",
+    responses=error_responses("NOT_FOUND"),
+)
 async def card_transactions(
     card_id: Annotated[str, Path()], principal: Partner, session: DbSession, page: Pagination
 ) -> Many[TransactionOut]:
+    # An unknown or another program's card is a 404, as on every route that names an object;
+    # an empty list would tell the caller nothing and differ from the card's own routes.
+    await CardRepository(session, principal.tenant_id).get_or_404(card_id)
     return await list_transactions(principal, session, page, card_id=card_id)
 
 
@@ -530,9 +536,7 @@ async def my_transactions(
 # answers a live program's credential with TEST_MODE_ONLY before anything is read or moved.
 simulate_routes = router(
     tags=["simulation"],
-    responses=error_responses(
-        "UNAUTHENTICATED", "FORBIDDEN", "TEST_MODE_ONLY", "VALIDATION_ERROR", "NOT_FOUND"
-    ),
+    responses=error_responses("TEST_MODE_ONLY", "NOT_FOUND"),
 )
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Path, Query, Security, status
+from fastapi import Body, Path, Query, Security, status
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,12 +48,10 @@ from cardcore.models import (
 routes = router(
     tags=["balances"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 admin_routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 BalanceId = Annotated[str, Path(description="A balance id (`bal_…`).")]
@@ -61,6 +59,8 @@ PartnerBalanceManager = Annotated[Principal, Security(require_admin("partner_bal
 PartnerBalanceReader = Annotated[Principal, Security(require_admin("partner_balances.read"))]
 SummaryReader = Annotated[Principal, Security(require_admin("balances.summary"))]
 Settler = Annotated[Principal, Security(require_admin("transfers.settle"))]
+# Nothing to send is a valid request: the body is optional and defaults to empty.
+Settlement = Annotated[SettleIn, Body(default_factory=SettleIn)]
 
 
 class BalanceRepository(TenantRepository[Balance]):
@@ -466,7 +466,7 @@ async def _settle(
     responses=error_responses("NOT_FOUND", "TRANSFER_NOT_PENDING"),
 )
 async def complete_transfer(
-    transfer_id: Annotated[str, Path()], body: SettleIn, principal: Settler, session: DbSession
+    transfer_id: Annotated[str, Path()], body: Settlement, principal: Settler, session: DbSession
 ) -> One[TransferOut]:
     return One(data=await _settle(session, principal, transfer_id, True, body.reason))
 
@@ -477,6 +477,6 @@ async def complete_transfer(
     responses=error_responses("NOT_FOUND", "TRANSFER_NOT_PENDING"),
 )
 async def fail_transfer(
-    transfer_id: Annotated[str, Path()], body: SettleIn, principal: Settler, session: DbSession
+    transfer_id: Annotated[str, Path()], body: Settlement, principal: Settler, session: DbSession
 ) -> One[TransferOut]:
     return One(data=await _settle(session, principal, transfer_id, False, body.reason))

@@ -4,7 +4,8 @@ activation and the cardholder check."""
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Path, Query, Request, Response, Security, status
+from fastapi import Body, Path, Query, Request, Security, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require_admin
@@ -45,12 +46,10 @@ from cardcore.models import Card, CardProduct, CardRequest, ZonePinKey
 routes = router(
     tags=["cards"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 admin_routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 CardId = Annotated[str, Path(description="A card id (`card_…`).")]
@@ -60,6 +59,8 @@ ProductManager = Annotated[Principal, Security(require_admin("products.manage"))
 ZpkManager = Annotated[Principal, Security(require_admin("zone_pin_keys.manage"))]
 ZpkReader = Annotated[Principal, Security(require_admin("zone_pin_keys.read"))]
 CARD_ERRORS = error_responses("NOT_FOUND")
+# No body asks for every field (and lets a body-less call ask only for an encrypted answer).
+RevealOptions = Annotated[RevealIn, Body(default_factory=RevealIn)]
 
 
 class ProductRepository(TenantRepository[CardProduct]):
@@ -222,28 +223,34 @@ async def list_zone_pin_keys(principal: ZpkReader, session: DbSession) -> Many[Z
     "only in a JWE body.",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=encryption("optional", required_for=["pin"]),
-    responses=error_responses(
-        "NOT_FOUND",
-        "KYC_NOT_APPROVED",
-        "FORM_FACTOR_NOT_ALLOWED",
-        "EMBOSSING_NAME_NOT_ALLOWED",
-        "BALANCE_NOT_ACTIVE",
-        "CURRENCY_MISMATCH",
-        "BIN_EXHAUSTED",
-        "GIFT_LOAD_EXCEEDS_MAX",
-        "INSUFFICIENT_PARTNER_FUNDS",
-        "PIN_TOO_WEAK",
-        "ENCRYPTION_REQUIRED",
-    ),
+    response_model=One[CardOut],
+    responses={
+        status.HTTP_202_ACCEPTED: {
+            "model": One[CardRequestOut],
+            "description": "With `?async=true`: the request to poll at `GET /v1/requests/{id}`.",
+        },
+        **error_responses(
+            "NOT_FOUND",
+            "KYC_NOT_APPROVED",
+            "FORM_FACTOR_NOT_ALLOWED",
+            "EMBOSSING_NAME_NOT_ALLOWED",
+            "BALANCE_NOT_ACTIVE",
+            "CURRENCY_MISMATCH",
+            "BIN_EXHAUSTED",
+            "GIFT_LOAD_EXCEEDS_MAX",
+            "INSUFFICIENT_PARTNER_FUNDS",
+            "PIN_TOO_WEAK",
+            "ENCRYPTION_REQUIRED",
+        ),
+    },
 )
 async def create_card(
     body: CardCreate,
     principal: Creator,
     session: DbSession,
     request: Request,
-    response: Response,
     run_async: Annotated[bool, Query(alias="async")] = False,
-) -> One[CardOut] | One[CardRequestOut]:
+) -> One[CardOut] | JSONResponse:
     values = body.model_dump()
     if values["delivery_address"] is None:
         values.pop("delivery_address")
@@ -261,8 +268,8 @@ async def create_card(
             session, "cards.issue", {"request_id": card_request.id}, unique_key=card_request.id
         )
         await session.refresh(card_request)
-        response.status_code = status.HTTP_202_ACCEPTED
-        return One(data=CardRequestOut.model_validate(card_request))
+        accepted = One(data=CardRequestOut.model_validate(card_request))
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     card = await service.issue_card(
         session, _services(request), program_id=principal.tenant_id, request=issue
     )
@@ -367,7 +374,7 @@ async def _reveal(
     openapi_extra=encryption("required"),
 )
 async def reveal(
-    card_id: CardId, body: RevealIn, principal: Partner, session: DbSession, request: Request
+    card_id: CardId, body: RevealOptions, principal: Partner, session: DbSession, request: Request
 ) -> One[RevealOut]:
     card = await load_card(session, principal, card_id)
     return One(data=await _reveal(session, _services(request), card, body.fields))
@@ -380,7 +387,11 @@ async def reveal(
     openapi_extra=encryption("required"),
 )
 async def reveal_mine(
-    card_id: CardId, body: RevealIn, principal: Cardholder, session: DbSession, request: Request
+    card_id: CardId,
+    body: RevealOptions,
+    principal: Cardholder,
+    session: DbSession,
+    request: Request,
 ) -> One[RevealOut]:
     card = await load_card(session, principal, card_id)
     service.require_strong_auth(principal.strong_auth_at)

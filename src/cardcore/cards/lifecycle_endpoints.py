@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import Path, Query, Request, Security, status
+from fastapi import Body, Path, Query, Request, Security, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,7 @@ from cardcore.models import CardProduct, CardReport, PhysicalRequest, Program
 routes = router(
     tags=["cards"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND"),
+    responses=error_responses("NOT_FOUND"),
 )
 
 CardId = Annotated[str, Path(description="A card id (`card_…`).")]
@@ -33,9 +33,8 @@ PartnerOrNetwork = Annotated[
     Principal, Security(require(PrincipalKind.PARTNER, PrincipalKind.NETWORK))
 ]
 Support = Annotated[Principal, Security(partner_or_admin("cards.service"))]
-TRANSITION_ERRORS = error_responses(
-    "INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE", "CARD_NUMBER_COMPROMISED"
-)
+TRANSITION_CODES = ("INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE", "CARD_NUMBER_COMPROMISED")
+TRANSITION_ERRORS = error_responses(*TRANSITION_CODES)
 
 
 class LockIn(BaseModel):
@@ -194,7 +193,11 @@ async def get_controls(
     return One(data=controls.parse((await load_card(session, principal, card_id)).controls))
 
 
-@routes.put("/v1/cards/{card_id}/controls", summary="Replace a card's spend controls")
+@routes.put(
+    "/v1/cards/{card_id}/controls",
+    summary="Replace a card's spend controls",
+    responses=error_responses("CARD_NOT_ACTIVE"),
+)
 async def put_controls(
     card_id: CardId, body: controls.Controls, principal: Partner, session: DbSession
 ) -> One[controls.Controls]:
@@ -211,6 +214,7 @@ async def get_my_controls(
 @routes.put(
     "/v1/me/cards/{card_id}/controls",
     summary="Tighten one's own card's controls (never loosen)",
+    responses=error_responses("CARD_NOT_ACTIVE"),
 )
 async def put_my_controls(
     card_id: CardId, body: controls.Controls, principal: Cardholder, session: DbSession
@@ -234,6 +238,7 @@ async def reset_controls(
     "/v1/cards/{card_id}/controls/evaluate",
     summary="Dry run: would this transaction be approved, and if not, by which rule?",
     status_code=status.HTTP_200_OK,
+    responses=error_responses("CURRENCY_MISMATCH"),
 )
 async def evaluate(
     card_id: CardId, body: EvaluateIn, principal: Support, session: DbSession, request: Request
@@ -294,6 +299,10 @@ class DeclineIn(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
+# Nothing to send is a valid request: the body is optional and defaults to empty.
+Decline = Annotated[DeclineIn, Body(default_factory=DeclineIn)]
+
+
 class PhysicalRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -349,9 +358,12 @@ async def _report(
     return ReportOut.model_validate(found)
 
 
-REPORT_ERRORS = error_responses("CARD_REPLACED", "CARD_NOT_REPORTABLE", "REPORT_ALREADY_OPEN")
-ACTION_ERRORS = error_responses(
-    "REPORT_NOT_OPEN", "CARD_REPLACED", "CARD_NUMBER_COMPROMISED", "INVALID_CARD_TRANSITION"
+REPORT_CODES = ("CARD_REPLACED", "CARD_NOT_REPORTABLE", "REPORT_ALREADY_OPEN")
+ACTION_CODES = (
+    "REPORT_NOT_OPEN",
+    "CARD_REPLACED",
+    "CARD_NUMBER_COMPROMISED",
+    "INVALID_CARD_TRANSITION",
 )
 
 
@@ -364,7 +376,7 @@ ACTION_ERRORS = error_responses(
     "`409 REPORT_ALREADY_OPEN`. A replaced, closed, expired or finally locked card takes no "
     "report.",
     status_code=status.HTTP_201_CREATED,
-    responses=REPORT_ERRORS,
+    responses=error_responses(*REPORT_CODES, *TRANSITION_CODES),
 )
 async def report_card(
     card_id: CardId, body: ReportIn, principal: Partner, session: DbSession
@@ -376,7 +388,7 @@ async def report_card(
     "/v1/me/cards/{card_id}/reports",
     summary="Report one's own card",
     status_code=status.HTTP_201_CREATED,
-    responses=REPORT_ERRORS,
+    responses=error_responses(*REPORT_CODES, *TRANSITION_CODES),
 )
 async def report_my_card(
     card_id: CardId, body: ReportIn, principal: Cardholder, session: DbSession
@@ -408,7 +420,7 @@ async def list_reports(
     description="Lost, stolen, fraud: a new number. Damaged, not received: the same number "
     "with a new expiry and CVV2, unless the number was compromised since (then a new one too). "
     "The old card is locked with code 8; balance, controls and PIN carry over.",
-    responses=ACTION_ERRORS,
+    responses=error_responses(*ACTION_CODES, "LOCK_IRREVERSIBLE", "BIN_EXHAUSTED"),
 )
 async def replace_card(
     report_id: ReportId, principal: Support, session: DbSession, request: Request
@@ -426,7 +438,7 @@ async def replace_card(
     "/v1/card-reports/{report_id}/renew",
     summary="Renew: same number, new expiry and CVV2",
     description="Refused once the number was reported lost, stolen or used in fraud.",
-    responses=ACTION_ERRORS,
+    responses=error_responses(*ACTION_CODES),
 )
 async def renew_card(report_id: ReportId, principal: Support, session: DbSession) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
@@ -438,10 +450,10 @@ async def renew_card(report_id: ReportId, principal: Support, session: DbSession
     summary="Decline a report",
     description="The card stays as it is. Refused once the number was reported lost, stolen or "
     "used in fraud: such a report is resolved by a replacement.",
-    responses=ACTION_ERRORS,
+    responses=error_responses(*ACTION_CODES, "LOCK_IRREVERSIBLE"),
 )
 async def decline_report(
-    report_id: ReportId, body: DeclineIn, principal: Support, session: DbSession
+    report_id: ReportId, body: Decline, principal: Support, session: DbSession
 ) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
     return One(
@@ -451,7 +463,7 @@ async def decline_report(
     )
 
 
-PHYSICAL_ERRORS = error_responses(
+PHYSICAL_CODES = (
     "CARD_REPLACED",
     "CARD_NUMBER_COMPROMISED",
     "INVALID_CARD_TYPE",
@@ -463,7 +475,9 @@ PHYSICAL_ERRORS = error_responses(
     "/v1/cards/{card_id}/physical-requests",
     summary="Ask for a physical card with the same number as this virtual one",
     status_code=status.HTTP_201_CREATED,
-    responses=PHYSICAL_ERRORS,
+    responses=error_responses(
+        *PHYSICAL_CODES, "FORM_FACTOR_NOT_ALLOWED", "EMBOSSING_NAME_NOT_ALLOWED"
+    ),
 )
 async def request_physical(
     card_id: CardId, body: PhysicalRequestIn, principal: Partner, session: DbSession
@@ -501,7 +515,7 @@ async def _decide_physical(
     summary="Approve: order the physical card",
     description="Only while the virtual card is still ACTIVE, not replaced, and its number was "
     "never reported lost, stolen or used in fraud.",
-    responses=PHYSICAL_ERRORS,
+    responses=error_responses(*PHYSICAL_CODES),
 )
 async def approve_physical(
     request_id: Annotated[str, Path()], principal: Support, session: DbSession, request: Request
@@ -513,10 +527,14 @@ async def approve_physical(
     )
 
 
-@routes.post("/v1/physical-requests/{request_id}/reject", summary="Reject a physical card request")
+@routes.post(
+    "/v1/physical-requests/{request_id}/reject",
+    summary="Reject a physical card request",
+    responses=error_responses("INVALID_CARD_TRANSITION"),
+)
 async def reject_physical(
     request_id: Annotated[str, Path()],
-    body: DeclineIn,
+    body: Decline,
     principal: Support,
     session: DbSession,
     request: Request,
@@ -549,7 +567,7 @@ async def unenroll_3ds(card_id: CardId, principal: Partner, session: DbSession) 
 @routes.post(
     "/v1/cards/{card_id}/balance",
     summary="Move the card to another balance of the same owner (if the program allows)",
-    responses=error_responses("BALANCE_CHANGE_NOT_ALLOWED"),
+    responses=error_responses("BALANCE_CHANGE_NOT_ALLOWED", "BALANCE_NOT_ACTIVE"),
 )
 async def move_balance(
     card_id: CardId, body: BalanceMoveIn, principal: Partner, session: DbSession

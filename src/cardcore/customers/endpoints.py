@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import File, Form, Path, Query, Request, Security, UploadFile, status
+from fastapi import Body, File, Form, Path, Query, Request, Security, UploadFile, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,12 +46,10 @@ from cardcore.models import Corporation, User, VerificationHistory
 routes = router(
     tags=["customers"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 admin_routes = router(
     tags=["admin"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 reference_routes = router(tags=["reference"])
 
@@ -59,6 +57,10 @@ UserId = Annotated[str, Path(description="A user id (`usr_…`).")]
 CorporationId = Annotated[str, Path(description="A corporation id (`cor_…`).")]
 Reviewer = Annotated[Principal, Security(require_admin("kyc.review"))]
 KYC_ERRORS = error_responses("NOT_FOUND", "KYC_LOCKED", "USER_CLOSED")
+
+# Nothing to send is a valid request: the body is optional and defaults to empty.
+Review = Annotated[ReviewDecision, Body(default_factory=ReviewDecision)]
+NewUser = Annotated[UserCreate, Body(default_factory=UserCreate)]
 
 
 def user_out(user: User) -> UserOut:
@@ -160,7 +162,7 @@ async def _read_upload(file: UploadFile) -> bytes:
     status_code=status.HTTP_201_CREATED,
     responses=error_responses("ALREADY_EXISTS"),
 )
-async def create_user(body: UserCreate, principal: Partner, session: DbSession) -> One[UserOut]:
+async def create_user(body: NewUser, principal: Partner, session: DbSession) -> One[UserOut]:
     user = await service.create_user(
         session,
         program_id=principal.tenant_id,
@@ -518,7 +520,7 @@ async def _review_user(
     responses=error_responses("NOT_FOUND", "INVALID_KYC_TRANSITION"),
 )
 async def approve_kyc(
-    user_id: UserId, body: ReviewDecision, principal: Reviewer, session: DbSession
+    user_id: UserId, body: Review, principal: Reviewer, session: DbSession
 ) -> One[KycOut]:
     return One(data=await _review_user(session, principal, user_id, True, body.reason))
 
@@ -529,7 +531,7 @@ async def approve_kyc(
     responses=error_responses("NOT_FOUND", "INVALID_KYC_TRANSITION"),
 )
 async def reject_kyc(
-    user_id: UserId, body: ReviewDecision, principal: Reviewer, session: DbSession
+    user_id: UserId, body: Review, principal: Reviewer, session: DbSession
 ) -> One[KycOut]:
     return One(data=await _review_user(session, principal, user_id, False, body.reason))
 
@@ -574,7 +576,7 @@ async def _review_corporation(
     responses=error_responses("NOT_FOUND", "INVALID_KYC_TRANSITION"),
 )
 async def approve_kyb(
-    corporation_id: CorporationId, body: ReviewDecision, principal: Reviewer, session: DbSession
+    corporation_id: CorporationId, body: Review, principal: Reviewer, session: DbSession
 ) -> One[KybOut]:
     return One(
         data=await _review_corporation(session, principal, corporation_id, True, body.reason)
@@ -587,7 +589,7 @@ async def approve_kyb(
     responses=error_responses("NOT_FOUND", "INVALID_KYC_TRANSITION"),
 )
 async def reject_kyb(
-    corporation_id: CorporationId, body: ReviewDecision, principal: Reviewer, session: DbSession
+    corporation_id: CorporationId, body: Review, principal: Reviewer, session: DbSession
 ) -> One[KybOut]:
     return One(
         data=await _review_corporation(session, principal, corporation_id, False, body.reason)

@@ -17,7 +17,6 @@ from cardcore.models import Event
 routes = router(
     tags=["events"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
 )
 
 

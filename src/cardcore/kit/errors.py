@@ -291,8 +291,13 @@ def validation_error(field: str, code: str, message: str) -> CardcoreError:
     )
 
 
+# The OpenAPI response extension listing the codes an error response can carry.
+ERROR_CODES_EXTENSION = "x-error-codes"
+
+
 def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route: each status with the codes it can carry."""
+    """OpenAPI `responses=` for a route: each status with the codes it can carry. The answers
+    every route of its shape can give are added to the document by `kit/openapi.py`."""
     by_status: dict[int, list[str]] = {}
     for code in codes:
         by_status.setdefault(CATALOG[code].status, []).append(code)
@@ -300,6 +305,7 @@ def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
         status: {
             "model": ErrorResponse,
             "description": "Error codes: " + ", ".join(f"`{c}`" for c in sorted(names)),
+            ERROR_CODES_EXTENSION: sorted(names),
         }
         for status, names in sorted(by_status.items())
     }

@@ -57,6 +57,10 @@ _MODE_NOTES = {
 }
 
 
+# What `negotiate` accepts as a flag, so the document does not promise any string.
+_FLAG = r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"
+
+
 def _document_encryption_headers(
     public_key: Annotated[
         str | None,
@@ -69,12 +73,17 @@ def _document_encryption_headers(
         str | None,
         Header(
             alias=ENCRYPTED_REQUEST_HEADER,
+            pattern=_FLAG,
             description='`true`: the body is {"payload": "<JWE>"} and the answer is encrypted.',
         ),
     ] = None,
     encrypt_response: Annotated[
         str | None,
-        Header(alias=ENCRYPT_RESPONSE_HEADER, description="`true`: encrypt only the answer."),
+        Header(
+            alias=ENCRYPT_RESPONSE_HEADER,
+            pattern=_FLAG,
+            description="`true`: encrypt only the answer.",
+        ),
     ] = None,
 ) -> None:
     """Declares the JWE headers in the OpenAPI docs; the route class acts on them."""

@@ -18,7 +18,6 @@ from cardcore.programs.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Pr
 routes = router(
     tags=["programs"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN"),
 )
 
 KeyId = Annotated[str, Path(description="An API key id (`key_…`).")]

@@ -32,7 +32,6 @@ from cardcore.webhooks.ssrf import check_url
 routes = router(
     tags=["webhooks"],
     encryption="optional",
-    responses=error_responses("UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"),
 )
 
 WebhookId = Annotated[str, Path(description="A webhook subscription id (`whk_…`).")]

@@ -31,7 +31,12 @@ def check_url(url: str, *, allow_http: bool, allow_private: bool) -> httpx.URL:
     except (httpx.InvalidURL, TypeError) as exc:
         raise validation_error("url", "INVALID_URL", "Not a valid URL.") from exc
     if parsed.scheme not in (("https", "http") if allow_http else ("https",)):
-        raise validation_error("url", "INSECURE_URL", "Webhook URLs must use https.")
+        raise validation_error(
+            "url",
+            "INSECURE_URL",
+            "Webhook URLs must use https (for local development only, "
+            "CARDCORE_WEBHOOKS_ALLOW_HTTP=true allows http).",
+        )
     if not parsed.host or parsed.userinfo:
         raise validation_error("url", "INVALID_URL", "A host is required; credentials are not.")
     if len(url) > 2000:
@@ -44,7 +49,10 @@ def check_url(url: str, *, allow_http: bool, allow_private: bool) -> httpx.URL:
         parsed.host.lower() in ("localhost", "localhost.localdomain") and not allow_private
     ):
         raise validation_error(
-            "url", "PRIVATE_ADDRESS", "Webhooks cannot go to loopback or private addresses."
+            "url",
+            "PRIVATE_ADDRESS",
+            "Webhooks cannot go to loopback or private addresses (for local development only, "
+            "CARDCORE_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true allows them).",
         )
     return parsed
 
