@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,20 +52,34 @@ def server_url() -> URL:
     return start_embedded_postgres(ROOT / ".cardcore-test", database="postgres")
 
 
-@pytest.fixture(scope="session")
-async def database_url(server_url: URL) -> AsyncIterator[URL]:
-    name = f"cardcore_test_{os.getpid()}_{secrets.token_hex(3)}"
+@asynccontextmanager
+async def scratch_database(server_url: URL, prefix: str) -> AsyncIterator[URL]:
+    """An empty database of its own on the test server (one per pytest worker and purpose),
+    dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     dsn, extra = _asyncpg_dsn(server_url)
     admin = await asyncpg.connect(dsn, **extra)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = server_url.set(database=name)
-        # Alembic's env runs its own event loop, so it gets a thread of its own.
-        await asyncio.to_thread(run_migrations, url)
-        yield url
+        yield server_url.set(database=name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: URL) -> AsyncIterator[URL]:
+    async with scratch_database(server_url, "cardcore_test") as url:
+        # Alembic's env runs its own event loop, so it gets a thread of its own.
+        await asyncio.to_thread(run_migrations, url)
+        yield url
+
+
+@pytest.fixture
+async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
+    """An empty database for a test that migrates down and up on its own."""
+    async with scratch_database(server_url, "cardcore_scratch") as url:
+        yield url
 
 
 CVK_A, CVK_B = "0123456789ABCDEF", "FEDCBA9876543210"

@@ -2,13 +2,10 @@
 a sandbox server become test programs, and no live program keeps a key that claims to be test."""
 
 import asyncio
-import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from sqlalchemy.engine import URL
 
 from cardcore.cli import alembic_config, run_migrations
@@ -31,23 +28,9 @@ def _revision_before() -> str:
     return before
 
 
-@pytest.fixture
-async def scratch(server_url: URL) -> AsyncIterator[URL]:
-    """An empty database of its own, dropped afterwards."""
-    name = f"cardcore_mig_{os.getpid()}_{secrets.token_hex(3)}"
-    dsn, extra = _asyncpg_dsn(server_url)
-    admin = await asyncpg.connect(dsn, **extra)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield server_url.set(database=name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-async def test_programs_get_the_mode_their_keys_show(scratch: URL) -> None:
-    await asyncio.to_thread(_upgrade, scratch, _revision_before())
-    dsn, extra = _asyncpg_dsn(scratch)
+async def test_programs_get_the_mode_their_keys_show(scratch_url: URL) -> None:
+    await asyncio.to_thread(_upgrade, scratch_url, _revision_before())
+    dsn, extra = _asyncpg_dsn(scratch_url)
     db = await asyncpg.connect(dsn, **extra)
     try:
         programs = {name: uuid.uuid4() for name in ("sandbox", "switched", "live", "keyless")}
@@ -75,7 +58,7 @@ async def test_programs_get_the_mode_their_keys_show(scratch: URL) -> None:
                 revoked,
             )
 
-        await asyncio.to_thread(run_migrations, scratch)
+        await asyncio.to_thread(run_migrations, scratch_url)
 
         modes = {
             row["name"]: row["mode"] for row in await db.fetch("SELECT name, mode FROM programs")

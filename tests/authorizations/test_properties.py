@@ -9,32 +9,27 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from httpx import ASGITransport, AsyncClient
-from hypothesis import HealthCheck, settings
+from httpx import AsyncClient
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
-    AsyncEngine,
     AsyncSession,
-    AsyncTransaction,
     async_sessionmaker,
 )
 
-from cardcore.app import create_app
 from cardcore.config import Settings
-from cardcore.db import create_engine
 from cardcore.fees.schemas import Price
 from cardcore.ledger.verify import verify
 from cardcore.models import ProgramMode
 from tests.auth.helpers import bearer
 from tests.authorizations.helpers import Funded, authorization, fund_cards, make_base
+from tests.machines import RolledBackApp, run_machine
 
 # Two cards on balances of their own; authorizations of up to 4,000 and increments of up to
 # 3,000 against them are approved sometimes and declined (51) sometimes.
@@ -373,21 +368,9 @@ def test_random_network_messages_with_a_transaction_fee(settings_for_tests: Sett
 
 
 def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> None:
-    loop = asyncio.new_event_loop()
-
-    async def open_() -> tuple[AsyncEngine, AsyncConnection, AsyncTransaction, AsyncClient]:
-        engine = create_engine(settings_for_tests.database_url or "", settings_for_tests)
-        connection = await engine.connect()
-        transaction = await connection.begin()
-        maker = async_sessionmaker(
-            bind=connection,
-            join_transaction_mode="create_savepoint",
-            expire_on_commit=False,
-            autoflush=False,
-        )
-        app = create_app(settings_for_tests, sessionmaker=maker)
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore")
-        async with maker() as session:
+    async def prepare(world: RolledBackApp) -> None:
+        client = world.client
+        async with world.sessionmaker() as session:
             # A test program, for POST /v1/simulate/expire; nothing else here depends on it.
             base = await make_base(client, session, "Properties", ProgramMode.TEST)
         cards = await fund_cards(client, base["partner"], base, *FUNDING)
@@ -427,29 +410,9 @@ def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> N
             )
             assert released.json()["held_amount"] == 0, released.text
         machine.cards = cards
-        machine.connection = connection
-        machine.sessionmaker = maker
+        machine.connection = world.connection
+        machine.sessionmaker = world.sessionmaker
         machine.client = client
         machine.base = base
-        return engine, connection, transaction, client
 
-    try:
-        engine, connection, transaction, client = loop.run_until_complete(open_())
-        try:
-            machine.loop = loop
-            run_state_machine_as_test(
-                machine,
-                settings=settings(
-                    max_examples=15,
-                    stateful_step_count=20,
-                    deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-                ),
-            )
-        finally:
-            loop.run_until_complete(client.aclose())
-            loop.run_until_complete(transaction.rollback())
-            loop.run_until_complete(connection.close())
-            loop.run_until_complete(engine.dispose())
-    finally:
-        loop.close()
+    run_machine(settings_for_tests, machine, prepare, max_examples=15)

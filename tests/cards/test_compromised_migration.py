@@ -3,13 +3,9 @@ the old rules could leave in a database: two open reports on one card, numbers r
 as stolen but not listed, and a card brought back to life with a stolen number."""
 
 import asyncio
-import os
-import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from httpx import ASGITransport, AsyncClient
@@ -25,20 +21,6 @@ from tests.cards.helpers import issue, setup_cards
 from tests.conftest import _asyncpg_dsn, make_partner
 
 REVISION = "2026_12_03_i16_reports"
-
-
-@pytest.fixture
-async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
-    """A database of its own: this test migrates down and up again."""
-    name = f"cardcore_migration_{os.getpid()}_{secrets.token_hex(3)}"
-    dsn, extra = _asyncpg_dsn(server_url)
-    admin = await asyncpg.connect(dsn, **extra)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield server_url.set(database=name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _cards(url: URL, settings: Settings, count: int) -> tuple[str, list[str]]:

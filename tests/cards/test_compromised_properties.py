@@ -12,27 +12,24 @@ import itertools
 from collections.abc import Coroutine
 from typing import Any
 
-from httpx import ASGITransport, AsyncClient, Response
-from hypothesis import HealthCheck, settings
+from httpx import AsyncClient, Response
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from cardcore.app import create_app
 from cardcore.cards.lifecycle import LOCK_REASONS
 from cardcore.cards.service import CardServices
 from cardcore.config import Settings
-from cardcore.db import create_engine
 from cardcore.models import Card
 from tests.authorizations.helpers import make_base
 from tests.cards.helpers import DELIVERY, issue
+from tests.machines import RolledBackApp, run_machine
 from tests.money.helpers import reload
 
 REASONS = ("LOST", "STOLEN", "FRAUD", "DAMAGED", "NOT_RECEIVED")
@@ -280,22 +277,11 @@ class CompromisedNumberMachine(RuleBasedStateMachine):
 def test_a_compromised_number_never_belongs_to_a_card_that_can_authorize(
     settings_for_tests: Settings,
 ) -> None:
-    loop = asyncio.new_event_loop()
     machine = CompromisedNumberMachine
 
-    async def open_() -> tuple[Any, ...]:
-        engine = create_engine(settings_for_tests.database_url or "", settings_for_tests)
-        connection = await engine.connect()
-        transaction = await connection.begin()
-        maker = async_sessionmaker(
-            bind=connection,
-            join_transaction_mode="create_savepoint",
-            expire_on_commit=False,
-            autoflush=False,
-        )
-        app = create_app(settings_for_tests, sessionmaker=maker)
-        client = AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore")
-        async with maker() as session:
+    async def prepare(world: RolledBackApp) -> None:
+        client = world.client
+        async with world.sessionmaker() as session:
             base = await make_base(client, session, "Compromised numbers")
         partner = base["partner"]
         assert (await reload(client, partner, base["balance_id"], 1_000_000)).status_code == 200
@@ -324,31 +310,11 @@ def test_a_compromised_number_never_belongs_to_a_card_that_can_authorize(
             headers=base["network"],
         )
         assert primer.json()["approved"] is True, primer.text
-        machine.connection = connection
-        machine.sessionmaker = maker
+        machine.connection = world.connection
+        machine.sessionmaker = world.sessionmaker
         machine.client = client
-        machine.services = app.state.card_services
+        machine.services = world.app.state.card_services
         machine.base = base
         machine.first_cards = cards
-        return engine, connection, transaction, client
 
-    try:
-        engine, connection, transaction, client = loop.run_until_complete(open_())
-        try:
-            machine.loop = loop
-            run_state_machine_as_test(
-                machine,
-                settings=settings(
-                    max_examples=10,
-                    stateful_step_count=20,
-                    deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-                ),
-            )
-        finally:
-            loop.run_until_complete(client.aclose())
-            loop.run_until_complete(transaction.rollback())
-            loop.run_until_complete(connection.close())
-            loop.run_until_complete(engine.dispose())
-    finally:
-        loop.close()
+    run_machine(settings_for_tests, machine, prepare, max_examples=10)
