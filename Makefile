@@ -20,9 +20,11 @@ run: install
 	$(BIN)/cardcore serve
 
 # One pytest worker per CPU, each with a database of its own; a test file stays on one worker,
-# since some share a module-wide server or data directory.
+# since some share a module-wide server or data directory. The fuzz tests run after, in one
+# process: under pytest-xdist, schemathesis' plugin runs one operation instead of all of them.
 test: install chromium
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile -m "not fuzz"
+	$(BIN)/pytest -m fuzz
 
 # The browser tests drive Debian's Chromium at /usr/bin/chromium (Playwright cannot download a
 # browser of its own here). As root with apt-get it is installed when missing; otherwise install it

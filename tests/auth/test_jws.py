@@ -357,6 +357,18 @@ async def test_a_long_query_string_can_be_signed(
     assert [u["external_reference"] for u in found.json()["data"]] == [reference]
 
 
+async def test_the_signed_path_is_the_path_as_sent(
+    client: AsyncClient, jws_credential: dict[str, str]
+) -> None:
+    # An escaped character in the path: the caller signs what it sends, percent-encoding and all,
+    # and gets the route's own answer (no such user), not a refused signature.
+    path = "/v1/users/usr_%C3%A9t%C3%A9"
+    signature = sign(jws_credential, "GET", path, request_id="escaped-1")
+    found = await client.get(path, headers={"X-JWS-Signature": signature})
+    assert found.status_code == 404, found.text
+    assert found.json()["code"] == "NOT_FOUND"
+
+
 async def test_a_signed_request_can_also_be_encrypted(
     client: AsyncClient, jws_credential: dict[str, str]
 ) -> None:

@@ -33,7 +33,7 @@ from cardcore.config import Settings
 from cardcore.db import create_engine
 from cardcore.kit.crypto import generate_key_spec
 from cardcore.models.programs import ProgramMode
-from tests.auth.helpers import admin_token, bearer, make_admin, partner_token
+from tests.auth.helpers import admin_token, bearer, create_credential, make_admin, partner_token
 from tests.cards.helpers import DELIVERY, PRODUCT
 from tests.conftest import CVK_A, CVK_B, Partner, make_partner
 from tests.customers.helpers import ADDRESS, JPEG, PDF, PERSONAL, PNG
@@ -68,6 +68,8 @@ class ProgramWorld:
     ids: dict[str, str] = field(default_factory=dict)
     credentials: dict[str, dict[str, str]] = field(default_factory=dict)
     cardholders: list[Cardholder] = field(default_factory=list)
+    # A JWS credential's `auth_id` and `secret`: its requests are signed one by one.
+    signer: dict[str, str] = field(default_factory=dict)
 
 
 @cache
@@ -269,6 +271,7 @@ async def build_program(client: AsyncClient, session: AsyncSession, name: str) -
     )
 
     token = await partner_token(client, partner)
+    world.signer = await create_credential(client, partner, "jws")
     ids["credential"] = token["client_id"]
     ids["key"] = _data(await client.post("/v1/api-keys", json={"name": "spare"}, headers=headers))[
         "id"
@@ -410,6 +413,8 @@ async def build_program(client: AsyncClient, session: AsyncSession, name: str) -
         "partner key": headers,
         "partner token": bearer(token["access_token"]),
         "partner X-Auth-Token": {"X-Auth-Token": token["access_token"]},
+        # Signed per request (tests/fuzz/test_schemathesis.py): no standing header.
+        "partner JWS": {},
         "network key": {"X-API-Key": network["secret"]},
         "test-mode key": headers,
         "cardholder": first.headers,

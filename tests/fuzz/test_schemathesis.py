@@ -13,9 +13,11 @@ minute and finds the same things on every run. `pytest -m fuzz` selects it.
 
 import copy
 import os
+import uuid
 import zlib
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -30,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.auth.test_jws import sign
 from tests.fuzz.arena import BASE_URL, CALLER_KEY, Arena, ProgramWorld, document
 from tests.test_encryption import public_key_header
 
@@ -49,10 +52,10 @@ CHECKS = [
 SECURITY_HEADERS = ("x-api-key", "authorization", "x-auth-token", "x-jws-signature")
 JWE = ("public-key", "encrypted-request", "encrypt-response")
 
-# Which credentials serve which routes (DESIGN.md, "Who calls it"). Signed requests
-# (X-JWS-Signature) are left out: each needs its body's request_id and a signature computed over
-# the exact bytes sent, which generated bodies do not have.
-PARTNER = ("partner key", "partner token", "partner X-Auth-Token")
+# Which credentials serve which routes (DESIGN.md, "Who calls it"). A signed request
+# (X-JWS-Signature) is signed over the exact bytes sent, with its request_id in the protected
+# header, since a generated body has none of its own.
+PARTNER = ("partner key", "partner token", "partner X-Auth-Token", "partner JWS")
 OPS = ("ops admin", "ops manager", "ops employee")
 CHANNELS = [
     ("/v1/me", ("cardholder", "cardholder X-Auth-Token")),
@@ -152,7 +155,7 @@ def _admitted(arena: Arena, operation: Any) -> tuple[str, ...]:
         )
         admitted = []
         for name in channel:
-            headers = dict(arena.a.credentials[name])
+            headers = _headers(arena.a, name, operation.method.upper(), url)
             if operation.definition.raw.get("x-encryption") == "required":
                 headers |= {"Public-Key": public_key_header(CALLER_KEY), "Encrypt-Response": "true"}
             answer = arena.run(
@@ -169,14 +172,29 @@ def _path_names(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
-def _credential(arena: Arena, case: Any) -> dict[str, str]:
+def _credential(arena: Arena, case: Any) -> str:
     if not case.operation.definition.raw.get("security"):
-        return {}
+        return "anonymous"
     if _pick(case, (True, False, False, False, False), "stranger"):  # one request in five
-        name = _pick(case, STRANGERS, "credential")
-    else:
-        name = _pick(case, _admitted(arena, case.operation), "credential")
-    return {} if name == "anonymous" else arena.a.credentials[name]
+        return str(_pick(case, STRANGERS, "credential"))
+    return str(_pick(case, _admitted(arena, case.operation), "credential"))
+
+
+def _headers(
+    world: ProgramWorld, name: str, method: str, url: str, body: bytes = b""
+) -> dict[str, str]:
+    """The credential's headers for this very request (a signature covers its method, path,
+    query and body)."""
+    if name == "anonymous":
+        return {}
+    if name == "partner JWS":
+        parts = urlsplit(url)
+        return {
+            "X-JWS-Signature": sign(
+                world.signer, method, parts.path, body, parts.query, request_id=uuid.uuid4().hex
+            )
+        }
+    return dict(world.credentials[name])
 
 
 def _object_for(path: str, name: str, world: ProgramWorld) -> str | None:
@@ -215,7 +233,7 @@ def send(arena: Arena, case: Any) -> Any:
     for header in list(case.headers or {}):
         if header.lower() in dropped:
             del case.headers[header]
-    kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=credential)
+    kwargs = case.as_transport_kwargs(base_url=BASE_URL)
     prepared = requests.Request(
         **{
             key: kwargs[key]
@@ -223,6 +241,10 @@ def send(arena: Arena, case: Any) -> Any:
             if key in kwargs
         }
     ).prepare()
+    body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body or b""
+    prepared.headers.update(
+        _headers(world, credential, prepared.method or "GET", prepared.url or "", body)
+    )
     return arena.run(
         arena.isolated(
             arena.client.request(
@@ -253,6 +275,12 @@ def test_every_operation_answers_as_documented(case: Any, arena: Arena) -> None:
     if response.status_code >= 400:
         # An error message never repeats the input: it may be a card number.
         assert CARD_NUMBER not in response.text, response.text
+
+
+def test_the_fuzz_runs_in_one_process() -> None:
+    # Under a pytest-xdist worker, schemathesis' plugin collects this module's fuzz test as one
+    # item that sends one request, not one item per operation: `make test` runs `-m fuzz` alone.
+    assert "PYTEST_XDIST_WORKER" not in os.environ, "run the fuzz tests without -n (pytest -m fuzz)"
 
 
 def test_the_fuzzed_document_is_the_one_served(arena: Arena) -> None:

@@ -223,7 +223,9 @@ async def _from_jws(request: Request, signature: str) -> Principal:
                 signature,
                 secret=auth_service.jws_secret(request.app.state.keyring, credential),
                 method=request.method,
-                path=request.url.path,
+                # The path and query as sent, percent-encoding and all, as the caller signed
+                # them (the decoded path would not match a signer that escaped a character).
+                path=_raw_path(request),
                 query=request.url.query,
                 body=body,
             )
@@ -245,6 +247,11 @@ async def _from_jws(request: Request, signature: str) -> Principal:
         actor_id=credential.id,
         channel="jws",
     )
+
+
+def _raw_path(request: Request) -> str:
+    raw: bytes | None = request.scope.get("raw_path")
+    return raw.decode("latin-1") if raw else request.url.path
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
