@@ -80,6 +80,15 @@ async def test_request_logs_mask_a_pan_in_the_path(client: AsyncClient, capsys) 
     assert luhn_valid_runs(out) == []
 
 
+async def test_the_access_log_times_the_request(client: AsyncClient, capsys) -> None:  # type: ignore[no-untyped-def]
+    configure_logging("INFO", "json")
+    assert (await client.get("/v1/ping", headers={"X-Request-Id": "timed-1"})).status_code == 200
+    out = capsys.readouterr().out
+    access = [json.loads(line) for line in out.splitlines() if "timed-1" in line]
+    # The request's own duration (a ping: well under a few seconds), not the process clock.
+    assert 0 <= access[0]["duration_ms"] < 5_000, access[0]
+
+
 async def _request_ids_on_record(session: AsyncSession, program_id: str) -> list[str | None]:
     audit = await session.scalars(
         select(AuditLog.request_id).where(AuditLog.program_id == program_id)

@@ -63,13 +63,12 @@ class RequestContextMiddleware:
         log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-
-        started = False
+        responding = False
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status, responding = message["status"], True
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
@@ -78,7 +77,7 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_request_id)
             except Exception as exc:
                 # Half a response cannot be mended: then the connection must go, as it does.
-                if self.on_error is None or started:
+                if self.on_error is None or responding:
                     raise
                 response = await self.on_error(Request(scope, receive), exc)
                 await response(scope, receive, send_with_request_id)
