@@ -16,7 +16,6 @@ structure, hashes the digits the way the card's PIN was hashed and compares, and
 verdict. Nothing here logs.
 """
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,7 +23,7 @@ from enum import StrEnum
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from cardcore.cards.security import pin_hash
+from cardcore.cards.security import pin_matches
 from cardcore.kit.crypto import Keyring
 
 TDES = "TDES"
@@ -130,8 +129,7 @@ def verify_pin_block(
         digits = decode(block, pan, zone_key.key)
         if digits is None:
             continue
-        given = pin_hash(keyring, pin_scope, digits)
-        if expected_hash is not None and hmac.compare_digest(expected_hash, given):
+        if pin_matches(keyring, pin_scope, expected_hash, digits):
             return PinVerdict.MATCH
         return PinVerdict.MISMATCH
     return PinVerdict.UNREADABLE

@@ -80,6 +80,13 @@ def pin_hash(keyring: Keyring, scope: str, pin: str) -> bytes:
     return keyring.lookup_hash(f"{scope}:{pin}", "pin")
 
 
+def pin_matches(keyring: Keyring, scope: str, expected_hash: bytes | None, pin: str) -> bool:
+    """Is `pin` the PIN kept as `expected_hash`? A card with no PIN set matches nothing."""
+    return expected_hash is not None and hmac.compare_digest(
+        expected_hash, pin_hash(keyring, scope, pin)
+    )
+
+
 def check_pin(pin: str) -> str:
     if not pin.isdigit() or not 4 <= len(pin) <= 6:
         raise validation_error("pin", "INVALID_PIN", "A PIN is 4 to 6 digits.")

@@ -1,7 +1,6 @@
 """Products and cards: issuance, the physical journey, activation, PIN, CVV, reveal, holder
 checks. The rules, with no HTTP."""
 
-import hmac
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service as balances
-from cardcore.cards import controls, lifecycle
+from cardcore.cards import controls, lifecycle, security
 from cardcore.cards.events import CardCreated, CardFulfillmentChanged
 from cardcore.cards.processors import IssuingProcessor
 from cardcore.cards.security import CVV2_SERVICE_CODE, check_pin, cvk_pair, cvv, pin_hash
@@ -428,8 +427,7 @@ def sealed_pin(services: CardServices, scope: str, pin: str) -> dict[str, str | 
 
 
 def pin_matches(services: CardServices, card: Card, pin: str) -> bool:
-    expected = pin_hash(services.keyring, card.pin_scope or card.id, pin)
-    return card.pin_hash is not None and hmac.compare_digest(card.pin_hash, expected)
+    return security.pin_matches(services.keyring, card.pin_scope or card.id, card.pin_hash, pin)
 
 
 def require_strong_auth(strong_auth_at: datetime | None) -> None:

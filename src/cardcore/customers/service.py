@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.auth.principals import Principal
@@ -20,6 +19,7 @@ from cardcore.customers.events import (
 )
 from cardcore.customers.verification import Action, Status, check, transition
 from cardcore.kit.crypto import Keyring
+from cardcore.kit.database_errors import flush_unique
 from cardcore.kit.errors import CardcoreError, FieldError
 from cardcore.kit.outbox import record_event
 from cardcore.kit.storage import DocumentStorage
@@ -51,14 +51,7 @@ TWO_SIDED = ("national_id", "driving_licence")
 
 
 async def _flush_unique(session: AsyncSession, what: str) -> None:
-    """Flush, turning a unique-constraint violation into 409 ALREADY_EXISTS."""
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise CardcoreError(
-            "ALREADY_EXISTS", f"A {what} with this reference already exists."
-        ) from exc
+    await flush_unique(session, f"A {what} with this reference already exists.")
 
 
 # -- users ---------------------------------------------------------------------------------------

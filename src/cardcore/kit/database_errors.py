@@ -17,7 +17,8 @@ from typing import Any
 
 from asyncpg.exceptions import PostgresError
 from asyncpg.exceptions import _base as asyncpg_base
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import MalformedId
@@ -101,3 +102,13 @@ def client_error(exc: BaseException) -> CardcoreError | None:
             if isinstance(link.__cause__, UnicodeError):
                 return CardcoreError("VALIDATION_ERROR", UNSTORABLE_MESSAGE)
     return None
+
+
+async def flush_unique(session: AsyncSession, message: str) -> None:
+    """Flush in a savepoint, so that a taken unique key fails only this statement (not the
+    request's transaction) and answers 409 ALREADY_EXISTS with `message`."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise CardcoreError("ALREADY_EXISTS", message) from exc

@@ -5,10 +5,10 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.crypto import password_hasher, sha256_digest
+from cardcore.kit.database_errors import flush_unique
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.outbox import record_event
 from cardcore.models import AdminUser, ApiKey, Program, ProgramMode
@@ -161,12 +161,6 @@ async def create_admin_user(
         password_hash=password_hasher.hash(password),
         role=role,
     )
-    try:
-        # In a savepoint: the taken email fails this statement, not the request's transaction.
-        async with session.begin_nested():
-            session.add(admin)
-    except IntegrityError as exc:
-        raise CardcoreError(
-            "ALREADY_EXISTS", "An admin with this email already exists in this program."
-        ) from exc
+    session.add(admin)
+    await flush_unique(session, "An admin with this email already exists in this program.")
     return admin
