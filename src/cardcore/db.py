@@ -227,3 +227,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # Every route and dependency takes the session through this alias, so there is one session per
 # request and it is always the function-scoped one.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under `session`, inside the session's transaction (begun now if
+    it was not yet): for a hot path that sends its own prepared statements within the request's
+    one transaction, which the session still commits or rolls back.
+
+    SQLAlchemy's asyncpg adapter begins its transaction lazily, at its first statement; a
+    statement sent straight to asyncpg before that would run outside any transaction and commit
+    on its own. So the adapter is asked to begin it first (its `_start_transaction`, the same
+    call its own first statement makes; tests/kit/test_driver_connection.py holds it to that)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    if adapted._transaction is None and not adapted.autocommit:
+        await adapted._start_transaction()
+    return raw.driver_connection

@@ -24,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import JSON, func, null, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.authorizations import store
 from cardcore.authorizations.events import (
     AuthorizationDecided,
     AuthorizationExpired,
@@ -37,19 +38,20 @@ from cardcore.balances import service as balances
 from cardcore.cards import controls, lifecycle, zone_pin_keys
 from cardcore.cards.pin_blocks import PinVerdict, verify_pin_block
 from cardcore.cards.service import CardServices, card_cvv2, expiry_yymm
+from cardcore.db import driver_connection
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import is_valid, new_id
 from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.money import MAX_AMOUNT, currency_exponent
-from cardcore.kit.outbox import record_event
+from cardcore.kit.outbox import new_event, record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
     Card,
     CardTransaction,
     CardTransactionEvent,
-    Fee,
+    Event,
     FxRate,
     LedgerTransfer,
     PartnerBalance,
@@ -78,10 +80,7 @@ CLEARING_TOLERANCES = {
 async def convert(
     session: AsyncSession, program: Program, amount: int, source: str, target: str
 ) -> int | None:
-    """`amount` (minor units of `source`) in minor units of `target`, with the program's markup,
-    rounded half up to the target's minor unit; None when there is no rate, or when the result
-    would be above MAX_AMOUNT (an absurd rate): no balance could be charged it, and the ledger's
-    columns could not hold it."""
+    """`convert_at` the program's rate from `source` to `target`, read now."""
     if source == target:
         return amount
     rate = await session.scalar(
@@ -89,13 +88,25 @@ async def convert(
             FxRate.program_id == program.id, FxRate.base == source, FxRate.quote == target
         )
     )
+    return convert_at(rate, program.fx_markup_bps, amount, source, target)
+
+
+def convert_at(
+    rate: Decimal | None, markup_bps: int, amount: int, source: str, target: str
+) -> int | None:
+    """`amount` (minor units of `source`) in minor units of `target` at `rate`, with the
+    program's markup, rounded half up to the target's minor unit; None when there is no rate,
+    or when the result would be above MAX_AMOUNT (an absurd rate): no balance could be charged
+    it, and the ledger's columns could not hold it."""
+    if source == target:
+        return amount
     if rate is None:
         return None
     source_exp, target_exp = currency_exponent(source), currency_exponent(target)
     assert source_exp is not None
     assert target_exp is not None
     major = Decimal(amount) / (Decimal(10) ** source_exp)
-    billed = major * Decimal(rate) * (1 + Decimal(program.fx_markup_bps) / Decimal(10_000))
+    billed = major * Decimal(rate) * (1 + Decimal(markup_bps) / Decimal(10_000))
     scaled = billed * (Decimal(10) ** target_exp)
     # Checked before rounding, which a number of 30 digits would not survive: anything that
     # rounds above MAX_AMOUNT.
@@ -144,8 +155,6 @@ class Loaded:
     program: Program
     previous: dict[str, Any] | None = None
     deposit_account_id: str | None = None
-    spent: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    fee_versions: fees.Versions | None = None
 
 
 async def _load(
@@ -155,64 +164,31 @@ async def _load(
     request: AuthorizationRequest,
     *,
     lock: bool = True,
-    now: datetime | None = None,
 ) -> Loaded:
-    """With `lock`, everything a decision needs in two queries; `now` adds the spend counters."""
+    """A force post's or inquiry's card, balance and program; with `lock`, in two statements,
+    the second (after the lock) with the first answer and the deposit account."""
     query = (
         select(Card, Balance, Program)
         .join(Balance, Balance.id == Card.balance_id)
         .join(Program, Program.id == Card.program_id)
         .where(Card.program_id == program_id)
     )
-    if request.card_id is not None and is_valid("card", request.card_id):
-        query = query.where(Card.id == request.card_id)
-    elif request.pan is not None:
-        query = query.where(
-            Card.pan_hash == services.vault.lookup_hash(request.pan), Card.replaced_by.is_(None)
-        )
+    card_id, pan_hash = _card_ref(services, request)
+    if card_id is not None:
+        query = query.where(Card.id == card_id)
     else:
-        raise NotFound("card")
+        query = query.where(Card.pan_hash == pan_hash, Card.replaced_by.is_(None))
     found = (await session.execute(query.with_for_update(of=Card) if lock else query)).one_or_none()
     if found is None:
         raise NotFound("card")
     loaded = Loaded(*found)
     if lock:
         # A new statement after the lock: it sees what a racing twin committed while we waited
-        # (the joined rows above are from before the wait), its answer and its spend included.
-        spent: Any = null()
-        if now is not None:
-            counters = controls.spend_counters(
-                loaded.card.id, loaded.program.timezone, now
-            ).subquery()
-            spent = (
-                select(
-                    func.json_agg(
-                        func.json_build_array(
-                            counters.c.channel,
-                            counters.c.period,
-                            counters.c.amount,
-                            counters.c.count,
-                        ),
-                        type_=JSON,
-                    )
-                )
-            ).scalar_subquery()
+        # (the joined rows above are from before the wait), its answer included.
         stored = select(CardTransactionEvent).where(
             CardTransactionEvent.network_key == request.network_key
         )
-        fee_versions: Any = null()
-        params: dict[str, Any] = {}
-        if now is not None:
-            fee_versions = fees.versions_as_json()
-            params = fees.versions_params(program_id, loaded.card.product_id, now)
-        (
-            previous,
-            previous_amount,
-            previous_card,
-            loaded.deposit_account_id,
-            spent_rows,
-            versions,
-        ) = (
+        previous, previous_amount, previous_card, loaded.deposit_account_id = (
             await session.execute(
                 select(
                     stored.with_only_columns(CardTransactionEvent.response).scalar_subquery(),
@@ -230,22 +206,35 @@ async def _load(
                         PartnerBalance.currency == loaded.balance.currency,
                     )
                     .scalar_subquery(),
-                    spent,
-                    fee_versions,
-                ),
-                params,
+                )
             )
         ).one()
-        if previous is not None and (previous_amount, previous_card) != (
-            request.amount,
-            loaded.card.id,
-        ):
-            raise _reused_ids()
+        _check_reuse(previous, previous_amount, previous_card, request, loaded.card.id)
         loaded.previous = previous
-        loaded.spent = controls.as_spent(spent_rows or [])
-        if now is not None:
-            loaded.fee_versions = fees.parse_versions(versions)
     return loaded
+
+
+def _card_ref(
+    services: CardServices, request: AuthorizationRequest
+) -> tuple[str | None, bytes | None]:
+    """(card id, None) or (None, the PAN's lookup hash): how a message names its card."""
+    if request.card_id is not None and is_valid("card", request.card_id):
+        return request.card_id, None
+    if request.pan is not None:
+        return None, services.vault.lookup_hash(request.pan)
+    raise NotFound("card")
+
+
+def _check_reuse(
+    previous: dict[str, Any] | None,
+    previous_amount: int | None,
+    previous_card: str | None,
+    request: AuthorizationRequest,
+    card_id: str,
+) -> None:
+    """A first answer is a retransmission's only when it was for the same card and amount."""
+    if previous is not None and (previous_amount, previous_card) != (request.amount, card_id):
+        raise _reused_ids()
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,35 +317,6 @@ async def _move(
     return moved
 
 
-async def _hold_with_fees(
-    session: AsyncSession, row: CardTransaction, legs: Legs, amount: int, fee_lines: list[Fee]
-) -> list[LedgerTransfer]:
-    """Hold the amount on every leg and the transaction's fees on the user's balance: all or
-    nothing (Refused). The transfers, legs first, fees after."""
-    user_account = legs.user_account
-    async with session.begin_nested() if fee_lines else contextlib.nullcontext():
-        holds = await _move(session, row, legs, amount, code="card_authorization", pending=True)
-        try:
-            holds += await fees.hold(session, fee_lines, user_account)
-        except ledger.Overdraft:
-            raise Refused("INSUFFICIENT_FUNDS") from None
-    return holds
-
-
-async def _warn_if_deposit_low(
-    session: AsyncSession, deposit_hold: LedgerTransfer, amount: int
-) -> None:
-    """Seed 003: the partner hears when card spending takes its deposit below its threshold."""
-    deposit = await session.scalar(
-        select(PartnerBalance).where(
-            PartnerBalance.ledger_account_id == deposit_hold.debit_account_id
-        )
-    )
-    if deposit is not None and deposit.low_balance_threshold is not None:
-        after = deposit_hold.totals_after[deposit.ledger_account_id].available
-        await balances.warn_if_low(session, deposit, after + amount)
-
-
 def _set_holds(row: CardTransaction, legs: Legs, holds: list[LedgerTransfer]) -> None:
     """Remember the pending transfers of a hold (user leg, and deposit leg when there is one)."""
     if legs.deposit:
@@ -385,11 +345,11 @@ async def _resolve_holds(
     return resolved
 
 
-def _spend(request: AuthorizationRequest, amount: int, balance: Balance) -> controls.Transaction:
+def _spend(request: AuthorizationRequest, amount: int, currency: str) -> controls.Transaction:
     """The transaction as spend controls see it: in the balance's currency."""
     return controls.Transaction(
         amount=amount,
-        currency=balance.currency,
+        currency=currency,
         channel=request.channel,
         entry_mode=request.entry_mode,
         mcc=str(request.merchant.get("mcc", "0000")),
@@ -400,13 +360,14 @@ def _spend(request: AuthorizationRequest, amount: int, balance: Balance) -> cont
 async def _check_pin(
     session: AsyncSession,
     services: CardServices,
-    card: Card,
+    card: Any,
     request: AuthorizationRequest,
     pan: str | None,
 ) -> controls.Decision:
     """The PIN block against the card's PIN. Only a wrong PIN counts towards the lock: a block
     no usable key can read says the processor and the issuer disagree on keys (or the block is
-    another card's), which is not the cardholder's try."""
+    another card's), which is not the cardholder's try. A verdict that changes the card (its
+    failure count, its lock) goes through the card's ORM row, in this transaction."""
     assert request.pin_block is not None
     assert request.pin_block_format is not None
     keys = await zone_pin_keys.usable_keys(session, services.keyring, card.program_id)
@@ -421,25 +382,29 @@ async def _check_pin(
             pin_scope=card.pin_scope or card.id,
             expected_hash=card.pin_hash,
         )
-    if verdict is PinVerdict.MATCH:
-        card.pin_failures = 0
-        return controls.Decision.approve()
     if verdict is PinVerdict.NO_KEY:
         return controls.Decision.decline("86", "NO_ZONE_PIN_KEY")
     if verdict is PinVerdict.UNREADABLE:
         return controls.Decision.decline("81", "PIN_BLOCK_UNREADABLE")
-    card.pin_failures += 1
-    if card.pin_failures >= PIN_TRIES:
-        await lifecycle.lock(session, card, 6, actor="network")
+    if verdict is PinVerdict.MATCH and card.pin_failures == 0:
+        return controls.Decision.approve()
+    row = await session.get(Card, card.id)
+    assert row is not None
+    if verdict is PinVerdict.MATCH:
+        row.pin_failures = 0
+        return controls.Decision.approve()
+    row.pin_failures += 1
+    if row.pin_failures >= PIN_TRIES:
+        await lifecycle.lock(session, row, 6, actor="network")
         return controls.Decision.decline("75", "PIN_TRIES_EXCEEDED")
     return controls.Decision.decline("55", "WRONG_PIN")
 
 
 def _new_row(
-    card: Card,
-    balance: Balance,
+    card: Any,
     request: AuthorizationRequest,
     billing_amount: int,
+    billing_currency: str,
     decision: controls.Decision,
     deposit_account_id: str | None,
     kind: str = "AUTHORIZATION",
@@ -450,7 +415,7 @@ def _new_row(
         id=new_id("txn"),
         program_id=card.program_id,
         card_id=card.id,
-        balance_id=balance.id,
+        balance_id=card.balance_id,
         user_id=card.user_id,
         kind=kind,
         status="DECLINED",
@@ -464,7 +429,7 @@ def _new_row(
         response_code=decision.response_code,
         decline_reason=decision.rule,
         billing_amount=billing_amount,
-        billing_currency=balance.currency,
+        billing_currency=billing_currency,
         deposit_account_id=deposit_account_id,
     )
 
@@ -482,28 +447,65 @@ def _response(transaction: CardTransaction, available: int | None) -> dict[str, 
     }
 
 
+class NetworkKeyRefused(Exception):
+    """The network key the message came with is no longer good (revoked, or its program
+    suspended): found by the authorization's own read, for the caller to answer as the API key
+    check answers it."""
+
+
+# Each program's time zone as last read, for the spend periods the read asks for; a change is
+# seen in the read itself, which then costs one more statement.
+_TIMEZONES: dict[str, str] = {}
+
+
 async def authorize(
     session: AsyncSession,
     services: CardServices,
     *,
     program_id: str,
     request: AuthorizationRequest,
+    key_id: str | None = None,
+    touch_after: timedelta = timedelta(seconds=60),
 ) -> dict[str, Any]:
+    """Decide an authorization and record it: four round trips (BEGIN, the read, the write,
+    COMMIT) whatever the card, program and fees; a PIN, a partner deposit with a low-balance
+    threshold or a program's new time zone add one each. `key_id`: the network key to check
+    in the read (raises NetworkKeyRefused), when the caller has not checked it."""
+    connection = await driver_connection(session)
     now = datetime.now(UTC)
-    loaded = await _load(session, services, program_id, request, now=now)
-    if loaded.previous is not None:
-        return loaded.previous
-    card, balance, program = loaded.card, loaded.balance, loaded.program
-    billing = await convert(session, program, request.amount, request.currency, balance.currency)
-    transaction = _spend(request, billing if billing is not None else request.amount, balance)
-
-    decision = controls.evaluate(
-        card,
-        transaction,
-        program=program,
-        spent=loaded.spent,
-        now=now,
+    card_id, pan_hash = _card_ref(services, request)
+    timezone = _TIMEZONES.get(program_id, "UTC")
+    context = await store.read(
+        connection,
+        key_id=key_id,
+        program_id=program_id,
+        card_id=card_id,
+        pan_hash=pan_hash,
+        network_key=request.network_key,
+        currency=request.currency,
+        period_starts=controls.period_starts(timezone, now),
+        at=now,
+        touch_after=touch_after,
     )
+    if not context.key_ok:
+        raise NetworkKeyRefused
+    card, program = context.card, context.program
+    if card is None:
+        raise NotFound("card")
+    _check_reuse(context.previous, context.previous_amount, context.previous_card, request, card.id)
+    if context.previous is not None:
+        return context.previous
+    spent = controls.as_spent(context.spent or [])
+    if program.timezone != timezone:
+        _TIMEZONES[program_id] = program.timezone
+        spent = await controls.spent_so_far(session, card, program, now)
+
+    currency = context.balance_currency
+    billing = convert_at(
+        context.fx_rate, program.fx_markup_bps, request.amount, request.currency, currency
+    )
+    transaction = _spend(request, billing if billing is not None else request.amount, currency)
+    decision = controls.evaluate(card, transaction, program=program, spent=spent, now=now)
     pan = None
     if decision.approved and request.cvv2 is not None:
         pan = await services.vault.decrypt(session, card)
@@ -520,55 +522,135 @@ async def authorize(
     if decision.approved and billing is None:
         decision = controls.Decision.decline("12", "NO_FX_RATE")
 
-    row = _new_row(card, balance, request, transaction.amount, decision, loaded.deposit_account_id)
-    available = None
-    fee_lines: list[Fee] = []
+    row = _new_row(card, request, transaction.amount, currency, decision, context.deposit_account)
     if decision.approved:
-        legs = await _legs(session, row, balance.ledger_account_id)
-        fee_lines = await fees.transaction_fees(
-            session, row, card, balance, versions=loaded.fee_versions
+        written = await _approve(
+            session, connection, row, card, context, transaction, request.network_key, now
         )
-        try:
-            holds = await _hold_with_fees(session, row, legs, transaction.amount, fee_lines)
-        except Refused as refused:
-            row.response_code, row.decline_reason = "51", refused.reason
-            fee_lines = []
-        else:
-            _set_holds(row, legs, holds[: len(legs.pairs)])
-            available = holds[-1].totals_after[balance.ledger_account_id].available
-            if legs.deposit:
-                await _warn_if_deposit_low(session, holds[0], transaction.amount)
-            row.status = "PENDING"
-            row.response_code = "00"
-            row.held_amount = transaction.amount
-            row.authorization_code = f"{secrets.randbelow(10**6):06d}"
-            await controls.record_spend(session, card, program, transaction, now)
-    session.add(row)
-    response = await _answer(
-        session,
-        row,
-        kind="authorization",
-        network_key=request.network_key,
-        amount=request.amount,
-        ledger_transfer_id=row.hold_transfer_id,
-        available=available,
+        if written is not None:
+            if context.deposit_threshold is not None:
+                assert written.deposit_available is not None
+                await balances.warn_if_low(
+                    session,
+                    await _deposit(session, context),
+                    written.deposit_available + transaction.amount,
+                    after=written.deposit_available,
+                )
+            return _response(row, written.available)
+    response = _response(row, context.available)
+    await store.write(
+        connection,
+        transaction=row,
+        message=_message(row, response, request.network_key),
+        event=_decided(row, card),
+        user_account=context.user_account,
+        deposit_account=context.deposit_account,
     )
-    session.add_all(fee_lines)  # after the transaction's row, which they point at
-    record_event(
-        session,
-        program_id=program_id,
+    return response
+
+
+async def _approve(
+    session: AsyncSession,
+    connection: Any,
+    row: CardTransaction,
+    card: Any,
+    context: store.Context,
+    transaction: controls.Transaction,
+    network_key: str,
+    now: datetime,
+) -> store.Written | None:
+    """Hold the amount (and the transaction's fees) and record the approval, in the one write;
+    None, with `row` declined 51 and nothing written, when a leg cannot pay."""
+    legs = await _legs(session, row, context.user_account)
+    balance = _BalanceFacts(card.balance_id, card.program_id, context.balance_currency)
+    fee_lines = await fees.transaction_fees(
+        session, row, card, balance, versions=context.fee_versions
+    )
+    holds = [
+        ledger.new_transfer(
+            program_id=row.program_id,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=transaction.amount,
+            currency=row.billing_currency,
+            code="card_authorization",
+            pending=True,
+            details={"transaction_id": row.id},
+        )
+        for debit, credit in legs.pairs
+    ]
+    _set_holds(row, legs, holds)
+    holds += await fees.hold_rows(session, fee_lines, legs.user_account)
+    row.status, row.response_code, row.held_amount = "PENDING", "00", transaction.amount
+    row.authorization_code = f"{secrets.randbelow(10**6):06d}"
+    response = _response(row, None)
+    written = await store.write(
+        connection,
+        transaction=row,
+        message=_message(row, response, network_key),
+        event=_decided(row, card),
+        transfers=holds,
+        fee_lines=fee_lines,
+        user_account=context.user_account,
+        deposit_account=context.deposit_account,
+        spend=controls.spend_keys(transaction, context.program, now),
+        spend_amount=transaction.amount,
+    )
+    if written.refused_account is None:
+        return written
+    refused_deposit = written.refused_account == context.deposit_account
+    _forget_holds(row)
+    row.status, row.held_amount, row.authorization_code = "DECLINED", 0, None
+    row.response_code = "51"
+    row.decline_reason = "PARTNER_DEPOSIT_INSUFFICIENT" if refused_deposit else "INSUFFICIENT_FUNDS"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _BalanceFacts:
+    """What a transaction's fee lines need of its balance."""
+
+    id: str
+    program_id: str
+    currency: str
+
+
+async def _deposit(session: AsyncSession, context: store.Context) -> PartnerBalance:
+    deposit = await session.get(PartnerBalance, context.deposit_balance)
+    assert deposit is not None
+    return deposit
+
+
+def _message(
+    row: CardTransaction, response: dict[str, Any], network_key: str
+) -> CardTransactionEvent:
+    """The network message of an authorization, with its answer as sent."""
+    return CardTransactionEvent(
+        id=new_id("tev"),
+        program_id=row.program_id,
+        transaction_id=row.id,
+        kind="authorization",
+        network_key=network_key,
+        amount=row.amount,
+        response=response,
+        ledger_transfer_id=row.hold_transfer_id,
+    )
+
+
+def _decided(row: CardTransaction, card: Any) -> Event:
+    return new_event(
+        program_id=row.program_id,
         object_id=row.id,
         data=AuthorizationDecided(
             transaction_id=row.id,
             card_id=card.id,
-            approved=response["approved"],
+            approved=row.status == "PENDING",
             response_code=row.response_code,
             decline_reason=row.decline_reason,
             amount=row.amount,
             currency=row.currency,
         ),
     )
-    return response
 
 
 async def _answer(
@@ -966,7 +1048,13 @@ async def post_without_authorization(
     if billing is None:
         decision = controls.Decision.decline("12", "NO_FX_RATE")
     row = _new_row(
-        card, balance, request, billing or 0, decision, loaded.deposit_account_id, kind=kind
+        card,
+        request,
+        billing or 0,
+        balance.currency,
+        decision,
+        loaded.deposit_account_id,
+        kind=kind,
     )
     session.add(row)
     moved, decline, fee_lines = None, None, []
@@ -987,7 +1075,7 @@ async def post_without_authorization(
         else:
             row.status, row.settled_amount, row.response_code = "SETTLED", billing, "00"
             if kind == "FORCE_POST":
-                spend = _spend(request, billing, balance)
+                spend = _spend(request, billing, balance.currency)
                 await controls.record_spend(session, card, program, spend, datetime.now(UTC))
                 fee_lines = await fees.transaction_fees(session, row, card, balance)
                 await fees.charge_each(session, fee_lines, balance.ledger_account_id)

@@ -224,13 +224,16 @@ async def _partner_balance(
     )
 
 
-async def warn_if_low(session: AsyncSession, partner_balance: PartnerBalance, before: int) -> None:
+async def warn_if_low(
+    session: AsyncSession, partner_balance: PartnerBalance, before: int, after: int | None = None
+) -> None:
     """`partner_balance.low`, once, when a debit took the balance from above its threshold to
-    below it."""
+    below it. `after`: the available balance now, when the caller knows it."""
     threshold = partner_balance.low_balance_threshold
     if threshold is None:
         return
-    after = (await ledger.totals(session, partner_balance.ledger_account_id)).available
+    if after is None:
+        after = (await ledger.totals(session, partner_balance.ledger_account_id)).available
     # Once, when crossing the line, not on every debit below it.
     if before >= threshold > after:
         record_event(

@@ -9,19 +9,19 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Select, and_, bindparam, or_, select, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.lifecycle import LOCK_REASONS, expired
 from cardcore.kit.errors import CardcoreError, FieldError
 from cardcore.kit.ids import PrefixedId
 from cardcore.kit.money import MAX_AMOUNT
-from cardcore.models import Card, CardSpendCounter, Program
+from cardcore.models import Card, Program
 
 Channel = Literal["POS", "ECOM", "ATM", "CONTACTLESS", "MAGSTRIPE", "MOTO", "INTERNATIONAL"]
 LimitChannel = Literal["ALL", "POS", "ECOM", "ATM", "MOTO", "CONTACTLESS", "MAGSTRIPE"]
@@ -157,6 +157,24 @@ def loosens(current: Controls, proposed: Controls) -> list[str]:
 # -- evaluation ----------------------------------------------------------------------------------
 
 
+class CardState(Protocol):
+    """What deciding needs of a card: a `Card` row, or the authorization path's raw read."""
+
+    status: str
+    lock_reason: int | None
+    controls: dict[str, Any]
+    expiry_month: int
+    expiry_year: int
+
+
+class ProgramRules(Protocol):
+    """What deciding needs of a program: a `Program` row, or the authorization path's read."""
+
+    timezone: str
+    home_country: str | None
+    control_maxima: list[Any]
+
+
 @dataclass(frozen=True)
 class Transaction:
     amount: int
@@ -195,7 +213,7 @@ def period_starts(timezone: str, now: datetime) -> dict[str, datetime]:
     }
 
 
-def _channels(transaction: Transaction, program: Program) -> list[str]:
+def _channels(transaction: Transaction, program: ProgramRules) -> list[str]:
     used = [transaction.channel]
     if transaction.entry_mode in ("CONTACTLESS", "MAGSTRIPE"):
         used.append(transaction.entry_mode)
@@ -204,7 +222,7 @@ def _channels(transaction: Transaction, program: Program) -> list[str]:
     return used
 
 
-def status_decision(card: Card, now: datetime) -> Decision | None:
+def status_decision(card: CardState, now: datetime) -> Decision | None:
     if card.status == "EXPIRED" or expired(card, now):
         return Decision.decline("54", "CARD_EXPIRED")
     if card.status == "LOCKED":
@@ -219,10 +237,10 @@ def status_decision(card: Card, now: datetime) -> Decision | None:
 
 
 def evaluate(
-    card: Card,
+    card: CardState,
     transaction: Transaction,
     *,
-    program: Program,
+    program: ProgramRules,
     spent: dict[tuple[str, str], tuple[int, int]],
     now: datetime,
 ) -> Decision:
@@ -260,23 +278,16 @@ def evaluate(
     return Decision.approve()
 
 
-def spend_counters(card_id: str, timezone: str, now: datetime) -> Select[Any]:
-    """The card's counters (channel, period, amount, count) for the periods running at `now`."""
+def spend_counters(card_id: str, timezone: str, now: datetime) -> TextClause:
+    """The card's counters (channel, period, amount, count) for the periods running at `now`,
+    through `card_spent` (the authorization path reads them with the same function)."""
     starts = period_starts(timezone, now)
-    return select(
-        CardSpendCounter.channel,
-        CardSpendCounter.period,
-        CardSpendCounter.amount,
-        CardSpendCounter.count,
-    ).where(
-        CardSpendCounter.card_id == card_id,
-        or_(
-            *(
-                and_(CardSpendCounter.period == period, CardSpendCounter.period_start == start)
-                for period, start in starts.items()
-            )
-        ),
-    )
+    return _SPENT.bindparams(card_id=card_id, periods=list(starts), starts=list(starts.values()))
+
+
+_SPENT = text(
+    "SELECT channel, period, amount, count FROM card_spent(:card_id, :periods, :starts)"
+).bindparams(bindparam("card_id", type_=PrefixedId("card")))
 
 
 def as_spent(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], tuple[int, int]]:
@@ -289,11 +300,11 @@ async def spent_so_far(
     return as_spent(await session.execute(spend_counters(card.id, program.timezone, now)))
 
 
-async def record_spend(
-    session: AsyncSession, card: Card, program: Program, transaction: Transaction, now: datetime
-) -> None:
-    """Add an approved transaction to the card's counters (all channels and its own), for every
-    period, in one statement."""
+def spend_keys(
+    transaction: Transaction, program: ProgramRules, now: datetime
+) -> tuple[list[str], list[str], list[datetime]]:
+    """The counters an approved transaction adds to, as (channels, periods, period starts):
+    all channels and its own, for every period."""
     starts = period_starts(program.timezone, now)
     keys = [
         (channel, period, start)
@@ -302,26 +313,28 @@ async def record_spend(
         for period, start in starts.items()
     ]
     channels, periods, period_starts_ = (list(column) for column in zip(*keys, strict=True))
+    return channels, periods, period_starts_
+
+
+async def record_spend(
+    session: AsyncSession, card: Card, program: Program, transaction: Transaction, now: datetime
+) -> None:
+    """Add an approved transaction to the card's counters, in one statement (`card_spend_add`,
+    which the authorization path's write calls too)."""
+    channels, periods, starts = spend_keys(transaction, program, now)
     await session.execute(
         _ADD_SPEND,
         {
             "card_id": card.id,
             "channels": channels,
             "periods": periods,
-            "starts": period_starts_,
+            "starts": starts,
             "amount": transaction.amount,
         },
     )
 
 
-# One statement, one round trip, whatever the number of counters: the keys travel as arrays.
 _ADD_SPEND = text(
-    """
-    INSERT INTO card_spend_counters AS c (card_id, channel, period, period_start, amount, count)
-    SELECT :card_id, k.channel, k.period, k.period_start, :amount, 1
-    FROM unnest(CAST(:channels AS varchar[]), CAST(:periods AS varchar[]),
-                CAST(:starts AS timestamptz[])) AS k(channel, period, period_start)
-    ON CONFLICT (card_id, channel, period, period_start)
-    DO UPDATE SET amount = c.amount + excluded.amount, count = c.count + excluded.count
-    """
+    "SELECT card_spend_add(:card_id, CAST(:channels AS varchar[]), CAST(:periods AS varchar[]),"
+    " CAST(:starts AS timestamptz[]), :amount)"
 ).bindparams(bindparam("card_id", type_=PrefixedId("card")))

@@ -21,11 +21,10 @@ any) overriding rules of the same type, form factor, period and channel.
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Row, Select, bindparam, func, or_, select, text
-from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on, insert
+from sqlalchemy import Row, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.fees.events import FeeCharged, FeeRefunded, FeeSkipped, FeeWaived
@@ -136,56 +135,23 @@ class Priced:
 Versions = list[tuple[str, list[FeeRule]]]
 
 
-def versions_in_effect(program_id: Any, product_id: Any, at: Any) -> Select[Any]:
-    """The program's version in effect at `at` and the product's: rows (id, product_id, fees).
-    The arguments are values or bind parameters."""
-    return (
-        select(FeeSchedule.id, FeeSchedule.product_id, FeeSchedule.fees)
-        .where(
-            FeeSchedule.program_id == program_id,
-            FeeSchedule.effective_from <= at,
-            or_(FeeSchedule.product_id.is_(None), FeeSchedule.product_id == product_id)
-            if product_id is not None
-            else FeeSchedule.product_id.is_(None),
-        )
-        .order_by(
-            FeeSchedule.product_id.nulls_first(),
-            FeeSchedule.effective_from.desc(),
-            FeeSchedule.version.desc(),
-        )
-        .ext(distinct_on(FeeSchedule.product_id))
+# The versions in effect are chosen by `fee_versions_in_effect` in the database (migration
+# 2026_12_03_authorization_functions), which the authorization path's one read calls too.
+_IN_EFFECT = (
+    text(
+        "SELECT id, fees FROM fee_versions_in_effect(:program_id, :product_id, :at)"
+        " ORDER BY product_id NULLS FIRST"
     )
-
-
-@cache
-def versions_as_json() -> Any:
-    """`versions_in_effect` of a card's product as one JSON value (the program's first), for a
-    caller that reads it along with other things in one statement, with `versions_params`;
-    `parse_versions` reads it back. Built once: on the authorization path, building it anew
-    cost a third of a millisecond each time."""
-    found = versions_in_effect(
-        bindparam("fee_program_id", type_=FeeSchedule.program_id.type),
-        bindparam("fee_product_id", type_=FeeSchedule.product_id.type),
-        bindparam("fee_at", type_=FeeSchedule.effective_from.type),
-    ).subquery()
-    return (
-        select(
-            func.json_agg(
-                aggregate_order_by(
-                    func.json_build_array(found.c.id, found.c.fees),
-                    found.c.product_id.nulls_first(),
-                ),
-                type_=JSON,
-            )
-        )
-    ).scalar_subquery()
-
-
-def versions_params(program_id: str, product_id: str, at: datetime) -> dict[str, Any]:
-    return {"fee_program_id": program_id, "fee_product_id": product_id, "fee_at": at}
+    .bindparams(
+        bindparam("program_id", type_=FeeSchedule.program_id.type),
+        bindparam("product_id", type_=FeeSchedule.product_id.type),
+    )
+    .columns(id=FeeSchedule.id.type, fees=FeeSchedule.fees.type)
+)
 
 
 def parse_versions(value: list[Any] | None) -> Versions:
+    """The versions as the authorization path's read returns them: [[id, fees], …], as JSON."""
     return [
         (schedule_id := from_uuid("fsc", uuid.UUID(raw_id)), rules_of(schedule_id, fees))
         for raw_id, fees in value or []
@@ -196,7 +162,9 @@ async def schedules_in_effect(
     session: AsyncSession, program_id: str, product_id: str | None, at: datetime
 ) -> Versions:
     """The program's version in effect at `at`, then the product's: (id, rules) each."""
-    rows = await session.execute(versions_in_effect(program_id, product_id, at))
+    rows = await session.execute(
+        _IN_EFFECT, {"program_id": program_id, "product_id": product_id, "at": at}
+    )
     return [(row.id, rules_of(row.id, row.fees)) for row in rows]
 
 
@@ -279,6 +247,7 @@ def new_line(priced: Priced, *, key: str, balance: Balance, **links: Any) -> Fee
         status="DUE",
         attempts=0,
         amount=priced.amount,
+        refunded_amount=0,
         currency=priced.currency,
         basis_amount=priced.basis,
         rule=priced.rule.model_dump(mode="json", exclude_none=True),
@@ -350,16 +319,39 @@ async def _pay(
     ledger.Overdraft, having moved nothing, when the balance cannot pay."""
     return await ledger.transfer(
         session,
-        program_id=fee.program_id,
-        debit_account_id=account_id,
-        credit_account_id=await revenue_account(session, fee.program_id, fee.currency),
-        amount=amount,
-        currency=fee.currency,
-        code=FEE_CODE,
+        **await _fee_transfer_fields(session, fee, account_id, amount),
         pending=pending,
-        details=_details(fee),
         overdraft_limit=overdraft_limit,
     )
+
+
+async def _fee_transfer_fields(
+    session: AsyncSession, fee: Fee, account_id: str, amount: int
+) -> dict[str, Any]:
+    return {
+        "program_id": fee.program_id,
+        "debit_account_id": account_id,
+        "credit_account_id": await revenue_account(session, fee.program_id, fee.currency),
+        "amount": amount,
+        "currency": fee.currency,
+        "code": FEE_CODE,
+        "details": _details(fee),
+    }
+
+
+async def hold_rows(
+    session: AsyncSession, fees: list[Fee], account_id: str
+) -> list[LedgerTransfer]:
+    """`hold` as rows for a caller that records them itself (the authorization path's one
+    write, which also checks the balance can pay them all): each fee HELD by its transfer."""
+    rows = []
+    for fee in fees:
+        row = ledger.new_transfer(
+            **await _fee_transfer_fields(session, fee, account_id, fee.amount), pending=True
+        )
+        fee.status, fee.ledger_transfer_id = "HELD", row.id
+        rows.append(row)
+    return rows
 
 
 async def _take(

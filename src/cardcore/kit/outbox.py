@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.context import current_request_id
+from cardcore.kit.ids import new_id
 from cardcore.models import Event
 
 
@@ -50,12 +51,12 @@ def event_type(name: str, description: str, *, version: int = 1) -> Callable[[D]
     return register
 
 
-def record_event(
-    session: AsyncSession, *, program_id: str, object_id: str | None, data: EventData
-) -> Event:
-    """Add the event to the session; it commits or rolls back with the change it describes."""
+def new_event(*, program_id: str, object_id: str | None, data: EventData) -> Event:
+    """The event's row, not yet added anywhere: for a caller that writes it itself, in the same
+    transaction as its change (the authorization path's one write)."""
     entry = _BY_MODEL[type(data)]
-    event = Event(
+    return Event(
+        id=new_id("evt"),
         program_id=program_id,
         type=entry.name,
         version=entry.version,
@@ -63,6 +64,13 @@ def record_event(
         data=data.model_dump(mode="json"),
         request_id=current_request_id(),
     )
+
+
+def record_event(
+    session: AsyncSession, *, program_id: str, object_id: str | None, data: EventData
+) -> Event:
+    """Add the event to the session; it commits or rolls back with the change it describes."""
+    event = new_event(program_id=program_id, object_id=object_id, data=data)
     session.add(event)
     return event
 

@@ -16,23 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    delete,
-    func,
-    not_,
-    or_,
-    select,
-    text,
-    true,
-    update,
-)
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.ids import new_id
+from cardcore.kit.ids import PrefixedId, new_id
 from cardcore.kit.jobs import JobContext, job
 from cardcore.models import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 
@@ -189,36 +178,17 @@ async def _rules(session: AsyncSession, account_ids: list[str]) -> dict[str, _Ru
     return {a: _RULES[a] for a in account_ids}
 
 
-def _keeps_rules(delta: dict[str, int], overdraft_limit: int = 0) -> ColumnElement[bool]:
-    """True when the account's totals plus `delta` keep its rules (the CHECK constraints).
-
-    A change that takes nothing from the account (a credit, a release) always keeps them, even
-    on an account below zero, so a reload can pay back an overdraft; one that takes may take
-    the account down to `-overdraft_limit`, 0 unless the transfer says otherwise."""
-
-    def new(column: str) -> ColumnElement[int]:
-        return getattr(LedgerAccount, column) + delta.get(column, 0)  # type: ignore[no-any-return]
-
-    def change(column: str) -> int:
-        return delta.get(column, 0)
-
-    takes = change("debits_pending") + change("debits_posted") > change("credits_posted")
-    gives = change("credits_pending") + change("credits_posted") > change("debits_posted")
-    return and_(
-        *(new(column) >= 0 for column in TOTALS if delta.get(column)),
-        or_(
-            not_(LedgerAccount.debits_must_not_exceed_credits),
-            new("debits_pending") + new("debits_posted") <= new("credits_posted") + overdraft_limit
-            if takes
-            else true(),
-        ),
-        or_(
-            not_(LedgerAccount.credits_must_not_exceed_debits),
-            new("credits_pending") + new("credits_posted") <= new("debits_posted")
-            if gives
-            else true(),
-        ),
-    )
+# The rules themselves live in the database, in `ledger_apply` (see the migration
+# 2026_12_03_authorization_functions): the authorization path's one write calls it too, so they
+# are written once.
+_APPLY = text(
+    """
+    SELECT debits_pending, debits_posted, credits_pending, credits_posted,
+           debits_must_not_exceed_credits, credits_must_not_exceed_debits
+    FROM ledger_apply(:account, :debits_pending, :debits_posted, :credits_pending,
+                      :credits_posted, :currency, :allowance, :check)
+    """
+).bindparams(bindparam("account", type_=PrefixedId("lac")))
 
 
 async def _update(
@@ -232,31 +202,20 @@ async def _update(
 ) -> Totals | None:
     """Apply `delta` to an account of `currency` that has a rule, if its rules still hold: its
     new totals, or None (and nothing locked or changed) when it is not such an account or the
-    rules would break. An account's rules come back with it and are cached. An `undo` puts back
-    a change just made, to totals that kept the rules, so it is not asked again (the CHECK
-    constraints still are)."""
-    values: dict[str, Any] = {c: getattr(LedgerAccount, c) + d for c, d in delta.items() if d}
-    if overdraft_limit:
-        values["overdraft_limit"] = func.greatest(LedgerAccount.overdraft_limit, overdraft_limit)
+    rules would break. A change that takes nothing (a credit, a release) always keeps them; one
+    that takes may take the account down to `-overdraft_limit`. An account's rules come back
+    with it and are cached. An `undo` puts back a change just made, to totals that kept the
+    rules, so it is not asked again (the CHECK constraints still are)."""
     returned = (
         await session.execute(
-            update(LedgerAccount)
-            .where(
-                LedgerAccount.id == account_id,
-                LedgerAccount.currency == currency,
-                or_(
-                    LedgerAccount.debits_must_not_exceed_credits,
-                    LedgerAccount.credits_must_not_exceed_debits,
-                ),
-                true() if undo else _keeps_rules(delta, overdraft_limit),
-            )
-            .values(**values)
-            .returning(
-                *(getattr(LedgerAccount, c) for c in TOTALS),
-                LedgerAccount.debits_must_not_exceed_credits,
-                LedgerAccount.credits_must_not_exceed_debits,
-            )
-            .execution_options(synchronize_session=False)
+            _APPLY,
+            {
+                "account": account_id,
+                **{column: delta.get(column, 0) for column in TOTALS},
+                "currency": currency,
+                "allowance": overdraft_limit,
+                "check": not undo,
+            },
         )
     ).one_or_none()
     if returned is None:
@@ -383,6 +342,37 @@ async def find_by_key(session: AsyncSession, key: str) -> LedgerTransfer | None:
     return await session.scalar(select(LedgerTransfer).where(LedgerTransfer.key == key))
 
 
+def new_transfer(
+    *,
+    program_id: str,
+    debit_account_id: str,
+    credit_account_id: str,
+    amount: int,
+    currency: str,
+    code: str,
+    pending: bool = False,
+    timeout_at: datetime | None = None,
+    key: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> LedgerTransfer:
+    """A single or pending transfer's row, not yet recorded: `transfer` records it with its
+    totals, the authorization path's one write (`authorizations/store.py`) with its own."""
+    return LedgerTransfer(
+        id=new_id("ltr"),
+        program_id=program_id,
+        key=key,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        amount=amount,
+        currency=currency,
+        kind="pending" if pending else "single",
+        code=code,
+        pending_id=None,
+        timeout_at=timeout_at if pending else None,
+        details=details or {},
+    )
+
+
 async def transfer(
     session: AsyncSession,
     *,
@@ -407,17 +397,17 @@ async def transfer(
     if key is not None and (existing := await find_by_key(session, key)) is not None:
         return existing
     side = "pending" if pending else "posted"
-    row = LedgerTransfer(
+    row = new_transfer(
         program_id=program_id,
-        key=key,
         debit_account_id=debit_account_id,
         credit_account_id=credit_account_id,
         amount=amount,
         currency=currency,
-        kind="pending" if pending else "single",
         code=code,
-        timeout_at=timeout_at if pending else None,
-        details=details or {},
+        pending=pending,
+        timeout_at=timeout_at,
+        key=key,
+        details=details,
     )
     return await _run(
         session,

@@ -1,0 +1,231 @@
+"""The authorization path's database side: one read and one write, as prepared statements on
+the request's own asyncpg connection (`db.driver_connection`), not through the ORM.
+
+The read, `card_authorization_context`, checks the network key, locks the card's row and then
+reads everything a decision needs; the write, `card_authorization_write`, records everything the
+decision wrote (both in migrations/versions/2026_12_03_authorization_functions.py). Python
+decides in between; the database only keeps what it alone can keep: a ruled account never paying
+more than it has, under concurrency, and a network key used once.
+
+Rows go to the write as JSON objects of their columns, built from the same models the rest of
+cardcore uses (`as_row`), so a column is named in one place.
+"""
+
+import functools
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from cardcore.fees import service as fees
+from cardcore.kit.ids import PrefixedId, from_uuid, to_uuid
+from cardcore.models import Base, Card, Program
+
+READ = (
+    "SELECT key_ok, card, program, balance_currency, user_account, available, deposit_account,"
+    " deposit_balance, deposit_threshold, previous, previous_amount, previous_card, spent,"
+    " fee_versions, fx_rate"
+    " FROM card_authorization_context($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+WRITE = (
+    "SELECT refused_account, available, deposit_available"
+    " FROM card_authorization_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+)
+
+
+@functools.cache
+def _prefixes(model: type[Base]) -> dict[str, str]:
+    """A model's id columns and their prefixes."""
+    return {
+        column.key: column.type.prefix
+        for column in model.__table__.columns
+        if isinstance(column.type, PrefixedId)
+    }
+
+
+def _public(values: Mapping[str, Any], model: type[Base]) -> dict[str, Any]:
+    """A raw row's columns, ids in their public form."""
+    found = dict(values.items())
+    for key, prefix in _prefixes(model).items():
+        if found.get(key) is not None:
+            found[key] = from_uuid(prefix, found[key])
+    return found
+
+
+class Facts:
+    """A row read raw, its columns as attributes (ids public): what deciding reads of a card or
+    a program, as `controls.evaluate` and the card checks take them."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _uuid(prefix: str, public_id: str | None) -> uuid.UUID | None:
+    return None if public_id is None else to_uuid(prefix, public_id)
+
+
+@functools.cache
+def _columns(model: type[Base]) -> tuple[tuple[str, str | None, bool], ...]:
+    """(column, id prefix, required) of the columns the write fills; created_at and updated_at
+    are its own."""
+    return tuple(
+        (
+            column.key,
+            column.type.prefix if isinstance(column.type, PrefixedId) else None,
+            not column.nullable,
+        )
+        for column in model.__table__.columns
+        if column.key not in ("created_at", "updated_at")
+    )
+
+
+def as_row(instance: Base) -> dict[str, Any]:
+    """A new model instance as the JSON object of its table's columns (ids as UUIDs)."""
+    row: dict[str, Any] = {}
+    for key, prefix, required in _columns(type(instance)):
+        value = instance.__dict__.get(key)
+        if value is None:
+            if required:
+                # A NOT NULL column left to its server default would arrive as NULL.
+                raise ValueError(f"{type(instance).__name__}.{key} must be set")
+            continue
+        row[key] = str(to_uuid(prefix, value)) if prefix else value
+    return row
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass(slots=True)
+class Context:
+    """What `card_authorization_context` read. `card` is None when there is no such card (or the
+    key is no longer good: `key_ok`)."""
+
+    key_ok: bool
+    card: Any = None
+    program: Any = None
+    balance_currency: str = ""
+    user_account: str = ""
+    available: int = 0
+    deposit_account: str | None = None
+    deposit_balance: str | None = None
+    deposit_threshold: int | None = None
+    previous: dict[str, Any] | None = None
+    previous_amount: int | None = None
+    previous_card: str | None = None
+    spent: list[Any] | None = None
+    fee_versions: fees.Versions | None = None
+    fx_rate: Decimal | None = None
+
+
+async def read(
+    connection: Any,
+    *,
+    key_id: str | None,
+    program_id: str,
+    card_id: str | None,
+    pan_hash: bytes | None,
+    network_key: str,
+    currency: str,
+    period_starts: dict[str, datetime],
+    at: datetime,
+    touch_after: timedelta,
+) -> Context:
+    """Lock the card and read what deciding needs, in one round trip. `key_id`: the network key
+    the message came with, checked afresh (None when the caller checked it already)."""
+    record = await connection.fetchrow(
+        READ,
+        _uuid("key", key_id),
+        to_uuid("prg", program_id),
+        _uuid("card", card_id),
+        pan_hash,
+        network_key,
+        currency,
+        list(period_starts),
+        list(period_starts.values()),
+        at,
+        touch_after,
+    )
+    if not record["key_ok"] or record["card"] is None:
+        return Context(key_ok=record["key_ok"])
+    lac = functools.partial(from_uuid, "lac")
+    return Context(
+        key_ok=True,
+        card=Facts(_public(record["card"], Card)),
+        program=Facts(_public(record["program"], Program)),
+        balance_currency=record["balance_currency"],
+        user_account=lac(record["user_account"]),
+        available=record["available"],
+        deposit_account=(
+            lac(record["deposit_account"]) if record["deposit_account"] is not None else None
+        ),
+        deposit_balance=(
+            from_uuid("pbl", record["deposit_balance"])
+            if record["deposit_balance"] is not None
+            else None
+        ),
+        deposit_threshold=record["deposit_threshold"],
+        previous=record["previous"],
+        previous_amount=record["previous_amount"],
+        previous_card=(
+            from_uuid("card", record["previous_card"])
+            if record["previous_card"] is not None
+            else None
+        ),
+        spent=record["spent"],
+        fee_versions=fees.parse_versions(record["fee_versions"]),
+        fx_rate=record["fx_rate"],
+    )
+
+
+@dataclass(slots=True)
+class Written:
+    """What `card_authorization_write` did: nothing, when `refused_account` (public id) could
+    not pay its part; else the user's and the deposit's available balances after the hold."""
+
+    refused_account: str | None
+    available: int | None
+    deposit_available: int | None
+
+
+async def write(
+    connection: Any,
+    *,
+    transaction: Base,
+    message: Base,
+    event: Base,
+    transfers: Iterable[Base] = (),
+    fee_lines: Iterable[Base] = (),
+    user_account: str,
+    deposit_account: str | None,
+    spend: tuple[list[str], list[str], list[datetime]] | None = None,
+    spend_amount: int | None = None,
+) -> Written:
+    """Record a decided authorization in one round trip: with `transfers` (the holds), all of
+    it or, when a ruled account cannot pay, nothing."""
+    channels, periods, starts = spend or ([], [], [])
+    record = await connection.fetchrow(
+        WRITE,
+        _json(as_row(transaction)),
+        _json(as_row(message)),
+        _json(as_row(event)),
+        _json([as_row(t) for t in transfers]),
+        _json([as_row(f) for f in fee_lines]),
+        to_uuid("lac", user_account),
+        _uuid("lac", deposit_account),
+        channels,
+        periods,
+        starts,
+        spend_amount,
+    )
+    refused = record["refused_account"]
+    return Written(
+        refused_account=from_uuid("lac", refused) if refused is not None else None,
+        available=record["available"],
+        deposit_available=record["deposit_available"],
+    )
