@@ -21,9 +21,20 @@ def _machine() -> tuple[float, float]:
     return (total - idle) / TICK, total / TICK
 
 
-def _processes() -> dict[int, tuple[int, int, float]]:
-    """pid -> (parent pid, process group, CPU seconds)."""
-    found: dict[int, tuple[int, int, float]] = {}
+@dataclass(frozen=True)
+class Process:
+    parent: int
+    group: int
+    cpu: float  # its own CPU seconds (user + system)
+    reaped: float  # CPU seconds of the children it has waited for, theirs in full
+
+
+# A process is its pid and its start time: a pid reused within a run is another process.
+Key = tuple[int, int]
+
+
+def _processes() -> dict[Key, Process]:
+    found: dict[Key, Process] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -33,10 +44,11 @@ def _processes() -> dict[int, tuple[int, int, float]]:
             continue
         # The command name may hold spaces and parentheses: the fields start after the last ")".
         fields = stat[stat.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (
-            int(fields[1]),
-            int(fields[2]),
-            (int(fields[11]) + int(fields[12])) / TICK,
+        found[(int(entry.name), int(fields[19]))] = Process(
+            parent=int(fields[1]),
+            group=int(fields[2]),
+            cpu=(int(fields[11]) + int(fields[12])) / TICK,
+            reaped=(int(fields[13]) + int(fields[14])) / TICK,
         )
     return found
 
@@ -56,9 +68,9 @@ class Snapshot:
     at: float
     machine_busy: float
     machine_total: float
-    # pid -> CPU seconds, for the processes of each side.
-    server: dict[int, float]
-    postgres: dict[int, float]
+    # The processes of each side.
+    server: dict[Key, Process]
+    postgres: dict[Key, Process]
     children: float
     me: float
 
@@ -73,27 +85,47 @@ class CpuMeter:
 
     def snapshot(self) -> Snapshot:
         processes = _processes()
-        server = {
-            pid: cpu for pid, (_, group, cpu) in processes.items() if group == self.server_group
-        }
+        server = {key: p for key, p in processes.items() if p.group == self.server_group}
         postgres = {
-            pid: cpu
-            for pid, (parent, _, cpu) in processes.items()
-            if self.postmaster is not None and self.postmaster in (pid, parent)
+            key: p
+            for key, p in processes.items()
+            if self.postmaster is not None and self.postmaster in (key[0], p.parent)
         }
         busy, total = _machine()
         return Snapshot(time.monotonic(), busy, total, server, postgres, _children(), _self())
 
 
 @dataclass
+class PerRequest:
+    """CPU milliseconds per request answered in a run, of the server and of PostgreSQL."""
+
+    requests: int
+    server_ms: float
+    postgres_ms: float
+
+    def describe(self) -> str:
+        return f"server {self.server_ms:.2f} ms, postgres {self.postgres_ms:.2f} ms"
+
+
+@dataclass
 class CpuUse:
-    """Average CPUs busy over an interval (2.0 = both of two CPUs all the time)."""
+    """Average CPUs busy over an interval (2.0 = both of two CPUs all the time), `seconds`
+    long."""
 
     cpus: int
     server: float
     postgres: float
     generator: float
     other: float
+    seconds: float
+
+    def per_request(self, requests: int) -> PerRequest:
+        """CPU seconds over the interval (not a rate times some other duration) ÷ requests."""
+
+        def ms(busy: float) -> float:
+            return busy * self.seconds * 1000 / requests if requests else 0.0
+
+        return PerRequest(requests, ms(self.server), ms(self.postgres))
 
     def describe(self) -> str:
         return (
@@ -102,10 +134,23 @@ class CpuUse:
         )
 
 
-def _grown(before: dict[int, float], after: dict[int, float]) -> float:
-    # Processes that lived through the interval; one that started or ended in it (a pooled
-    # connection opened or closed) is left to "other".
-    return sum(after[pid] - before[pid] for pid in after.keys() & before.keys())
+def _grown(before: dict[Key, Process], after: dict[Key, Process]) -> float:
+    """The CPU seconds one side's processes used in between. Pooled connections come and go
+    under load (the pool's overflow), so PostgreSQL backends start and end inside a run: one
+    that started counts whole; one that ended is counted through what its parent (on the same
+    side, as the postmaster is for its backends) reaped, less what it had used before."""
+    used = 0.0
+    for key, now in after.items():
+        then = before.get(key)
+        if then is None:
+            used += now.cpu
+        else:
+            used += now.cpu - then.cpu + now.reaped - then.reaped
+    living = {pid for pid, _ in after.keys() & before.keys()}
+    for key, then in before.items():
+        if key not in after and then.parent in living:
+            used -= then.cpu + then.reaped
+    return used
 
 
 def between(before: Snapshot, after: Snapshot) -> CpuUse:
@@ -126,4 +171,5 @@ def between(before: Snapshot, after: Snapshot) -> CpuUse:
         postgres=postgres / seconds,
         generator=generator / seconds,
         other=other / seconds,
+        seconds=seconds,
     )

@@ -6,11 +6,13 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 WRK_DIR = Path(__file__).with_name("wrk")
+# The mixed run's kinds of message (bench/wrk/mixed.lua, bench.loadgen --mode mixed).
+MIXED_KINDS = ("authorization", "clearing", "reversal", "increment")
 
 
 @dataclass
@@ -32,6 +34,15 @@ class LoadResult:
     p999_ms: float
     max_ms: float
     mean_ms: float
+    # Mixed runs: per kind of message (authorization, clearing, reversal, increment), how many
+    # were approved, declined, and answered with an HTTP error. Timeouts and socket errors
+    # cannot always be told apart by kind: they are in the totals only.
+    kinds: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def by_kind(self) -> list[tuple[str, dict[str, int]]]:
+        """`kinds` in the order messages go: the authorization, then its follow-ups."""
+        order = {kind: n for n, kind in enumerate(MIXED_KINDS)}
+        return sorted(self.kinds.items(), key=lambda item: order.get(item[0], len(order)))
 
     @property
     def rps(self) -> float:

@@ -5,6 +5,10 @@ answered) or open loop (`--rate`: requests are due at fixed times whatever the s
 latency counts from when a request was due, so a slow server cannot hide its queue by slowing
 the generator down — the coordinated-omission trap wrk falls into and wrk2 avoids). Keep-alive
 connections on raw asyncio streams, uvloop when installed. Prints one `BENCH-RESULT {json}` line.
+
+`--mode mixed` (closed loop only): each connection sends an authorization and, when it is
+approved, one follow-up on it: 8 in 10 a clearing of the held amount, 1 in 10 a full reversal,
+1 in 10 an incremental authorization; approvals, declines and HTTP errors are counted per kind.
 """
 
 import argparse
@@ -12,11 +16,19 @@ import asyncio
 import json
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.idscheme import ALPHABET
+
+OUTCOMES = ("approved", "declined", "failed")
+FOLLOW_UP_PATHS = {
+    "clearing": "/v1/network/clearings",
+    "reversal": "/v1/network/reversals",
+    "increment": "/v1/network/incremental-authorizations",
+}
 
 
 class ConnectionLost(Exception):
@@ -32,6 +44,10 @@ class Tally:
     connect_errors: int = 0
     read_errors: int = 0
     timeouts: int = 0
+    # kind of message -> outcome (approved, declined, failed) -> count; mixed mode only.
+    kinds: defaultdict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    )
 
     def report(self, seconds: float) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -58,6 +74,7 @@ class Tally:
             "p999_ms": pct(99.9),
             "max_ms": ordered[-1] * 1000 if ordered else 0.0,
             "mean_ms": sum(ordered) / len(ordered) * 1000 if ordered else 0.0,
+            "kinds": dict(self.kinds),
         }
 
 
@@ -139,6 +156,34 @@ def request_factory(args: argparse.Namespace) -> Callable[[], bytes]:
     return authorization
 
 
+def follow_up_kind(n: int) -> str:
+    """8 clearings, 1 reversal and 1 increment in every 10 follow-ups (bench/wrk/mixed.lua
+    picks them the same way)."""
+    return "reversal" if n % 10 == 0 else "increment" if n % 10 == 5 else "clearing"
+
+
+def follow_up_factory(args: argparse.Namespace) -> Callable[[str], tuple[str, bytes]]:
+    """A follow-up message on an approved authorization: its kind and its request."""
+    host = f"{args.host}:{args.port}"
+    headers = {"Content-Type": "application/json", "X-API-Key": args.key}
+    sent = 0
+
+    def follow_up(authorization_id: str) -> tuple[str, bytes]:
+        nonlocal sent
+        sent += 1
+        kind = follow_up_kind(sent)
+        body: dict[str, Any] = {
+            "authorization_id": authorization_id,
+            "network": {"network_transaction_id": f"{args.tag}-f{sent}"},
+        }
+        if kind == "increment":
+            body["amount"] = random.randint(100, 999)
+        encoded = json.dumps(body, separators=(",", ":")).encode()
+        return kind, build("POST", FOLLOW_UP_PATHS[kind], host, headers, encoded)
+
+    return follow_up
+
+
 async def exchange(connection: Connection, request: bytes) -> tuple[int, bytes]:
     reused = connection.writer is not None
     try:
@@ -153,40 +198,71 @@ async def exchange(connection: Connection, request: bytes) -> tuple[int, bytes]:
 
 
 async def one(
-    connection: Connection, request: bytes, due: float, tally: Tally, limit: float
-) -> None:
+    connection: Connection,
+    request: bytes,
+    due: float,
+    tally: Tally,
+    limit: float,
+    kind: str | None = None,
+) -> bytes | None:
+    """Send `request` and count its answer (under `kind` too, when given); the answer's body
+    when it is an approval."""
     try:
         async with asyncio.timeout(limit):
             status, body = await exchange(connection, request)
     except TimeoutError:
         tally.timeouts += 1
         connection.close()
-        return
+        return None
     except ConnectionLost:
         tally.read_errors += 1
         connection.close()
-        return
+        return None
     except OSError:
         tally.connect_errors += 1
         connection.close()
-        return
+        return None
     tally.latencies.append(time.perf_counter() - due)
+    outcome = None
     if status != 200:
         tally.http_errors += 1
+        outcome = "failed"
     elif b'"response_code":"00"' in body:
         tally.approved += 1
+        outcome = "approved"
     elif b'"response_code"' in body:
         tally.declined += 1
+        outcome = "declined"
+    if kind is not None and outcome is not None:
+        tally.kinds[kind][outcome] += 1
+    return body if outcome == "approved" else None
 
 
 async def closed_loop(args: argparse.Namespace, next_request: Callable[[], bytes]) -> Tally:
     tally = Tally()
     deadline = time.perf_counter() + args.duration
+    follow_up = follow_up_factory(args) if args.mode == "mixed" else None
 
     async def worker() -> None:
         connection = Connection(args.host, args.port)
         while time.perf_counter() < deadline:
-            await one(connection, next_request(), time.perf_counter(), tally, args.timeout)
+            if follow_up is None:
+                await one(connection, next_request(), time.perf_counter(), tally, args.timeout)
+                continue
+            approved = await one(
+                connection,
+                next_request(),
+                time.perf_counter(),
+                tally,
+                args.timeout,
+                "authorization",
+            )
+            if approved is None or time.perf_counter() >= deadline:
+                continue
+            # The follow-up goes out once its authorization's answer is in, on the same
+            # connection.
+            kind, request = follow_up(json.loads(approved)["authorization_id"])
+            await one(connection, request, time.perf_counter(), tally, args.timeout, kind)
         connection.close()
 
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
@@ -227,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=("auth", "ping"), default="auth")
+    parser.add_argument("--mode", choices=("auth", "mixed", "ping"), default="auth")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--rate", type=float, help="open loop: requests per second")
@@ -237,6 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cards", type=int, default=1)
     parser.add_argument("--tag", default="gen")
     args = parser.parse_args(argv)
+    if args.mode == "mixed" and args.rate:
+        parser.error("--mode mixed is closed loop: no --rate")
     runner: Callable[[Any], Tally] = asyncio.run
     try:
         import uvloop

@@ -7,8 +7,10 @@
 3. Warm-up, then the statements of one authorization captured from the server log and written
    as a pgbench script (bench/authorization.sql).
 4. Peak: POST /v1/network/authorizations at --concurrency for --duration (wrk, else
-   bench.loadgen). Ceilings, at the same concurrency: GET /v1/ping with the same generator, and
-   pgbench running the captured statements. Then an open-loop run at half the peak rate.
+   bench.loadgen). Mixed: authorizations each followed by a clearing, reversal or increment,
+   for --mixed-duration. Ceilings, at the same concurrency: GET /v1/ping with the same
+   generator, and pgbench running the captured statements. Then an open-loop run at half the
+   peak rate. Server and PostgreSQL CPU per request in each measured run.
 5. `cardcore ledger verify`, a summary, results in bench/results/; exit 1 on any error.
 """
 
@@ -52,6 +54,8 @@ LARGE_HISTORY = 5_000_000
 # A generator whose ping ceiling is not at least this many times the authorization rate could
 # be what limits the authorization rate.
 HEADROOM = 3.0
+# Messages of the mixed run per second, over all kinds.
+MIXED_TARGET = 800
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,6 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
     parser.add_argument("--duration", type=float, default=30, help="seconds per run (30)")
+    parser.add_argument(
+        "--mixed-duration",
+        type=float,
+        help="seconds of the mixed run (default: --duration)",
+    )
     parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up (5)")
     parser.add_argument("--workers", type=int, default=2, help="API processes (default 2)")
     parser.add_argument("--database-url", help="an existing PostgreSQL instead of an embedded one")
@@ -105,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.cards = args.cards or (LARGE_CARDS if args.large else STANDARD_CARDS)
     args.history = args.history if args.history is not None else 0
+    if args.mixed_duration is None:
+        args.mixed_duration = args.duration
     if args.large and not args.history:
         args.history = LARGE_HISTORY
     if args.cards > k.MAX_N or args.history > k.MAX_N:
@@ -138,12 +149,16 @@ class Report:
     round_trips: int = 0
     script: str = ""
     peak: drivers.LoadResult | None = None
+    mixed: drivers.LoadResult | None = None
+    mixed_duration: float = 0.0
     ping: drivers.LoadResult | None = None
     pgbench: drivers.PgbenchResult | None = None
     half: drivers.LoadResult | None = None
     half_rate: float = 0.0
     loadgen_ping: drivers.LoadResult | None = None
     cpu_use: dict[str, cpu.CpuUse] = field(default_factory=dict)
+    # Server and PostgreSQL CPU milliseconds per request answered, per measured run.
+    cpu_per_request: dict[str, cpu.PerRequest] = field(default_factory=dict)
     verify_ok: bool = False
     verify_output: str = ""
     problems: list[str] = field(default_factory=list)
@@ -180,6 +195,32 @@ class Generator:
         return drivers.run_loadgen(
             self.port,
             mode="auth",
+            concurrency=concurrency,
+            duration=duration,
+            key=key,
+            card_head=card_head,
+            cards=cards,
+            tag=tag,
+        )
+
+    def mixed(
+        self, key: str, card_head: str, cards: int, concurrency: int, duration: float
+    ) -> drivers.LoadResult:
+        """Authorizations, each approved one followed by a clearing, reversal or increment."""
+        tag = f"m{secrets.token_hex(4)}"
+        if self.wrk:
+            return drivers.run_wrk(
+                self.wrk,
+                f"http://127.0.0.1:{self.port}",
+                "mixed.lua",
+                [key, card_head, str(cards), tag],
+                concurrency=concurrency,
+                duration=duration,
+                threads=2,
+            )
+        return drivers.run_loadgen(
+            self.port,
+            mode="mixed",
             concurrency=concurrency,
             duration=duration,
             key=key,
@@ -348,11 +389,16 @@ class Run:
         )
 
     def measured(self, name: str, run: Callable[[], drivers.LoadResult]) -> drivers.LoadResult:
-        """`run`, and the CPUs each side kept busy while it ran."""
+        """`run`, the CPUs each side kept busy while it ran, and the server's and PostgreSQL's
+        CPU per request it answered. The two snapshots bracket the generator's process and
+        nothing else: its start and exit add a few idle milliseconds, no requests."""
         before = self.meter.snapshot()
         result = run()
-        self.report.cpu_use[name] = cpu.between(before, self.meter.snapshot())
-        say(f"  CPUs busy: {self.report.cpu_use[name].describe()}")
+        after = self.meter.snapshot()
+        use = self.report.cpu_use[name] = cpu.between(before, after)
+        per_request = self.report.cpu_per_request[name] = use.per_request(result.requests)
+        say(f"  CPUs busy: {use.describe()}")
+        say(f"  CPU per request: {per_request.describe()} ({result.requests:,} requests)")
         return result
 
     def measure(self) -> None:
@@ -362,6 +408,29 @@ class Run:
         say(f"peak: {self.generator.name}, {args.concurrency} connections, {args.duration:.0f} s")
         report.peak = self.measured("peak", lambda: self.authorize(args.duration))
         _show("authorizations", report.peak)
+
+        report.mixed_duration = args.mixed_duration
+        say(
+            f"mixed: {self.generator.name}, {args.concurrency} connections, "
+            f"{args.mixed_duration:.0f} s; each authorization followed by a clearing (8 in 10), "
+            "reversal (1 in 10) or increment (1 in 10)"
+        )
+        report.mixed = self.measured(
+            "mixed",
+            lambda: self.generator.mixed(
+                self.template.network_key,
+                self.card_head,
+                args.cards,
+                args.concurrency,
+                args.mixed_duration,
+            ),
+        )
+        _show("messages", report.mixed)
+        for kind, counts in report.mixed.by_kind():
+            say(
+                f"    {kind}: {counts['approved']} approved, {counts['declined']} declined, "
+                f"{counts['failed']} HTTP errors"
+            )
 
         say("ceiling: GET /v1/ping, same generator and concurrency")
         report.ping = self.measured(
@@ -581,12 +650,14 @@ def _show(what: str, result: drivers.LoadResult) -> None:
 
 def _summarize(report: Report, args: argparse.Namespace) -> int:
     assert report.peak is not None
+    assert report.mixed is not None
     assert report.ping is not None
     assert report.pgbench is not None
     assert report.half is not None
     assert report.loadgen_ping is not None
-    peak, ping, pg, half, own = (
+    peak, mixed, ping, pg, half, own = (
         report.peak,
+        report.mixed,
         report.ping,
         report.pgbench,
         report.half,
@@ -629,8 +700,19 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
         ),
         ("  latency p50 / p95 / p99", _latency(peak), ""),
         ("  CPUs busy", _cpu(report, "peak"), ""),
+        *_cpu_per_request(report, "peak", "authorization"),
+        (
+            f"mixed ({mixed.generator}, c={report.concurrency}, {report.mixed_duration:.0f} s)",
+            f"{mixed.rps:,.0f} messages/s, {_ratio(mixed.rps, peak.rps):.2f}× the authorizations/s",
+            _target(mixed.rps >= MIXED_TARGET, f"≥ {MIXED_TARGET:,} messages/s"),
+        ),
+        *_kinds(mixed),
+        ("  latency p50 / p95 / p99", _latency(mixed), ""),
+        ("  CPUs busy", _cpu(report, "mixed"), ""),
+        *_cpu_per_request(report, "mixed", "message"),
         ("ping ceiling (same generator)", f"{ping.rps:,.0f}/s, p99 {ping.p99_ms:.1f} ms", ""),
         ("  CPUs busy", _cpu(report, "ping"), ""),
+        *_cpu_per_request(report, "ping", "ping")[:1],
         ("pgbench ceiling (same statements)", f"{pg.tps:,.0f} tps, p99 {pg.p99_ms:.1f} ms", ""),
         ("auth/s ÷ ping/s", f"{_ratio(peak.rps, ping.rps):.2f}", ""),
         (
@@ -649,6 +731,7 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
             _target(half.p99_ms < 25, "p99 < 25 ms"),
         ),
         ("  CPUs busy", _cpu(report, "half"), ""),
+        *_cpu_per_request(report, "half", "authorization"),
         ("bench.loadgen ping ceiling", f"{own.rps:,.0f}/s", ""),
         ("ledger verify", "clean" if report.verify_ok else "FAILED", ""),
     ]
@@ -677,12 +760,15 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
     print()
 
     problems = list(report.problems)
-    for what, result in (("peak", peak), ("half peak", half), ("ping", ping)):
+    for what, result in (("peak", peak), ("mixed", mixed), ("half peak", half), ("ping", ping)):
         if result.errors:
             problems.append(f"{what}: {result.errors} HTTP errors, timeouts or socket errors")
-    for what, result in (("peak", peak), ("half peak", half)):
+    for what, result in (("peak", peak), ("mixed", mixed), ("half peak", half)):
         if result.declined or not result.approved:
             problems.append(f"{what}: {result.declined} declined, {result.approved} approved")
+    followed = sum(c["approved"] for kind, c in mixed.kinds.items() if kind != "authorization")
+    if mixed.approved and not followed:
+        problems.append("mixed: authorizations approved, but no follow-up message was")
     if not pg.ok:
         problems.append(f"pgbench: exit {pg.returncode}, {pg.failed} failed transactions")
     if not report.verify_ok:
@@ -701,6 +787,35 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
 def _cpu(report: Report, run: str) -> str:
     use = report.cpu_use.get(run)
     return use.describe() if use else "?"
+
+
+def _cpu_per_request(report: Report, run: str, noun: str) -> list[tuple[str, str, str]]:
+    """The server's and PostgreSQL's CPU milliseconds per request of a run. The network
+    messages' target is a note, not a threshold: the figure depends on the machine's CPUs."""
+    per = report.cpu_per_request.get(run)
+    if per is None:
+        return []
+    note = "" if run == "ping" else "target ≈ 1 ms"
+    return [
+        (f"  server CPU per {noun}", f"{per.server_ms:.2f} ms", note),
+        (f"  PostgreSQL CPU per {noun}", f"{per.postgres_ms:.2f} ms", ""),
+    ]
+
+
+def _kinds(result: drivers.LoadResult) -> list[tuple[str, str, str]]:
+    """One row per kind of message: its share of the messages and its outcomes."""
+    rows = []
+    for kind, counts in result.by_kind():
+        answered = sum(counts.values())
+        rows.append(
+            (
+                f"  {kind}s: approved / declined / errors",
+                f"{counts['approved']} / {counts['declined']} / {counts['failed']}"
+                f" ({_ratio(answered, result.requests):.0%} of messages)",
+                "",
+            )
+        )
+    return rows
 
 
 def _latency(result: drivers.LoadResult) -> str:
