@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         default="json", description="`json` for machines, `console` for humans at a terminal."
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per API process.")
-    db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load.")
+    db_max_overflow: int = Field(default=0, ge=0, description="Extra connections under load.")
     db_statement_timeout_ms: int = Field(
         default=30_000,
         ge=0,

@@ -29,11 +29,13 @@ READ = (
     "SELECT key_ok, card, program, balance_currency, user_account, available, deposit_account,"
     " deposit_balance, deposit_threshold, previous, previous_amount, previous_card, spent,"
     " fee_versions, fx_rate"
-    " FROM card_authorization_context($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " FROM card_authorization_context($1::uuid, $2::uuid, $3::uuid, $4::bytea, $5::varchar,"
+    " $6::varchar, $7::varchar[], $8::timestamptz[], $9::timestamptz, $10::interval)"
 )
 WRITE = (
     "SELECT refused_account, available, deposit_available"
-    " FROM card_authorization_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    " FROM card_authorization_write($1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb,"
+    " $6::uuid, $7::uuid, $8::varchar[], $9::varchar[], $10::timestamptz[], $11::bigint)"
 )
 
 
