@@ -124,7 +124,10 @@ CREATE FUNCTION card_authorization_context(
 ) RETURNS TABLE (
     key_ok boolean,
     card cards,
-    program programs,
+    timezone varchar,
+    home_country varchar,
+    control_maxima jsonb,
+    fx_markup_bps integer,
     balance_currency varchar,
     user_account uuid,
     available bigint,
@@ -139,25 +142,36 @@ CREATE FUNCTION card_authorization_context(
     fx_rate numeric
 )
 LANGUAGE plpgsql AS $$
+-- Three statements: the key, the card's lock, then everything else in one. Each statement of a
+-- function takes its own snapshot, so the last sees what a message about the same card
+-- committed while this one waited for the lock: its answer (a retransmission), its hold, its
+-- spend.
+DECLARE
+    v_stale boolean;
 BEGIN
     -- The network key, checked afresh on every message: revoked, or its program suspended,
     -- and nothing more is read (the caller then answers as the API key check would). No key:
     -- the caller checked it already.
-    key_ok := p_key IS NULL OR EXISTS (
-        SELECT 1 FROM api_keys k JOIN programs p ON p.id = k.program_id
-        WHERE k.id = p_key AND k.program_id = p_program AND k.kind = 'network'
-          AND k.revoked_at IS NULL AND p.status = 'ACTIVE');
-    IF NOT key_ok THEN
-        RETURN NEXT;
-        RETURN;
+    key_ok := true;
+    IF p_key IS NOT NULL THEN
+        SELECT k.revoked_at IS NULL AND p.status = 'ACTIVE',
+               k.last_used_at IS NULL OR k.last_used_at < now() - p_touch_after
+        INTO key_ok, v_stale
+        FROM api_keys k JOIN programs p ON p.id = k.program_id
+        WHERE k.id = p_key AND k.program_id = p_program AND k.kind = 'network';
+        IF key_ok IS NOT TRUE THEN
+            key_ok := false;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        -- Use is recorded at most once per interval; a request that finds the row locked
+        -- leaves it to the one recording the same use rather than wait for it.
+        IF v_stale THEN
+            UPDATE api_keys SET last_used_at = now()
+            WHERE id = (SELECT k.id FROM api_keys k WHERE k.id = p_key
+                        FOR UPDATE SKIP LOCKED);
+        END IF;
     END IF;
-    -- Use is recorded at most once per interval; a request that finds the row locked leaves
-    -- it to the one recording the same use rather than wait for it.
-    UPDATE api_keys SET last_used_at = now()
-    WHERE id = (SELECT k.id FROM api_keys k
-                WHERE k.id = p_key
-                  AND (k.last_used_at IS NULL OR k.last_used_at < now() - p_touch_after)
-                FOR UPDATE SKIP LOCKED);
 
     -- The card's row lock: messages about one card are decided one at a time.
     IF p_card IS NOT NULL THEN
@@ -174,29 +188,30 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Each statement from here on sees what a message about the same card committed while
-    -- this one waited for the lock: its answer (a retransmission), its hold, its spend.
-    SELECT p.* INTO program FROM programs p WHERE p.id = p_program;
-    SELECT b.currency, b.ledger_account_id INTO balance_currency, user_account
-    FROM balances b WHERE b.id = (card).balance_id;
-    SELECT a.credits_posted - a.debits_posted - a.debits_pending INTO available
-    FROM ledger_accounts a WHERE a.id = user_account;
-    SELECT pb.ledger_account_id, pb.id, pb.low_balance_threshold
-    INTO deposit_account, deposit_balance, deposit_threshold
-    FROM partner_balances pb
-    WHERE pb.program_id = p_program AND pb.type = 'DEPOSIT' AND pb.currency = balance_currency;
-    SELECT e.response, e.amount, t.card_id INTO previous, previous_amount, previous_card
-    FROM card_transaction_events e JOIN card_transactions t ON t.id = e.transaction_id
-    WHERE e.network_key = p_network_key;
-    SELECT json_agg(json_build_array(s.channel, s.period, s.amount, s.count)) INTO spent
-    FROM card_spent((card).id, p_periods, p_starts) s;
-    SELECT json_agg(json_build_array(v.id, v.fees) ORDER BY v.product_id NULLS FIRST)
-    INTO fee_versions
-    FROM fee_versions_in_effect(p_program, (card).product_id, p_at) v;
-    IF p_currency IS DISTINCT FROM balance_currency THEN
-        SELECT r.rate INTO fx_rate FROM fx_rates r
-        WHERE r.program_id = p_program AND r.base = p_currency AND r.quote = balance_currency;
-    END IF;
+    SELECT p.timezone, p.home_country, p.control_maxima, p.fx_markup_bps,
+           b.currency, b.ledger_account_id,
+           a.credits_posted - a.debits_posted - a.debits_pending,
+           pb.ledger_account_id, pb.id, pb.low_balance_threshold,
+           e.response, e.amount, t.card_id,
+           (SELECT json_agg(json_build_array(s.channel, s.period, s.amount, s.count))
+            FROM card_spent((card).id, p_periods, p_starts) s),
+           (SELECT json_agg(json_build_array(v.id, v.fees) ORDER BY v.product_id NULLS FIRST)
+            FROM fee_versions_in_effect(p_program, (card).product_id, p_at) v),
+           (SELECT r.rate FROM fx_rates r
+            WHERE p_currency <> b.currency
+              AND r.program_id = p_program AND r.base = p_currency AND r.quote = b.currency)
+    INTO timezone, home_country, control_maxima, fx_markup_bps,
+         balance_currency, user_account, available,
+         deposit_account, deposit_balance, deposit_threshold,
+         previous, previous_amount, previous_card, spent, fee_versions, fx_rate
+    FROM programs p
+    JOIN balances b ON b.id = (card).balance_id
+    JOIN ledger_accounts a ON a.id = b.ledger_account_id
+    LEFT JOIN partner_balances pb
+      ON pb.program_id = p_program AND pb.type = 'DEPOSIT' AND pb.currency = b.currency
+    LEFT JOIN card_transaction_events e ON e.network_key = p_network_key
+    LEFT JOIN card_transactions t ON t.id = e.transaction_id
+    WHERE p.id = p_program;
     RETURN NEXT;
 END
 $$
@@ -209,6 +224,9 @@ CREATE FUNCTION card_authorization_write(
     p_event jsonb,
     p_transfers jsonb,
     p_fees jsonb,
+    p_accounts uuid[],
+    p_debits bigint[],
+    p_credits bigint[],
     p_user_account uuid,
     p_deposit_account uuid,
     p_spend_channels varchar[],
@@ -220,79 +238,78 @@ LANGUAGE plpgsql AS $$
 -- Everything an authorization writes, as its caller decided it, rows given as JSON objects of
 -- their columns: the pending ledger transfers (the hold, the deposit leg, the fee holds), the
 -- transaction, its fee lines, its network message, its outbox event and the card's spend.
--- When a ruled account cannot pay its part, nothing is written and refused_account names it.
--- With transfers, the message's response gets the user's balance after the hold as its
+-- p_accounts (in id order) with what the transfers take from and give to each: the totals to
+-- move. When a ruled account cannot pay its part, nothing is written and refused_account names
+-- it. With transfers, the message's response gets the user's balance after the hold as its
 -- available_balance.
 DECLARE
     v_now jsonb := jsonb_build_object('created_at', now(), 'updated_at', now());
     v_move record;
     v_row ledger_accounts;
     v_currency varchar := p_transfers -> 0 ->> 'currency';
-    v_done uuid[] := '{}';
-    v_done_debits bigint[] := '{}';
-    v_done_credits bigint[] := '{}';
+    v_done integer[] := '{}';
+    v_buffered integer[] := '{}';
     v_message jsonb := p_message;
 BEGIN
-    -- The totals first: ruled accounts (the card's balance, a partner deposit) in id order, so
-    -- that two transactions never wait on each other's accounts in a circle; accounts without
-    -- rules get delta rows (see models/ledger.py), after every ruled one agreed.
+    -- Ruled accounts (the card's balance, a partner deposit) in id order, so that two
+    -- transactions never wait on each other's accounts in a circle; accounts without rules
+    -- get delta rows (see models/ledger.py), once every ruled one agreed.
     FOR v_move IN
-        SELECT m.account, sum(m.debits)::bigint AS debits, sum(m.credits)::bigint AS credits,
+        SELECT m.n, m.account, m.debits, m.credits,
                a.debits_must_not_exceed_credits OR a.credits_must_not_exceed_debits AS ruled
-        FROM (SELECT (t ->> 'debit_account_id')::uuid AS account,
-                     (t ->> 'amount')::bigint AS debits, 0::bigint AS credits
-              FROM jsonb_array_elements(p_transfers) t
-              UNION ALL
-              SELECT (t ->> 'credit_account_id')::uuid, 0, (t ->> 'amount')::bigint
-              FROM jsonb_array_elements(p_transfers) t) m
+        FROM unnest(p_accounts, p_debits, p_credits) WITH ORDINALITY
+             AS m(account, debits, credits, n)
         JOIN ledger_accounts a ON a.id = m.account
-        GROUP BY m.account, a.debits_must_not_exceed_credits, a.credits_must_not_exceed_debits
-        ORDER BY 4 DESC, 1
+        ORDER BY m.n
     LOOP
-        IF v_move.ruled THEN
-            SELECT * INTO v_row FROM ledger_apply(
-                v_move.account, v_move.debits, 0, v_move.credits, 0, v_currency, 0, true);
-            IF NOT FOUND THEN
-                FOR i IN 1 .. coalesce(array_length(v_done, 1), 0) LOOP
-                    PERFORM ledger_apply(
-                        v_done[i], -v_done_debits[i], 0, -v_done_credits[i], 0, v_currency, 0,
-                        false);
-                END LOOP;
-                refused_account := v_move.account;
-                RETURN NEXT;
-                RETURN;
-            END IF;
-            v_done := v_done || v_move.account;
-            v_done_debits := v_done_debits || v_move.debits;
-            v_done_credits := v_done_credits || v_move.credits;
-            IF v_move.account = p_user_account THEN
-                available := v_row.credits_posted - v_row.debits_posted - v_row.debits_pending;
-            END IF;
-            IF v_move.account = p_deposit_account THEN
-                deposit_available :=
-                    v_row.credits_posted - v_row.debits_posted - v_row.debits_pending;
-            END IF;
-        ELSE
-            INSERT INTO ledger_account_deltas (
-                account_id, debits_pending, debits_posted, credits_pending, credits_posted)
-            VALUES (v_move.account, v_move.debits, 0, v_move.credits, 0);
+        IF NOT v_move.ruled THEN
+            v_buffered := v_buffered || v_move.n::integer;
+            CONTINUE;
+        END IF;
+        SELECT * INTO v_row FROM ledger_apply(
+            v_move.account, v_move.debits, 0, v_move.credits, 0, v_currency, 0, true);
+        IF NOT FOUND THEN
+            FOR i IN 1 .. coalesce(array_length(v_done, 1), 0) LOOP
+                PERFORM ledger_apply(
+                    p_accounts[v_done[i]], -p_debits[v_done[i]], 0, -p_credits[v_done[i]], 0,
+                    v_currency, 0, false);
+            END LOOP;
+            refused_account := v_move.account;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        v_done := v_done || v_move.n::integer;
+        IF v_move.account = p_user_account THEN
+            available := v_row.credits_posted - v_row.debits_posted - v_row.debits_pending;
+        ELSIF v_move.account = p_deposit_account THEN
+            deposit_available := v_row.credits_posted - v_row.debits_posted - v_row.debits_pending;
         END IF;
     END LOOP;
     IF jsonb_array_length(p_transfers) > 0 THEN
-        v_message := jsonb_set(
-            v_message, '{response,available_balance}', to_jsonb(available));
+        v_message := jsonb_set(v_message, '{response,available_balance}', to_jsonb(available));
     END IF;
 
-    INSERT INTO ledger_transfers
-    SELECT r.* FROM jsonb_array_elements(p_transfers) t,
-        jsonb_populate_record(NULL::ledger_transfers, v_now || t) r;
-    INSERT INTO card_transactions
-    SELECT r.* FROM jsonb_populate_record(NULL::card_transactions, v_now || p_transaction) r;
-    INSERT INTO fees
-    SELECT r.* FROM jsonb_array_elements(p_fees) f,
-        jsonb_populate_record(NULL::fees, v_now || f) r;
-    INSERT INTO card_transaction_events
-    SELECT r.* FROM jsonb_populate_record(NULL::card_transaction_events, v_now || v_message) r;
+    -- One statement for every row (foreign keys are checked at its end, when all are in).
+    WITH deltas AS (
+        INSERT INTO ledger_account_deltas (
+            account_id, debits_pending, debits_posted, credits_pending, credits_posted)
+        SELECT p_accounts[i], p_debits[i], 0, p_credits[i], 0 FROM unnest(v_buffered) i
+    ), transfers AS (
+        INSERT INTO ledger_transfers
+        SELECT r.* FROM jsonb_array_elements(p_transfers) t,
+            jsonb_populate_record(NULL::ledger_transfers, v_now || t) r
+    ), txn AS (
+        INSERT INTO card_transactions
+        SELECT r.* FROM jsonb_populate_record(NULL::card_transactions, v_now || p_transaction) r
+    ), lines AS (
+        INSERT INTO fees
+        SELECT r.* FROM jsonb_array_elements(p_fees) f,
+            jsonb_populate_record(NULL::fees, v_now || f) r
+    ), message AS (
+        INSERT INTO card_transaction_events
+        SELECT r.*
+        FROM jsonb_populate_record(NULL::card_transaction_events, v_now || v_message) r
+    )
     -- The outbox's created_at is the moment of insertion (see models/kit.py).
     INSERT INTO events
     SELECT r.* FROM jsonb_populate_record(
@@ -308,8 +325,8 @@ $$
 """
 
 FUNCTIONS = (
-    "card_authorization_write(jsonb, jsonb, jsonb, jsonb, jsonb, uuid, uuid, varchar[], "
-    "varchar[], timestamptz[], bigint)",
+    "card_authorization_write(jsonb, jsonb, jsonb, jsonb, jsonb, uuid[], bigint[], bigint[], "
+    "uuid, uuid, varchar[], varchar[], timestamptz[], bigint)",
     "card_authorization_context(uuid, uuid, uuid, bytea, varchar, varchar, varchar[], "
     "timestamptz[], timestamptz, interval)",
     "fee_versions_in_effect(uuid, uuid, timestamptz)",

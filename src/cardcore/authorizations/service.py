@@ -19,6 +19,7 @@ outbox event.
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -408,10 +409,11 @@ def _new_row(
     decision: controls.Decision,
     deposit_account_id: str | None,
     kind: str = "AUTHORIZATION",
+    make: Callable[..., Any] = CardTransaction,
 ) -> CardTransaction:
     """A transaction as declined by `decision` (or DECLINED, to be approved by its caller once
-    the money moved)."""
-    return CardTransaction(
+    the money moved). `make`: the model, or the authorization path's plain rows."""
+    return make(
         id=new_id("txn"),
         program_id=card.program_id,
         card_id=card.id,
@@ -475,6 +477,7 @@ async def authorize(
     now = datetime.now(UTC)
     card_id, pan_hash = _card_ref(services, request)
     timezone = _TIMEZONES.get(program_id, "UTC")
+    starts = controls.period_starts(timezone, now)
     context = await store.read(
         connection,
         key_id=key_id,
@@ -483,7 +486,7 @@ async def authorize(
         pan_hash=pan_hash,
         network_key=request.network_key,
         currency=request.currency,
-        period_starts=controls.period_starts(timezone, now),
+        period_starts=starts,
         at=now,
         touch_after=touch_after,
     )
@@ -498,6 +501,7 @@ async def authorize(
     spent = controls.as_spent(context.spent or [])
     if program.timezone != timezone:
         _TIMEZONES[program_id] = program.timezone
+        starts = controls.period_starts(program.timezone, now)
         spent = await controls.spent_so_far(session, card, program, now)
 
     currency = context.balance_currency
@@ -522,10 +526,18 @@ async def authorize(
     if decision.approved and billing is None:
         decision = controls.Decision.decline("12", "NO_FX_RATE")
 
-    row = _new_row(card, request, transaction.amount, currency, decision, context.deposit_account)
+    row = _new_row(
+        card,
+        request,
+        transaction.amount,
+        currency,
+        decision,
+        context.deposit_account,
+        make=_PLAIN_TRANSACTION,
+    )
     if decision.approved:
         written = await _approve(
-            session, connection, row, card, context, transaction, request.network_key, now
+            session, connection, row, card, context, transaction, request.network_key, starts
         )
         if written is not None:
             if context.deposit_threshold is not None:
@@ -557,7 +569,7 @@ async def _approve(
     context: store.Context,
     transaction: controls.Transaction,
     network_key: str,
-    now: datetime,
+    starts: dict[str, datetime],
 ) -> store.Written | None:
     """Hold the amount (and the transaction's fees) and record the approval, in the one write;
     None, with `row` declined 51 and nothing written, when a leg cannot pay."""
@@ -576,6 +588,7 @@ async def _approve(
             code="card_authorization",
             pending=True,
             details={"transaction_id": row.id},
+            make=_PLAIN_TRANSFER,
         )
         for debit, credit in legs.pairs
     ]
@@ -593,7 +606,7 @@ async def _approve(
         fee_lines=fee_lines,
         user_account=context.user_account,
         deposit_account=context.deposit_account,
-        spend=controls.spend_keys(transaction, context.program, now),
+        spend=controls.spend_keys(transaction, context.program, starts),
         spend_amount=transaction.amount,
     )
     if written.refused_account is None:
@@ -604,6 +617,12 @@ async def _approve(
     row.response_code = "51"
     row.decline_reason = "PARTNER_DEPOSIT_INSUFFICIENT" if refused_deposit else "INSUFFICIENT_FUNDS"
     return None
+
+
+_PLAIN_TRANSACTION = store.plain(CardTransaction)
+_PLAIN_TRANSFER = store.plain(LedgerTransfer)
+_PLAIN_MESSAGE = store.plain(CardTransactionEvent)
+_PLAIN_EVENT = store.plain(Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,7 +644,7 @@ def _message(
     row: CardTransaction, response: dict[str, Any], network_key: str
 ) -> CardTransactionEvent:
     """The network message of an authorization, with its answer as sent."""
-    return CardTransactionEvent(
+    return _PLAIN_MESSAGE(
         id=new_id("tev"),
         program_id=row.program_id,
         transaction_id=row.id,
@@ -639,6 +658,7 @@ def _message(
 
 def _decided(row: CardTransaction, card: Any) -> Event:
     return new_event(
+        make=_PLAIN_EVENT,
         program_id=row.program_id,
         object_id=row.id,
         data=AuthorizationDecided(

@@ -301,19 +301,21 @@ async def spent_so_far(
 
 
 def spend_keys(
-    transaction: Transaction, program: ProgramRules, now: datetime
+    transaction: Transaction, program: ProgramRules, starts: dict[str, datetime]
 ) -> tuple[list[str], list[str], list[datetime]]:
     """The counters an approved transaction adds to, as (channels, periods, period starts):
-    all channels and its own, for every period."""
-    starts = period_starts(program.timezone, now)
-    keys = [
-        (channel, period, start)
-        for channel in ("ALL", *_channels(transaction, program))
-        if channel != "INTERNATIONAL"
-        for period, start in starts.items()
-    ]
-    channels, periods, period_starts_ = (list(column) for column in zip(*keys, strict=True))
-    return channels, periods, period_starts_
+    all channels and its own, for every period that began at `starts` (`period_starts`)."""
+    channels: list[str] = []
+    periods: list[str] = []
+    begun: list[datetime] = []
+    for channel in ("ALL", *_channels(transaction, program)):
+        if channel == "INTERNATIONAL":
+            continue
+        for period, start in starts.items():
+            channels.append(channel)
+            periods.append(period)
+            begun.append(start)
+    return channels, periods, begun
 
 
 async def record_spend(
@@ -321,7 +323,9 @@ async def record_spend(
 ) -> None:
     """Add an approved transaction to the card's counters, in one statement (`card_spend_add`,
     which the authorization path's write calls too)."""
-    channels, periods, starts = spend_keys(transaction, program, now)
+    channels, periods, starts = spend_keys(
+        transaction, program, period_starts(program.timezone, now)
+    )
     await session.execute(
         _ADD_SPEND,
         {

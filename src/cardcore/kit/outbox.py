@@ -51,11 +51,18 @@ def event_type(name: str, description: str, *, version: int = 1) -> Callable[[D]
     return register
 
 
-def new_event(*, program_id: str, object_id: str | None, data: EventData) -> Event:
+def new_event(
+    *,
+    program_id: str,
+    object_id: str | None,
+    data: EventData,
+    make: Callable[..., Any] = Event,
+) -> Event:
     """The event's row, not yet added anywhere: for a caller that writes it itself, in the same
-    transaction as its change (the authorization path's one write)."""
+    transaction as its change (the authorization path's one write, whose plain rows `make`
+    makes)."""
     entry = _BY_MODEL[type(data)]
-    return Event(
+    return make(
         id=new_id("evt"),
         program_id=program_id,
         type=entry.name,

@@ -12,6 +12,7 @@ An account's currency and rules never change, so they are cached per process; a 
 hot path costs its UPDATEs and two INSERTs.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -354,10 +355,12 @@ def new_transfer(
     timeout_at: datetime | None = None,
     key: str | None = None,
     details: dict[str, Any] | None = None,
+    make: Callable[..., Any] = LedgerTransfer,
 ) -> LedgerTransfer:
     """A single or pending transfer's row, not yet recorded: `transfer` records it with its
-    totals, the authorization path's one write (`authorizations/store.py`) with its own."""
-    return LedgerTransfer(
+    totals, the authorization path's one write (`authorizations/store.py`, whose plain rows
+    `make` makes) with its own."""
+    return make(
         id=new_id("ltr"),
         program_id=program_id,
         key=key,
