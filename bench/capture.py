@@ -35,6 +35,8 @@ _PARAM = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*')")
 _PLACEHOLDER = re.compile(r"\$(\d+)(?!\d)")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PUBLIC_ID = re.compile(r"\b([a-z]+)_([0-9a-hjkmnp-tv-z]{26})\b")
+# A UUID inside a longer value: a JSON row or an array the authorization's write takes.
+_EMBEDDED_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 # pgbench takes `:name` as a variable even inside a string literal, so such literals are written
 # as E'' strings with the colon escaped.
 _COLON_NAME = re.compile(r":[A-Za-z0-9_]")
@@ -261,9 +263,13 @@ class ScriptBuilder:
             return replaced if replaced is not None else _quote(value)
         parts: list[str] = []
         position = 0
-        for match in re.finditer(rf"{_PUBLIC_ID.pattern}|{re.escape(self.ntx)}", value):
+        pattern = rf"{_PUBLIC_ID.pattern}|{_EMBEDDED_UUID.pattern}|{re.escape(self.ntx)}"
+        for match in re.finditer(pattern, value):
             if match[0] == self.ntx:
                 replacement: str | None = "'pgbench-' || (:ntx)::text"
+            elif match[1] is None:
+                found = self._uuid_sql(uuid.UUID(match[0]), match[0])
+                replacement = None if found is None else f"({found})::text"
             else:
                 replacement = self._public_sql(match[1], match[0])
             if replacement is None:

@@ -301,10 +301,6 @@ BEGIN
     ), txn AS (
         INSERT INTO card_transactions
         SELECT r.* FROM jsonb_populate_record(NULL::card_transactions, v_now || p_transaction) r
-    ), lines AS (
-        INSERT INTO fees
-        SELECT r.* FROM jsonb_array_elements(p_fees) f,
-            jsonb_populate_record(NULL::fees, v_now || f) r
     ), message AS (
         INSERT INTO card_transaction_events
         SELECT r.*
@@ -314,6 +310,12 @@ BEGIN
     INSERT INTO events
     SELECT r.* FROM jsonb_populate_record(
         NULL::events, jsonb_build_object('created_at', clock_timestamp()) || p_event) r;
+    -- Apart, and only when there are any: even inserting nothing opens a table and its indexes.
+    IF jsonb_array_length(p_fees) > 0 THEN
+        INSERT INTO fees
+        SELECT r.* FROM jsonb_array_elements(p_fees) f,
+            jsonb_populate_record(NULL::fees, v_now || f) r;
+    END IF;
     IF p_spend_amount IS NOT NULL THEN
         PERFORM card_spend_add(
             (p_transaction ->> 'card_id')::uuid, p_spend_channels, p_spend_periods,
