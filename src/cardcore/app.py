@@ -19,7 +19,7 @@ from cardcore.auth.tokens import TokenKeys
 from cardcore.authorizations.endpoints import admin_routes as fx_routes
 from cardcore.authorizations.endpoints import network_routes, simulate_routes
 from cardcore.authorizations.endpoints import routes as transactions_routes
-from cardcore.authorizations.lean import AuthorizationLane
+from cardcore.authorizations.lean import AuthorizationLane, Connections
 from cardcore.balances.endpoints import admin_routes as money_admin_routes
 from cardcore.balances.endpoints import routes as balances_routes
 from cardcore.cards.dependencies import build_card_services
@@ -136,9 +136,12 @@ def create_app(
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     engine: Any = None
+    lean_connections = None
     if sessionmaker is None:
-        engine = create_engine(database_url(settings), settings)
+        url = database_url(settings)
+        engine = create_engine(url, settings)
         sessionmaker = create_sessionmaker(engine)
+        lean_connections = Connections(url, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,6 +163,8 @@ def create_app(
         stop.set()
         if worker is not None:
             await worker
+        if lean_connections is not None:
+            await lean_connections.close()
         if engine is not None:
             await engine.dispose()
 
@@ -178,6 +183,7 @@ def create_app(
     app.state.settings = settings
     _document_errors(app)
     app.state.sessionmaker = sessionmaker
+    app.state.lean_connections = lean_connections
     app.state.keyring = load_keyring(settings)
     app.state.token_keys = TokenKeys(app.state.keyring, sessionmaker)
     app.state.card_services = build_card_services(settings, app.state.keyring)

@@ -1,6 +1,8 @@
 """The authorization's lean route (authorizations/lean.py): the same answers as the standard
 route, a network key that stops working stops at once, four round trips per authorization."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -170,3 +172,89 @@ async def test_an_authorization_is_four_round_trips(
         "SELECT refused_account,",
         "COMMIT;",
     ]
+
+
+async def test_the_lean_paths_own_connections(
+    committed_app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    """An app on its own engine serves the lean path from its own asyncpg pool: the same answers,
+    BEGIN, the read, the write and COMMIT on one connection, and whatever it cannot do there (a
+    PIN block, a key no longer good) goes the standard way."""
+    async with (
+        create_sessionmaker(engine)() as session,
+        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
+    ):
+        world = await helpers.make_world(c, session, "Own pool", 10_000)
+    app = create_app(settings.model_copy(update={"run_worker": False}))
+    connections = app.state.lean_connections
+    assert connections is not None
+    sent: list[str] = []
+    logging: set[Any] = set()
+    opened = connections.transaction
+
+    @asynccontextmanager
+    async def logged() -> AsyncIterator[Any]:
+        try:
+            async with opened() as connection:
+                # Once per pooled connection (it outlives its proxy), so COMMIT is seen too.
+                raw = connection._con
+                if raw not in logging:
+                    logging.add(raw)
+                    raw.add_query_logger(lambda record: sent.append(record.query))
+                yield connection
+        finally:
+            sent.append("released")
+
+    connections.transaction = logged
+    card = world.cards[0].card_id
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
+            first = await c.post(
+                PATH, json=helpers.authorization(card, 100, "own-1"), headers=world.network
+            )
+            assert first.json()["approved"], first.text
+            assert sent == []  # the first message of a key takes the standard route
+            # The program's network account was made by that first message, in a transaction
+            # still open then: this process learns it on the next, which the lean path leaves
+            # (rolled back) to the standard route. Then a new connection learns the types.
+            for n in (2, 3):
+                warm = helpers.authorization(card, 100, f"own-warm-{n}")
+                assert (await c.post(PATH, json=warm, headers=world.network)).json()["approved"]
+            assert sent[-2:] == ["COMMIT", "released"]
+            sent.clear()
+            message = helpers.authorization(card, 250, "own-2")
+            answer = await c.post(PATH, json=message, headers=world.network)
+            assert answer.json()["approved"], answer.text
+            assert answer.json()["available_balance"] == 10_000 - 3 * 100 - 250
+            assert [" ".join(q.split()[:2]) for q in sent] == [
+                "BEGIN",
+                "SELECT key_ok,",
+                "SELECT refused_account,",
+                "COMMIT",
+                "released",
+            ]
+            again = await c.post(PATH, json=message, headers=world.network)
+            assert again.content == answer.content
+            async with create_sessionmaker(engine)() as session:
+                stored = await session.scalar(
+                    select(CardTransactionEvent.response).where(
+                        CardTransactionEvent.transaction_id == answer.json()["authorization_id"]
+                    )
+                )
+                assert stored == answer.json()
+                # A revoked key: the read refuses it, the standard route answers 401.
+                await session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.secret_hash == sha256_digest(world.network["X-API-Key"]))
+                    .values(revoked_at=func.now())
+                )
+                await session.commit()
+            refused = await c.post(
+                PATH, json=helpers.authorization(card, 100, "own-3"), headers=world.network
+            )
+            assert refused.status_code == 401, refused.text
+            async with create_sessionmaker(engine)() as session:
+                assert await verify(session) == []
+    finally:
+        await connections.close()
+        await app.state.sessionmaker.kw["bind"].dispose()

@@ -468,12 +468,16 @@ async def authorize(
     request: AuthorizationRequest,
     key_id: str | None = None,
     touch_after: timedelta = timedelta(seconds=60),
+    connection: Any = None,
 ) -> dict[str, Any]:
     """Decide an authorization and record it: four round trips (BEGIN, the read, the write,
     COMMIT) whatever the card, program and fees; a PIN, a partner deposit with a low-balance
     threshold or a program's new time zone add one each. `key_id`: the network key to check
-    in the read (raises NetworkKeyRefused), when the caller has not checked it."""
-    connection = await driver_connection(session)
+    in the read (raises NetworkKeyRefused), when the caller has not checked it. `connection`:
+    an asyncpg connection in a transaction of the caller's, when `session` is `store.NO_SESSION`
+    (the lean path's own pool); otherwise the session's own is used."""
+    if connection is None:
+        connection = await driver_connection(session)
     now = datetime.now(UTC)
     card_id, pan_hash = _card_ref(services, request)
     timezone = _TIMEZONES.get(program_id, "UTC")
@@ -540,7 +544,11 @@ async def authorize(
             session, connection, row, card, context, transaction, request.network_key, starts
         )
         if written is not None:
-            if context.deposit_threshold is not None:
+            if context.deposit_threshold is not None and balances.crosses(
+                context.deposit_threshold,
+                (written.deposit_available or 0) + transaction.amount,
+                written.deposit_available or 0,
+            ):
                 assert written.deposit_available is not None
                 await balances.warn_if_low(
                     session,

@@ -67,6 +67,23 @@ class Facts:
         self.__dict__.update(values)
 
 
+class NeedsSession(Exception):
+    """The lean path's authorization needs what only the ORM session does (a PIN, a key or
+    account not cached yet in this process, a partner deposit crossing its threshold): nothing
+    is committed, and the standard route serves the message."""
+
+
+class _NoSession:
+    """The session argument of an authorization on the lean path's own connection: anything
+    that would use it raises NeedsSession."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsSession(name)
+
+
+NO_SESSION: Any = _NoSession()
+
+
 def _uuid(prefix: str, public_id: str | None) -> uuid.UUID | None:
     return None if public_id is None else to_uuid(prefix, public_id)
 

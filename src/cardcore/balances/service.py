@@ -224,6 +224,11 @@ async def _partner_balance(
     )
 
 
+def crosses(threshold: int, before: int, after: int) -> bool:
+    """Once, when crossing the line, not on every debit below it."""
+    return before >= threshold > after
+
+
 async def warn_if_low(
     session: AsyncSession, partner_balance: PartnerBalance, before: int, after: int | None = None
 ) -> None:
@@ -234,8 +239,7 @@ async def warn_if_low(
         return
     if after is None:
         after = (await ledger.totals(session, partner_balance.ledger_account_id)).available
-    # Once, when crossing the line, not on every debit below it.
-    if before >= threshold > after:
+    if crosses(threshold, before, after):
         record_event(
             session,
             program_id=partner_balance.program_id,
