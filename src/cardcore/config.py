@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per API process.")
     db_max_overflow: int = Field(default=0, ge=0, description="Extra connections under load.")
+    db_lean_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Connections per API process for the authorization's lean path (default: "
+        "two per CPU; more only queue inside PostgreSQL).",
+    )
     db_statement_timeout_ms: int = Field(
         default=30_000,
         ge=0,

@@ -20,6 +20,7 @@ engine and one set of rules.
 import asyncio
 import functools
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -230,7 +231,7 @@ class Connections:
                     dsn,
                     **({"host": host} if host else {}),
                     min_size=0,
-                    max_size=self.settings.db_pool_size,
+                    max_size=self.settings.db_lean_pool_size or 2 * (os.cpu_count() or 2),
                     server_settings=server_settings,
                     init=_json_codecs,
                     reset=_nothing_to_reset,
