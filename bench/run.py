@@ -42,6 +42,7 @@ from bench.server import (
     start_database,
     stop_database,
 )
+from cardcore.embedded_settings import TUNED
 from cardcore.kit.crypto import sha256_digest
 from cardcore.kit.ids import from_uuid, to_uuid
 
@@ -52,6 +53,16 @@ LARGE_HISTORY = 5_000_000
 # A generator whose ping ceiling is not at least this many times the authorization rate could
 # be what limits the authorization rate.
 HEADROOM = 3.0
+# The server settings the summary shows, a row each group (the results JSON holds them all).
+SETTING_ROWS = (
+    ("memory", ("shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem")),
+    ("WAL", ("max_wal_size", "min_wal_size", "wal_buffers", "wal_compression")),
+    ("checkpoints", ("checkpoint_timeout", "checkpoint_completion_target")),
+    ("durability", ("fsync", "synchronous_commit", "full_page_writes")),
+    ("planner", ("random_page_cost", "effective_io_concurrency")),
+    ("connections", ("max_connections",)),
+    ("parallel query", ("max_parallel_workers_per_gather", "max_parallel_workers")),
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,6 +141,9 @@ class Report:
     duration: float
     workers: int
     cpus: int = 0
+    # The PostgreSQL settings in effect at the start (cardcore's computed ones on the embedded
+    # server), by name.
+    postgres_settings: dict[str, str] = field(default_factory=dict)
     load_average: float = 0.0
     load_seconds: float = 0.0
     setup_seconds: float = 0.0
@@ -292,6 +306,13 @@ class Run:
         say(f"work directory {self.work}")
         self.database = start_database(self.data_dir, args.database_url)
         say("PostgreSQL: " + ("--database-url" if args.database_url else "embedded, fresh"))
+        report.postgres_settings = _postgres_settings(self.database)
+        names = list(report.postgres_settings)
+        for start in range(0, len(names), 5):
+            say(
+                ("  settings: " if start == 0 else "            ")
+                + ", ".join(f"{n}={report.postgres_settings[n]}" for n in names[start : start + 5])
+            )
         self.port = free_port()
         self.env = cardcore_env(self.database, self.data_dir, self.port, args.workers)
         cardcore(self.env, "migrate")
@@ -537,6 +558,24 @@ def _postmaster(database: Database) -> int | None:
     return int((database.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
 
 
+def _postgres_settings(database: Database) -> dict[str, str]:
+    """What the server runs with: the settings cardcore tunes on the embedded server, and the
+    ones that keep commits durable."""
+
+    async def fetch() -> dict[str, str]:
+        conn = await seed.connect(database)
+        try:
+            rows = await conn.fetch(
+                "SELECT name, current_setting(name) AS value FROM unnest($1::text[]) AS name",
+                list(TUNED),
+            )
+            return {row["name"]: row["value"] for row in rows}
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
 def _server_major(database: Database) -> int:
     async def version() -> int:
         conn = await seed.connect(database)
@@ -604,6 +643,14 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
             "machine",
             f"{report.cpus} CPUs, load average {report.load_average:.1f} at start",
             "shared by server, PostgreSQL and generator",
+        ),
+        *(
+            (
+                f"PostgreSQL {group}",
+                " ".join(f"{n}={report.postgres_settings.get(n, '?')}" for n in names),
+                "",
+            )
+            for group, names in SETTING_ROWS
         ),
         ("cards / past transactions", f"{report.cards:,} / {report.history:,}", ""),
         (
