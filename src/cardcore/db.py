@@ -275,7 +275,7 @@ def create_database_if_missing(server: Any, database: str) -> None:
 def database_url(settings: Settings) -> URL:
     if settings.database_url:
         return to_async_url(settings.database_url)
-    return start_embedded_postgres(settings.data_dir)
+    return start_embedded_postgres(settings.data_dir, settings=settings)
 
 
 def create_engine(url: URL | str, settings: Settings) -> AsyncEngine:
