@@ -82,9 +82,13 @@ class Machine:
         limit = cgroup_memory_limit(root)
         if limit is not None:
             memory = min(memory, limit)
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if hasattr(os, "sched_getaffinity"):  # the CPUs we may run on (taskset, cpusets)
+            cpus = len(os.sched_getaffinity(0))
+        else:
+            cpus = os.cpu_count() or 1
         quota = cgroup_cpu_limit(root)
-        cpus = max(1, min(cpus or 1, quota or cpus or 1))
+        if quota is not None:
+            cpus = min(cpus, quota)
         existing = data_dir
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
