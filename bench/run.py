@@ -53,16 +53,19 @@ LARGE_HISTORY = 5_000_000
 # A generator whose ping ceiling is not at least this many times the authorization rate could
 # be what limits the authorization rate.
 HEADROOM = 3.0
-# The server settings the summary shows, a row each group (the results JSON holds them all).
+# The PostgreSQL settings printed at the start and in the summary, a line each group; every
+# setting cardcore tunes on the embedded server is in one of them.
 SETTING_ROWS = (
-    ("memory", ("shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem")),
-    ("WAL", ("max_wal_size", "min_wal_size", "wal_buffers", "wal_compression")),
+    ("memory", ("shared_buffers", "wal_buffers", "work_mem")),
+    ("maintenance", ("maintenance_work_mem", "max_parallel_maintenance_workers")),
+    ("WAL", ("max_wal_size", "min_wal_size", "wal_compression")),
     ("checkpoints", ("checkpoint_timeout", "checkpoint_completion_target")),
     ("durability", ("fsync", "synchronous_commit", "full_page_writes")),
-    ("planner", ("random_page_cost", "effective_io_concurrency")),
-    ("connections", ("max_connections",)),
+    ("planner", ("effective_cache_size", "random_page_cost")),
+    ("I/O, connections", ("effective_io_concurrency", "max_connections")),
     ("parallel query", ("max_parallel_workers_per_gather", "max_parallel_workers")),
 )
+assert sorted(n for _, names in SETTING_ROWS for n in names) == sorted(TUNED)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -307,12 +310,8 @@ class Run:
         self.database = start_database(self.data_dir, args.database_url)
         say("PostgreSQL: " + ("--database-url" if args.database_url else "embedded, fresh"))
         report.postgres_settings = _postgres_settings(self.database)
-        names = list(report.postgres_settings)
-        for start in range(0, len(names), 5):
-            say(
-                ("  settings: " if start == 0 else "            ")
-                + ", ".join(f"{n}={report.postgres_settings[n]}" for n in names[start : start + 5])
-            )
+        for group, values in _setting_rows(report):
+            say(f"  {group}: {values}")
         self.port = free_port()
         self.env = cardcore_env(self.database, self.data_dir, self.port, args.workers)
         cardcore(self.env, "migrate")
@@ -576,6 +575,13 @@ def _postgres_settings(database: Database) -> dict[str, str]:
     return asyncio.run(fetch())
 
 
+def _setting_rows(report: Report) -> list[tuple[str, str]]:
+    return [
+        (group, " ".join(f"{n}={report.postgres_settings.get(n, '?')}" for n in names))
+        for group, names in SETTING_ROWS
+    ]
+
+
 def _server_major(database: Database) -> int:
     async def version() -> int:
         conn = await seed.connect(database)
@@ -644,14 +650,7 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
             f"{report.cpus} CPUs, load average {report.load_average:.1f} at start",
             "shared by server, PostgreSQL and generator",
         ),
-        *(
-            (
-                f"PostgreSQL {group}",
-                " ".join(f"{n}={report.postgres_settings.get(n, '?')}" for n in names),
-                "",
-            )
-            for group, names in SETTING_ROWS
-        ),
+        *((f"PostgreSQL {group}", values, "") for group, values in _setting_rows(report)),
         ("cards / past transactions", f"{report.cards:,} / {report.history:,}", ""),
         (
             "bulk load / all set-up",
