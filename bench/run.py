@@ -44,6 +44,7 @@ from bench.server import (
     start_database,
     stop_database,
 )
+from cardcore.embedded_settings import TUNED
 from cardcore.kit.crypto import sha256_digest
 from cardcore.kit.ids import from_uuid, to_uuid
 
@@ -56,6 +57,19 @@ LARGE_HISTORY = 5_000_000
 HEADROOM = 3.0
 # Messages of the mixed run per second, over all kinds.
 MIXED_TARGET = 800
+# The PostgreSQL settings printed at the start and in the summary, a line each group; every
+# setting cardcore tunes on the embedded server is in one of them.
+SETTING_ROWS = (
+    ("memory", ("shared_buffers", "wal_buffers", "work_mem")),
+    ("maintenance", ("maintenance_work_mem", "max_parallel_maintenance_workers")),
+    ("WAL", ("max_wal_size", "min_wal_size", "wal_compression")),
+    ("checkpoints", ("checkpoint_timeout", "checkpoint_completion_target")),
+    ("durability", ("fsync", "synchronous_commit", "full_page_writes")),
+    ("planner", ("effective_cache_size", "random_page_cost")),
+    ("I/O, connections", ("effective_io_concurrency", "max_connections")),
+    ("parallel query", ("max_parallel_workers_per_gather", "max_parallel_workers")),
+)
+assert sorted(n for _, names in SETTING_ROWS for n in names) == sorted(TUNED)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -141,6 +155,9 @@ class Report:
     duration: float
     workers: int
     cpus: int = 0
+    # The PostgreSQL settings in effect at the start (cardcore's computed ones on the embedded
+    # server), by name.
+    postgres_settings: dict[str, str] = field(default_factory=dict)
     load_average: float = 0.0
     load_seconds: float = 0.0
     setup_seconds: float = 0.0
@@ -333,6 +350,9 @@ class Run:
         say(f"work directory {self.work}")
         self.database = start_database(self.data_dir, args.database_url)
         say("PostgreSQL: " + ("--database-url" if args.database_url else "embedded, fresh"))
+        report.postgres_settings = _postgres_settings(self.database)
+        for group, values in _setting_rows(report):
+            say(f"  {group}: {values}")
         self.port = free_port()
         self.env = cardcore_env(self.database, self.data_dir, self.port, args.workers)
         cardcore(self.env, "migrate")
@@ -606,6 +626,31 @@ def _postmaster(database: Database) -> int | None:
     return int((database.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
 
 
+def _postgres_settings(database: Database) -> dict[str, str]:
+    """What the server runs with: the settings cardcore tunes on the embedded server, and the
+    ones that keep commits durable."""
+
+    async def fetch() -> dict[str, str]:
+        conn = await seed.connect(database)
+        try:
+            rows = await conn.fetch(
+                "SELECT name, current_setting(name) AS value FROM unnest($1::text[]) AS name",
+                list(TUNED),
+            )
+            return {row["name"]: row["value"] for row in rows}
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def _setting_rows(report: Report) -> list[tuple[str, str]]:
+    return [
+        (group, " ".join(f"{n}={report.postgres_settings.get(n, '?')}" for n in names))
+        for group, names in SETTING_ROWS
+    ]
+
+
 def _server_major(database: Database) -> int:
     async def version() -> int:
         conn = await seed.connect(database)
@@ -676,6 +721,7 @@ def _summarize(report: Report, args: argparse.Namespace) -> int:
             f"{report.cpus} CPUs, load average {report.load_average:.1f} at start",
             "shared by server, PostgreSQL and generator",
         ),
+        *((f"PostgreSQL {group}", values, "") for group, values in _setting_rows(report)),
         ("cards / past transactions", f"{report.cards:,} / {report.history:,}", ""),
         (
             "bulk load / all set-up",

