@@ -198,38 +198,24 @@ class Generator:
     def authorize(
         self, key: str, card_head: str, cards: int, concurrency: int, duration: float
     ) -> drivers.LoadResult:
-        tag = f"b{secrets.token_hex(4)}"
-        if self.wrk:
-            return drivers.run_wrk(
-                self.wrk,
-                f"http://127.0.0.1:{self.port}",
-                "authorize.lua",
-                [key, card_head, str(cards), tag],
-                concurrency=concurrency,
-                duration=duration,
-                threads=2,
-            )
-        return drivers.run_loadgen(
-            self.port,
-            mode="auth",
-            concurrency=concurrency,
-            duration=duration,
-            key=key,
-            card_head=card_head,
-            cards=cards,
-            tag=tag,
-        )
+        return self._cards("auth", key, card_head, cards, concurrency, duration)
 
     def mixed(
         self, key: str, card_head: str, cards: int, concurrency: int, duration: float
     ) -> drivers.LoadResult:
         """Authorizations, each approved one followed by a clearing, reversal or increment."""
-        tag = f"m{secrets.token_hex(4)}"
+        return self._cards("mixed", key, card_head, cards, concurrency, duration)
+
+    def _cards(
+        self, mode: str, key: str, card_head: str, cards: int, concurrency: int, duration: float
+    ) -> drivers.LoadResult:
+        """A run of messages on random bench cards: wrk's script for `mode`, or bench.loadgen."""
+        tag = f"{mode[0]}{secrets.token_hex(4)}"
         if self.wrk:
             return drivers.run_wrk(
                 self.wrk,
                 f"http://127.0.0.1:{self.port}",
-                "mixed.lua",
+                {"auth": "authorize.lua", "mixed": "mixed.lua"}[mode],
                 [key, card_head, str(cards), tag],
                 concurrency=concurrency,
                 duration=duration,
@@ -237,7 +223,7 @@ class Generator:
             )
         return drivers.run_loadgen(
             self.port,
-            mode="mixed",
+            mode=mode,
             concurrency=concurrency,
             duration=duration,
             key=key,
