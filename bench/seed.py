@@ -31,6 +31,7 @@ from bench.idscheme import IdScheme
 from bench.server import Database, Server, cardcore
 from cardcore.cards.controls import LIFETIME_START
 from cardcore.kit.ids import to_uuid
+from cardcore.kit.money import MAX_AMOUNT
 
 CURRENCY = "EUR"
 PRODUCT = {
@@ -122,14 +123,19 @@ def make_template(server: Server, fund: int, cards: int, with_history: bool) -> 
                 headers=admin,
             )
         )
-        # One wire from the funding account covers every card's reload.
-        _ok(
-            http.post(
-                f"/v1/admin/partner-balances/{credit['id']}/reload",
-                json={"amount": fund * (cards + 1), "reference": "bench"},
-                headers=admin,
+        # Wires from the funding account cover every card's reload: as few as the API's largest
+        # amount allows (a million cards of 10,000.00 are more than one wire can carry).
+        total = fund * (cards + 1)
+        while total > 0:
+            wire = min(total, MAX_AMOUNT)
+            _ok(
+                http.post(
+                    f"/v1/admin/partner-balances/{credit['id']}/reload",
+                    json={"amount": wire, "reference": "bench"},
+                    headers=admin,
+                )
             )
-        )
+            total -= wire
         product = _ok(http.post("/v1/admin/products", json=PRODUCT, headers=admin))
         user = _ok(http.post("/v1/users", json={}, headers=partner))
         _ok(
