@@ -459,7 +459,9 @@ async def test_postgres_keeps_running_while_another_cardcore_process_uses_it(
         # The worker attaches to the running server (its pid joins the wheel's handle list).
         handles = embedded_dir / "postgres" / ".handle_pids.json"
         for _ in range(150):
-            if worker.pid in json.loads(handles.read_text()):
+            # Read without the wheel's lock, so it may be caught half-rewritten: then again.
+            text = handles.read_text()
+            if text.strip() and worker.pid in json.loads(text):
                 break
             await asyncio.sleep(0.1)
         else:

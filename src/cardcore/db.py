@@ -222,9 +222,12 @@ def forget_dead_processes(pgdata: Path) -> None:
 
     handles = pgdata / ".handle_pids.json"
     if handles.exists():
-        pids = json.loads(handles.read_text() or "[]")
+        text = handles.read_text()
+        pids = json.loads(text or "[]")
         live = [pid for pid in pids if alive(pid)]
-        if live != pids:
+        # An empty file (a process died while the wheel rewrote it) is one the wheel itself
+        # cannot read: it is written back as an empty list.
+        if live != pids or not text.strip():
             handles.write_text(json.dumps(live))
 
     lock = pgdata / "postmaster.pid"
