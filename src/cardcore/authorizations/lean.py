@@ -81,7 +81,7 @@ def _api_key(request: Request) -> str | None:
     return key
 
 
-def _remember(principal: Principal | None, secret: str) -> None:
+def _remember(principal: Principal | None, digest: bytes) -> None:
     """After the standard route authenticated a network key: the next message may go lean."""
     if (
         principal is None
@@ -91,7 +91,7 @@ def _remember(principal: Principal | None, secret: str) -> None:
         return
     if len(_KNOWN_KEYS) >= _MAX_KNOWN_KEYS:
         _KNOWN_KEYS.clear()
-    _KNOWN_KEYS[sha256_digest(secret)] = (principal.actor_id, principal.tenant_id)
+    _KNOWN_KEYS[digest] = (principal.actor_id, principal.tenant_id)
 
 
 class AuthorizationLane:
@@ -109,13 +109,14 @@ class AuthorizationLane:
             return
         request = Request(scope, receive)
         secret = _api_key(request)
-        known = _KNOWN_KEYS.get(sha256_digest(secret)) if secret is not None else None
-        if secret is None or known is None:
-            await self._standard(scope, receive, send, secret)
+        digest = sha256_digest(secret) if secret is not None else None
+        known = _KNOWN_KEYS.get(digest) if digest is not None else None
+        if digest is None or known is None:
+            await self._standard(scope, receive, send, digest)
             return
         body = await request.body()
         replay = _replaying(body, receive)
-        answer = await self._lean(request, body, secret, known) if b"\\u" not in body else None
+        answer = await self._lean(request, body, digest, known) if b"\\u" not in body else None
         if answer is None:
             await self._standard(scope, replay, send, None)
             return
@@ -123,7 +124,7 @@ class AuthorizationLane:
         await Response(answer, media_type=_JSON)(scope, replay, send)
 
     async def _lean(
-        self, request: Request, body: bytes, secret: str, known: tuple[str, str]
+        self, request: Request, body: bytes, digest: bytes, known: tuple[str, str]
     ) -> bytes | None:
         """The answer's bytes, or None for the standard route to answer (an escaped NUL or
         surrogate, which kit/inputs refuses, is its too)."""
@@ -167,12 +168,12 @@ class AuthorizationLane:
             # the session can do, a database error: the standard route answers it, errors
             # rendered and audited as on every route, and this process forgets a key it refused.
             if isinstance(exc, service.NetworkKeyRefused):
-                _KNOWN_KEYS.pop(sha256_digest(secret), None)
+                _KNOWN_KEYS.pop(digest, None)
             return None
         return _ANSWER.dump_json(AuthorizationOut(**answer))
 
     async def _standard(
-        self, scope: Scope, receive: Receive, send: Send, secret: str | None
+        self, scope: Scope, receive: Receive, send: Send, digest: bytes | None
     ) -> None:
         """The app answers; a network key it accepted is remembered for the lean path."""
         status = 0
@@ -184,8 +185,8 @@ class AuthorizationLane:
             await send(message)
 
         await self.app(scope, receive, sending)
-        if secret is not None and status == 200:
-            _remember(scope.get("state", {}).get("principal"), secret)
+        if digest is not None and status == 200:
+            _remember(scope.get("state", {}).get("principal"), digest)
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

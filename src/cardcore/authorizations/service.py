@@ -540,10 +540,11 @@ async def authorize(
         make=_PLAIN_TRANSACTION,
     )
     if decision.approved:
-        written = await _approve(
+        approved = await _approve(
             session, connection, row, card, context, transaction, request.network_key, starts
         )
-        if written is not None:
+        if approved is not None:
+            written, response = approved
             if context.deposit_threshold is not None and balances.crosses(
                 context.deposit_threshold,
                 (written.deposit_available or 0) + transaction.amount,
@@ -556,7 +557,7 @@ async def authorize(
                     written.deposit_available + transaction.amount,
                     after=written.deposit_available,
                 )
-            return _response(row, written.available)
+            return response
     response = _response(row, context.available)
     await store.write(
         connection,
@@ -578,9 +579,10 @@ async def _approve(
     transaction: controls.Transaction,
     network_key: str,
     starts: dict[str, datetime],
-) -> store.Written | None:
-    """Hold the amount (and the transaction's fees) and record the approval, in the one write;
-    None, with `row` declined 51 and nothing written, when a leg cannot pay."""
+) -> tuple[store.Written, dict[str, Any]] | None:
+    """Hold the amount (and the transaction's fees) and record the approval, in the one write:
+    what it did and the answer; None, with `row` declined 51 and nothing written, when a leg
+    cannot pay."""
     legs = await _legs(session, row, context.user_account)
     balance = _BalanceFacts(card.balance_id, card.program_id, context.balance_currency)
     fee_lines = await fees.transaction_fees(
@@ -618,7 +620,9 @@ async def _approve(
         spend_amount=transaction.amount,
     )
     if written.refused_account is None:
-        return written
+        # The write put the same figure into the stored answer.
+        response["available_balance"] = written.available
+        return written, response
     refused_deposit = written.refused_account == context.deposit_account
     _forget_holds(row)
     row.status, row.held_amount, row.authorization_code = "DECLINED", 0, None
