@@ -1,5 +1,6 @@
-"""The authorization's lean route (authorizations/lean.py): the same answers as the standard
-route, a network key that stops working stops at once, four round trips per authorization."""
+"""The lean route (authorizations/lean.py) of authorizations and the clearings, reversals and
+increments that follow them: the same answers as the standard route, a network key that stops
+working stops at once, four round trips per message."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,10 +31,18 @@ def _known(world: dict[str, Any]) -> bool:
     return sha256_digest(world["network"]["X-API-Key"]) in lean._KNOWN_KEYS
 
 
-async def _audited(session: AsyncSession) -> int:
+async def _audited(session: AsyncSession, path: str = PATH) -> int:
     return await session.scalar(  # type: ignore[return-value]
-        select(func.count()).select_from(AuditLog).where(AuditLog.path == PATH)
+        select(func.count()).select_from(AuditLog).where(AuditLog.path == path)
     )
+
+
+def _follow_up(authorization_id: str, ids: str, amount: int | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "authorization_id": authorization_id,
+        "network": {"network_transaction_id": ids},
+    }
+    return message if amount is None else {**message, "amount": amount}
 
 
 async def test_a_known_key_goes_lean_with_the_same_answers(
@@ -74,6 +83,91 @@ async def test_a_known_key_goes_lean_with_the_same_answers(
     assert standard.content == lean_answer.content
     assert lean_answer.json()["available_balance"] == 10_000 - 2 * 1_000
     assert await verify(session) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "amount", "held", "available"),
+    [
+        ("/v1/network/clearings", 800, 0, 10_000 - 800),
+        ("/v1/network/reversals", 300, 700, 10_000 - 700),
+        ("/v1/network/incremental-authorizations", 500, 1_500, 10_000 - 1_500),
+    ],
+)
+async def test_follow_ups_go_lean_with_the_same_answers(
+    client: AsyncClient,
+    world: dict[str, Any],
+    session: AsyncSession,
+    path: str,
+    amount: int,
+    held: int,
+    available: int,
+) -> None:
+    lean._KNOWN_KEYS.clear()
+    authorized = await client.post(PATH, json=body(world), headers=world["network"])
+    assert authorized.status_code == 200, authorized.text
+    assert _known(world)
+    message = _follow_up(authorized.json()["authorization_id"], f"lean-{path}", amount)
+    answer = await client.post(path, json=message, headers=world["network"])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["approved"]
+    assert answer.json()["held_amount"] == held
+    assert answer.json()["available_balance"] == available
+    # Served lean: no audit row, the network message is the record, and it says what was sent.
+    assert await _audited(session, path) == 0
+    stored = await session.scalar(
+        select(CardTransactionEvent.response).where(
+            CardTransactionEvent.network_key.like("%lean-%")
+        )
+    )
+    assert stored == answer.json()
+    again = await client.post(path, json=message, headers=world["network"])
+    assert again.content == answer.content
+    standard = await client.post(
+        path, json=message, headers={**world["network"], "Idempotency-Key": "retransmitted"}
+    )
+    assert standard.content == answer.content
+    assert await _audited(session, path) == 1
+    assert await verify(session) == []
+
+
+async def test_follow_up_errors_are_the_standard_routes(
+    client: AsyncClient, world: dict[str, Any], session: AsyncSession
+) -> None:
+    lean._KNOWN_KEYS.clear()
+    authorized = (await client.post(PATH, json=body(world), headers=world["network"])).json()
+    clearings = "/v1/network/clearings"
+    above = await client.post(
+        clearings,
+        json=_follow_up(authorized["authorization_id"], "c-1", 5_000),
+        headers=world["network"],
+    )
+    assert above.status_code == 422
+    assert above.json()["code"] == "CLEARING_ABOVE_TOLERANCE"
+    unknown = await client.post(
+        clearings,
+        json=_follow_up("txn_01jd3xk0000000000000000000", "c-2"),
+        headers=world["network"],
+    )
+    assert unknown.status_code == 404
+    assert (
+        await session.scalar(
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.path == clearings, AuditLog.outcome == "failure")
+        )
+        == 2
+    )
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.secret_hash == sha256_digest(world["network"]["X-API-Key"]))
+        .values(revoked_at=func.now())
+    )
+    await session.commit()
+    refused = await client.post(
+        clearings, json=_follow_up(authorized["authorization_id"], "c-3"), headers=world["network"]
+    )
+    assert refused.status_code == 401, refused.text
+    assert not _known(world)
 
 
 async def test_errors_are_the_standard_routes(
@@ -132,7 +226,7 @@ async def test_another_programs_card_is_not_found(
     assert stolen.status_code == 404
 
 
-async def test_an_authorization_is_four_round_trips(
+async def test_an_authorization_and_its_follow_ups_are_four_round_trips(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings
 ) -> None:
     """BEGIN, the read, the write, COMMIT, on an app served as in production: its own engine,
@@ -153,6 +247,12 @@ async def test_an_authorization_is_four_round_trips(
             message = helpers.authorization(world.cards[0].card_id, 100, "counted-1")
             first = await c.post(PATH, json=message, headers=world.network)
             assert first.json()["approved"], first.text
+            # The connection's first follow-up learns the type of the row its read returns.
+            warm = _follow_up(first.json()["authorization_id"], "counted-warm", 10)
+            warmed = await c.post(
+                "/v1/network/incremental-authorizations", json=warm, headers=world.network
+            )
+            assert warmed.json()["approved"], warmed.text
             async with one.connect() as probe:
                 connection = (await probe.get_raw_connection()).driver_connection
 
@@ -162,16 +262,32 @@ async def test_an_authorization_is_four_round_trips(
             connection.add_query_logger(log)
             message = helpers.authorization(world.cards[0].card_id, 100, "counted-2")
             answer = await c.post(PATH, json=message, headers=world.network)
+            assert answer.json()["approved"], answer.text
+            authorization_id = answer.json()["authorization_id"]
+            trips = [list(sent)]
+            for path, amount in (
+                ("/v1/network/incremental-authorizations", 50),
+                ("/v1/network/reversals", 20),
+                ("/v1/network/clearings", None),
+            ):
+                sent.clear()
+                ids = f"counted-{path}"
+                followed = await c.post(
+                    path, json=_follow_up(authorization_id, ids, amount), headers=world.network
+                )
+                assert followed.json()["approved"], followed.text
+                trips.append(list(sent))
             connection.remove_query_logger(log)
     finally:
         await one.dispose()
-    assert answer.json()["approved"], answer.text
-    assert [" ".join(q.split()[:2]) for q in sent] == [
-        "BEGIN;",
-        "SELECT key_ok,",
-        "SELECT refused_account,",
-        "COMMIT;",
-    ]
+    assert followed.json()["held_amount"] == 0
+    for sent in trips:
+        assert [" ".join(q.split()[:2]) for q in sent] == [
+            "BEGIN;",
+            "SELECT key_ok,",
+            "SELECT refused_account,",
+            "COMMIT;",
+        ]
 
 
 async def test_the_lean_paths_own_connections(
@@ -219,13 +335,20 @@ async def test_the_lean_paths_own_connections(
             # (rolled back) to the standard route. Then a new connection learns the types.
             for n in (2, 3):
                 warm = helpers.authorization(card, 100, f"own-warm-{n}")
-                assert (await c.post(PATH, json=warm, headers=world.network)).json()["approved"]
+                warmed = await c.post(PATH, json=warm, headers=world.network)
+                assert warmed.json()["approved"]
             assert sent[-2:] == ["COMMIT", "released"]
+            # ... and the type of the row a follow-up's read returns.
+            warm = _follow_up(warmed.json()["authorization_id"], "own-warm-increment", 10)
+            warmed = await c.post(
+                "/v1/network/incremental-authorizations", json=warm, headers=world.network
+            )
+            assert warmed.json()["approved"]
             sent.clear()
             message = helpers.authorization(card, 250, "own-2")
             answer = await c.post(PATH, json=message, headers=world.network)
             assert answer.json()["approved"], answer.text
-            assert answer.json()["available_balance"] == 10_000 - 3 * 100 - 250
+            assert answer.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 250
             assert [" ".join(q.split()[:2]) for q in sent] == [
                 "BEGIN",
                 "SELECT key_ok,",
@@ -235,6 +358,18 @@ async def test_the_lean_paths_own_connections(
             ]
             again = await c.post(PATH, json=message, headers=world.network)
             assert again.content == answer.content
+            sent.clear()
+            clearing = _follow_up(answer.json()["authorization_id"], "own-clearing", 200)
+            cleared = await c.post("/v1/network/clearings", json=clearing, headers=world.network)
+            assert cleared.json()["approved"], cleared.text
+            assert cleared.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 200
+            assert [" ".join(q.split()[:2]) for q in sent] == [
+                "BEGIN",
+                "SELECT key_ok,",
+                "SELECT refused_account,",
+                "COMMIT",
+                "released",
+            ]
             async with create_sessionmaker(engine)() as session:
                 stored = await session.scalar(
                     select(CardTransactionEvent.response).where(

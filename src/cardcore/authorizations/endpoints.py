@@ -17,8 +17,9 @@ from cardcore.auth.dependencies import (
     require_admin,
 )
 from cardcore.auth.principals import Principal
-from cardcore.authorizations import service
+from cardcore.authorizations import follow_ups, service
 from cardcore.authorizations.schemas import (
+    AmountFollowUpIn,
     AuthorizationIn,
     AuthorizationOut,
     FollowUpIn,
@@ -124,16 +125,25 @@ network_routes.add_api_route(
 )
 
 
-@network_routes.post("/v1/network/reversals", summary="Release all or part of a hold")
-async def reverse(body: FollowUpIn, principal: Network, session: DbSession) -> AuthorizationOut:
-    result = await service.reverse(
+async def _follow_up(
+    body: "FollowUpIn | RefundIn", principal: Principal, session: DbSession, kind: str
+) -> AuthorizationOut:
+    """A message about an authorization, as follow_ups.follow_up handles it."""
+    assert body.authorization_id is not None
+    result = await follow_ups.follow_up(
         session,
+        kind=kind,
         program_id=principal.tenant_id,
         transaction_id=body.authorization_id,
         amount=body.amount,
-        network_key=body.network.key(principal.tenant_id, "reversal"),
+        network_key=body.network.key(principal.tenant_id, kind),
     )
     return AuthorizationOut(**result)
+
+
+@network_routes.post("/v1/network/reversals", summary="Release all or part of a hold")
+async def reverse(body: FollowUpIn, principal: Network, session: DbSession) -> AuthorizationOut:
+    return await _follow_up(body, principal, session, "reversal")
 
 
 @network_routes.post(
@@ -146,14 +156,7 @@ async def reverse(body: FollowUpIn, principal: Network, session: DbSession) -> A
     responses=error_responses("CLEARING_ABOVE_TOLERANCE", "INSUFFICIENT_FUNDS"),
 )
 async def clear(body: FollowUpIn, principal: Network, session: DbSession) -> AuthorizationOut:
-    result = await service.clear(
-        session,
-        program_id=principal.tenant_id,
-        transaction_id=body.authorization_id,
-        amount=body.amount,
-        network_key=body.network.key(principal.tenant_id, "clearing"),
-    )
-    return AuthorizationOut(**result)
+    return await _follow_up(body, principal, session, "clearing")
 
 
 @network_routes.post(
@@ -221,22 +224,11 @@ async def balance_inquiry(
     return InquiryOut(**result)
 
 
-class AmountFollowUpIn(FollowUpIn):
-    amount: MinorUnits = Field(gt=0, description="In the balance's currency.")
-
-
 @network_routes.post("/v1/network/incremental-authorizations", summary="Raise a hold")
 async def increment(
     body: AmountFollowUpIn, principal: Network, session: DbSession
 ) -> AuthorizationOut:
-    result = await service.increment(
-        session,
-        program_id=principal.tenant_id,
-        transaction_id=body.authorization_id,
-        amount=body.amount,
-        network_key=body.network.key(principal.tenant_id, "increment"),
-    )
-    return AuthorizationOut(**result)
+    return await _follow_up(body, principal, session, "increment")
 
 
 class RefundIn(BaseModel):
@@ -299,13 +291,7 @@ async def refund(
             kind="REFUND",
         )
     else:
-        result = await service.refund(
-            session,
-            program_id=principal.tenant_id,
-            transaction_id=body.authorization_id,
-            amount=body.amount,
-            network_key=body.network.key(principal.tenant_id, "refund"),
-        )
+        return await _follow_up(body, principal, session, "refund")
     return AuthorizationOut(**result)
 
 
@@ -488,7 +474,7 @@ class ExpireIn(BaseModel):
 async def simulate_expire(
     body: ExpireIn, principal: TestModePartner, session: DbSession
 ) -> AuthorizationOut:
-    result = await service.expire_now(
+    result = await follow_ups.expire_now(
         session, program_id=principal.tenant_id, transaction_id=body.authorization_id
     )
     return AuthorizationOut(**result)

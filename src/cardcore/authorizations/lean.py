@@ -1,14 +1,15 @@
-"""The lean path of `POST /v1/network/authorizations`: the card processor's hot path.
+"""The lean path of the card processor's hot path: `POST /v1/network/authorizations`, and the
+clearings, reversals and incremental authorizations that follow them.
 
 An authorization is what an issuer's system exists to answer, thousands of times a second, so
-its common case skips what every other route pays for and this one needs not: routing, FastAPI's
-dependency tree (the credential check's own query, the idempotency guard, the audit row) and the
-ORM. A message with one `X-API-Key` of a network key this process has seen before and a JSON body
-that validates (pydantic-core, from the bytes) is decided by `service.authorize` in four round
-trips — the key is checked afresh inside its read — and answered with the same model and
-serializer as the standard route, so a retransmission gets the first answer byte for byte
-whichever way it went. The network message that stores the answer is the authorization's audit
-record.
+these messages' common case skips what every other route pays for and they need not: routing,
+FastAPI's dependency tree (the credential check's own query, the idempotency guard, the audit
+row) and the ORM. A message with one `X-API-Key` of a network key this process has seen before
+and a JSON body that validates (pydantic-core, from the bytes) is handled by `service.authorize`
+or `follow_ups.follow_up` in four round trips — the key is checked afresh inside their read —
+and answered with the same model and serializer as the standard route, so a retransmission gets
+the first answer byte for byte whichever way it went. The network message that stores the answer
+is the audit record.
 
 Anything else — the first message of a key in this process, an `Idempotency-Key`, JWE headers,
 another credential, a body that does not validate, a key no longer good, and any failure — goes
@@ -23,26 +24,54 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 from fastapi import Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.engine import URL
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardcore.auth.principals import Principal, PrincipalKind
-from cardcore.authorizations import service, store
-from cardcore.authorizations.schemas import AuthorizationIn, AuthorizationOut
+from cardcore.authorizations import follow_ups, service, store
+from cardcore.authorizations.schemas import (
+    AmountFollowUpIn,
+    AuthorizationIn,
+    AuthorizationOut,
+    FollowUpIn,
+)
 from cardcore.config import Settings
 from cardcore.kit.crypto import sha256_digest
 
 PATH = "/v1/network/authorizations"
-# What the access log and metrics name a lean request by (the route it stands in for).
-_ROUTE = SimpleNamespace(path=PATH, name="authorize")
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """A route the lean path serves: its message, and what the access log and metrics name a
+    lean request by (the route it stands in for)."""
+
+    message: type[BaseModel]
+    kind: str
+    route: SimpleNamespace
+
+
+def _lane(path: str, message: type[BaseModel], kind: str, name: str) -> tuple[str, _Lane]:
+    return path, _Lane(message, kind, SimpleNamespace(path=path, name=name))
+
+
+_LANES = dict(
+    (
+        _lane(PATH, AuthorizationIn, "authorization", "authorize"),
+        _lane("/v1/network/clearings", FollowUpIn, "clearing", "clear"),
+        _lane("/v1/network/reversals", FollowUpIn, "reversal", "reverse"),
+        _lane("/v1/network/incremental-authorizations", AmountFollowUpIn, "increment", "increment"),
+    )
+)
 # A request with any of these headers asks for something only the standard route does.
 _STANDARD_ONLY = frozenset(
     {
@@ -95,16 +124,17 @@ def _remember(principal: Principal | None, digest: bytes) -> None:
 
 
 class AuthorizationLane:
-    """The lean path, as the innermost middleware: a `POST /v1/network/authorizations` it can
-    serve never reaches the router (matching a path against every route cost a tenth of an
-    authorization); everything else, and every message it cannot serve, goes on to the app,
-    the body it read handed on unchanged."""
+    """The lean path, as the innermost middleware: a message it can serve never reaches the
+    router (matching a path against every route cost a tenth of an authorization); everything
+    else, and every message it cannot serve, goes on to the app, the body it read handed on
+    unchanged."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        lane = _LANES.get(scope["path"]) if scope["type"] == "http" else None
+        if lane is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -116,20 +146,22 @@ class AuthorizationLane:
             return
         body = await request.body()
         replay = _replaying(body, receive)
-        answer = await self._lean(request, body, digest, known) if b"\\u" not in body else None
+        answer = None
+        if b"\\u" not in body:
+            answer = await self._lean(lane, request, body, digest, known)
         if answer is None:
             await self._standard(scope, replay, send, None)
             return
-        scope["route"] = _ROUTE
+        scope["route"] = lane.route
         await Response(answer, media_type=_JSON)(scope, replay, send)
 
     async def _lean(
-        self, request: Request, body: bytes, digest: bytes, known: tuple[str, str]
+        self, lane: _Lane, request: Request, body: bytes, digest: bytes, known: tuple[str, str]
     ) -> bytes | None:
         """The answer's bytes, or None for the standard route to answer (an escaped NUL or
         surrogate, which kit/inputs refuses, is its too)."""
         try:
-            message = AuthorizationIn.model_validate_json(body)
+            message: Any = lane.message.model_validate_json(body)
         except ValidationError:
             return None
         key_id, program_id = known
@@ -137,28 +169,36 @@ class AuthorizationLane:
             PrincipalKind.NETWORK, program_id=program_id, actor_id=key_id, channel="api_key"
         )
         app = request.app
-        arguments: dict[str, Any] = {
-            "program_id": program_id,
-            "request": message.to_authorization(program_id),
-            "key_id": key_id,
-            "touch_after": timedelta(seconds=app.state.settings.api_key_touch_interval_seconds),
-        }
+        touch_after = timedelta(seconds=app.state.settings.api_key_touch_interval_seconds)
+        if lane.kind == "authorization":
+            handle = functools.partial(
+                service.authorize,
+                services=app.state.card_services,
+                program_id=program_id,
+                request=message.to_authorization(program_id),
+                key_id=key_id,
+                touch_after=touch_after,
+            )
+        else:
+            handle = functools.partial(
+                follow_ups.follow_up,
+                kind=lane.kind,
+                program_id=program_id,
+                transaction_id=message.authorization_id,
+                network_key=message.network.key(program_id, lane.kind),
+                amount=message.amount,
+                key_id=key_id,
+                touch_after=touch_after,
+            )
         connections: Connections | None = getattr(app.state, "lean_connections", None)
         try:
-            if connections is not None and message.pin_block is None:
+            if connections is not None and getattr(message, "pin_block", None) is None:
                 async with connections.transaction() as connection:
-                    answer = await service.authorize(
-                        store.NO_SESSION,
-                        app.state.card_services,
-                        connection=connection,
-                        **arguments,
-                    )
+                    answer = await handle(store.NO_SESSION, connection=connection)
             else:
                 async with app.state.sessionmaker() as session:
                     try:
-                        answer = await service.authorize(
-                            session, app.state.card_services, **arguments
-                        )
+                        answer = await handle(session)
                         await session.commit()
                     except BaseException:
                         await session.rollback()

@@ -122,6 +122,10 @@ class FollowUpIn(BaseModel):
     network: NetworkIds
 
 
+class AmountFollowUpIn(FollowUpIn):
+    amount: MinorUnits = Field(gt=0, description="In the balance's currency.")
+
+
 class AuthorizationOut(BaseModel):
     authorization_id: str
     approved: bool

@@ -25,14 +25,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.authorizations import store
 from cardcore.authorizations.events import (
     AuthorizationDecided,
-    AuthorizationExpired,
     AuthorizationUpdated,
 )
 from cardcore.balances import service as balances
@@ -43,9 +42,9 @@ from cardcore.db import driver_connection
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import is_valid, new_id
-from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.money import MAX_AMOUNT, currency_exponent
 from cardcore.kit.outbox import new_event, record_event
+from cardcore.kit.rows import plain
 from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
@@ -64,18 +63,6 @@ NETWORK_ACCOUNT = "card_network"
 # With a partner DEPOSIT balance the network is paid from the deposit, and the user's money goes
 # to this account: what the partner recovers from its users for the deposit it spent.
 RECOVERY_ACCOUNT = "partner_deposit_recovery"
-# How far a clearing may exceed its authorization, in basis points, by MCC: tips at restaurants,
-# bars, fast food, taxis and salons; hotels and car rentals add incidentals. Anything else clears
-# at most what was held. Programs override or extend it (`programs.clearing_tolerances`).
-CLEARING_TOLERANCES = {
-    "5812": 2_000,
-    "5813": 2_000,
-    "5814": 2_000,
-    "4121": 2_000,
-    "7230": 2_000,
-    "7011": 1_500,
-    "7512": 1_500,
-}
 
 
 async def convert(
@@ -318,32 +305,19 @@ async def _move(
     return moved
 
 
-def _set_holds(row: CardTransaction, legs: Legs, holds: list[LedgerTransfer]) -> None:
-    """Remember the pending transfers of a hold (user leg, and deposit leg when there is one)."""
-    if legs.deposit:
-        row.deposit_hold_transfer_id, row.hold_transfer_id = (h.id for h in holds)
-    else:
-        row.hold_transfer_id = holds[0].id
+def _set_holds(row: Any, holds: list[Any]) -> None:
+    """Remember the pending transfers of a hold: the user leg's, after the deposit leg's when
+    there is one."""
+    row.hold_transfer_id = holds[-1].id
+    row.deposit_hold_transfer_id = holds[0].id if len(holds) > 1 else None
 
 
-def _forget_holds(row: CardTransaction) -> None:
+def _forget_holds(row: Any) -> None:
     row.hold_transfer_id = row.deposit_hold_transfer_id = None
 
 
-def _holds(row: CardTransaction) -> list[str]:
+def _holds(row: Any) -> list[str]:
     return [h for h in (row.deposit_hold_transfer_id, row.hold_transfer_id) if h is not None]
-
-
-async def _resolve_holds(
-    session: AsyncSession, row: CardTransaction, *, kind: str, code: str, amount: int | None = None
-) -> str:
-    """Post, void or expire every leg's pending transfer; the user leg's resolution id."""
-    resolved = ""
-    for pending_id in _holds(row):
-        resolved = (
-            await ledger.resolve(session, pending_id, kind=kind, amount=amount, code=code)
-        ).id
-    return resolved
 
 
 def _spend(request: AuthorizationRequest, amount: int, currency: str) -> controls.Transaction:
@@ -602,7 +576,7 @@ async def _approve(
         )
         for debit, credit in legs.pairs
     ]
-    _set_holds(row, legs, holds)
+    _set_holds(row, holds)
     holds += await fees.hold_rows(session, fee_lines, legs.user_account)
     row.status, row.response_code, row.held_amount = "PENDING", "00", transaction.amount
     row.authorization_code = f"{secrets.randbelow(10**6):06d}"
@@ -631,10 +605,10 @@ async def _approve(
     return None
 
 
-_PLAIN_TRANSACTION = store.plain(CardTransaction)
-_PLAIN_TRANSFER = store.plain(LedgerTransfer)
-_PLAIN_MESSAGE = store.plain(CardTransactionEvent)
-_PLAIN_EVENT = store.plain(Event)
+_PLAIN_TRANSACTION = plain(CardTransaction)
+_PLAIN_TRANSFER = plain(LedgerTransfer)
+_PLAIN_MESSAGE = plain(CardTransactionEvent)
+_PLAIN_EVENT = plain(Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,37 +701,6 @@ async def _answer(
     return response
 
 
-async def _follow_up(
-    session: AsyncSession,
-    program_id: str,
-    transaction_id: str,
-    network_key: str,
-    status: str,
-    amount: int | None = None,
-) -> tuple[CardTransaction, dict[str, Any] | None]:
-    """Lock the authorization a follow-up message is about, then look for the message's first
-    answer: checked under the lock, so a retransmission racing its original gets the answer
-    instead of a conflict. The same ids on a different message are refused. Without a first
-    answer, the authorization must be in `status`."""
-    row = None
-    if is_valid("txn", transaction_id):
-        row = await session.scalar(
-            select(CardTransaction)
-            .where(CardTransaction.id == transaction_id, CardTransaction.program_id == program_id)
-            .with_for_update()
-        )
-    if row is None:
-        raise NotFound("authorization")
-    if (previous := await _stored(session, network_key)) is not None:
-        if previous.transaction_id != row.id or amount not in (None, previous.amount):
-            raise _reused_ids()
-        return row, previous.response
-    if row.status != status:
-        code = "TRANSFER_NOT_PENDING" if status == "PENDING" else "TRANSACTION_NOT_SETTLED"
-        raise CardcoreError(code, f"The authorization is {row.status}.")
-    return row, None
-
-
 async def _after(
     session: AsyncSession,
     row: CardTransaction,
@@ -800,263 +743,6 @@ async def _user_account(session: AsyncSession, row: CardTransaction) -> str:
     )
     assert account is not None
     return account
-
-
-async def _user_legs(session: AsyncSession, row: CardTransaction) -> Legs:
-    return await _legs(session, row, await _user_account(session, row))
-
-
-async def _rehold(
-    session: AsyncSession, row: CardTransaction, amount: int, *, reducing: bool
-) -> str:
-    """Release the current hold (and its fees') and, when something is still held, hold that
-    amount anew with its fees repriced (a pending transfer resolves once, so a partial release
-    is a void plus a smaller hold). Returns the user leg's new hold, or its release when nothing
-    stays held. Raises Refused when a larger hold cannot be paid."""
-    released = await _resolve_holds(session, row, kind="void", code="card_reversal")
-    held_fees = await fees.held_for(session, transaction_id=row.id)
-    await fees.release(session, held_fees)
-    if amount == 0:
-        _forget_holds(row)
-        return released
-    legs = await _user_legs(session, row)
-    user_account = legs.user_account
-    allowance = 0
-    if reducing:
-        # A smaller hold than the one it replaces leaves the balance no worse off, even when a
-        # fee the program lets go below zero took it there in between: allow what it was.
-        available = (await ledger.totals(session, user_account)).available
-        needed = amount + sum(fees.reprice(fee, amount) for fee in held_fees)
-        allowance = max(0, needed - available)
-    holds = await _move(
-        session,
-        row,
-        legs,
-        amount,
-        code="card_authorization",
-        pending=True,
-        user_overdraft=allowance,
-    )
-    try:
-        await fees.hold_anew(session, held_fees, user_account, amount, overdraft_limit=allowance)
-    except ledger.Overdraft:
-        raise Refused("INSUFFICIENT_FUNDS") from None
-    _set_holds(row, legs, holds)
-    assert row.hold_transfer_id is not None
-    return row.hold_transfer_id
-
-
-async def reverse(
-    session: AsyncSession,
-    *,
-    program_id: str,
-    transaction_id: str,
-    amount: int | None,
-    network_key: str,
-) -> dict[str, Any]:
-    row, previous = await _follow_up(
-        session, program_id, transaction_id, network_key, "PENDING", amount
-    )
-    if previous is not None:
-        return previous
-    release = row.held_amount if amount is None else amount
-    if not 0 < release <= row.held_amount:
-        raise CardcoreError("VALIDATION_ERROR", "A reversal releases at most what is held.")
-    row.held_amount -= release
-    transfer_id = await _rehold(session, row, row.held_amount, reducing=True)
-    if row.held_amount == 0:
-        row.status = "REVERSED"
-    return await _after(
-        session,
-        row,
-        kind="reversal",
-        network_key=network_key,
-        amount=release,
-        ledger_transfer_id=transfer_id,
-    )
-
-
-async def clearing_tolerance(session: AsyncSession, row: CardTransaction) -> int:
-    """How much more than its hold this authorization may clear for (minor units, rounded down)."""
-    overrides = await session.scalar(
-        select(Program.clearing_tolerances).where(Program.id == row.program_id)
-    )
-    mcc = str(row.merchant.get("mcc", ""))
-    bps = {**CLEARING_TOLERANCES, **(overrides or {})}.get(mcc, 0)
-    return row.held_amount * int(bps) // 10_000
-
-
-async def clear(
-    session: AsyncSession,
-    *,
-    program_id: str,
-    transaction_id: str,
-    amount: int | None,
-    network_key: str,
-) -> dict[str, Any]:
-    """Settle an authorization: post what was held, or less (the rest is released), or more
-    within the merchant category's tolerance (the excess is charged on top, if it can be)."""
-    row, previous = await _follow_up(
-        session, program_id, transaction_id, network_key, "PENDING", amount
-    )
-    if previous is not None:
-        return previous
-    held = row.held_amount
-    amount = held if amount is None else amount
-    if amount <= 0:
-        raise CardcoreError("VALIDATION_ERROR", "A clearing posts a positive amount.")
-    if amount > held + await clearing_tolerance(session, row):
-        raise CardcoreError("CLEARING_ABOVE_TOLERANCE")
-    held_fees = await fees.held_for(session, transaction_id=row.id)
-    try:
-        async with session.begin_nested():
-            posted = await _resolve_holds(
-                session, row, kind="post", amount=min(amount, held), code="card_clearing"
-            )
-            if amount > held:
-                legs = await _user_legs(session, row)
-                await _move(session, row, legs, amount - held, code="card_clearing", pending=False)
-            try:
-                settled = await fees.settle(
-                    session, held_fees, await _user_account(session, row), amount
-                )
-            except ledger.Overdraft:
-                raise Refused("INSUFFICIENT_FUNDS") from None
-    except Refused as refused:
-        raise CardcoreError(
-            "INSUFFICIENT_FUNDS",
-            f"The clearing exceeds the hold and the rest cannot be charged ({refused.reason});"
-            " the hold stands as it was.",
-        ) from None
-    fees.mark_settled(session, settled)
-    _forget_holds(row)
-    row.status, row.settled_amount, row.held_amount = "SETTLED", amount, 0
-    return await _after(
-        session,
-        row,
-        kind="clearing",
-        network_key=network_key,
-        amount=amount,
-        ledger_transfer_id=posted,
-    )
-
-
-async def increment(
-    session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
-) -> dict[str, Any]:
-    """Raise a hold by `amount` (in the balance's currency). The old hold is voided and a larger
-    one made inside one savepoint: if the balance cannot cover it, nothing changes."""
-    row, previous = await _follow_up(
-        session, program_id, transaction_id, network_key, "PENDING", amount
-    )
-    if previous is not None:
-        return previous
-    try:
-        async with session.begin_nested():
-            transfer_id = await _rehold(session, row, row.held_amount + amount, reducing=False)
-    except Refused as refused:
-        await session.refresh(row)
-        return await _after(
-            session,
-            row,
-            kind="increment",
-            network_key=network_key,
-            amount=amount,
-            ledger_transfer_id=None,
-            decline=("51", refused.reason),
-        )
-    row.held_amount += amount
-    return await _after(
-        session,
-        row,
-        kind="increment",
-        network_key=network_key,
-        amount=amount,
-        ledger_transfer_id=transfer_id,
-    )
-
-
-async def refund(
-    session: AsyncSession, *, program_id: str, transaction_id: str, amount: int, network_key: str
-) -> dict[str, Any]:
-    """Money back from the merchant to the card's balance, linked to the original purchase, and
-    never more in all than the purchase settled for."""
-    row, previous = await _follow_up(
-        session, program_id, transaction_id, network_key, "SETTLED", amount
-    )
-    if previous is not None:
-        return previous
-    refunded = await session.scalar(
-        select(func.coalesce(func.sum(CardTransactionEvent.amount), 0)).where(
-            CardTransactionEvent.transaction_id == row.id, CardTransactionEvent.kind == "refund"
-        )
-    )
-    if amount > row.settled_amount - (refunded or 0):
-        raise CardcoreError(
-            "VALIDATION_ERROR", "Refunds of a purchase add up to at most what it settled for."
-        )
-    legs = (await _user_legs(session, row)).reversed()
-    moved = await _move(session, row, legs, amount, code="card_refund", pending=False)
-    return await _after(
-        session,
-        row,
-        kind="refund",
-        network_key=network_key,
-        amount=amount,
-        ledger_transfer_id=moved[-1].id,
-    )
-
-
-async def _expire(session: AsyncSession, row: CardTransaction) -> dict[str, Any]:
-    released = row.held_amount
-    resolution = await _resolve_holds(session, row, kind="expire", code="card_hold_expiry")
-    await fees.release(session, await fees.held_for(session, transaction_id=row.id), kind="expire")
-    _forget_holds(row)
-    row.status, row.held_amount = "EXPIRED", 0
-    response = await _answer(
-        session,
-        row,
-        kind="expiry",
-        network_key=f"expiry|{row.id}",
-        amount=released,
-        ledger_transfer_id=resolution,
-    )
-    record_event(
-        session,
-        program_id=row.program_id,
-        object_id=row.id,
-        data=AuthorizationExpired(
-            transaction_id=row.id, card_id=row.card_id, released_amount=released
-        ),
-    )
-    return response
-
-
-async def expire_now(
-    session: AsyncSession, *, program_id: str, transaction_id: str
-) -> dict[str, Any]:
-    row, previous = await _follow_up(
-        session, program_id, transaction_id, f"expiry|{transaction_id}", "PENDING"
-    )
-    return previous if previous is not None else await _expire(session, row)
-
-
-@job("authorizations.expire_holds", every=timedelta(hours=1))
-async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
-    """Release holds the network never cleared, after the program's hold_expiry_days."""
-    stale = await session.scalars(
-        select(CardTransaction)
-        .join(Program, Program.id == CardTransaction.program_id)
-        .where(
-            CardTransaction.status == "PENDING",
-            CardTransaction.created_at
-            < func.now() - func.make_interval(0, 0, 0, Program.hold_expiry_days),
-        )
-        .with_for_update(of=CardTransaction, skip_locked=True)
-        .limit(500)
-    )
-    for row in stale:
-        await _expire(session, row)
 
 
 async def post_without_authorization(

@@ -13,17 +13,17 @@ cardcore uses (`as_row`), so a column is named in one place.
 
 import functools
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from cardcore.fees import service as fees
-from cardcore.kit.ids import PrefixedId, from_uuid, to_uuid
-from cardcore.models import Base, Card
+from cardcore.kit.ids import from_uuid, to_uuid
+from cardcore.kit.rows import Facts, as_row, id_prefixes, plain, public, to_json
+from cardcore.ledger import service as ledger
+from cardcore.models import Base, Card, CardTransaction, Fee, LedgerTransfer
 
 READ = (
     "SELECT key_ok, card, timezone, home_country, control_maxima, fx_markup_bps,"
@@ -38,33 +38,18 @@ WRITE = (
     " $6::uuid[], $7::bigint[], $8::bigint[], $9::uuid, $10::uuid, $11::varchar[],"
     " $12::varchar[], $13::timestamptz[], $14::bigint)"
 )
-
-
-@functools.cache
-def _prefixes(model: type[Base]) -> dict[str, str]:
-    """A model's id columns and their prefixes."""
-    return {
-        column.key: column.type.prefix
-        for column in model.__table__.columns
-        if isinstance(column.type, PrefixedId)
-    }
-
-
-def _public(values: Mapping[str, Any], model: type[Base]) -> dict[str, Any]:
-    """A raw row's columns, ids in their public form."""
-    found = dict(values.items())
-    for key, prefix in _prefixes(model).items():
-        if found.get(key) is not None:
-            found[key] = from_uuid(prefix, found[key])
-    return found
-
-
-class Facts:
-    """A row read raw, its columns as attributes (ids public): what deciding reads of a card or
-    a program, as `controls.evaluate` and the card checks take them."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+FOLLOW_UP_READ = (
+    "SELECT key_ok, transaction, previous, previous_amount, previous_transaction, user_account,"
+    " available, clearing_tolerances, holds, held_fees, refunded"
+    " FROM card_follow_up_context($1::uuid, $2::uuid, $3::uuid, $4::varchar, $5::boolean,"
+    " $6::interval)"
+)
+FOLLOW_UP_WRITE = (
+    "SELECT refused_account, available"
+    " FROM card_follow_up_write($1::uuid, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
+    " $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],"
+    " $13::varchar, $14::uuid)"
+)
 
 
 class NeedsSession(Exception):
@@ -86,67 +71,6 @@ NO_SESSION: Any = _NoSession()
 
 def _uuid(prefix: str, public_id: str | None) -> uuid.UUID | None:
     return None if public_id is None else to_uuid(prefix, public_id)
-
-
-@functools.cache
-def _columns(model: type[Base]) -> tuple[tuple[str, str | None, bool], ...]:
-    """(column, id prefix, required) of the columns the write fills; created_at and updated_at
-    are its own."""
-    return tuple(
-        (
-            column.key,
-            column.type.prefix if isinstance(column.type, PrefixedId) else None,
-            not column.nullable,
-        )
-        for column in model.__table__.columns
-        if column.key not in ("created_at", "updated_at")
-    )
-
-
-class Plain:
-    """A new row of `model` as plain attributes: what the write needs of it, without the ORM's
-    instrumentation (five rows a message, a fifth of an authorization's CPU as model instances).
-    """
-
-    def __init__(self, model: type[Base], **values: Any) -> None:
-        self.__dict__.update(values)
-        self.model = model
-
-    def __getattr__(self, name: str) -> None:
-        # A column not set reads None, as on a new model instance.
-        if name in _names(self.__dict__["model"]):
-            return None
-        raise AttributeError(name)
-
-
-def plain(model: type[Base]) -> Any:
-    """A maker of `model` rows for `as_row`, called as the model would be."""
-    return functools.partial(Plain, model)
-
-
-@functools.cache
-def _names(model: type[Base]) -> frozenset[str]:
-    return frozenset(column.key for column in model.__table__.columns)
-
-
-def as_row(instance: Any) -> dict[str, Any]:
-    """A new row (a model instance or `Plain`) as the JSON object of its table's columns, ids as
-    UUIDs."""
-    row: dict[str, Any] = {}
-    model = instance.model if isinstance(instance, Plain) else type(instance)
-    for key, prefix, required in _columns(model):
-        value = instance.__dict__.get(key)
-        if value is None:
-            if required:
-                # A NOT NULL column left to its server default would arrive as NULL.
-                raise ValueError(f"{model.__name__}.{key} must be set")
-            continue
-        row[key] = str(to_uuid(prefix, value)) if prefix else value
-    return row
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 @dataclass(slots=True)
@@ -204,7 +128,7 @@ async def read(
     lac = functools.partial(from_uuid, "lac")
     return Context(
         key_ok=True,
-        card=Facts(_public(record["card"], Card)),
+        card=Facts(public(record["card"], Card)),
         program=Facts(
             {
                 "id": program_id,
@@ -273,11 +197,11 @@ async def write(
     accounts = sorted(moves)
     record = await connection.fetchrow(
         WRITE,
-        _json(as_row(transaction)),
-        _json(as_row(message)),
-        _json(as_row(event)),
-        _json(rows),
-        _json([as_row(f) for f in fee_lines]),
+        to_json(as_row(transaction)),
+        to_json(as_row(message)),
+        to_json(as_row(event)),
+        to_json(rows),
+        to_json([as_row(f) for f in fee_lines]),
         accounts,
         [moves[a][0] for a in accounts],
         [moves[a][1] for a in accounts],
@@ -293,4 +217,133 @@ async def write(
         refused_account=from_uuid("lac", refused) if refused is not None else None,
         available=record["available"],
         deposit_available=record["deposit_available"],
+    )
+
+
+@dataclass(slots=True)
+class FollowUpContext:
+    """What `card_follow_up_context` read about the authorization a follow-up message is about
+    (locked): `transaction` is None when there is no such authorization in the program (or the
+    key is no longer good: `key_ok`). `holds`: the pending transfers of its hold and of its HELD
+    fees (`held_fees`), by id."""
+
+    key_ok: bool
+    transaction: Any = None
+    previous: dict[str, Any] | None = None
+    previous_amount: int | None = None
+    previous_transaction: str | None = None
+    user_account: str = ""
+    available: int = 0
+    clearing_tolerances: dict[str, int] = field(default_factory=dict)
+    holds: dict[str, Facts] = field(default_factory=dict)
+    held_fees: list[Any] = field(default_factory=list)
+    refunded: int | None = None
+
+
+async def read_follow_up(
+    connection: Any,
+    *,
+    key_id: str | None,
+    program_id: str,
+    transaction_id: str,
+    network_key: str,
+    refunds: bool,
+    touch_after: timedelta,
+) -> FollowUpContext:
+    """Lock the authorization and read what its follow-up needs, in one round trip."""
+    record = await connection.fetchrow(
+        FOLLOW_UP_READ,
+        _uuid("key", key_id),
+        to_uuid("prg", program_id),
+        to_uuid("txn", transaction_id),
+        network_key,
+        refunds,
+        touch_after,
+    )
+    if not record["key_ok"] or record["transaction"] is None:
+        return FollowUpContext(key_ok=record["key_ok"])
+    holds = (Facts(public(h, LedgerTransfer)) for h in record["holds"] or ())
+    return FollowUpContext(
+        key_ok=True,
+        transaction=Facts(public(record["transaction"], CardTransaction)),
+        previous=record["previous"],
+        previous_amount=record["previous_amount"],
+        previous_transaction=_public_id("txn", record["previous_transaction"]),
+        user_account=from_uuid("lac", record["user_account"]),
+        available=record["available"],
+        clearing_tolerances=record["clearing_tolerances"] or {},
+        holds={h.id: h for h in holds},
+        held_fees=[_PLAIN_FEE(**public(f, Fee)) for f in record["held_fees"] or ()],
+        refunded=record["refunded"],
+    )
+
+
+_PLAIN_FEE = plain(Fee)
+# What a follow-up may change of a fee line.
+_FEE_CHANGES = (
+    "status",
+    "amount",
+    "basis_amount",
+    "ledger_transfer_id",
+    "charged_at",
+    "reason",
+    "next_attempt_at",
+)
+# ... and of its authorization.
+_TRANSACTION_CHANGES = (
+    "status",
+    "held_amount",
+    "settled_amount",
+    "hold_transfer_id",
+    "deposit_hold_transfer_id",
+)
+
+
+def _public_id(prefix: str, value: uuid.UUID | None) -> str | None:
+    return None if value is None else from_uuid(prefix, value)
+
+
+def _changes(row: Any, columns: tuple[str, ...], model: type[Base]) -> dict[str, Any]:
+    """Columns of a row read and changed in Python, ids as UUIDs, for a write function."""
+    prefixes = id_prefixes(model)
+    found = {}
+    for column in columns:
+        value = getattr(row, column)
+        if column in prefixes and value is not None:
+            value = str(to_uuid(prefixes[column], value))
+        found[column] = value
+    return found
+
+
+async def write_follow_up(
+    connection: Any,
+    *,
+    transaction: Any,
+    changed: bool,
+    fee_lines: Iterable[Any],
+    message: Any,
+    events: Iterable[Any],
+    moves: ledger.Linked,
+    user_account: str,
+) -> Written:
+    """Record a follow-up in one round trip: the linked transfers `moves`, the authorization's
+    columns (when `changed`), its fee lines, the message and the events; or, when a ruled
+    account cannot pay its part, nothing (`refused_account`)."""
+    record = await connection.fetchrow(
+        FOLLOW_UP_WRITE,
+        to_uuid("txn", transaction.id),
+        to_json(_changes(transaction, _TRANSACTION_CHANGES, CardTransaction)) if changed else None,
+        to_json([_changes(f, ("id", *_FEE_CHANGES), Fee) for f in fee_lines]),
+        to_json(as_row(message)),
+        to_json([as_row(e) for e in events]),
+        to_json([as_row(t) for t in moves.transfers]),
+        *moves.arrays(),
+        transaction.billing_currency,
+        to_uuid("lac", user_account),
+    )
+    refused = record["refused_account"]
+    return Written(
+        refused_account=_public_id("lac", refused),
+        available=record["available"],
+        deposit_available=None,
     )

@@ -517,17 +517,26 @@ async def settle_transfer(
     """Ops: the bank executed (complete) or refused (fail) an external transfer."""
     if transfer.status != "PENDING":
         raise CardcoreError("TRANSFER_NOT_PENDING", f"The transfer is {transfer.status}.")
-    await ledger.resolve(session, transfer.ledger_transfer_id, kind="post" if completed else "void")
     held_fees = await fees.held_for(session, money_transfer_id=transfer.id)
+    holds = await ledger.pending_transfers(
+        session, [transfer.ledger_transfer_id, *(f.ledger_transfer_id for f in held_fees)]
+    )
+    moves = ledger.Linked()
+    moves.resolve(holds[transfer.ledger_transfer_id], kind="post" if completed else "void")
+    settled = []
     if completed:
         source = await session.get(Balance, transfer.source_balance_id)
         assert source is not None
-        fees.mark_settled(
-            session,
-            await fees.settle(session, held_fees, source.ledger_account_id, transfer.amount),
-        )
+        # Priced on the amount they were held for: posted from their holds, nothing more taken.
+        settled = fees.settle(moves, held_fees, holds, source.ledger_account_id, transfer.amount)
     else:
-        await fees.release(session, held_fees)
+        fees.release(moves, held_fees, holds)
+    if await ledger.apply(session, moves) is not None:
+        raise CardcoreError("INTERNAL_ERROR")  # only releases and posts of holds: never refused
+    for charged in fees.mark_settled(settled):
+        record_event(
+            session, program_id=transfer.program_id, object_id=charged.fee_id, data=charged
+        )
     transfer.status = "COMPLETED" if completed else "FAILED"
     transfer.completed_at = datetime.now(UTC)
     transfer.failure_reason = None if completed else reason

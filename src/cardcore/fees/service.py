@@ -19,6 +19,7 @@ any) overriding rules of the same type, form factor, period and channel.
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,14 +276,17 @@ async def revenue_account(session: AsyncSession, program_id: str, currency: str)
     )
 
 
-def mark_charged(session: AsyncSession, fee: Fee, transfer_id: str) -> None:
+def charged(fee: Fee, transfer_id: str) -> FeeCharged:
+    """Mark the fee CHARGED by `transfer_id`; the event that tells so, for the caller to record
+    with the change."""
     fee.status, fee.ledger_transfer_id = "CHARGED", transfer_id
     fee.charged_at, fee.reason, fee.next_attempt_at = datetime.now(UTC), None, None
+    return FeeCharged(**_event_fields(fee), ledger_transfer_id=transfer_id)
+
+
+def mark_charged(session: AsyncSession, fee: Fee, transfer_id: str) -> None:
     record_event(
-        session,
-        program_id=fee.program_id,
-        object_id=fee.id,
-        data=FeeCharged(**_event_fields(fee), ledger_transfer_id=transfer_id),
+        session, program_id=fee.program_id, object_id=fee.id, data=charged(fee, transfer_id)
     )
 
 
@@ -328,10 +332,17 @@ async def _pay(
 async def _fee_transfer_fields(
     session: AsyncSession, fee: Fee, account_id: str, amount: int
 ) -> dict[str, Any]:
+    return _fee_transfer(
+        fee, account_id, await revenue_account(session, fee.program_id, fee.currency), amount
+    )
+
+
+def _fee_transfer(fee: Fee, account_id: str, revenue_id: str, amount: int) -> dict[str, Any]:
+    """The fields of (part of) a fee's transfer from the balance's account to fee revenue."""
     return {
         "program_id": fee.program_id,
         "debit_account_id": account_id,
-        "credit_account_id": await revenue_account(session, fee.program_id, fee.currency),
+        "credit_account_id": revenue_id,
         "amount": amount,
         "currency": fee.currency,
         "code": FEE_CODE,
@@ -603,11 +614,14 @@ async def held_for(session: AsyncSession, **link: str) -> list[Fee]:
     )
 
 
-async def release(session: AsyncSession, fees: list[Fee], *, kind: str = "void") -> None:
-    """The transaction was reversed, expired or failed (or is held anew): the holds go back."""
+def release(
+    moves: ledger.Linked, fees: list[Fee], holds: Mapping[str, Any], *, kind: str = "void"
+) -> None:
+    """The transaction was reversed, expired or failed (or is held anew): the holds go back.
+    `holds`: the fees' pending transfers by id, as read."""
     for fee in fees:
         assert fee.ledger_transfer_id is not None
-        await ledger.resolve(session, fee.ledger_transfer_id, kind=kind, code=FEE_CODE)
+        moves.resolve(holds[fee.ledger_transfer_id], kind=kind, code=FEE_CODE)
         fee.status = "RELEASED"
 
 
@@ -616,21 +630,29 @@ def reprice(fee: Fee, basis: int) -> int:
     return FeeRule.model_validate(fee.rule).prices[fee.currency].fee_for(basis)
 
 
-async def hold_anew(
-    session: AsyncSession,
+def hold_anew(
+    moves: ledger.Linked,
     fees: list[Fee],
+    holds: Mapping[str, Any],
     account_id: str,
     basis: int,
     *,
     overdraft_limit: int = 0,
-) -> list[LedgerTransfer]:
+) -> None:
     """Released fees of a transaction whose held amount changed (an increment, a partial
-    reversal), held again as priced on the new amount. Raises ledger.Overdraft like `hold`."""
+    reversal), held again as priced on the new amount, to the revenue account their first hold
+    went to."""
     for fee in fees:
+        assert fee.ledger_transfer_id is not None
+        revenue_id = holds[fee.ledger_transfer_id].credit_account_id
         fee.amount, fee.basis_amount = reprice(fee, basis), basis
-    return await hold(
-        session, [f for f in fees if f.amount > 0], account_id, overdraft_limit=overdraft_limit
-    )
+        if fee.amount > 0:
+            held = moves.transfer(
+                **_fee_transfer(fee, account_id, revenue_id, fee.amount),
+                pending=True,
+                overdraft_limit=overdraft_limit,
+            )
+            fee.status, fee.ledger_transfer_id = "HELD", held.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,35 +663,35 @@ class Settled:
     transfer_id: str
 
 
-async def settle(
-    session: AsyncSession, fees: list[Fee], account_id: str, basis: int
+def settle(
+    moves: ledger.Linked, fees: list[Fee], holds: Mapping[str, Any], account_id: str, basis: int
 ) -> list[Settled]:
     """The transaction settled for `basis`: post each fee as priced on it — from the hold, and
-    beyond it (a clearing above its authorization) as a further charge, which may raise
-    ledger.Overdraft like `hold`. Moves money only: the caller, once the whole settlement has
-    gone through, records it with `mark_settled`."""
+    beyond it (a clearing above its authorization) as a further charge. Moves money only: the
+    caller, once the whole settlement has gone through, records it with `mark_settled`."""
     settled = []
     for fee in fees:
         assert fee.ledger_transfer_id is not None
+        held = holds[fee.ledger_transfer_id]
         final = reprice(fee, basis)
-        posted = await ledger.resolve(
-            session,
-            fee.ledger_transfer_id,
-            kind="post",
-            amount=min(final, fee.amount),
-            code=FEE_CODE,
-            details=_details(fee),
+        posted = moves.resolve(
+            held, kind="post", amount=min(final, fee.amount), code=FEE_CODE, details=_details(fee)
         )
         if final > fee.amount:
-            await _pay(session, fee, account_id, final - fee.amount)
+            moves.transfer(
+                **_fee_transfer(fee, account_id, held.credit_account_id, final - fee.amount)
+            )
         settled.append(Settled(fee, final, basis, posted.id))
     return settled
 
 
-def mark_settled(session: AsyncSession, settled: list[Settled]) -> None:
+def mark_settled(settled: list[Settled]) -> list[FeeCharged]:
+    """Each settled fee CHARGED; the events to record with the change."""
+    events = []
     for done in settled:
         done.fee.amount, done.fee.basis_amount = done.amount, done.basis
-        mark_charged(session, done.fee, done.transfer_id)
+        events.append(charged(done.fee, done.transfer_id))
+    return events
 
 
 # -- refunds -------------------------------------------------------------------------------------

@@ -21,9 +21,11 @@ from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.db import driver_connection
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.ids import PrefixedId, new_id
+from cardcore.kit.ids import PrefixedId, from_uuid, new_id, to_uuid
 from cardcore.kit.jobs import JobContext, job
+from cardcore.kit.rows import as_row, plain, to_json
 from cardcore.models import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 
 
@@ -399,7 +401,6 @@ async def transfer(
         raise ValueError("amount must not be negative")
     if key is not None and (existing := await find_by_key(session, key)) is not None:
         return existing
-    side = "pending" if pending else "posted"
     row = new_transfer(
         program_id=program_id,
         debit_account_id=debit_account_id,
@@ -412,15 +413,7 @@ async def transfer(
         key=key,
         details=details,
     )
-    return await _run(
-        session,
-        {
-            debit_account_id: {f"debits_{side}": amount},
-            credit_account_id: {f"credits_{side}": amount},
-        },
-        row,
-        {debit_account_id: overdraft_limit},
-    )
+    return await _run(session, _moved(row), row, {debit_account_id: overdraft_limit})
 
 
 async def _pending(session: AsyncSession, pending_id: str) -> LedgerTransfer:
@@ -434,10 +427,58 @@ async def _pending(session: AsyncSession, pending_id: str) -> LedgerTransfer:
     return found
 
 
+async def pending_transfers(session: AsyncSession, ids: list[str]) -> dict[str, LedgerTransfer]:
+    """Pending transfers by id, for `Linked.resolve`."""
+    found = await session.scalars(
+        select(LedgerTransfer).where(LedgerTransfer.id.in_(ids), LedgerTransfer.kind == "pending")
+    )
+    return {t.id: t for t in found}
+
+
 async def resolution_of(session: AsyncSession, pending_id: str) -> LedgerTransfer | None:
     return await session.scalar(
         select(LedgerTransfer).where(LedgerTransfer.pending_id == pending_id)
     )
+
+
+def resolution(
+    held: Any,
+    *,
+    kind: str,
+    amount: int | None = None,
+    code: str | None = None,
+    details: dict[str, Any] | None = None,
+    make: Callable[..., Any] = LedgerTransfer,
+) -> tuple[Any, dict[str, dict[str, int]]]:
+    """The row that posts (all or part: the rest is released), voids or expires the pending
+    transfer `held`, and the totals it moves on each of its accounts."""
+    if kind not in ("post", "void", "expire"):
+        raise ValueError(kind)
+    posted = 0
+    if kind == "post":
+        posted = held.amount if amount is None else amount
+        if not 0 <= posted <= held.amount:
+            raise CardcoreError(
+                "VALIDATION_ERROR", "A pending transfer posts at most the amount it holds."
+            )
+    row = make(
+        id=new_id("ltr"),
+        program_id=held.program_id,
+        key=None,
+        debit_account_id=held.debit_account_id,
+        credit_account_id=held.credit_account_id,
+        amount=posted if kind == "post" else held.amount,
+        currency=held.currency,
+        kind=kind,
+        code=code or held.code,
+        pending_id=held.id,
+        timeout_at=None,
+        details=details or {},
+    )
+    return row, {
+        held.debit_account_id: {"debits_pending": -held.amount, "debits_posted": posted},
+        held.credit_account_id: {"credits_pending": -held.amount, "credits_posted": posted},
+    }
 
 
 async def resolve(
@@ -452,32 +493,81 @@ async def resolve(
     """Post (all or part: the rest is released), void or expire a pending transfer. A pending
     transfer resolves exactly once: a second resolution is `409 TRANSFER_ALREADY_RESOLVED`,
     enforced by a unique index, so two racing resolutions cannot both win."""
-    if kind not in ("post", "void", "expire"):
-        raise ValueError(kind)
-    held = await _pending(session, pending_id)
-    posted = 0
-    if kind == "post":
-        posted = held.amount if amount is None else amount
-        if not 0 <= posted <= held.amount:
-            raise CardcoreError(
-                "VALIDATION_ERROR", "A pending transfer posts at most the amount it holds."
-            )
-    row = LedgerTransfer(
-        program_id=held.program_id,
-        debit_account_id=held.debit_account_id,
-        credit_account_id=held.credit_account_id,
-        amount=posted if kind == "post" else held.amount,
-        currency=held.currency,
-        kind=kind,
-        code=code or held.code,
-        pending_id=held.id,
-        details=details or {},
+    row, changes = resolution(
+        await _pending(session, pending_id), kind=kind, amount=amount, code=code, details=details
     )
-    return await _run(
-        session,
-        {
-            held.debit_account_id: {"debits_pending": -held.amount, "debits_posted": posted},
-            held.credit_account_id: {"credits_pending": -held.amount, "credits_posted": posted},
-        },
-        row,
+    return await _run(session, changes, row)
+
+
+def _moved(row: Any) -> dict[str, dict[str, int]]:
+    """What a single or pending transfer moves on its two accounts."""
+    side = "pending" if row.kind == "pending" else "posted"
+    return {
+        row.debit_account_id: {f"debits_{side}": row.amount},
+        row.credit_account_id: {f"credits_{side}": row.amount},
+    }
+
+
+class Linked:
+    """Transfers that move together: all of them or, when a ruled account cannot pay its part,
+    none (the refusing account is named). Built here, in Python; recorded in one statement by
+    the database function `ledger_linked_write` (`apply`), or inside a caller's own write
+    function, which calls it (see migrations/versions/2026_12_03_follow_up_functions.py). Each
+    account's changes are checked in the order they were added, as one transfer after another
+    would be; accounts are locked in id order."""
+
+    def __init__(self) -> None:
+        self.make = _PLAIN_TRANSFER
+        self.transfers: list[Any] = []
+        # (account, {column: change}, how far below zero this change may take the account)
+        self.steps: list[tuple[str, dict[str, int], int]] = []
+
+    def _add(self, row: Any, changes: dict[str, dict[str, int]], allowances: dict[str, int]) -> Any:
+        self.transfers.append(row)
+        for account_id, change in changes.items():
+            if any(change.values()):
+                self.steps.append((account_id, change, allowances.get(account_id, 0)))
+        return row
+
+    def transfer(self, *, overdraft_limit: int = 0, **fields: Any) -> Any:
+        """A single or pending transfer (`new_transfer`'s fields); `overdraft_limit` as for
+        `transfer`."""
+        row = new_transfer(make=self.make, **fields)
+        return self._add(row, _moved(row), {row.debit_account_id: overdraft_limit})
+
+    def resolve(self, held: Any, **how: Any) -> Any:
+        """Post, void or expire the pending transfer `held` (a row as read), as `resolution`."""
+        row, changes = resolution(held, make=self.make, **how)
+        return self._add(row, changes, {})
+
+    def arrays(self) -> list[list[Any]]:
+        """The steps as the database functions take them: accounts, the four totals' changes,
+        allowances."""
+        return [
+            [to_uuid("lac", account) for account, _, _ in self.steps],
+            *([change.get(c, 0) for _, change, _ in self.steps] for c in TOTALS),
+            [allowance for _, _, allowance in self.steps],
+        ]
+
+
+_PLAIN_TRANSFER = plain(LedgerTransfer)
+_LINKED_WRITE = (
+    "SELECT account, refused FROM ledger_linked_write($1::jsonb, $2::uuid[], $3::bigint[],"
+    " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::varchar)"
+)
+
+
+async def apply(session: AsyncSession, moves: Linked) -> str | None:
+    """Record linked transfers in the session's transaction: all of them, or none and the
+    account (public id) that refused."""
+    if not moves.transfers:
+        return None
+    connection = await driver_connection(session)
+    rows = await connection.fetch(
+        _LINKED_WRITE,
+        to_json([as_row(t) for t in moves.transfers]),
+        *moves.arrays(),
+        moves.transfers[0].currency,
     )
+    refused = next((r["account"] for r in rows if r["refused"]), None)
+    return None if refused is None else from_uuid("lac", refused)
