@@ -49,26 +49,30 @@ CREATE FUNCTION ledger_linked(
     p_currency varchar
 ) RETURNS SETOF ledger_movement
 LANGUAGE plpgsql AS $$
--- Applies the changes to ruled accounts, or none of them. Rows come back as it goes: each
--- change to a ruled account with the account's totals after it; then, when one would break its
--- account's rules, what was applied is put back and a last row names that account (refused);
--- else one row per account without rules (whose changes go to delta rows, see
--- models/ledger.py) with the sum of its changes, for the caller to insert with its other rows.
+-- Applies the changes to ruled accounts, or none of them. A row comes back per change, as it
+-- goes: for a ruled account, the account's totals after it; for an account without rules (whose
+-- changes go to delta rows, see models/ledger.py), the change itself, for the caller to insert
+-- with its other rows. When a change would break its account's rules, what was applied is put
+-- back and a last row names that account (refused).
 DECLARE
     v_step record;
     v_row ledger_accounts;
     v_done integer[] := '{}';
-    v_ruled uuid[] := '{}';
 BEGIN
     FOR v_step IN
-        SELECT m.n, m.account, m.dp, m.dq, m.cp, m.cq, m.allowance
+        SELECT m.n, m.account, m.dp, m.dq, m.cp, m.cq, m.allowance,
+               a.debits_must_not_exceed_credits OR a.credits_must_not_exceed_debits AS ruled
         FROM unnest(p_accounts, p_debits_pending, p_debits_posted, p_credits_pending,
                     p_credits_posted, p_allowances) WITH ORDINALITY
              AS m(account, dp, dq, cp, cq, allowance, n)
         JOIN ledger_accounts a ON a.id = m.account
-        WHERE a.debits_must_not_exceed_credits OR a.credits_must_not_exceed_debits
         ORDER BY m.account, m.n
     LOOP
+        IF NOT v_step.ruled THEN
+            RETURN NEXT ROW(v_step.account, false, false, v_step.dp, v_step.dq, v_step.cp,
+                            v_step.cq)::ledger_movement;
+            CONTINUE;
+        END IF;
         SELECT * INTO v_row FROM ledger_apply(
             v_step.account, v_step.dp, v_step.dq, v_step.cp, v_step.cq, p_currency,
             v_step.allowance, true);
@@ -83,17 +87,9 @@ BEGIN
             RETURN;
         END IF;
         v_done := v_done || v_step.n::integer;
-        v_ruled := v_ruled || v_step.account;
         RETURN NEXT ROW(v_row.id, true, false, v_row.debits_pending, v_row.debits_posted,
                         v_row.credits_pending, v_row.credits_posted)::ledger_movement;
     END LOOP;
-    RETURN QUERY
-        SELECT m.account, false, false, sum(m.dp)::bigint, sum(m.dq)::bigint,
-               sum(m.cp)::bigint, sum(m.cq)::bigint
-        FROM unnest(p_accounts, p_debits_pending, p_debits_posted, p_credits_pending,
-                    p_credits_posted) AS m(account, dp, dq, cp, cq)
-        WHERE m.account <> ALL (v_ruled)
-        GROUP BY m.account;
 END
 $$
 """
@@ -285,6 +281,7 @@ DECLARE
     v_now jsonb := jsonb_build_object('created_at', now(), 'updated_at', now());
     v_zeros bigint[] := array_fill(0::bigint, ARRAY[cardinality(p_accounts)]);
     v_moves ledger_movement[];
+    v_move ledger_movement;
     v_message jsonb := p_message;
 BEGIN
     SELECT coalesce(array_agg(m), '{}') INTO v_moves
@@ -295,10 +292,14 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    SELECT m.credits_posted - m.debits_posted - m.debits_pending INTO available
-    FROM unnest(v_moves) m WHERE m.account = p_user_account AND m.ruled;
-    SELECT m.credits_posted - m.debits_posted - m.debits_pending INTO deposit_available
-    FROM unnest(v_moves) m WHERE m.account = p_deposit_account AND m.ruled;
+    FOREACH v_move IN ARRAY v_moves LOOP
+        IF v_move.ruled AND v_move.account = p_user_account THEN
+            available := v_move.credits_posted - v_move.debits_posted - v_move.debits_pending;
+        ELSIF v_move.ruled AND v_move.account = p_deposit_account THEN
+            deposit_available :=
+                v_move.credits_posted - v_move.debits_posted - v_move.debits_pending;
+        END IF;
+    END LOOP;
     IF jsonb_array_length(p_transfers) > 0 THEN
         v_message := jsonb_set(v_message, '{response,available_balance}', to_jsonb(available));
     END IF;
@@ -384,10 +385,14 @@ BEGIN
     END IF;
     SELECT e.response, e.amount, e.transaction_id, b.ledger_account_id,
            a.credits_posted - a.debits_posted - a.debits_pending, p.clearing_tolerances,
+           -- One array of ids, so that the primary key finds them (an OR with a subquery
+           -- would read the whole table).
            (SELECT json_agg(h) FROM ledger_transfers h
-            WHERE h.id IN ((transaction).hold_transfer_id, (transaction).deposit_hold_transfer_id)
-               OR h.id IN (SELECT f.ledger_transfer_id FROM fees f
-                           WHERE f.transaction_id = (transaction).id AND f.status = 'HELD')),
+            WHERE h.id = ANY (ARRAY[(transaction).hold_transfer_id,
+                                    (transaction).deposit_hold_transfer_id]
+                              || ARRAY(SELECT f.ledger_transfer_id FROM fees f
+                                       WHERE f.transaction_id = (transaction).id
+                                         AND f.status = 'HELD'))),
            (SELECT json_agg(f ORDER BY f.id) FROM fees f
             WHERE f.transaction_id = (transaction).id AND f.status = 'HELD'),
            CASE WHEN p_refunds THEN
@@ -431,7 +436,7 @@ LANGUAGE plpgsql AS $$
 -- gets the user's available balance after it all.
 DECLARE
     v_moves ledger_movement[];
-    v_events jsonb;
+    v_move ledger_movement;
 BEGIN
     SELECT coalesce(array_agg(m), '{}') INTO v_moves
     FROM ledger_linked_write(p_transfers, p_accounts, p_debits_pending, p_debits_posted,
@@ -442,10 +447,12 @@ BEGIN
         RETURN;
     END IF;
     -- An account's last row holds its totals after all of its changes.
-    SELECT m.credits_posted - m.debits_posted - m.debits_pending INTO available
-    FROM unnest(v_moves) WITH ORDINALITY m
-    WHERE m.account = p_user_account AND m.ruled ORDER BY m.ordinality DESC LIMIT 1;
-    IF NOT FOUND THEN
+    FOREACH v_move IN ARRAY v_moves LOOP
+        IF v_move.ruled AND v_move.account = p_user_account THEN
+            available := v_move.credits_posted - v_move.debits_posted - v_move.debits_pending;
+        END IF;
+    END LOOP;
+    IF available IS NULL THEN
         SELECT a.credits_posted - a.debits_posted - a.debits_pending INTO available
         FROM ledger_accounts a WHERE a.id = p_user_account;
     END IF;
