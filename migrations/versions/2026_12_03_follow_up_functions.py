@@ -164,7 +164,7 @@ $$
 """
 
 AUTHORIZATION_CONTEXT = """
-CREATE OR REPLACE FUNCTION card_authorization_context(
+CREATE FUNCTION card_authorization_context(
     p_key uuid,
     p_program uuid,
     p_card uuid,
@@ -174,10 +174,12 @@ CREATE OR REPLACE FUNCTION card_authorization_context(
     p_periods varchar[],
     p_starts timestamptz[],
     p_at timestamptz,
-    p_touch_after interval
+    p_touch_after interval,
+    p_lock boolean
 ) RETURNS TABLE (
     key_ok boolean,
     card cards,
+    card_version bigint,
     timezone varchar,
     home_country varchar,
     control_maxima jsonb,
@@ -196,10 +198,13 @@ CREATE OR REPLACE FUNCTION card_authorization_context(
     fx_rate numeric
 )
 LANGUAGE plpgsql AS $$
--- Three statements: the key, the card's lock, then everything else in one. Each statement of a
--- function takes its own snapshot, so the last sees what a message about the same card
--- committed while this one waited for the lock: its answer (a retransmission), its hold, its
--- spend.
+-- Three statements: the key, the card (locked with p_lock), then everything else in one. Each
+-- statement of a function takes its own snapshot, so under the lock the last sees what a
+-- message about the same card committed while this one waited: its answer (a retransmission),
+-- its hold, its spend. Without the lock (a read in a transaction of its own, whose write then
+-- checks nothing changed: see card_authorization_write) the card's row version comes back.
+DECLARE
+    v_card record;
 BEGIN
     -- The network key, checked afresh on every message (no key: the caller checked it).
     key_ok := p_key IS NULL OR network_key_check(p_key, p_program, p_touch_after);
@@ -209,19 +214,27 @@ BEGIN
     END IF;
 
     -- The card's row lock: messages about one card are decided one at a time.
-    IF p_card IS NOT NULL THEN
-        SELECT c.* INTO card FROM cards c
+    IF p_card IS NOT NULL AND p_lock THEN
+        SELECT c AS card, c.xmin::text::bigint AS version INTO v_card FROM cards c
         WHERE c.id = p_card AND c.program_id = p_program FOR UPDATE;
-    ELSE
-        SELECT c.* INTO card FROM cards c
+    ELSIF p_card IS NOT NULL THEN
+        SELECT c AS card, c.xmin::text::bigint AS version INTO v_card FROM cards c
+        WHERE c.id = p_card AND c.program_id = p_program;
+    ELSIF p_lock THEN
+        SELECT c AS card, c.xmin::text::bigint AS version INTO v_card FROM cards c
         WHERE c.program_id = p_program AND c.pan_hash = p_pan_hash AND c.replaced_by IS NULL
         FOR UPDATE;
+    ELSE
+        SELECT c AS card, c.xmin::text::bigint AS version INTO v_card FROM cards c
+        WHERE c.program_id = p_program AND c.pan_hash = p_pan_hash AND c.replaced_by IS NULL;
     END IF;
     IF NOT FOUND THEN
         card := NULL;
         RETURN NEXT;
         RETURN;
     END IF;
+    card := v_card.card;
+    card_version := v_card.version;
 
     SELECT p.timezone, p.home_country, p.control_maxima, p.fx_markup_bps,
            b.currency, b.ledger_account_id,
@@ -253,7 +266,7 @@ $$
 """
 
 AUTHORIZATION_WRITE = """
-CREATE OR REPLACE FUNCTION card_authorization_write(
+CREATE FUNCTION card_authorization_write(
     p_transaction jsonb,
     p_message jsonb,
     p_event jsonb,
@@ -267,8 +280,14 @@ CREATE OR REPLACE FUNCTION card_authorization_write(
     p_spend_channels varchar[],
     p_spend_periods varchar[],
     p_spend_starts timestamptz[],
-    p_spend_amount bigint
-) RETURNS TABLE (refused_account uuid, available bigint, deposit_available bigint)
+    p_spend_amount bigint,
+    p_card_version bigint,
+    p_periods varchar[],
+    p_starts timestamptz[],
+    p_spent_count bigint
+) RETURNS TABLE (
+    stale boolean, refused_account uuid, available bigint, deposit_available bigint
+)
 LANGUAGE plpgsql AS $$
 -- Everything an authorization writes, as its caller decided it, rows given as JSON objects of
 -- their columns: the pending ledger transfers (the hold, the deposit leg, the fee holds), the
@@ -277,6 +296,14 @@ LANGUAGE plpgsql AS $$
 -- move, through `ledger_linked`. When a ruled account cannot pay its part, nothing is written
 -- and refused_account names it. With transfers, the message's response gets the user's balance
 -- after the hold as its available_balance.
+--
+-- With p_card_version, the decision was made on a read without the card's lock, in a
+-- transaction of its own: the card is locked now, and if anything the decision read may have
+-- changed since — the card's row (its version), a message with these network ids, the card's
+-- spend (counters only grow: their count over p_periods' current periods, p_spent_count as
+-- read) — nothing is written and stale says so, for the caller to read and decide again.
+-- Everything else the decision read is as of that read, as if the message had come a moment
+-- earlier; the balance rules are checked here, whatever was read.
 DECLARE
     v_now jsonb := jsonb_build_object('created_at', now(), 'updated_at', now());
     v_zeros bigint[] := array_fill(0::bigint, ARRAY[cardinality(p_accounts)]);
@@ -284,6 +311,20 @@ DECLARE
     v_move ledger_movement;
     v_message jsonb := p_message;
 BEGIN
+    stale := false;
+    IF p_card_version IS NOT NULL THEN
+        SELECT c.xmin::text::bigint IS DISTINCT FROM p_card_version
+            OR EXISTS (SELECT FROM card_transaction_events e
+                       WHERE e.network_key = p_message ->> 'network_key')
+            OR (SELECT coalesce(sum(s.count), 0) FROM card_spent(c.id, p_periods, p_starts) s)
+               <> p_spent_count
+        INTO stale
+        FROM cards c WHERE c.id = (p_transaction ->> 'card_id')::uuid FOR UPDATE;
+        IF stale THEN
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
     SELECT coalesce(array_agg(m), '{}') INTO v_moves
     FROM ledger_linked(p_accounts, p_debits, v_zeros, p_credits, v_zeros, v_zeros,
                        p_transfers -> 0 ->> 'currency') m;
@@ -501,6 +542,11 @@ $$
 """
 
 FUNCTIONS = (
+    "card_authorization_write(jsonb, jsonb, jsonb, jsonb, jsonb, uuid[], bigint[], bigint[], "
+    "uuid, uuid, varchar[], varchar[], timestamptz[], bigint, bigint, varchar[], timestamptz[], "
+    "bigint)",
+    "card_authorization_context(uuid, uuid, uuid, bytea, varchar, varchar, varchar[], "
+    "timestamptz[], timestamptz, interval, boolean)",
     "card_follow_up_write(uuid, jsonb, jsonb, jsonb, jsonb, jsonb, uuid[], bigint[], bigint[], "
     "bigint[], bigint[], bigint[], varchar, uuid)",
     "card_follow_up_context(uuid, uuid, uuid, varchar, boolean, interval)",
@@ -510,7 +556,18 @@ FUNCTIONS = (
 )
 
 
+# The authorization's read and write as 2026_12_03_auth_functions made them.
+BEFORE = (
+    "card_authorization_write(jsonb, jsonb, jsonb, jsonb, jsonb, uuid[], bigint[], bigint[], "
+    "uuid, uuid, varchar[], varchar[], timestamptz[], bigint)",
+    "card_authorization_context(uuid, uuid, uuid, bytea, varchar, varchar, varchar[], "
+    "timestamptz[], timestamptz, interval)",
+)
+
+
 def upgrade() -> None:
+    for signature in BEFORE:
+        op.execute(f"DROP FUNCTION {signature}")
     for statement in (
         MOVEMENT,
         NETWORK_KEY_CHECK,
@@ -531,8 +588,8 @@ def downgrade() -> None:
     assert spec is not None and spec.loader is not None
     before = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(before)
-    for statement in (before.CONTEXT, before.WRITE):
-        op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     for signature in FUNCTIONS:
         op.execute(f"DROP FUNCTION {signature}")
+    op.execute(before.CONTEXT)
+    op.execute(before.WRITE)
     op.execute("DROP TYPE ledger_movement")

@@ -13,12 +13,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cardcore.app import create_app
-from cardcore.authorizations import lean
+from cardcore.authorizations import lean, store
 from cardcore.config import Settings
 from cardcore.db import create_engine, create_sessionmaker
 from cardcore.kit.crypto import sha256_digest
 from cardcore.ledger.verify import verify
-from cardcore.models import ApiKey, AuditLog, CardTransactionEvent, Event, Program
+from cardcore.models import ApiKey, AuditLog, Card, CardTransactionEvent, Event, Program
 from tests.authorizations import helpers
 from tests.authorizations.conftest import make_world
 from tests.authorizations.network import body
@@ -226,11 +226,11 @@ async def test_another_programs_card_is_not_found(
     assert stolen.status_code == 404
 
 
-async def test_an_authorization_and_its_follow_ups_are_four_round_trips(
+async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_trips(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings
 ) -> None:
-    """BEGIN, the read, the write, COMMIT, on an app served as in production: its own engine,
-    here of one pooled connection, whose every statement is logged while one runs."""
+    """BEGIN, the read, the write, COMMIT, on an app with a session of its own engine (here of
+    one pooled connection, whose every statement is logged while one runs)."""
     async with (
         create_sessionmaker(engine)() as session,
         AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
@@ -293,9 +293,10 @@ async def test_an_authorization_and_its_follow_ups_are_four_round_trips(
 async def test_the_lean_paths_own_connections(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings
 ) -> None:
-    """An app on its own engine serves the lean path from its own asyncpg pool: the same answers,
-    BEGIN, the read, the write and COMMIT on one connection, and whatever it cannot do there (a
-    PIN block, a key no longer good) goes the standard way."""
+    """An app on its own engine serves the lean path from its own asyncpg pool: the same answers;
+    an authorization's read and write, each a transaction of its own, and a follow-up's BEGIN,
+    read, write and COMMIT, on one connection; whatever it cannot do there (a PIN block, a key
+    no longer good) goes the standard way."""
     async with (
         create_sessionmaker(engine)() as session,
         AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
@@ -306,22 +307,25 @@ async def test_the_lean_paths_own_connections(
     assert connections is not None
     sent: list[str] = []
     logging: set[Any] = set()
-    opened = connections.transaction
 
-    @asynccontextmanager
-    async def logged() -> AsyncIterator[Any]:
-        try:
-            async with opened() as connection:
-                # Once per pooled connection (it outlives its proxy), so COMMIT is seen too.
-                raw = connection._con
-                if raw not in logging:
-                    logging.add(raw)
-                    raw.add_query_logger(lambda record: sent.append(record.query))
-                yield connection
-        finally:
-            sent.append("released")
+    def logged(opened: Any) -> Any:
+        @asynccontextmanager
+        async def opening() -> AsyncIterator[Any]:
+            try:
+                async with opened() as connection:
+                    # Once per pooled connection (it outlives its proxy), so COMMIT is seen too.
+                    raw = connection._con
+                    if raw not in logging:
+                        logging.add(raw)
+                        raw.add_query_logger(lambda record: sent.append(record.query))
+                    yield connection
+            finally:
+                sent.append("released")
 
-    connections.transaction = logged
+        return opening
+
+    connections.transaction = logged(connections.transaction)
+    connections.connection = logged(connections.connection)
     card = world.cards[0].card_id
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
@@ -337,7 +341,10 @@ async def test_the_lean_paths_own_connections(
                 warm = helpers.authorization(card, 100, f"own-warm-{n}")
                 warmed = await c.post(PATH, json=warm, headers=world.network)
                 assert warmed.json()["approved"]
-            assert sent[-2:] == ["COMMIT", "released"]
+            assert [" ".join(q.split()[:2]) for q in sent[-2:]] == [
+                "SELECT refused_account,",
+                "released",
+            ]
             # ... and the type of the row a follow-up's read returns.
             warm = _follow_up(warmed.json()["authorization_id"], "own-warm-increment", 10)
             warmed = await c.post(
@@ -350,10 +357,8 @@ async def test_the_lean_paths_own_connections(
             assert answer.json()["approved"], answer.text
             assert answer.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 250
             assert [" ".join(q.split()[:2]) for q in sent] == [
-                "BEGIN",
                 "SELECT key_ok,",
                 "SELECT refused_account,",
-                "COMMIT",
                 "released",
             ]
             again = await c.post(PATH, json=message, headers=world.network)
@@ -393,3 +398,74 @@ async def test_the_lean_paths_own_connections(
     finally:
         await connections.close()
         await app.state.sessionmaker.kw["bind"].dispose()
+
+
+@pytest.mark.parametrize("meanwhile", ["card locked", "card spent"])
+async def test_a_decision_on_a_changed_card_is_made_again(
+    committed_app: FastAPI,
+    engine: AsyncEngine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    meanwhile: str,
+) -> None:
+    """The own pool's authorization reads without the card's lock; when the card changes
+    before its write (here: locked, or authorized by another message, each committed in between),
+    the write records nothing and the message is read and decided again."""
+    async with (
+        create_sessionmaker(engine)() as session,
+        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
+    ):
+        world = await helpers.make_world(c, session, f"Changed {meanwhile}", 10_000)
+    app = create_app(settings.model_copy(update={"run_worker": False}))
+    card = world.cards[0].card_id
+    writes: list[bool] = []
+    real_write = store.write
+
+    async def changing_first(connection: Any, **arguments: Any) -> Any:
+        if arguments.get("unlocked") is None:  # the other message's, in its session
+            return await real_write(connection, **arguments)
+        if not writes:
+            async with create_sessionmaker(engine)() as other:
+                if meanwhile == "card locked":
+                    await other.execute(update(Card).where(Card.id == card).values(status="LOCKED"))
+                    await other.commit()
+                else:
+                    other_message = helpers.authorization(card, 300, f"{meanwhile}-other")
+                    async with AsyncClient(
+                        transport=ASGITransport(app=committed_app), base_url="http://cardcore"
+                    ) as c:
+                        other_answer = await c.post(PATH, json=other_message, headers=world.network)
+                        assert other_answer.json()["approved"]
+        try:
+            written = await real_write(connection, **arguments)
+        except store.Stale:
+            writes.append(False)
+            raise
+        writes.append(True)
+        return written
+
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
+            for n in (1, 2, 3):  # the key, the network account, the connection's types
+                warm = helpers.authorization(card, 100, f"{meanwhile}-warm-{n}")
+                assert (await c.post(PATH, json=warm, headers=world.network)).json()["approved"]
+            monkeypatch.setattr(store, "write", changing_first)
+            message = helpers.authorization(card, 500, f"{meanwhile}-changed")
+            answer = await c.post(PATH, json=message, headers=world.network)
+    finally:
+        await app.state.lean_connections.close()
+        await app.state.sessionmaker.kw["bind"].dispose()
+    assert writes == [False, True]
+    if meanwhile == "card locked":
+        assert not answer.json()["approved"], answer.text
+    else:
+        assert answer.json()["approved"], answer.text
+        assert answer.json()["available_balance"] == 10_000 - 3 * 100 - 300 - 500
+    async with create_sessionmaker(engine)() as session:
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(CardTransactionEvent)
+            .where(CardTransactionEvent.network_key.like(f"%{meanwhile}-changed%"))
+        )
+        assert stored == 1
+        assert await verify(session) == []

@@ -193,8 +193,15 @@ class AuthorizationLane:
         connections: Connections | None = getattr(app.state, "lean_connections", None)
         try:
             if connections is not None and getattr(message, "pin_block", None) is None:
-                async with connections.transaction() as connection:
-                    answer = await handle(store.NO_SESSION, connection=connection)
+                if lane.kind == "authorization":
+                    # Two round trips, each its own transaction (see service.authorize).
+                    async with connections.connection() as connection:
+                        answer = await handle(
+                            store.NO_SESSION, connection=connection, unlocked=True
+                        )
+                else:
+                    async with connections.transaction() as connection:
+                        answer = await handle(store.NO_SESSION, connection=connection)
             else:
                 async with app.state.sessionmaker() as session:
                     try:
@@ -278,6 +285,13 @@ class Connections:
                     reset=_nothing_to_reset,
                 )
         return self.pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        """A pooled connection, each statement its own transaction."""
+        pool = self.pool or await self._start()
+        async with pool.acquire() as connection:
+            yield connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:

@@ -443,15 +443,56 @@ async def authorize(
     key_id: str | None = None,
     touch_after: timedelta = timedelta(seconds=60),
     connection: Any = None,
+    unlocked: bool = False,
 ) -> dict[str, Any]:
     """Decide an authorization and record it: four round trips (BEGIN, the read, the write,
     COMMIT) whatever the card, program and fees; a PIN, a partner deposit with a low-balance
     threshold or a program's new time zone add one each. `key_id`: the network key to check
     in the read (raises NetworkKeyRefused), when the caller has not checked it. `connection`:
-    an asyncpg connection in a transaction of the caller's, when `session` is `store.NO_SESSION`
-    (the lean path's own pool); otherwise the session's own is used."""
+    an asyncpg connection of the caller's, when `session` is `store.NO_SESSION` (the lean
+    path's own pool); otherwise the session's own is used.
+
+    `unlocked`: `connection` is in no transaction, and the authorization takes two round trips,
+    each a transaction of its own: the read, without the card's lock, and the write, which
+    locks the card and records the decision only if nothing it was made on has changed since
+    (else it reads and decides again, up to STALE_TRIES times). What would need more (a PIN,
+    a time zone change, a deposit's low-balance threshold) raises store.NeedsSession before
+    anything is written."""
     if connection is None:
         connection = await driver_connection(session)
+    for _ in range(STALE_TRIES if unlocked else 1):
+        try:
+            return await _authorize(
+                session,
+                services,
+                connection,
+                program_id=program_id,
+                request=request,
+                key_id=key_id,
+                touch_after=touch_after,
+                unlocked=unlocked,
+            )
+        except store.Stale:
+            continue
+    # The card is busy with other messages: the locking way waits for its turn.
+    raise store.NeedsSession("stale")
+
+
+# Reads and decisions of an unlocked authorization before it gives way to the locking one.
+STALE_TRIES = 3
+
+
+async def _authorize(
+    session: AsyncSession,
+    services: CardServices,
+    connection: Any,
+    *,
+    program_id: str,
+    request: AuthorizationRequest,
+    key_id: str | None,
+    touch_after: timedelta,
+    unlocked: bool,
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     card_id, pan_hash = _card_ref(services, request)
     timezone = _TIMEZONES.get(program_id, "UTC")
@@ -467,6 +508,7 @@ async def authorize(
         period_starts=starts,
         at=now,
         touch_after=touch_after,
+        lock=not unlocked,
     )
     if not context.key_ok:
         raise NetworkKeyRefused
@@ -477,6 +519,14 @@ async def authorize(
     if context.previous is not None:
         return context.previous
     spent = controls.as_spent(context.spent or [])
+    checked = None
+    if unlocked:
+        if context.deposit_threshold is not None:
+            raise store.NeedsSession("deposit threshold")  # warned in the transaction
+        assert context.card_version is not None
+        checked = store.Unlocked(
+            context.card_version, starts, sum(entry[3] for entry in context.spent or [])
+        )
     if program.timezone != timezone:
         _TIMEZONES[program_id] = program.timezone
         starts = controls.period_starts(program.timezone, now)
@@ -515,7 +565,15 @@ async def authorize(
     )
     if decision.approved:
         approved = await _approve(
-            session, connection, row, card, context, transaction, request.network_key, starts
+            session,
+            connection,
+            row,
+            card,
+            context,
+            transaction,
+            request.network_key,
+            starts,
+            checked,
         )
         if approved is not None:
             written, response = approved
@@ -540,6 +598,7 @@ async def authorize(
         event=_decided(row, card),
         user_account=context.user_account,
         deposit_account=context.deposit_account,
+        unlocked=checked,
     )
     return response
 
@@ -553,6 +612,7 @@ async def _approve(
     transaction: controls.Transaction,
     network_key: str,
     starts: dict[str, datetime],
+    unlocked: store.Unlocked | None,
 ) -> tuple[store.Written, dict[str, Any]] | None:
     """Hold the amount (and the transaction's fees) and record the approval, in the one write:
     what it did and the answer; None, with `row` declined 51 and nothing written, when a leg
@@ -592,6 +652,7 @@ async def _approve(
         deposit_account=context.deposit_account,
         spend=controls.spend_keys(transaction, context.program, starts),
         spend_amount=transaction.amount,
+        unlocked=unlocked,
     )
     if written.refused_account is None:
         # The write put the same figure into the stored answer.

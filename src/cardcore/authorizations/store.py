@@ -26,17 +26,19 @@ from cardcore.ledger import service as ledger
 from cardcore.models import Base, Card, CardTransaction, Fee, LedgerTransfer
 
 READ = (
-    "SELECT key_ok, card, timezone, home_country, control_maxima, fx_markup_bps,"
+    "SELECT key_ok, card, card_version, timezone, home_country, control_maxima, fx_markup_bps,"
     " balance_currency, user_account, available, deposit_account, deposit_balance,"
     " deposit_threshold, previous, previous_amount, previous_card, spent, fee_versions, fx_rate"
     " FROM card_authorization_context($1::uuid, $2::uuid, $3::uuid, $4::bytea, $5::varchar,"
-    " $6::varchar, $7::varchar[], $8::timestamptz[], $9::timestamptz, $10::interval)"
+    " $6::varchar, $7::varchar[], $8::timestamptz[], $9::timestamptz, $10::interval,"
+    " $11::boolean)"
 )
 WRITE = (
-    "SELECT refused_account, available, deposit_available"
+    "SELECT refused_account, available, deposit_available, stale"
     " FROM card_authorization_write($1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb,"
     " $6::uuid[], $7::bigint[], $8::bigint[], $9::uuid, $10::uuid, $11::varchar[],"
-    " $12::varchar[], $13::timestamptz[], $14::bigint)"
+    " $12::varchar[], $13::timestamptz[], $14::bigint, $15::bigint, $16::varchar[],"
+    " $17::timestamptz[], $18::bigint)"
 )
 FOLLOW_UP_READ = (
     "SELECT key_ok, transaction, previous, previous_amount, previous_transaction, user_account,"
@@ -76,10 +78,12 @@ def _uuid(prefix: str, public_id: str | None) -> uuid.UUID | None:
 @dataclass(slots=True)
 class Context:
     """What `card_authorization_context` read. `card` is None when there is no such card (or the
-    key is no longer good: `key_ok`)."""
+    key is no longer good: `key_ok`). `card_version`: the card's row version, for a write that
+    checks nothing changed since this read (one made without the card's lock)."""
 
     key_ok: bool
     card: Any = None
+    card_version: int | None = None
     program: Any = None
     balance_currency: str = ""
     user_account: str = ""
@@ -107,9 +111,11 @@ async def read(
     period_starts: dict[str, datetime],
     at: datetime,
     touch_after: timedelta,
+    lock: bool = True,
 ) -> Context:
-    """Lock the card and read what deciding needs, in one round trip. `key_id`: the network key
-    the message came with, checked afresh (None when the caller checked it already)."""
+    """Lock the card (unless not `lock`) and read what deciding needs, in one round trip.
+    `key_id`: the network key the message came with, checked afresh (None when the caller
+    checked it already)."""
     record = await connection.fetchrow(
         READ,
         _uuid("key", key_id),
@@ -122,6 +128,7 @@ async def read(
         list(period_starts.values()),
         at,
         touch_after,
+        lock,
     )
     if not record["key_ok"] or record["card"] is None:
         return Context(key_ok=record["key_ok"])
@@ -129,6 +136,7 @@ async def read(
     return Context(
         key_ok=True,
         card=Facts(public(record["card"], Card)),
+        card_version=record["card_version"],
         program=Facts(
             {
                 "id": program_id,
@@ -173,6 +181,21 @@ class Written:
     deposit_available: int | None
 
 
+class Stale(Exception):
+    """A write after a read without the card's lock found that what the read saw has changed:
+    nothing was written; read and decide again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unlocked:
+    """For a write after a read without the card's lock: what that read saw, to check that it
+    still holds (`card_authorization_write`)."""
+
+    card_version: int
+    period_starts: dict[str, datetime]
+    spent_count: int
+
+
 async def write(
     connection: Any,
     *,
@@ -185,9 +208,11 @@ async def write(
     deposit_account: str | None,
     spend: tuple[list[str], list[str], list[datetime]] | None = None,
     spend_amount: int | None = None,
+    unlocked: Unlocked | None = None,
 ) -> Written:
     """Record a decided authorization in one round trip: with `transfers` (the holds), all of
-    it or, when a ruled account cannot pay, nothing."""
+    it or, when a ruled account cannot pay, nothing; after a read without the lock
+    (`unlocked`), nothing either when what it read has changed since."""
     channels, periods, starts = spend or ([], [], [])
     rows = [as_row(t) for t in transfers]
     moves: dict[str, list[int]] = {}
@@ -211,7 +236,13 @@ async def write(
         periods,
         starts,
         spend_amount,
+        unlocked and unlocked.card_version,
+        unlocked and list(unlocked.period_starts),
+        unlocked and list(unlocked.period_starts.values()),
+        unlocked and unlocked.spent_count,
     )
+    if record["stale"]:
+        raise Stale
     refused = record["refused_account"]
     return Written(
         refused_account=from_uuid("lac", refused) if refused is not None else None,
