@@ -284,14 +284,30 @@ class ScriptBuilder:
             parts.append(_quote(value[position:]))
         return "(" + " || ".join(parts) + ")"
 
-    def command(self, statement: Statement) -> str:
-        sql = _PLACEHOLDER.sub(
-            lambda m: self.literal(statement.params.get(int(m[1]))), statement.sql
+    def command(self, statement: Statement, card: str | None = None) -> str:
+        values = {n: self.literal(value) for n, value in statement.params.items()}
+        unlocked_write = (
+            "card_authorization_write(" in statement.sql
+            and statement.params.get(_WRITE_VERSION) is not None
         )
+        if card is not None and unlocked_write:
+            # After a read without the card's lock, the write checks the card is as read: its
+            # row version and its spend as this run's card has them, not the captured card.
+            values[_WRITE_VERSION] = (
+                f"(SELECT c.xmin::text::bigint FROM cards c WHERE c.id = {card})"
+            )
+            values[_WRITE_SPENT_COUNT] = (
+                "(SELECT coalesce(sum(s.count), 0) FROM card_spent("
+                f"{card}, {values[_WRITE_VERSION + 1]}::varchar[],"
+                f" {values[_WRITE_VERSION + 2]}::timestamptz[]) s)"
+            )
+        sql = _PLACEHOLDER.sub(lambda m: values.get(int(m[1]), "NULL"), statement.sql)
         return " ".join(sql.split("\n")).rstrip().rstrip(";") + ";"
 
     def script(self, statements: list[Statement]) -> str:
-        commands = [self.command(statement) for statement in statements]
+        read = next((s for s in statements if "card_authorization_context(" in s.sql), None)
+        card = self.literal(read.params.get(_READ_CARD)) if read is not None else None
+        commands = [self.command(statement, card) for statement in statements]
         sets = [
             "\\set n random(1, :cards)",
             "\\set ntx random(1, 4611686018427387903)",
@@ -306,6 +322,13 @@ class ScriptBuilder:
             f"-- bench-shape: {shape(statements)}",
         ]
         return "\n".join([*header, *sets, *commands]) + "\n"
+
+
+# Parameters of the authorization's read and write (authorizations/store.py): the card's id;
+# the card's version as read (then the periods, their starts and the spend count as read).
+_READ_CARD = 3
+_WRITE_VERSION = 15
+_WRITE_SPENT_COUNT = 18
 
 
 def _quote(text: str) -> str:
