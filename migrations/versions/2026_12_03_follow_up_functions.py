@@ -390,10 +390,12 @@ CREATE FUNCTION card_follow_up_context(
     p_transaction uuid,
     p_network_key varchar,
     p_refunds boolean,
-    p_touch_after interval
+    p_touch_after interval,
+    p_lock boolean
 ) RETURNS TABLE (
     key_ok boolean,
     transaction card_transactions,
+    transaction_version bigint,
     previous jsonb,
     previous_amount bigint,
     previous_transaction uuid,
@@ -410,20 +412,31 @@ LANGUAGE plpgsql AS $$
 -- in one statement, which sees what a message about it committed while this one waited:
 -- the first answer to these network ids, the balance's account and what it has available, the
 -- program's clearing tolerances, the pending transfers of the hold and of its HELD fees, those
--- fees, and (p_refunds) what linked refunds gave back so far.
+-- fees, and (p_refunds) what linked refunds gave back so far. Without p_lock (a read in a
+-- transaction of its own, whose write then checks nothing changed) the authorization's row
+-- version comes back instead.
+DECLARE
+    v_found record;
 BEGIN
     key_ok := p_key IS NULL OR network_key_check(p_key, p_program, p_touch_after);
     IF NOT key_ok THEN
         RETURN NEXT;
         RETURN;
     END IF;
-    SELECT t.* INTO transaction FROM card_transactions t
-    WHERE t.id = p_transaction AND t.program_id = p_program FOR UPDATE;
+    IF p_lock THEN
+        SELECT t AS row, NULL::bigint AS version INTO v_found FROM card_transactions t
+        WHERE t.id = p_transaction AND t.program_id = p_program FOR UPDATE;
+    ELSE
+        SELECT t AS row, t.xmin::text::bigint AS version INTO v_found FROM card_transactions t
+        WHERE t.id = p_transaction AND t.program_id = p_program;
+    END IF;
     IF NOT FOUND THEN
         transaction := NULL;
         RETURN NEXT;
         RETURN;
     END IF;
+    transaction := v_found.row;
+    transaction_version := v_found.version;
     SELECT e.response, e.amount, e.transaction_id, b.ledger_account_id,
            a.credits_posted - a.debits_posted - a.debits_pending, p.clearing_tolerances,
            -- One array of ids, so that the primary key finds them (an OR with a subquery
@@ -467,18 +480,34 @@ CREATE FUNCTION card_follow_up_write(
     p_credits_posted bigint[],
     p_allowances bigint[],
     p_currency varchar,
-    p_user_account uuid
-) RETURNS TABLE (refused_account uuid, available bigint)
+    p_user_account uuid,
+    p_version bigint
+) RETURNS TABLE (stale boolean, refused_account uuid, available bigint)
 LANGUAGE plpgsql AS $$
 -- Everything a follow-up message writes, as its caller decided it: the linked ledger transfers
 -- (`ledger_linked_write`), the authorization's changed columns (p_changes, none when null), its
 -- fee lines' changed columns, the network message and the outbox events. When a ruled account
 -- cannot pay its part, nothing is written and refused_account names it. The message's response
--- gets the user's available balance after it all.
+-- gets the user's available balance after it all. With p_version, the decision was made on a
+-- read without the authorization's lock: it is locked now, and if its row changed since (every
+-- follow-up that moves money changes it) or these network ids have an answer, nothing is
+-- written and stale says so.
 DECLARE
     v_moves ledger_movement[];
     v_move ledger_movement;
 BEGIN
+    stale := false;
+    IF p_version IS NOT NULL THEN
+        SELECT t.xmin::text::bigint IS DISTINCT FROM p_version
+            OR EXISTS (SELECT FROM card_transaction_events e
+                       WHERE e.network_key = p_message ->> 'network_key')
+        INTO stale
+        FROM card_transactions t WHERE t.id = p_transaction FOR UPDATE;
+        IF stale THEN
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
     SELECT coalesce(array_agg(m), '{}') INTO v_moves
     FROM ledger_linked_write(p_transfers, p_accounts, p_debits_pending, p_debits_posted,
                              p_credits_pending, p_credits_posted, p_allowances, p_currency) m;
@@ -548,8 +577,8 @@ FUNCTIONS = (
     "card_authorization_context(uuid, uuid, uuid, bytea, varchar, varchar, varchar[], "
     "timestamptz[], timestamptz, interval, boolean)",
     "card_follow_up_write(uuid, jsonb, jsonb, jsonb, jsonb, jsonb, uuid[], bigint[], bigint[], "
-    "bigint[], bigint[], bigint[], varchar, uuid)",
-    "card_follow_up_context(uuid, uuid, uuid, varchar, boolean, interval)",
+    "bigint[], bigint[], bigint[], varchar, uuid, bigint)",
+    "card_follow_up_context(uuid, uuid, uuid, varchar, boolean, interval, boolean)",
     "ledger_linked_write(jsonb, uuid[], bigint[], bigint[], bigint[], bigint[], bigint[], varchar)",
     "ledger_linked(uuid[], bigint[], bigint[], bigint[], bigint[], bigint[], varchar)",
     "network_key_check(uuid, uuid, interval)",

@@ -281,11 +281,11 @@ async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_t
     finally:
         await one.dispose()
     assert followed.json()["held_amount"] == 0
-    for sent in trips:
+    for sent, write in zip(trips, ["SELECT refused_account,"] + 3 * ["SELECT stale,"], strict=True):
         assert [" ".join(q.split()[:2]) for q in sent] == [
             "BEGIN;",
             "SELECT key_ok,",
-            "SELECT refused_account,",
+            write,
             "COMMIT;",
         ]
 
@@ -294,9 +294,9 @@ async def test_the_lean_paths_own_connections(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings
 ) -> None:
     """An app on its own engine serves the lean path from its own asyncpg pool: the same answers;
-    an authorization's read and write, each a transaction of its own, and a follow-up's BEGIN,
-    read, write and COMMIT, on one connection; whatever it cannot do there (a PIN block, a key
-    no longer good) goes the standard way."""
+    an authorization's or a follow-up's read and write, each a transaction of its own, on one
+    connection; whatever it cannot do there (a PIN block, a key no longer good) goes the
+    standard way."""
     async with (
         create_sessionmaker(engine)() as session,
         AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
@@ -324,7 +324,6 @@ async def test_the_lean_paths_own_connections(
 
         return opening
 
-    connections.transaction = logged(connections.transaction)
     connections.connection = logged(connections.connection)
     card = world.cards[0].card_id
     try:
@@ -369,10 +368,8 @@ async def test_the_lean_paths_own_connections(
             assert cleared.json()["approved"], cleared.text
             assert cleared.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 200
             assert [" ".join(q.split()[:2]) for q in sent] == [
-                "BEGIN",
                 "SELECT key_ok,",
-                "SELECT refused_account,",
-                "COMMIT",
+                "SELECT stale,",
                 "released",
             ]
             async with create_sessionmaker(engine)() as session:
@@ -468,4 +465,58 @@ async def test_a_decision_on_a_changed_card_is_made_again(
             .where(CardTransactionEvent.network_key.like(f"%{meanwhile}-changed%"))
         )
         assert stored == 1
+        assert await verify(session) == []
+
+
+async def test_a_follow_up_on_a_changed_authorization_is_decided_again(
+    committed_app: FastAPI, engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reversal read without the authorization's lock, cleared by another message before the
+    reversal's write: the write records nothing, and read again the reversal finds the
+    authorization settled (409, from the standard route) — the hold is released once, by the
+    clearing."""
+    async with (
+        create_sessionmaker(engine)() as session,
+        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
+    ):
+        world = await helpers.make_world(c, session, "Changed authorization", 10_000)
+    app = create_app(settings.model_copy(update={"run_worker": False}))
+    card = world.cards[0].card_id
+    writes: list[bool] = []
+    real_write = store.write_follow_up
+
+    async def clearing_first(connection: Any, **arguments: Any) -> Any:
+        if arguments.get("version") is None:  # the clearing's, in its session
+            return await real_write(connection, **arguments)
+        if not writes:
+            clearing = _follow_up(arguments["transaction"].id, "meanwhile-clearing")
+            async with AsyncClient(
+                transport=ASGITransport(app=committed_app), base_url="http://cardcore"
+            ) as c:
+                other = await c.post("/v1/network/clearings", json=clearing, headers=world.network)
+                assert other.json()["approved"], other.text
+        try:
+            written = await real_write(connection, **arguments)
+        except store.Stale:
+            writes.append(False)
+            raise
+        writes.append(True)
+        return written
+
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
+            for n in (1, 2, 3):  # the key, the network account, the connection's types
+                warm = helpers.authorization(card, 100, f"changed-warm-{n}")
+                warmed = await c.post(PATH, json=warm, headers=world.network)
+                assert warmed.json()["approved"]
+            monkeypatch.setattr(store, "write_follow_up", clearing_first)
+            reversal = _follow_up(warmed.json()["authorization_id"], "changed-reversal")
+            answer = await c.post("/v1/network/reversals", json=reversal, headers=world.network)
+    finally:
+        await app.state.lean_connections.close()
+        await app.state.sessionmaker.kw["bind"].dispose()
+    assert writes[0] is False
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["code"] == "TRANSFER_NOT_PENDING"
+    async with create_sessionmaker(engine)() as session:
         assert await verify(session) == []

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.authorizations import store
+from cardcore.authorizations import service, store
 from cardcore.authorizations.events import AuthorizationExpired, AuthorizationUpdated
 from cardcore.authorizations.service import (
     NetworkKeyRefused,
@@ -87,11 +87,47 @@ async def follow_up(
     key_id: str | None = None,
     touch_after: timedelta = timedelta(seconds=60),
     connection: Any = None,
+    unlocked: bool = False,
 ) -> dict[str, Any]:
     """Handle a follow-up message of `kind` (reversal, clearing, increment, refund, expiry) and
-    answer it. `key_id`, `connection`: as for `service.authorize`."""
+    answer it. `key_id`, `connection`, `unlocked`: as for `service.authorize` — unlocked, the
+    read does not lock the authorization and the write records the decision only if its row is
+    as read (a linked refund, whose limit is the refunds recorded so far, always locks)."""
     if connection is None:
         connection = await driver_connection(session)
+    unlocked = unlocked and kind != "refund"
+    for _ in range(service.STALE_TRIES if unlocked else 1):
+        try:
+            return await _follow_up(
+                session,
+                connection,
+                kind=kind,
+                program_id=program_id,
+                transaction_id=transaction_id,
+                network_key=network_key,
+                amount=amount,
+                key_id=key_id,
+                touch_after=touch_after,
+                unlocked=unlocked,
+            )
+        except store.Stale:
+            continue
+    raise store.NeedsSession("stale")  # the authorization is busy: the locking way waits
+
+
+async def _follow_up(
+    session: AsyncSession,
+    connection: Any,
+    *,
+    kind: str,
+    program_id: str,
+    transaction_id: str,
+    network_key: str,
+    amount: int | None,
+    key_id: str | None,
+    touch_after: timedelta,
+    unlocked: bool,
+) -> dict[str, Any]:
     found = await store.read_follow_up(
         connection,
         key_id=key_id,
@@ -100,6 +136,7 @@ async def follow_up(
         network_key=network_key,
         refunds=kind == "refund",
         touch_after=touch_after,
+        lock=not unlocked,
     )
     if not found.key_ok:
         raise NetworkKeyRefused
@@ -200,6 +237,7 @@ async def _write(
         ],
         moves=outcome.moves,
         user_account=found.user_account,
+        version=found.transaction_version,
     )
     response["available_balance"] = written.available
     return _Written(written.refused_account, response)

@@ -193,15 +193,9 @@ class AuthorizationLane:
         connections: Connections | None = getattr(app.state, "lean_connections", None)
         try:
             if connections is not None and getattr(message, "pin_block", None) is None:
-                if lane.kind == "authorization":
-                    # Two round trips, each its own transaction (see service.authorize).
-                    async with connections.connection() as connection:
-                        answer = await handle(
-                            store.NO_SESSION, connection=connection, unlocked=True
-                        )
-                else:
-                    async with connections.transaction() as connection:
-                        answer = await handle(store.NO_SESSION, connection=connection)
+                # Two round trips, each its own transaction (see service.authorize).
+                async with connections.connection() as connection:
+                    answer = await handle(store.NO_SESSION, connection=connection, unlocked=True)
             else:
                 async with app.state.sessionmaker() as session:
                     try:
@@ -251,9 +245,9 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 
 
 class Connections:
-    """The lean path's own asyncpg pool, for an app on its own database engine: an
-    authorization's BEGIN and COMMIT without the session and pool machinery of SQLAlchemy
-    (a fifth of its CPU). An app handed a sessionmaker (the tests' rolled-back world) has none,
+    """The lean path's own asyncpg pool, for an app on its own database engine: a message's
+    statements without the session and pool machinery of SQLAlchemy (a fifth of an
+    authorization's CPU). An app handed a sessionmaker (the tests' rolled-back world) has none,
     and the lean path runs in a session there, as the standard route does."""
 
     def __init__(self, url: URL, settings: Settings) -> None:
@@ -292,20 +286,6 @@ class Connections:
         pool = self.pool or await self._start()
         async with pool.acquire() as connection:
             yield connection
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        """A pooled connection in a transaction, committed when the block ends, else rolled
-        back (and, should that fail, the connection dropped by the pool)."""
-        pool = self.pool or await self._start()
-        async with pool.acquire() as connection:
-            await connection.execute("BEGIN")
-            try:
-                yield connection
-            except BaseException:
-                await connection.execute("ROLLBACK")
-                raise
-            await connection.execute("COMMIT")
 
     async def close(self) -> None:
         if self.pool is not None:

@@ -41,16 +41,17 @@ WRITE = (
     " $17::timestamptz[], $18::bigint)"
 )
 FOLLOW_UP_READ = (
-    "SELECT key_ok, transaction, previous, previous_amount, previous_transaction, user_account,"
-    " available, clearing_tolerances, holds, held_fees, refunded"
+    "SELECT key_ok, transaction, transaction_version, previous, previous_amount,"
+    " previous_transaction, user_account, available, clearing_tolerances, holds, held_fees,"
+    " refunded"
     " FROM card_follow_up_context($1::uuid, $2::uuid, $3::uuid, $4::varchar, $5::boolean,"
-    " $6::interval)"
+    " $6::interval, $7::boolean)"
 )
 FOLLOW_UP_WRITE = (
-    "SELECT refused_account, available"
+    "SELECT stale, refused_account, available"
     " FROM card_follow_up_write($1::uuid, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
     " $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],"
-    " $13::varchar, $14::uuid)"
+    " $13::varchar, $14::uuid, $15::bigint)"
 )
 
 
@@ -254,12 +255,13 @@ async def write(
 @dataclass(slots=True)
 class FollowUpContext:
     """What `card_follow_up_context` read about the authorization a follow-up message is about
-    (locked): `transaction` is None when there is no such authorization in the program (or the
-    key is no longer good: `key_ok`). `holds`: the pending transfers of its hold and of its HELD
-    fees (`held_fees`), by id."""
+    (locked, or its `transaction_version` read): `transaction` is None when there is no such
+    authorization in the program (or the key is no longer good: `key_ok`). `holds`: the pending
+    transfers of its hold and of its HELD fees (`held_fees`), by id."""
 
     key_ok: bool
     transaction: Any = None
+    transaction_version: int | None = None
     previous: dict[str, Any] | None = None
     previous_amount: int | None = None
     previous_transaction: str | None = None
@@ -280,8 +282,10 @@ async def read_follow_up(
     network_key: str,
     refunds: bool,
     touch_after: timedelta,
+    lock: bool = True,
 ) -> FollowUpContext:
-    """Lock the authorization and read what its follow-up needs, in one round trip."""
+    """Lock the authorization (unless not `lock`) and read what its follow-up needs, in one
+    round trip."""
     record = await connection.fetchrow(
         FOLLOW_UP_READ,
         _uuid("key", key_id),
@@ -290,6 +294,7 @@ async def read_follow_up(
         network_key,
         refunds,
         touch_after,
+        lock,
     )
     if not record["key_ok"] or record["transaction"] is None:
         return FollowUpContext(key_ok=record["key_ok"])
@@ -297,6 +302,7 @@ async def read_follow_up(
     return FollowUpContext(
         key_ok=True,
         transaction=Facts(public(record["transaction"], CardTransaction)),
+        transaction_version=record["transaction_version"],
         previous=record["previous"],
         previous_amount=record["previous_amount"],
         previous_transaction=_public_id("txn", record["previous_transaction"]),
@@ -356,10 +362,13 @@ async def write_follow_up(
     events: Iterable[Any],
     moves: ledger.Linked,
     user_account: str,
+    version: int | None = None,
 ) -> Written:
     """Record a follow-up in one round trip: the linked transfers `moves`, the authorization's
     columns (when `changed`), its fee lines, the message and the events; or, when a ruled
-    account cannot pay its part, nothing (`refused_account`)."""
+    account cannot pay its part, nothing (`refused_account`). `version`: the authorization's
+    row version as read without its lock; raises Stale, having written nothing, when the row
+    has changed since."""
     record = await connection.fetchrow(
         FOLLOW_UP_WRITE,
         to_uuid("txn", transaction.id),
@@ -371,7 +380,10 @@ async def write_follow_up(
         *moves.arrays(),
         transaction.billing_currency,
         to_uuid("lac", user_account),
+        version,
     )
+    if record["stale"]:
+        raise Stale
     refused = record["refused_account"]
     return Written(
         refused_account=_public_id("lac", refused),
