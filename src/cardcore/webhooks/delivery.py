@@ -79,13 +79,24 @@ class FanOutQueue:
 
     async def run_one(self) -> bool:
         async with self.sessionmaker() as session, session.begin():
+            # Claimed and marked in one statement, and only the columns fan-out needs: every
+            # card message adds an event, so this runs once per batch of them.
+            batch = (
+                select(Event.id)
+                .where(Event.dispatched_at.is_(None))
+                .order_by(Event.id)
+                .limit(FANOUT_BATCH)
+                .with_for_update(skip_locked=True)
+            )
             events = (
-                await session.scalars(
-                    select(Event)
-                    .where(Event.dispatched_at.is_(None))
-                    .order_by(Event.id)
-                    .limit(FANOUT_BATCH)
-                    .with_for_update(skip_locked=True)
+                await session.execute(
+                    update(Event)
+                    .where(Event.id.in_(batch.scalar_subquery()))
+                    .values(dispatched_at=func.now())
+                    .returning(
+                        Event.id, Event.program_id, Event.object_id, Event.type, Event.created_at
+                    )
+                    .execution_options(synchronize_session=False)
                 )
             ).all()
             if not events:
@@ -115,11 +126,6 @@ class FanOutQueue:
             ]
             if rows:
                 await session.execute(insert(WebhookMessage).values(rows).on_conflict_do_nothing())
-            await session.execute(
-                update(Event)
-                .where(Event.id.in_([event.id for event in events]))
-                .values(dispatched_at=func.now())
-            )
         return True
 
 
