@@ -2,7 +2,7 @@
 increments that follow them: the same answers as the standard route, a network key that stops
 working stops at once, four round trips per message."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -397,6 +397,60 @@ async def test_the_lean_paths_own_connections(
         await app.state.sessionmaker.kw["bind"].dispose()
 
 
+def _stale_or_not(
+    write: Any, checked: str, meanwhile: Callable[[dict[str, Any]], Awaitable[None]]
+) -> tuple[Any, list[bool]]:
+    """`write` (store.write or store.write_follow_up) that, the first time it is called after a
+    read without the lock (`checked` set), lets `meanwhile` change things and commit first; and
+    the list of whether each such call wrote (False: Stale)."""
+    writes: list[bool] = []
+
+    async def recorded(connection: Any, **arguments: Any) -> Any:
+        if arguments.get(checked) is None:  # the other message's, in its session
+            return await write(connection, **arguments)
+        if not writes:
+            await meanwhile(arguments)
+        try:
+            written = await write(connection, **arguments)
+        except store.Stale:
+            writes.append(False)
+            raise
+        writes.append(True)
+        return written
+
+    return recorded, writes
+
+
+async def _own_pool(
+    committed_app: FastAPI, engine: AsyncEngine, settings: Settings, name: str
+) -> tuple[FastAPI, helpers.World, str]:
+    """A funded card, and an app serving the lean path from its own pool."""
+    async with (
+        create_sessionmaker(engine)() as session,
+        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
+    ):
+        world = await helpers.make_world(c, session, name, 10_000)
+    return (
+        create_app(settings.model_copy(update={"run_worker": False})),
+        world,
+        world.cards[0].card_id,
+    )
+
+
+async def _warm(c: AsyncClient, world: helpers.World, card: str, name: str) -> dict[str, Any]:
+    """Three authorizations: the key, the network account, the connection's types learnt."""
+    for n in (1, 2, 3):
+        warm = helpers.authorization(card, 100, f"{name}-warm-{n}")
+        answer = (await c.post(PATH, json=warm, headers=world.network)).json()
+        assert answer["approved"]
+    return answer  # type: ignore[no-any-return]
+
+
+async def _close(app: FastAPI) -> None:
+    await app.state.lean_connections.close()
+    await app.state.sessionmaker.kw["bind"].dispose()
+
+
 @pytest.mark.parametrize("meanwhile", ["card locked", "card spent"])
 async def test_a_decision_on_a_changed_card_is_made_again(
     committed_app: FastAPI,
@@ -408,50 +462,30 @@ async def test_a_decision_on_a_changed_card_is_made_again(
     """The own pool's authorization reads without the card's lock; when the card changes
     before its write (here: locked, or authorized by another message, each committed in between),
     the write records nothing and the message is read and decided again."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, f"Changed {meanwhile}", 10_000)
-    app = create_app(settings.model_copy(update={"run_worker": False}))
-    card = world.cards[0].card_id
-    writes: list[bool] = []
-    real_write = store.write
+    app, world, card = await _own_pool(committed_app, engine, settings, f"Changed {meanwhile}")
 
-    async def changing_first(connection: Any, **arguments: Any) -> Any:
-        if arguments.get("unlocked") is None:  # the other message's, in its session
-            return await real_write(connection, **arguments)
-        if not writes:
+    async def change(arguments: dict[str, Any]) -> None:
+        if meanwhile == "card locked":
             async with create_sessionmaker(engine)() as other:
-                if meanwhile == "card locked":
-                    await other.execute(update(Card).where(Card.id == card).values(status="LOCKED"))
-                    await other.commit()
-                else:
-                    other_message = helpers.authorization(card, 300, f"{meanwhile}-other")
-                    async with AsyncClient(
-                        transport=ASGITransport(app=committed_app), base_url="http://cardcore"
-                    ) as c:
-                        other_answer = await c.post(PATH, json=other_message, headers=world.network)
-                        assert other_answer.json()["approved"]
-        try:
-            written = await real_write(connection, **arguments)
-        except store.Stale:
-            writes.append(False)
-            raise
-        writes.append(True)
-        return written
+                await other.execute(update(Card).where(Card.id == card).values(status="LOCKED"))
+                await other.commit()
+            return
+        other_message = helpers.authorization(card, 300, f"{meanwhile}-other")
+        async with AsyncClient(
+            transport=ASGITransport(app=committed_app), base_url="http://cardcore"
+        ) as c:
+            other_answer = await c.post(PATH, json=other_message, headers=world.network)
+            assert other_answer.json()["approved"]
 
+    write, writes = _stale_or_not(store.write, "unlocked", change)
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
-            for n in (1, 2, 3):  # the key, the network account, the connection's types
-                warm = helpers.authorization(card, 100, f"{meanwhile}-warm-{n}")
-                assert (await c.post(PATH, json=warm, headers=world.network)).json()["approved"]
-            monkeypatch.setattr(store, "write", changing_first)
+            await _warm(c, world, card, meanwhile)
+            monkeypatch.setattr(store, "write", write)
             message = helpers.authorization(card, 500, f"{meanwhile}-changed")
             answer = await c.post(PATH, json=message, headers=world.network)
     finally:
-        await app.state.lean_connections.close()
-        await app.state.sessionmaker.kw["bind"].dispose()
+        await _close(app)
     assert writes == [False, True]
     if meanwhile == "card locked":
         assert not answer.json()["approved"], answer.text
@@ -475,46 +509,25 @@ async def test_a_follow_up_on_a_changed_authorization_is_decided_again(
     reversal's write: the write records nothing, and read again the reversal finds the
     authorization settled (409, from the standard route) — the hold is released once, by the
     clearing."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, "Changed authorization", 10_000)
-    app = create_app(settings.model_copy(update={"run_worker": False}))
-    card = world.cards[0].card_id
-    writes: list[bool] = []
-    real_write = store.write_follow_up
+    app, world, card = await _own_pool(committed_app, engine, settings, "Changed authorization")
 
-    async def clearing_first(connection: Any, **arguments: Any) -> Any:
-        if arguments.get("version") is None:  # the clearing's, in its session
-            return await real_write(connection, **arguments)
-        if not writes:
-            clearing = _follow_up(arguments["transaction"].id, "meanwhile-clearing")
-            async with AsyncClient(
-                transport=ASGITransport(app=committed_app), base_url="http://cardcore"
-            ) as c:
-                other = await c.post("/v1/network/clearings", json=clearing, headers=world.network)
-                assert other.json()["approved"], other.text
-        try:
-            written = await real_write(connection, **arguments)
-        except store.Stale:
-            writes.append(False)
-            raise
-        writes.append(True)
-        return written
+    async def clear(arguments: dict[str, Any]) -> None:
+        clearing = _follow_up(arguments["transaction"].id, "meanwhile-clearing")
+        async with AsyncClient(
+            transport=ASGITransport(app=committed_app), base_url="http://cardcore"
+        ) as c:
+            other = await c.post("/v1/network/clearings", json=clearing, headers=world.network)
+            assert other.json()["approved"], other.text
 
+    write, writes = _stale_or_not(store.write_follow_up, "version", clear)
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
-            for n in (1, 2, 3):  # the key, the network account, the connection's types
-                warm = helpers.authorization(card, 100, f"changed-warm-{n}")
-                warmed = await c.post(PATH, json=warm, headers=world.network)
-                assert warmed.json()["approved"]
-            monkeypatch.setattr(store, "write_follow_up", clearing_first)
-            reversal = _follow_up(warmed.json()["authorization_id"], "changed-reversal")
+            warmed = await _warm(c, world, card, "changed")
+            monkeypatch.setattr(store, "write_follow_up", write)
+            reversal = _follow_up(warmed["authorization_id"], "changed-reversal")
             answer = await c.post("/v1/network/reversals", json=reversal, headers=world.network)
     finally:
-        await app.state.lean_connections.close()
-        await app.state.sessionmaker.kw["bind"].dispose()
+        await _close(app)
     assert writes[0] is False
     assert answer.status_code == 409, answer.text
     assert answer.json()["code"] == "TRANSFER_NOT_PENDING"

@@ -13,6 +13,7 @@ A retransmission finds its first answer under the authorization's lock and gets 
 ids on a different message are refused (see service.py).
 """
 
+import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.authorizations import service, store
+from cardcore.authorizations import store
 from cardcore.authorizations.events import AuthorizationExpired, AuthorizationUpdated
 from cardcore.authorizations.service import (
     NetworkKeyRefused,
@@ -96,23 +97,22 @@ async def follow_up(
     if connection is None:
         connection = await driver_connection(session)
     unlocked = unlocked and kind != "refund"
-    for _ in range(service.STALE_TRIES if unlocked else 1):
-        try:
-            return await _follow_up(
-                session,
-                connection,
-                kind=kind,
-                program_id=program_id,
-                transaction_id=transaction_id,
-                network_key=network_key,
-                amount=amount,
-                key_id=key_id,
-                touch_after=touch_after,
-                unlocked=unlocked,
-            )
-        except store.Stale:
-            continue
-    raise store.NeedsSession("stale")  # the authorization is busy: the locking way waits
+    return await store.decided_afresh(
+        functools.partial(
+            _follow_up,
+            session,
+            connection,
+            kind=kind,
+            program_id=program_id,
+            transaction_id=transaction_id,
+            network_key=network_key,
+            amount=amount,
+            key_id=key_id,
+            touch_after=touch_after,
+            unlocked=unlocked,
+        ),
+        unlocked,
+    )
 
 
 async def _follow_up(

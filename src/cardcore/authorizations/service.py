@@ -18,6 +18,7 @@ outbox event.
 """
 
 import contextlib
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -455,31 +456,25 @@ async def authorize(
     `unlocked`: `connection` is in no transaction, and the authorization takes two round trips,
     each a transaction of its own: the read, without the card's lock, and the write, which
     locks the card and records the decision only if nothing it was made on has changed since
-    (else it reads and decides again, up to STALE_TRIES times). What would need more (a PIN,
+    (else it reads and decides again, store.decided_afresh). What would need more (a PIN,
     a time zone change, a deposit's low-balance threshold) raises store.NeedsSession before
     anything is written."""
     if connection is None:
         connection = await driver_connection(session)
-    for _ in range(STALE_TRIES if unlocked else 1):
-        try:
-            return await _authorize(
-                session,
-                services,
-                connection,
-                program_id=program_id,
-                request=request,
-                key_id=key_id,
-                touch_after=touch_after,
-                unlocked=unlocked,
-            )
-        except store.Stale:
-            continue
-    # The card is busy with other messages: the locking way waits for its turn.
-    raise store.NeedsSession("stale")
-
-
-# Reads and decisions of an unlocked authorization before it gives way to the locking one.
-STALE_TRIES = 3
+    return await store.decided_afresh(
+        functools.partial(
+            _authorize,
+            session,
+            services,
+            connection,
+            program_id=program_id,
+            request=request,
+            key_id=key_id,
+            touch_after=touch_after,
+            unlocked=unlocked,
+        ),
+        unlocked,
+    )
 
 
 async def _authorize(

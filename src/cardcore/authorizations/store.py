@@ -13,17 +13,19 @@ cardcore uses (`as_row`), so a column is named in one place.
 
 import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from cardcore.fees import service as fees
 from cardcore.kit.ids import from_uuid, to_uuid
 from cardcore.kit.rows import Facts, as_row, id_prefixes, plain, public, to_json
 from cardcore.ledger import service as ledger
 from cardcore.models import Base, Card, CardTransaction, Fee, LedgerTransfer
+
+T = TypeVar("T")
 
 READ = (
     "SELECT key_ok, card, card_version, timezone, home_country, control_maxima, fx_markup_bps,"
@@ -185,6 +187,22 @@ class Written:
 class Stale(Exception):
     """A write after a read without the card's lock found that what the read saw has changed:
     nothing was written; read and decide again."""
+
+
+# Reads and decisions of an unlocked message before it gives way to the locking one.
+STALE_TRIES = 3
+
+
+async def decided_afresh(attempt: Callable[[], Awaitable[T]], unlocked: bool) -> T:
+    """`attempt()` (a read, a decision, a write), again while its write finds the read `Stale`
+    (unlocked: up to STALE_TRIES times, then NeedsSession: what it is about is busy, and the
+    locking way waits for its turn)."""
+    for _ in range(STALE_TRIES if unlocked else 1):
+        try:
+            return await attempt()
+        except Stale:
+            continue
+    raise NeedsSession("stale")
 
 
 @dataclass(frozen=True, slots=True)
