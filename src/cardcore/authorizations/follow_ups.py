@@ -1,16 +1,18 @@
 """What follows an authorization: its clearing, reversal, incremental authorizations, linked
 refunds, and the expiry of a hold the network never cleared.
 
-Each costs what an authorization costs, four round trips: BEGIN, one read (the network key
-checked, the authorization locked, then its first answer to these network ids, the balance's
-account, the pending transfers of its hold and of its held fees — `card_follow_up_context`), one
-write (`card_follow_up_write`), COMMIT. In between, Python decides what moves: the ledger
-transfers go into one `ledger.Linked`, which the write records all or none (a ruled account that
-cannot pay refuses the whole message and is named), with the authorization's new state, its fee
-lines, the network message and the outbox events.
+Each costs what an authorization costs: one read (the network key checked, the authorization
+found, then its first answer to these network ids, the balance's account, the pending transfers
+of its hold and of its held fees — `card_follow_up_context`) and one write
+(`card_follow_up_write`), between BEGIN and COMMIT with the authorization locked by the read; or,
+on the lean path's own pool, each a transaction of its own, the write recording the decision only
+if the authorization's row is as read (every follow-up that moves money changes it). In between,
+Python decides what moves: the ledger transfers go into one `ledger.Linked`, which the write
+records all or none (a ruled account that cannot pay refuses the whole message and is named),
+with the authorization's new state, its fee lines, the network message and the outbox events.
 
-A retransmission finds its first answer under the authorization's lock and gets it back; the same
-ids on a different message are refused (see service.py).
+A retransmission finds its first answer and gets it back; the same ids on a different message
+are refused (see service.py).
 """
 
 import functools
@@ -25,12 +27,12 @@ from cardcore.authorizations import store
 from cardcore.authorizations.events import AuthorizationExpired, AuthorizationUpdated
 from cardcore.authorizations.service import (
     NetworkKeyRefused,
-    _forget_holds,
-    _holds,
-    _legs,
-    _response,
-    _reused_ids,
-    _set_holds,
+    forget_holds,
+    hold_ids,
+    legs_of,
+    response_of,
+    reused_ids,
+    set_holds,
 )
 from cardcore.db import driver_connection
 from cardcore.fees import service as fees
@@ -145,7 +147,7 @@ async def _follow_up(
         raise NotFound("authorization")
     if found.previous is not None:
         if found.previous_transaction != row.id or amount not in (None, found.previous_amount):
-            raise _reused_ids()
+            raise reused_ids()
         return found.previous
     if row.status != _EXPECTED[kind]:
         code = "TRANSFER_NOT_PENDING" if _EXPECTED[kind] == "PENDING" else "TRANSACTION_NOT_SETTLED"
@@ -207,7 +209,7 @@ async def _write(
     """Record the follow-up about `row`: its money, the authorization's new state and fee lines
     (when `outcome.changed`), the message with its answer (the available balance filled in by
     the write), and the events."""
-    response = _response(row, None)
+    response = response_of(row, None)
     response["approved"] = decline is None
     if decline is not None:
         response["response_code"], response["decline_reason"] = decline
@@ -255,7 +257,7 @@ def _updated(row: Any, kind: str, amount: int) -> AuthorizationUpdated:
 
 def _hold_transfers(found: store.FollowUpContext) -> list[Any]:
     """The authorization's pending transfers, deposit leg first, as read."""
-    return [found.holds[h] for h in _holds(found.transaction)]
+    return [found.holds[h] for h in hold_ids(found.transaction)]
 
 
 def _rehold(
@@ -279,7 +281,7 @@ def _rehold(
     fee_holds = [found.holds[f.ledger_transfer_id] for f in found.held_fees]
     fees.release(moves, found.held_fees, found.holds, kind=kind)
     if amount == 0:
-        _forget_holds(row)
+        forget_holds(row)
         return released
     allowance = 0
     if reducing:
@@ -307,7 +309,7 @@ def _rehold(
     fees.hold_anew(
         moves, found.held_fees, found.holds, found.user_account, amount, overdraft_limit=allowance
     )
-    _set_holds(row, new_holds)
+    set_holds(row, new_holds)
     assert row.hold_transfer_id is not None
     return str(row.hold_transfer_id)
 
@@ -363,7 +365,7 @@ def _clearing(found: store.FollowUpContext, amount: int | None) -> _Outcome:
             )
     settled = fees.settle(moves, found.held_fees, found.holds, found.user_account, amount)
     outcome.events += fees.mark_settled(settled)
-    _forget_holds(row)
+    forget_holds(row)
     row.status, row.settled_amount, row.held_amount = "SETTLED", amount, 0
     outcome.events.append(_updated(row, "clearing", amount))
     return outcome
@@ -392,7 +394,7 @@ async def _refund(session: AsyncSession, found: store.FollowUpContext, amount: i
             "VALIDATION_ERROR", "Refunds of a purchase add up to at most what it settled for."
         )
     outcome = _Outcome(amount=amount, changed=False)
-    for debit, credit in (await _legs(session, row, found.user_account)).reversed().pairs:
+    for debit, credit in (await legs_of(session, row, found.user_account)).reversed().pairs:
         outcome.ledger_transfer_id = outcome.moves.transfer(
             program_id=row.program_id,
             debit_account_id=debit,

@@ -6,7 +6,8 @@ these messages' common case skips what every other route pays for and they need 
 FastAPI's dependency tree (the credential check's own query, the idempotency guard, the audit
 row) and the ORM. A message with one `X-API-Key` of a network key this process has seen before
 and a JSON body that validates (pydantic-core, from the bytes) is handled by `service.authorize`
-or `follow_ups.follow_up` in four round trips — the key is checked afresh inside their read —
+or `follow_ups.follow_up` in two round trips on its own pool (a read, then a write that records
+the decision only if what it was made on is unchanged), the key checked afresh inside the read,
 and answered with the same model and serializer as the standard route, so a retransmission gets
 the first answer byte for byte whichever way it went. The network message that stores the answer
 is the audit record.
@@ -14,7 +15,8 @@ is the audit record.
 Anything else — the first message of a key in this process, an `Idempotency-Key`, JWE headers,
 another credential, a body that does not validate, a key no longer good, and any failure — goes
 on to the standard route, which answers it exactly as any route would: errors rendered and
-audited, nothing of the lean attempt committed. Both ways run the same service, so there is one
+audited; nothing of the lean attempt was written (or, had its write gone through, the standard
+route finds its answer as a retransmission's). Both ways run the same service, so there is one
 engine and one set of rules.
 """
 

@@ -1,20 +1,20 @@
-"""The authorization engine: decide a card transaction, hold the money, and what follows.
+"""The authorization engine: decide a card transaction and hold the money; force posts and
+merchant credits (what follows an authorization is in follow_ups.py).
 
-An authorization runs in the request's one transaction: find the card (by id, or by PAN through
-the vault's keyed hash), check expiry, CVV2 and PIN, apply the card's lifecycle and spend controls
-(`cards/controls.evaluate`, the one function that decides), then hold the amount on the card's
-balance with a pending ledger transfer — which the database refuses if it would overdraw, so two
-authorizations racing for the last euro cannot both win. Declines are transactions too. A program
-with a partner DEPOSIT balance has the deposit charged alongside every hold (see `Legs`).
+An authorization finds the card (by id, or by PAN through the vault's keyed hash), checks
+expiry, CVV2 and PIN, applies the card's lifecycle and spend controls (`cards/controls.evaluate`,
+the one function that decides), then holds the amount on the card's balance with a pending ledger
+transfer — which the database refuses if it would overdraw, so two authorizations racing for the
+last euro cannot both win. Declines are transactions too. A program with a partner DEPOSIT
+balance has the deposit charged alongside every hold (see `Legs`).
 
 Every network message carries its network ids, unique per program and kind of message: a
 retransmission returns the first answer and never moves money twice, and the same ids on a
 different message are refused.
 
-The authorization is on the hot path, so it reads in two statements (the card locked with its
-balance and program; then, under the lock, a retransmission's answer, the deposit account and the
-spend counters) and writes what it must: the hold, the spend, the transaction, its message, the
-outbox event.
+The authorization is on the hot path: one read and one write (store.py), in the request's
+transaction with the card locked by the read, or — on the lean path's own pool — each a
+transaction of its own, the write recording the decision only if the card is as read.
 """
 
 import contextlib
@@ -122,7 +122,7 @@ class AuthorizationRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _reused_ids() -> CardcoreError:
+def reused_ids() -> CardcoreError:
     return CardcoreError(
         "DUPLICATE_REQUEST_ID", "These network ids were already used for a different message."
     )
@@ -223,7 +223,7 @@ def _check_reuse(
 ) -> None:
     """A first answer is a retransmission's only when it was for the same card and amount."""
     if previous is not None and (previous_amount, previous_card) != (request.amount, card_id):
-        raise _reused_ids()
+        raise reused_ids()
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +254,7 @@ class Refused(Exception):
         self.reason = reason
 
 
-async def _legs(session: AsyncSession, row: CardTransaction, user_account_id: str) -> Legs:
+async def legs_of(session: AsyncSession, row: CardTransaction, user_account_id: str) -> Legs:
     currency = row.billing_currency
     network = await ledger.system_account_id(
         session, program_id=row.program_id, currency=currency, kind=NETWORK_ACCOUNT
@@ -306,18 +306,18 @@ async def _move(
     return moved
 
 
-def _set_holds(row: Any, holds: list[Any]) -> None:
+def set_holds(row: Any, holds: list[Any]) -> None:
     """Remember the pending transfers of a hold: the user leg's, after the deposit leg's when
     there is one."""
     row.hold_transfer_id = holds[-1].id
     row.deposit_hold_transfer_id = holds[0].id if len(holds) > 1 else None
 
 
-def _forget_holds(row: Any) -> None:
+def forget_holds(row: Any) -> None:
     row.hold_transfer_id = row.deposit_hold_transfer_id = None
 
 
-def _holds(row: Any) -> list[str]:
+def hold_ids(row: Any) -> list[str]:
     return [h for h in (row.deposit_hold_transfer_id, row.hold_transfer_id) if h is not None]
 
 
@@ -411,7 +411,7 @@ def _new_row(
     )
 
 
-def _response(transaction: CardTransaction, available: int | None) -> dict[str, Any]:
+def response_of(transaction: CardTransaction, available: int | None) -> dict[str, Any]:
     return {
         "authorization_id": transaction.id,
         "approved": transaction.status == "PENDING",
@@ -585,7 +585,7 @@ async def _authorize(
                     after=written.deposit_available,
                 )
             return response
-    response = _response(row, context.available)
+    response = response_of(row, context.available)
     await store.write(
         connection,
         transaction=row,
@@ -612,7 +612,7 @@ async def _approve(
     """Hold the amount (and the transaction's fees) and record the approval, in the one write:
     what it did and the answer; None, with `row` declined 51 and nothing written, when a leg
     cannot pay."""
-    legs = await _legs(session, row, context.user_account)
+    legs = await legs_of(session, row, context.user_account)
     balance = _BalanceFacts(card.balance_id, card.program_id, context.balance_currency)
     fee_lines = await fees.transaction_fees(
         session, row, card, balance, versions=context.fee_versions
@@ -631,11 +631,11 @@ async def _approve(
         )
         for debit, credit in legs.pairs
     ]
-    _set_holds(row, holds)
+    set_holds(row, holds)
     holds += await fees.hold_rows(session, fee_lines, legs.user_account)
     row.status, row.response_code, row.held_amount = "PENDING", "00", transaction.amount
     row.authorization_code = f"{secrets.randbelow(10**6):06d}"
-    response = _response(row, None)
+    response = response_of(row, None)
     written = await store.write(
         connection,
         transaction=row,
@@ -654,7 +654,7 @@ async def _approve(
         response["available_balance"] = written.available
         return written, response
     refused_deposit = written.refused_account == context.deposit_account
-    _forget_holds(row)
+    forget_holds(row)
     row.status, row.held_amount, row.authorization_code = "DECLINED", 0, None
     row.response_code = "51"
     row.decline_reason = "PARTNER_DEPOSIT_INSUFFICIENT" if refused_deposit else "INSUFFICIENT_FUNDS"
@@ -730,7 +730,7 @@ async def _answer(
     balance's available amount when the caller already knows it."""
     if available is None:
         available = (await ledger.totals(session, await _user_account(session, row))).available
-    response = _response(row, available)
+    response = response_of(row, available)
     if kind != "authorization":
         response["approved"] = decline is None
     if decline is not None:
@@ -835,7 +835,7 @@ async def post_without_authorization(
     if billing is None:
         decline = ("12", "NO_FX_RATE")
     else:
-        legs = await _legs(session, row, balance.ledger_account_id)
+        legs = await legs_of(session, row, balance.ledger_account_id)
         if kind == "REFUND":
             legs = legs.reversed()
         try:

@@ -1,14 +1,19 @@
-"""The authorization path's database side: one read and one write, as prepared statements on
-the request's own asyncpg connection (`db.driver_connection`), not through the ORM.
+"""The card messages' database side: for an authorization and for each follow-up, one read and
+one write, as prepared statements on an asyncpg connection (`db.driver_connection`, or the lean
+path's own pool), not through the ORM.
 
-The read, `card_authorization_context`, checks the network key, locks the card's row and then
-reads everything a decision needs; the write, `card_authorization_write`, records everything the
-decision wrote (both in migrations/versions/2026_12_03_authorization_functions.py). Python
-decides in between; the database only keeps what it alone can keep: a ruled account never paying
-more than it has, under concurrency, and a network key used once.
+The reads (`card_authorization_context`, `card_follow_up_context`) check the network key, find
+the card or the authorization — locking it, or noting its row version when the read is a
+transaction of its own — and read everything a decision needs; the writes
+(`card_authorization_write`, `card_follow_up_write`) record everything the decision wrote, or
+nothing when a ruled account cannot pay or, after an unlocked read, when what it read has changed
+(`Stale`). The functions are in migrations/versions/2026_12_03_authorization_functions.py and
+2026_12_03_follow_up_functions.py. Python decides in between; the database only keeps what it
+alone can keep: a ruled account never paying more than it has, under concurrency, a decision
+recorded only on what it was made on, and a network key used once.
 
-Rows go to the write as JSON objects of their columns, built from the same models the rest of
-cardcore uses (`as_row`), so a column is named in one place.
+Rows go to the writes as JSON objects of their columns (`kit/rows.as_row`), built from the same
+models the rest of cardcore uses, so a column is named in one place.
 """
 
 import functools
