@@ -10,6 +10,10 @@ rule get a delta row instead of an UPDATE (see models/ledger.py): nothing queues
 
 An account's currency and rules never change, so they are cached per process; a transfer on a
 hot path costs its UPDATEs and two INSERTs.
+
+Transfers that must move together — a card message's legs and fees, a money transfer's
+settlement — are a `Linked`: built in Python, recorded by one database function that applies the
+same conditional update (`ledger_apply`) account by account in id order, all of them or none.
 """
 
 from collections.abc import Callable
