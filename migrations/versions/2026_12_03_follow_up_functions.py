@@ -614,7 +614,8 @@ def downgrade() -> None:
     # The authorization's read and write as they were before they called the shared functions.
     path = Path(__file__).with_name("2026_12_03_authorization_functions.py")
     spec = importlib.util.spec_from_file_location("authorization_functions", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     before = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(before)
     for signature in FUNCTIONS:
