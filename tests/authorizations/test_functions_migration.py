@@ -1,0 +1,48 @@
+"""The migration of the follow-ups' functions goes down and up again: down, the authorization's
+read and write are the ones before it (their own key check and ledger loop) and the shared
+functions are gone; up again, the same as a fresh upgrade."""
+
+import asyncio
+
+import asyncpg
+from alembic import command
+from sqlalchemy.engine import URL
+
+from cardcore.cli import alembic_config, run_migrations
+from tests.conftest import _asyncpg_dsn
+
+REVISION = "2026_12_03_follow_ups"
+BEFORE = "2026_12_03_auth_functions"
+
+
+async def _functions(url: URL) -> dict[str, int]:
+    """The functions of the two migrations, by name, with their number of arguments."""
+    dsn, extra = _asyncpg_dsn(url)
+    db = await asyncpg.connect(dsn, **extra)
+    try:
+        rows = await db.fetch(
+            "SELECT proname, pronargs FROM pg_proc"
+            " WHERE proname LIKE ANY (ARRAY['card_%', 'ledger_%', 'network_key_check'])"
+        )
+        return {row["proname"]: row["pronargs"] for row in rows}
+    finally:
+        await db.close()
+
+
+async def test_down_and_up_again(scratch_url: URL) -> None:
+    await asyncio.to_thread(run_migrations, scratch_url)
+    head = await _functions(scratch_url)
+    assert head["card_authorization_context"] == 11
+    assert head["card_authorization_write"] == 18
+    assert {"ledger_linked", "card_follow_up_write", "network_key_check"} <= set(head)
+
+    config = alembic_config(scratch_url)
+    await asyncio.to_thread(command.downgrade, config, BEFORE)
+    before = await _functions(scratch_url)
+    assert before["card_authorization_context"] == 10
+    assert before["card_authorization_write"] == 14
+    assert not {"ledger_linked", "ledger_linked_write", "card_follow_up_context"} & set(before)
+    assert "network_key_check" not in before
+
+    await asyncio.to_thread(command.upgrade, config, REVISION)
+    assert await _functions(scratch_url) == head
