@@ -327,8 +327,8 @@ class ScriptBuilder:
 # Parameters of the authorization's read and write (authorizations/store.py): the card's id;
 # the card's version as read (then the periods, their starts and the spend count as read).
 _READ_CARD = 3
-_WRITE_VERSION = 15
-_WRITE_SPENT_COUNT = 18
+_WRITE_VERSION = 18
+_WRITE_SPENT_COUNT = 21
 
 
 def _quote(text: str) -> str:

@@ -273,8 +273,11 @@ CREATE FUNCTION card_authorization_write(
     p_transfers jsonb,
     p_fees jsonb,
     p_accounts uuid[],
-    p_debits bigint[],
-    p_credits bigint[],
+    p_debits_pending bigint[],
+    p_debits_posted bigint[],
+    p_credits_pending bigint[],
+    p_credits_posted bigint[],
+    p_allowances bigint[],
     p_user_account uuid,
     p_deposit_account uuid,
     p_spend_channels varchar[],
@@ -292,8 +295,8 @@ LANGUAGE plpgsql AS $$
 -- Everything an authorization writes, as its caller decided it, rows given as JSON objects of
 -- their columns: the pending ledger transfers (the hold, the deposit leg, the fee holds), the
 -- transaction, its fee lines, its network message, its outbox event and the card's spend.
--- p_accounts with what the transfers hold on each (debits and credits pending): the totals to
--- move, through `ledger_linked`. When a ruled account cannot pay its part, nothing is written
+-- p_accounts and the changes beside it (ledger.Linked's): the totals to move, through
+-- `ledger_linked`. When a ruled account cannot pay its part, nothing is written
 -- and refused_account names it. With transfers, the message's response gets the user's balance
 -- after the hold as its available_balance.
 --
@@ -306,7 +309,6 @@ LANGUAGE plpgsql AS $$
 -- earlier; the balance rules are checked here, whatever was read.
 DECLARE
     v_now jsonb := jsonb_build_object('created_at', now(), 'updated_at', now());
-    v_zeros bigint[] := array_fill(0::bigint, ARRAY[cardinality(p_accounts)]);
     v_moves ledger_movement[];
     v_move ledger_movement;
     v_message jsonb := p_message;
@@ -326,8 +328,8 @@ BEGIN
         END IF;
     END IF;
     SELECT coalesce(array_agg(m), '{}') INTO v_moves
-    FROM ledger_linked(p_accounts, p_debits, v_zeros, p_credits, v_zeros, v_zeros,
-                       p_transfers -> 0 ->> 'currency') m;
+    FROM ledger_linked(p_accounts, p_debits_pending, p_debits_posted, p_credits_pending,
+                       p_credits_posted, p_allowances, p_transfers -> 0 ->> 'currency') m;
     IF v_moves[cardinality(v_moves)].refused THEN
         refused_account := v_moves[cardinality(v_moves)].account;
         RETURN NEXT;
@@ -572,8 +574,8 @@ $$
 
 FUNCTIONS = (
     "card_authorization_write(jsonb, jsonb, jsonb, jsonb, jsonb, uuid[], bigint[], bigint[], "
-    "uuid, uuid, varchar[], varchar[], timestamptz[], bigint, bigint, varchar[], timestamptz[], "
-    "bigint)",
+    "bigint[], bigint[], bigint[], uuid, uuid, varchar[], varchar[], timestamptz[], bigint, "
+    "bigint, varchar[], timestamptz[], bigint)",
     "card_authorization_context(uuid, uuid, uuid, bytea, varchar, varchar, varchar[], "
     "timestamptz[], timestamptz, interval, boolean)",
     "card_follow_up_write(uuid, jsonb, jsonb, jsonb, jsonb, jsonb, uuid[], bigint[], bigint[], "

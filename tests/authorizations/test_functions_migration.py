@@ -33,7 +33,7 @@ async def test_down_and_up_again(scratch_url: URL) -> None:
     await asyncio.to_thread(run_migrations, scratch_url)
     head = await _functions(scratch_url)
     assert head["card_authorization_context"] == 11
-    assert head["card_authorization_write"] == 18
+    assert head["card_authorization_write"] == 21
     assert {"ledger_linked", "card_follow_up_write", "network_key_check"} <= set(head)
 
     config = alembic_config(scratch_url)

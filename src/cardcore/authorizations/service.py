@@ -617,8 +617,9 @@ async def _approve(
     fee_lines = await fees.transaction_fees(
         session, row, card, balance, versions=context.fee_versions
     )
+    moves = ledger.Linked()
     holds = [
-        ledger.new_transfer(
+        moves.transfer(
             program_id=row.program_id,
             debit_account_id=debit,
             credit_account_id=credit,
@@ -627,12 +628,11 @@ async def _approve(
             code="card_authorization",
             pending=True,
             details={"transaction_id": row.id},
-            make=_PLAIN_TRANSFER,
         )
         for debit, credit in legs.pairs
     ]
     set_holds(row, holds)
-    holds += await fees.hold_rows(session, fee_lines, legs.user_account)
+    await fees.hold_linked(session, moves, fee_lines, legs.user_account)
     row.status, row.response_code, row.held_amount = "PENDING", "00", transaction.amount
     row.authorization_code = f"{secrets.randbelow(10**6):06d}"
     response = response_of(row, None)
@@ -641,7 +641,7 @@ async def _approve(
         transaction=row,
         message=_message(row, response, network_key),
         event=_decided(row, card),
-        transfers=holds,
+        moves=moves,
         fee_lines=fee_lines,
         user_account=context.user_account,
         deposit_account=context.deposit_account,
@@ -662,7 +662,6 @@ async def _approve(
 
 
 _PLAIN_TRANSACTION = plain(CardTransaction)
-_PLAIN_TRANSFER = plain(LedgerTransfer)
 _PLAIN_MESSAGE = plain(CardTransactionEvent)
 _PLAIN_EVENT = plain(Event)
 

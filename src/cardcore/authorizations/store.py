@@ -43,9 +43,9 @@ READ = (
 WRITE = (
     "SELECT refused_account, available, deposit_available, stale"
     " FROM card_authorization_write($1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb,"
-    " $6::uuid[], $7::bigint[], $8::bigint[], $9::uuid, $10::uuid, $11::varchar[],"
-    " $12::varchar[], $13::timestamptz[], $14::bigint, $15::bigint, $16::varchar[],"
-    " $17::timestamptz[], $18::bigint)"
+    " $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],"
+    " $12::uuid, $13::uuid, $14::varchar[], $15::varchar[], $16::timestamptz[], $17::bigint,"
+    " $18::bigint, $19::varchar[], $20::timestamptz[], $21::bigint)"
 )
 FOLLOW_UP_READ = (
     "SELECT key_ok, transaction, transaction_version, previous, previous_amount,"
@@ -226,7 +226,7 @@ async def write(
     transaction: Any,
     message: Any,
     event: Any,
-    transfers: Iterable[Any] = (),
+    moves: ledger.Linked | None = None,
     fee_lines: Iterable[Any] = (),
     user_account: str,
     deposit_account: str | None,
@@ -234,26 +234,19 @@ async def write(
     spend_amount: int | None = None,
     unlocked: Unlocked | None = None,
 ) -> Written:
-    """Record a decided authorization in one round trip: with `transfers` (the holds), all of
-    it or, when a ruled account cannot pay, nothing; after a read without the lock
-    (`unlocked`), nothing either when what it read has changed since."""
+    """Record a decided authorization in one round trip: with `moves` (the holds), all of it
+    or, when a ruled account cannot pay, nothing; after a read without the lock (`unlocked`),
+    nothing either when what it read has changed since."""
     channels, periods, starts = spend or ([], [], [])
-    rows = [as_row(t) for t in transfers]
-    moves: dict[str, list[int]] = {}
-    for row in rows:
-        moves.setdefault(row["debit_account_id"], [0, 0])[0] += row["amount"]
-        moves.setdefault(row["credit_account_id"], [0, 0])[1] += row["amount"]
-    accounts = sorted(moves)
+    moves = moves or ledger.Linked()
     record = await connection.fetchrow(
         WRITE,
         to_json(as_row(transaction)),
         to_json(as_row(message)),
         to_json(as_row(event)),
-        to_json(rows),
+        to_json([as_row(t) for t in moves.transfers]),
         to_json([as_row(f) for f in fee_lines]),
-        accounts,
-        [moves[a][0] for a in accounts],
-        [moves[a][1] for a in accounts],
+        *moves.arrays(),
         to_uuid("lac", user_account),
         _uuid("lac", deposit_account),
         channels,

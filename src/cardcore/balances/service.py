@@ -9,7 +9,6 @@ The money model (see the README's table):
   balances are debited to it), `settlement` for money on its way out (IBAN transfers).
 """
 
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -468,21 +467,20 @@ async def create_transfer(
                 )
             )
         # The transfer and its fee are held together, or neither.
-        async with session.begin_nested() if fee_lines else contextlib.nullcontext():
-            ledger_id = await _debit(
-                session,
-                debit_account_id=source.ledger_account_id,
-                credit_account_id=settlement.id,
-                code="iban_transfer",
-                pending=True,
-                **common,
+        moves = ledger.Linked()
+        ledger_id = moves.transfer(
+            debit_account_id=source.ledger_account_id,
+            credit_account_id=settlement.id,
+            code="iban_transfer",
+            pending=True,
+            **common,
+        ).id
+        await fees.hold_linked(session, moves, fee_lines, source.ledger_account_id)
+        if await ledger.apply(session, moves) is not None:
+            raise CardcoreError(
+                "INSUFFICIENT_FUNDS",
+                "The balance does not cover the transfer and its fee." if fee_lines else None,
             )
-            try:
-                await fees.hold(session, fee_lines, source.ledger_account_id)
-            except ledger.Overdraft as exc:
-                raise CardcoreError(
-                    "INSUFFICIENT_FUNDS", "The balance does not cover the transfer and its fee."
-                ) from exc
         transfer = MoneyTransfer(
             id=transfer_id,
             type="EXTERNAL",

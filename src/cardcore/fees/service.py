@@ -316,7 +316,6 @@ async def _pay(
     account_id: str,
     amount: int,
     *,
-    pending: bool = False,
     overdraft_limit: int = 0,
 ) -> LedgerTransfer:
     """The ledger transfer of (part of) a fee, from the balance's account to fee revenue; raises
@@ -324,7 +323,6 @@ async def _pay(
     return await ledger.transfer(
         session,
         **await _fee_transfer_fields(session, fee, account_id, amount),
-        pending=pending,
         overdraft_limit=overdraft_limit,
     )
 
@@ -350,19 +348,16 @@ def _fee_transfer(fee: Fee, account_id: str, revenue_id: str, amount: int) -> di
     }
 
 
-async def hold_rows(
-    session: AsyncSession, fees: list[Fee], account_id: str
-) -> list[LedgerTransfer]:
-    """`hold` as rows for a caller that records them itself (the authorization path's one
-    write, which also checks the balance can pay them all): each fee HELD by its transfer."""
-    rows = []
+async def hold_linked(
+    session: AsyncSession, moves: ledger.Linked, fees: list[Fee], account_id: str
+) -> None:
+    """Hold each fee with its transaction, linked with the transaction's own transfers (recorded
+    all together, or none when the balance cannot pay): each fee HELD by its transfer."""
     for fee in fees:
-        row = ledger.new_transfer(
+        held = moves.transfer(
             **await _fee_transfer_fields(session, fee, account_id, fee.amount), pending=True
         )
-        fee.status, fee.ledger_transfer_id = "HELD", row.id
-        rows.append(row)
-    return rows
+        fee.status, fee.ledger_transfer_id = "HELD", held.id
 
 
 async def _take(
@@ -571,22 +566,6 @@ async def transaction_fees(
                 )
             )
     return lines
-
-
-async def hold(
-    session: AsyncSession, fees: list[Fee], account_id: str, *, overdraft_limit: int = 0
-) -> list[LedgerTransfer]:
-    """Hold each fee with its transaction (status HELD); the pending transfers. Raises
-    ledger.Overdraft, having held nothing more, when the balance cannot pay one: the caller
-    undoes the rest (they go together in its savepoint)."""
-    held = []
-    for fee in fees:
-        moved = await _pay(
-            session, fee, account_id, fee.amount, pending=True, overdraft_limit=overdraft_limit
-        )
-        fee.status, fee.ledger_transfer_id = "HELD", moved.id
-        held.append(moved)
-    return held
 
 
 async def charge_each(session: AsyncSession, fees: list[Fee], account_id: str) -> None:
