@@ -1,6 +1,7 @@
-"""The migration of the follow-ups' functions goes down and up again: down, the authorization's
-read and write are the ones before it (their own key check and ledger loop) and the shared
-functions are gone; up again, the same as a fresh upgrade."""
+"""The migrations of the card processor's functions go down and up again: down past the
+follow-ups' functions, the authorization's read and write are the ones before them (their own key
+check and ledger loop) and the shared functions are gone; up again, the same as a fresh upgrade.
+Down past the generic plans, the entry points choose their plans again."""
 
 import asyncio
 
@@ -46,3 +47,35 @@ async def test_down_and_up_again(scratch_url: URL) -> None:
 
     await asyncio.to_thread(command.upgrade, config, REVISION)
     assert await _functions(scratch_url) == head
+
+
+async def _plan_modes(url: URL) -> dict[str, list[str] | None]:
+    dsn, extra = _asyncpg_dsn(url)
+    db = await asyncpg.connect(dsn, **extra)
+    try:
+        rows = await db.fetch(
+            "SELECT proname, proconfig FROM pg_proc"
+            " WHERE proname IN ('card_authorization_context', 'card_authorization_write',"
+            " 'card_follow_up_context', 'card_follow_up_write')"
+        )
+        return {row["proname"]: row["proconfig"] for row in rows}
+    finally:
+        await db.close()
+
+
+async def test_the_entry_points_plan_once(scratch_url: URL) -> None:
+    """The four functions the card processor's messages call keep one plan per statement
+    (what they call inherits it); down a revision, PostgreSQL chooses again."""
+    await asyncio.to_thread(run_migrations, scratch_url)
+    generic = ["plan_cache_mode=force_generic_plan"]
+    assert await _plan_modes(scratch_url) == dict.fromkeys(
+        (
+            "card_authorization_context",
+            "card_authorization_write",
+            "card_follow_up_context",
+            "card_follow_up_write",
+        ),
+        generic,
+    )
+    await asyncio.to_thread(command.downgrade, alembic_config(scratch_url), REVISION)
+    assert set((await _plan_modes(scratch_url)).values()) == {None}
