@@ -62,7 +62,7 @@ MIXED_TARGET = 800
 SETTING_ROWS = (
     ("memory", ("shared_buffers", "wal_buffers", "work_mem")),
     ("maintenance", ("maintenance_work_mem", "max_parallel_maintenance_workers")),
-    ("WAL", ("max_wal_size", "min_wal_size", "wal_compression")),
+    ("WAL", ("max_wal_size", "min_wal_size", "wal_compression", "wal_init_zero")),
     ("checkpoints", ("checkpoint_timeout", "checkpoint_completion_target")),
     ("durability", ("fsync", "synchronous_commit", "full_page_writes")),
     ("planner", ("effective_cache_size", "random_page_cost")),

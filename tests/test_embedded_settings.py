@@ -47,6 +47,7 @@ def test_a_16_gb_machine() -> None:
         "checkpoint_timeout": "15min",
         "checkpoint_completion_target": "0.9",
         "wal_compression": "pglz",
+        "wal_init_zero": "off",
         "random_page_cost": "1.1",
         "effective_io_concurrency": "200",
         "max_connections": "100",
@@ -286,6 +287,7 @@ async def test_a_fresh_embedded_server_runs_with_the_computed_settings(tmp_path:
         assert shown["random_page_cost"] == "1.1"
         assert shown["max_connections"] == expected["max_connections"]
         assert shown["wal_compression"] == expected["wal_compression"]
+        assert shown["wal_init_zero"] == "off"
         assert shown["fsync"] == "on"
         assert shown["synchronous_commit"] == "on"
         assert shown["full_page_writes"] == "on"
