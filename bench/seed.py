@@ -29,7 +29,6 @@ import httpx
 from bench import idscheme as k
 from bench.idscheme import IdScheme
 from bench.server import Database, Server, cardcore
-from cardcore.cards.controls import LIFETIME_START
 from cardcore.kit.ids import to_uuid
 from cardcore.kit.money import MAX_AMOUNT
 
@@ -368,7 +367,7 @@ TABLES = (
     "cards",
     "card_transactions",
     "card_transaction_events",
-    "card_spend_counters",
+    "card_spend",
 )
 
 
@@ -515,8 +514,8 @@ async def _history_template(conn: asyncpg.Connection, template: Template) -> His
             add(t["p_debit"], "debits_pending", -t["p_amount"])
             add(t["p_credit"], "credits_pending", -t["p_amount"])
     counters = await conn.fetch(
-        "SELECT channel, amount, count FROM card_spend_counters "
-        "WHERE card_id = $1::uuid AND period = 'lifetime'",
+        "SELECT channel, lifetime_amount AS amount, lifetime_count AS count FROM card_spend "
+        "WHERE card_id = $1::uuid",
         _uuid("card", template.card_id),
     )
     return History(
@@ -641,12 +640,10 @@ async def _history(
     count = _count_sql("g.n", cards, history)
     for channel, amount, times in past.lifetime_counters:
         await conn.execute(
-            "INSERT INTO card_spend_counters (card_id, channel, period, period_start, amount, "
-            f"count) SELECT {scheme.uuid_sql(k.CARD, 'g.n')}, $1, 'lifetime', $2, "
-            f"{amount} * {count}, {times} * {count} "
+            "INSERT INTO card_spend (card_id, channel, lifetime_amount, lifetime_count) "
+            f"SELECT {scheme.uuid_sql(k.CARD, 'g.n')}, $1, {amount} * {count}, {times} * {count} "
             f"FROM generate_series(1, {min(cards, history)}) AS g(n)",
             channel,
-            LIFETIME_START,
         )
     steps["history totals and counters"] = time.monotonic() - started
     return steps

@@ -1,11 +1,15 @@
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.app import create_app
+from cardcore.config import Settings
+from cardcore.db import create_engine, create_sessionmaker
 from tests.auth.helpers import admin_token, bearer, make_admin
-from tests.conftest import Partner
+from tests.conftest import Partner, make_partner
 from tests.customers.helpers import ADDRESS, PERSONAL
 from tests.money.helpers import fund_partner
 from tests.test_encryption import decrypt_answer, encrypt_to, public_key_header, server_key
@@ -118,3 +122,25 @@ async def encrypted_post(
 def opened(response) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     assert response.status_code in (200, 201), response.text
     return decrypt_answer(CALLER_KEY, response.json())
+
+
+async def cards_at_head(url: URL, settings: Settings, count: int) -> tuple[str, list[str]]:
+    """A program with `count` ACTIVE virtual cards, made through the API at head."""
+    engine = create_engine(url, settings)
+    maker = create_sessionmaker(engine)
+    app = create_app(settings, sessionmaker=maker)
+    try:
+        async with (
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as client,
+            maker() as session,
+        ):
+            partner = await make_partner(session, "Before a migration")
+            setup = await setup_cards(client, session, partner)
+            cards = []
+            for _ in range(count):
+                issued = await issue(client, partner, setup)
+                assert issued.status_code == 201, issued.text
+                cards.append(issued.json()["data"]["id"])
+            return partner.program_id, cards
+    finally:
+        await engine.dispose()

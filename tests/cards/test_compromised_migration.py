@@ -8,41 +8,16 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.script import ScriptDirectory
-from httpx import ASGITransport, AsyncClient
 from sqlalchemy.engine import URL
 from ulid import ULID
 
-from cardcore.app import create_app
 from cardcore.cli import alembic_config, run_migrations
 from cardcore.config import Settings
-from cardcore.db import create_engine, create_sessionmaker
 from cardcore.kit.ids import to_uuid
-from tests.cards.helpers import issue, setup_cards
-from tests.conftest import _asyncpg_dsn, make_partner
+from tests.cards.helpers import cards_at_head
+from tests.conftest import _asyncpg_dsn
 
 REVISION = "2026_12_03_i16_reports"
-
-
-async def _cards(url: URL, settings: Settings, count: int) -> tuple[str, list[str]]:
-    """A program with `count` ACTIVE virtual cards, made through the API at head."""
-    engine = create_engine(url, settings)
-    maker = create_sessionmaker(engine)
-    app = create_app(settings, sessionmaker=maker)
-    try:
-        async with (
-            AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as client,
-            maker() as session,
-        ):
-            partner = await make_partner(session, "Before the migration")
-            setup = await setup_cards(client, session, partner)
-            cards = []
-            for _ in range(count):
-                issued = await issue(client, partner, setup)
-                assert issued.status_code == 201, issued.text
-                cards.append(issued.json()["data"]["id"])
-            return partner.program_id, cards
-    finally:
-        await engine.dispose()
 
 
 def _uuid(prefix: str, public_id: str) -> Any:
@@ -55,7 +30,7 @@ async def test_upgrading_cleans_up_what_the_old_rules_left(
     scratch_url: URL, settings: Settings
 ) -> None:
     await asyncio.to_thread(run_migrations, scratch_url)
-    program_id, (two_reports, locked_stolen, stolen, replacement, reborn) = await _cards(
+    program_id, (two_reports, locked_stolen, stolen, replacement, reborn) = await cards_at_head(
         scratch_url, settings, 5
     )
     config = alembic_config(scratch_url)

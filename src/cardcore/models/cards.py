@@ -126,20 +126,35 @@ class Card(CreatedAt, Base):
     replacement_for: Mapped[str | None] = mapped_column(PrefixedId("card"))
 
 
-class CardSpendCounter(Base):
-    """Spend so far per card, channel (or ALL) and period; the authorization engine adds to it,
-    `evaluate()` reads it."""
+class CardSpend(Base):
+    """Spend so far per card and channel (or ALL), one row holding every counting period: the
+    current day's, week's, month's and year's (each with the moment it began) and the card's
+    lifetime. The authorization engine adds to it (`card_spend_add`: a transaction in a period
+    that began later than the row's starts that period afresh), `evaluate()` reads it
+    (`card_spent`: a period counts only while the row's start is the one asked for). One row per
+    channel rather than one per period: an approval updates two or three rows, not ten or more,
+    and the table does not grow by a row per card, channel and day."""
 
-    __tablename__ = "card_spend_counters"
+    __tablename__ = "card_spend"
 
     card_id: Mapped[str] = mapped_column(
         PrefixedId("card"), ForeignKey("cards.id"), primary_key=True
     )
     channel: Mapped[str] = mapped_column(String(12), primary_key=True)
-    period: Mapped[str] = mapped_column(String(10), primary_key=True)
-    period_start: Mapped[datetime] = mapped_column(primary_key=True)
-    amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    count: Mapped[int] = mapped_column(Integer, server_default="0")
+    day_start: Mapped[datetime | None]
+    day_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    day_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    week_start: Mapped[datetime | None]
+    week_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    week_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    month_start: Mapped[datetime | None]
+    month_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    month_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    year_start: Mapped[datetime | None]
+    year_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    year_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    lifetime_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    lifetime_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class CardReport(CreatedAt, Base):
