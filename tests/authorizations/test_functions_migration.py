@@ -4,6 +4,7 @@ check and ledger loop) and the shared functions are gone; up again, the same as 
 Down past the generic plans, the entry points choose their plans again."""
 
 import asyncio
+from typing import Any
 
 import asyncpg
 from alembic import command
@@ -16,18 +17,22 @@ REVISION = "2026_12_03_follow_ups"
 BEFORE = "2026_12_03_auth_functions"
 
 
-async def _functions(url: URL) -> dict[str, int]:
-    """The functions of the two migrations, by name, with their number of arguments."""
+async def _by_name(url: URL, column: str, where: str) -> dict[str, Any]:
+    """`column` of the functions `where` picks, by name."""
     dsn, extra = _asyncpg_dsn(url)
     db = await asyncpg.connect(dsn, **extra)
     try:
-        rows = await db.fetch(
-            "SELECT proname, pronargs FROM pg_proc"
-            " WHERE proname LIKE ANY (ARRAY['card_%', 'ledger_%', 'network_key_check'])"
-        )
-        return {row["proname"]: row["pronargs"] for row in rows}
+        rows = await db.fetch(f"SELECT proname, {column} FROM pg_proc WHERE {where}")  # noqa: S608
+        return {row["proname"]: row[column] for row in rows}
     finally:
         await db.close()
+
+
+async def _functions(url: URL) -> dict[str, int]:
+    """The functions of the two migrations, by name, with their number of arguments."""
+    return await _by_name(
+        url, "pronargs", "proname LIKE ANY (ARRAY['card_%', 'ledger_%', 'network_key_check'])"
+    )
 
 
 async def test_down_and_up_again(scratch_url: URL) -> None:
@@ -50,17 +55,12 @@ async def test_down_and_up_again(scratch_url: URL) -> None:
 
 
 async def _plan_modes(url: URL) -> dict[str, list[str] | None]:
-    dsn, extra = _asyncpg_dsn(url)
-    db = await asyncpg.connect(dsn, **extra)
-    try:
-        rows = await db.fetch(
-            "SELECT proname, proconfig FROM pg_proc"
-            " WHERE proname IN ('card_authorization_context', 'card_authorization_write',"
-            " 'card_follow_up_context', 'card_follow_up_write')"
-        )
-        return {row["proname"]: row["proconfig"] for row in rows}
-    finally:
-        await db.close()
+    return await _by_name(
+        url,
+        "proconfig",
+        "proname IN ('card_authorization_context', 'card_authorization_write',"
+        " 'card_follow_up_context', 'card_follow_up_write')",
+    )
 
 
 async def test_the_entry_points_plan_once(scratch_url: URL) -> None:
