@@ -1,4 +1,4 @@
-"""the card processor's functions plan their statements once
+"""the card processor's functions plan their statements once, by key
 
 Revision ID: 2026_12_03_generic_plans
 Revises: 2026_12_03_follow_ups
@@ -9,6 +9,12 @@ one plan serves every message. Left to choose, PostgreSQL kept planning most of 
 each call (a plan made for the call's values looked cheaper than the generic one, as it does for
 statements with parameters inside PL/pgSQL): planning was about a tenth of an authorization's
 PostgreSQL time. `plan_cache_mode` set on the four entry points holds for everything they call.
+
+A plan kept is made once per connection, from the statistics of that moment: made while a table
+was still empty (a new database, a table a migration just created), it would read the table
+from end to end until the next ANALYZE, getting slower with every row. `enable_seqscan` off keeps
+those plans on the keys whatever the statistics say; nothing these functions read is ever
+better read whole.
 """
 
 from collections.abc import Sequence
@@ -35,8 +41,9 @@ ENTRY_POINTS = (
 def upgrade() -> None:
     for signature in ENTRY_POINTS:
         op.execute(f"ALTER FUNCTION {signature} SET plan_cache_mode = force_generic_plan")
+        op.execute(f"ALTER FUNCTION {signature} SET enable_seqscan = off")
 
 
 def downgrade() -> None:
     for signature in ENTRY_POINTS:
-        op.execute(f"ALTER FUNCTION {signature} RESET plan_cache_mode")
+        op.execute(f"ALTER FUNCTION {signature} RESET ALL")
