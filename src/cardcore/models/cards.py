@@ -129,8 +129,8 @@ class Card(CreatedAt, Base):
 class CardSpend(Base):
     """Spend so far per card and channel (or ALL), one row holding every counting period: the
     current day's, week's, month's and year's (each with the moment it began) and the card's
-    lifetime. The authorization engine adds to it (`card_spend_add`: a transaction in a period
-    that began later than the row's starts that period afresh), `evaluate()` reads it
+    lifetime. The authorization engine adds to it (`card_spend_add`: a transaction whose period
+    began at another moment than the row's starts that period afresh), `evaluate()` reads it
     (`card_spent`: a period counts only while the row's start is the one asked for). One row per
     channel rather than one per period: an approval updates two or three rows, not ten or more,
     and the table does not grow by a row per card, channel and day."""
