@@ -1,11 +1,15 @@
+import asyncio
 from typing import Any
 
+from alembic import command
+from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives.asymmetric import rsa
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.app import create_app
+from cardcore.cli import alembic_config
 from cardcore.config import Settings
 from cardcore.db import create_engine, create_sessionmaker
 from tests.auth.helpers import admin_token, bearer, make_admin
@@ -144,3 +148,12 @@ async def cards_at_head(url: URL, settings: Settings, count: int) -> tuple[str, 
             return partner.program_id, cards
     finally:
         await engine.dispose()
+
+
+async def down_before(url: URL, revision: str) -> str:
+    """The database migrated down to just before `revision`; that revision's predecessor."""
+    config = alembic_config(url)
+    before = ScriptDirectory.from_config(config).get_revision(revision).down_revision
+    assert isinstance(before, str)
+    await asyncio.to_thread(command.downgrade, config, before)
+    return before

@@ -6,15 +6,13 @@ import asyncio
 from typing import Any
 
 import asyncpg
-from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 from ulid import ULID
 
-from cardcore.cli import alembic_config, run_migrations
+from cardcore.cli import run_migrations
 from cardcore.config import Settings
 from cardcore.kit.ids import to_uuid
-from tests.cards.helpers import cards_at_head
+from tests.cards.helpers import cards_at_head, down_before
 from tests.conftest import _asyncpg_dsn
 
 REVISION = "2026_12_03_i16_reports"
@@ -33,9 +31,7 @@ async def test_upgrading_cleans_up_what_the_old_rules_left(
     program_id, (two_reports, locked_stolen, stolen, replacement, reborn) = await cards_at_head(
         scratch_url, settings, 5
     )
-    config = alembic_config(scratch_url)
-    before = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
-    await asyncio.to_thread(command.downgrade, config, before)
+    await down_before(scratch_url, REVISION)
 
     dsn, extra = _asyncpg_dsn(scratch_url)
     db = await asyncpg.connect(dsn, **extra)

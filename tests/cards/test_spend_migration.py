@@ -9,14 +9,13 @@ from typing import Any
 
 import asyncpg
 from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
 from cardcore.cards.controls import LIFETIME_START, PERIODS
 from cardcore.cli import alembic_config, run_migrations
 from cardcore.config import Settings
 from cardcore.kit.ids import to_uuid
-from tests.cards.helpers import cards_at_head
+from tests.cards.helpers import cards_at_head, down_before
 from tests.conftest import _asyncpg_dsn
 
 REVISION = "2026_12_03_card_spend"
@@ -60,9 +59,8 @@ async def test_the_current_periods_come_over_and_go_back(
     await asyncio.to_thread(run_migrations, scratch_url)
     _, (card_id,) = await cards_at_head(scratch_url, settings, 1)
     card = to_uuid("card", card_id)
+    before = await down_before(scratch_url, REVISION)
     config = alembic_config(scratch_url)
-    before = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
-    await asyncio.to_thread(command.downgrade, config, before)
 
     dsn, extra = _asyncpg_dsn(scratch_url)
     db = await asyncpg.connect(dsn, **extra)
