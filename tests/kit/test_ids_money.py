@@ -1,9 +1,11 @@
+import time
 import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from ulid import ULID
 
 from cardcore.kit import ids
 from cardcore.kit.money import Money, currency_exponent
@@ -70,3 +72,19 @@ def test_money_is_integer_minor_units() -> None:
     ):
         with pytest.raises(ValidationError):
             Money.model_validate(bad)
+
+
+@given(st.uuids())
+def test_ids_are_the_ulid_standard_in_lower_case(value: uuid.UUID) -> None:
+    """The id codec is the ULID's own Crockford base32, so ids stay readable by any ULID library
+    (and every id already stored keeps its public form)."""
+    body = str(ULID.from_bytes(value.bytes)).lower()
+    assert ids.from_uuid("x", value) == f"x_{body}"
+    assert ids.to_uuid("x", f"x_{body}") == ULID.from_str(body.upper()).to_uuid() == value
+
+
+def test_new_ids_carry_the_time_they_were_made() -> None:
+    before = int(time.time() * 1000)
+    made = ids.new_id("evt")
+    after = int(time.time() * 1000)
+    assert before <= ULID.from_str(made[4:].upper()).milliseconds <= after
