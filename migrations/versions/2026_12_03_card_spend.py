@@ -9,7 +9,8 @@ ten or fifteen of them (every period of ALL, of its channel and of its entry mod
 table grew by as many rows per card every day. `card_spend` has a row per card and channel with
 the current day's, week's, month's and year's amount and count (each with the moment it began)
 and the lifetime's: an approval updates two or three rows. `card_spend_add` and `card_spent` keep
-their arguments and results, so their callers do not change.
+their arguments and results; the arrays `card_spend_add` is given name each channel once and
+each period once with its start, where they named every channel once per period.
 
 Each channel's current periods come over (the row with the latest start of each period); the
 older rows were never read again and are left behind. Down again, the current periods become rows
@@ -40,10 +41,10 @@ CREATE FUNCTION card_spend_add(
     p_card uuid, p_channels varchar[], p_periods varchar[], p_starts timestamptz[], p_amount bigint
 ) RETURNS void
 LANGUAGE sql AS $$
-    -- A row per channel named (the arrays name each channel once per period, every channel with
-    -- the same starts). A period whose start is not the row's is a new one: it starts afresh
-    -- from this transaction, whichever way the start moved (a program's new time zone can move
-    -- it back), as a new period's row of the old table did.
+    -- A row per channel named (each once), every period with the start p_starts gives it in
+    -- p_periods. A period whose start is not the row's is a new one: it starts afresh from this
+    -- transaction, whichever way the start moved (a program's new time zone can move it back),
+    -- as a new period's row of the old table did.
     INSERT INTO card_spend AS c (
         card_id, channel,
         day_start, day_amount, day_count, week_start, week_amount, week_count,
@@ -55,7 +56,7 @@ LANGUAGE sql AS $$
            p_starts[array_position(p_periods, 'month')], p_amount, 1,
            p_starts[array_position(p_periods, 'year')], p_amount, 1,
            p_amount, 1
-    FROM (SELECT DISTINCT unnest(p_channels) AS channel) k
+    FROM unnest(p_channels) AS k(channel)
     ON CONFLICT (card_id, channel) DO UPDATE SET
         day_amount = excluded.day_amount
             + CASE WHEN c.day_start = excluded.day_start THEN c.day_amount ELSE 0 END,

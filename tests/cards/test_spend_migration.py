@@ -25,7 +25,6 @@ WEEK = datetime(2026, 11, 30, tzinfo=UTC)
 MONTH = datetime(2026, 12, 1, tzinfo=UTC)
 YEAR = datetime(2026, 1, 1, tzinfo=UTC)
 STARTS = {"day": TODAY, "week": WEEK, "month": MONTH, "year": YEAR, "lifetime": LIFETIME_START}
-assert tuple(STARTS) == PERIODS
 
 
 async def _spent(db: asyncpg.Connection, card: Any, starts: dict[str, datetime]) -> set[tuple]:
@@ -41,14 +40,13 @@ async def _spent(db: asyncpg.Connection, card: Any, starts: dict[str, datetime])
 async def _add(
     db: asyncpg.Connection, card: Any, channels: list[str], starts: dict[str, datetime], amount: int
 ) -> None:
-    """As `controls.spend_keys` names them: every channel once per period."""
-    keys = [(channel, period, start) for channel in channels for period, start in starts.items()]
+    """As `controls.spend_keys` names them: each channel once, each period with its start."""
     await db.execute(
         "SELECT card_spend_add($1, $2, $3, $4, $5)",
         card,
-        [key[0] for key in keys],
-        [key[1] for key in keys],
-        [key[2] for key in keys],
+        channels,
+        list(starts),
+        list(starts.values()),
         amount,
     )
 
@@ -56,6 +54,7 @@ async def _add(
 async def test_the_current_periods_come_over_and_go_back(
     scratch_url: URL, settings: Settings
 ) -> None:
+    assert tuple(STARTS) == PERIODS, "the test's periods are the controls' periods"
     await asyncio.to_thread(run_migrations, scratch_url)
     _, (card_id,) = await cards_at_head(scratch_url, settings, 1)
     card = to_uuid("card", card_id)

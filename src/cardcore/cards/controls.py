@@ -303,19 +303,11 @@ async def spent_so_far(
 def spend_keys(
     transaction: Transaction, program: ProgramRules, starts: dict[str, datetime]
 ) -> tuple[list[str], list[str], list[datetime]]:
-    """The counters an approved transaction adds to, as (channels, periods, period starts):
-    all channels and its own, for every period that began at `starts` (`period_starts`)."""
-    channels: list[str] = []
-    periods: list[str] = []
-    begun: list[datetime] = []
-    for channel in ("ALL", *_channels(transaction, program)):
-        if channel == "INTERNATIONAL":
-            continue
-        for period, start in starts.items():
-            channels.append(channel)
-            periods.append(period)
-            begun.append(start)
-    return channels, periods, begun
+    """The counters an approved transaction adds to, as `card_spend_add` takes them: its channels
+    (ALL, its channel, its entry mode where limits name one), and the periods with when each
+    began (`period_starts`)."""
+    channels = [c for c in ("ALL", *_channels(transaction, program)) if c != "INTERNATIONAL"]
+    return channels, list(starts), list(starts.values())
 
 
 async def record_spend(
