@@ -50,7 +50,7 @@ async def test_down_and_up_again(scratch_url: URL) -> None:
     assert not {"ledger_linked", "ledger_linked_write", "card_follow_up_context"} & set(before)
     assert "network_key_check" not in before
 
-    await asyncio.to_thread(command.upgrade, config, REVISION)
+    await asyncio.to_thread(command.upgrade, config, "head")
     assert await _functions(scratch_url) == head
 
 
@@ -59,13 +59,14 @@ async def _plan_modes(url: URL) -> dict[str, list[str] | None]:
         url,
         "proconfig",
         "proname IN ('card_authorization_context', 'card_authorization_write',"
-        " 'card_follow_up_context', 'card_follow_up_write')",
+        " 'card_follow_up_context', 'card_follow_up_write', 'card_authorization_context_many',"
+        " 'card_authorization_write_many')",
     )
 
 
 async def test_the_entry_points_plan_once(scratch_url: URL) -> None:
-    """The four functions the card processor's messages call keep one plan per statement, on
-    the keys (what they call inherits both); down a revision, PostgreSQL chooses again."""
+    """The functions the card processor's messages call keep one plan per statement, on the keys
+    (what they call inherits both); down a revision, PostgreSQL chooses again."""
     await asyncio.to_thread(run_migrations, scratch_url)
     generic = ["plan_cache_mode=force_generic_plan", "enable_seqscan=off"]
     assert await _plan_modes(scratch_url) == dict.fromkeys(
@@ -74,8 +75,45 @@ async def test_the_entry_points_plan_once(scratch_url: URL) -> None:
             "card_authorization_write",
             "card_follow_up_context",
             "card_follow_up_write",
+            "card_authorization_context_many",
+            "card_authorization_write_many",
         ),
         generic,
     )
     await asyncio.to_thread(command.downgrade, alembic_config(scratch_url), REVISION)
     assert set((await _plan_modes(scratch_url)).values()) == {None}
+
+
+async def test_many_at_a_time_down_and_up_again(scratch_url: URL) -> None:
+    """Down before the functions that take many authorizations at a time, they and their
+    argument types are gone and the rest is as it was; up again, they are back."""
+    await asyncio.to_thread(run_migrations, scratch_url)
+    head = await _functions(scratch_url)
+    assert head["card_authorization_context_many"] == head["card_authorization_write_many"] == 1
+    config = alembic_config(scratch_url)
+    await asyncio.to_thread(command.downgrade, config, "2026_12_03_card_spend")
+    before = await _functions(scratch_url)
+    assert before == {
+        name: count
+        for name, count in head.items()
+        if name not in ("card_authorization_context_many", "card_authorization_write_many")
+    }
+    assert await _argument_types(scratch_url) == set()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await _functions(scratch_url) == head
+    assert await _argument_types(scratch_url) == {
+        "card_authorization_ask",
+        "card_authorization_call",
+    }
+
+
+async def _argument_types(url: URL) -> set[str]:
+    dsn, extra = _asyncpg_dsn(url)
+    db = await asyncpg.connect(dsn, **extra)
+    try:
+        rows = await db.fetch(
+            "SELECT typname FROM pg_type WHERE typname LIKE 'card_authorization_%'"
+        )
+        return {row["typname"] for row in rows}
+    finally:
+        await db.close()

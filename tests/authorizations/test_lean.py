@@ -294,8 +294,8 @@ async def test_the_lean_paths_own_connections(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings
 ) -> None:
     """An app on its own engine serves the lean path from its own asyncpg pool: the same answers;
-    an authorization's or a follow-up's read and write, each a transaction of its own, on one
-    connection; whatever it cannot do there (a PIN block, a key no longer good) goes the
+    an authorization's or a follow-up's read and write, each a transaction of its own (a
+    follow-up's on one connection); whatever it cannot do there (a PIN block, a key no longer good) goes the
     standard way."""
     async with (
         create_sessionmaker(engine)() as session,
@@ -355,8 +355,10 @@ async def test_the_lean_paths_own_connections(
             answer = await c.post(PATH, json=message, headers=world.network)
             assert answer.json()["approved"], answer.text
             assert answer.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 250
+            # The read's connection is given back while the message is decided.
             assert [" ".join(q.split()[:2]) for q in sent] == [
                 "SELECT key_ok,",
+                "released",
                 "SELECT refused_account,",
                 "released",
             ]

@@ -194,8 +194,14 @@ class AuthorizationLane:
             )
         connections: Connections | None = getattr(app.state, "lean_connections", None)
         try:
-            if connections is not None and getattr(message, "pin_block", None) is None:
-                # Two round trips, each its own transaction (see service.authorize).
+            pin = getattr(message, "pin_block", None) is not None
+            if connections is not None and lane.kind == "authorization" and not pin:
+                # Two round trips, each its own transaction (see service.authorize), the write
+                # shared with the other authorizations then in flight (store.Pooled).
+                answer = await handle(
+                    store.NO_SESSION, connection=connections.pooled, unlocked=True
+                )
+            elif connections is not None and not pin:
                 async with connections.connection() as connection:
                     answer = await handle(store.NO_SESSION, connection=connection, unlocked=True)
             else:
@@ -257,6 +263,8 @@ class Connections:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
         self._creating = asyncio.Lock()
+        # Through the attribute at each use, so the tests can watch what is sent.
+        self.pooled = store.Pooled(lambda: self.connection())
 
     async def _start(self) -> asyncpg.Pool:
         async with self._creating:
@@ -290,6 +298,7 @@ class Connections:
             yield connection
 
     async def close(self) -> None:
+        await self.pooled.closed()
         if self.pool is not None:
             await self.pool.close()
 

@@ -16,9 +16,11 @@ Rows go to the writes as JSON objects of their columns (`kit/rows.as_row`), buil
 models the rest of cardcore uses, so a column is named in one place.
 """
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,13 +34,21 @@ from cardcore.models import Base, Card, CardTransaction, Fee, LedgerTransfer
 
 T = TypeVar("T")
 
-READ = (
-    "SELECT key_ok, card, card_version, timezone, home_country, control_maxima, fx_markup_bps,"
+_CONTEXT = (
+    "key_ok, card, card_version, timezone, home_country, control_maxima, fx_markup_bps,"
     " balance_currency, user_account, available, deposit_account, deposit_balance,"
     " deposit_threshold, previous, previous_amount, previous_card, spent, fee_versions, fx_rate"
-    " FROM card_authorization_context($1::uuid, $2::uuid, $3::uuid, $4::bytea, $5::varchar,"
-    " $6::varchar, $7::varchar[], $8::timestamptz[], $9::timestamptz, $10::interval,"
-    " $11::boolean)"
+)
+_ASK = (
+    "$1::uuid, $2::uuid, $3::uuid, $4::bytea, $5::varchar, $6::varchar, $7::varchar[],"
+    " $8::timestamptz[], $9::timestamptz, $10::interval"
+)
+# Constant SQL, no input (S608).
+READ = f"SELECT {_CONTEXT} FROM card_authorization_context({_ASK}, $11::boolean)"  # noqa: S608
+READ_UNLOCKED = f"SELECT {_CONTEXT} FROM card_authorization_context({_ASK}, false)"  # noqa: S608
+READ_MANY = (
+    f"SELECT n, {_CONTEXT}"  # noqa: S608
+    " FROM card_authorization_context_many($1::card_authorization_ask[])"
 )
 WRITE = (
     "SELECT refused_account, available, deposit_available, stale"
@@ -46,6 +56,10 @@ WRITE = (
     " $6::uuid[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],"
     " $12::uuid, $13::uuid, $14::varchar[], $15::varchar[], $16::timestamptz[], $17::bigint,"
     " $18::bigint, $19::varchar[], $20::timestamptz[], $21::bigint)"
+)
+WRITE_MANY = (
+    "SELECT n, refused_account, available, deposit_available, stale"
+    " FROM card_authorization_write_many($1::card_authorization_call[])"
 )
 FOLLOW_UP_READ = (
     "SELECT key_ok, transaction, transaction_version, previous, previous_amount,"
@@ -124,8 +138,7 @@ async def read(
     """Lock the card (unless not `lock`) and read what deciding needs, in one round trip.
     `key_id`: the network key the message came with, checked afresh (None when the caller
     checked it already)."""
-    record = await connection.fetchrow(
-        READ,
+    asked = (
         _uuid("key", key_id),
         to_uuid("prg", program_id),
         _uuid("card", card_id),
@@ -136,8 +149,11 @@ async def read(
         list(period_starts.values()),
         at,
         touch_after,
-        lock,
     )
+    if isinstance(connection, Pooled) and not lock:
+        record = await connection.reads.call(asked)
+    else:
+        record = await connection.fetchrow(READ, *asked, lock)
     if not record["key_ok"] or record["card"] is None:
         return Context(key_ok=record["key_ok"])
     lac = functools.partial(from_uuid, "lac")
@@ -239,8 +255,7 @@ async def write(
     nothing either when what it read has changed since."""
     channels, periods, starts = spend or ([], [], [])
     moves = moves or ledger.Linked()
-    record = await connection.fetchrow(
-        WRITE,
+    arguments = (
         to_json(as_row(transaction)),
         to_json(as_row(message)),
         to_json(as_row(event)),
@@ -258,6 +273,10 @@ async def write(
         unlocked and list(unlocked.period_starts.values()),
         unlocked and unlocked.spent_count,
     )
+    if isinstance(connection, Pooled):
+        record = await connection.writes.call(arguments)
+    else:
+        record = await connection.fetchrow(WRITE, *arguments)
     if record["stale"]:
         raise Stale
     refused = record["refused_account"]
@@ -266,6 +285,111 @@ async def write(
         available=record["available"],
         deposit_available=record["deposit_available"],
     )
+
+
+class Pooled:
+    """A pool of connections as an authorization's connection (the lean path's): its read
+    without the card's lock and its write each made together with those of the other
+    authorizations this process has in flight (`Together`), no connection held while a message
+    is decided."""
+
+    def __init__(self, acquire: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+        self.reads = Together(acquire, READ_UNLOCKED, READ_MANY)
+        self.writes = Together(acquire, WRITE, WRITE_MANY)
+
+    async def closed(self) -> None:
+        """Once every read and write handed in has been made."""
+        await self.reads.closed()
+        await self.writes.closed()
+
+
+class Together:
+    """Calls of one function made many to a transaction: `one` with a call's arguments, or
+    `many` (`card_authorization_context_many`, `card_authorization_write_many`) with an array
+    of them, a row per call (its place in `n`). A commit, a round trip and a statement's
+    start-up are then shared by all of them, so the more authorizations arrive together, the
+    less each costs.
+
+    Calls wait while a transaction of them is in flight, and the next takes all that waited
+    (up to `most`): alone, a call goes at once, by itself. Each call still does all of itself
+    or nothing; should the transaction fail as a whole (one call's error undoes them all), each
+    call is made again alone, so one message's failure is its own."""
+
+    def __init__(
+        self,
+        acquire: Callable[[], AbstractAsyncContextManager[Any]],
+        one: str,
+        many: str,
+        most: int = 64,
+    ) -> None:
+        self._acquire = acquire
+        self._one = one
+        self._many = many
+        self._most = most
+        self._waiting: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._making: asyncio.Task[None] | None = None
+        # How many transactions and calls were made: what the tests see of the grouping.
+        self.transactions = 0
+        self.calls = 0
+
+    async def call(self, arguments: tuple[Any, ...]) -> Any:
+        """The call's row, once made."""
+        made = asyncio.get_running_loop().create_future()
+        self._waiting.append((arguments, made))
+        if self._making is None:
+            self._making = asyncio.create_task(self._make_waiting())
+        return await made
+
+    async def closed(self) -> None:
+        """Once every call handed in has been made."""
+        if self._making is not None:
+            await asyncio.shield(self._making)
+
+    async def _make_waiting(self) -> None:
+        try:
+            while self._waiting:
+                calls, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
+                await self._make(calls)
+        finally:
+            self._making = None
+
+    async def _make(self, calls: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        self.transactions += 1
+        self.calls += len(calls)
+        try:
+            async with self._acquire() as connection:
+                if len(calls) == 1:
+                    records = [await connection.fetchrow(self._one, *calls[0][0])]
+                else:
+                    rows = await connection.fetch(self._many, [call for call, _ in calls])
+                    records = sorted(rows, key=lambda row: row["n"])
+            if len(records) != len(calls):
+                raise RuntimeError(f"{len(records)} rows for {len(calls)} calls")
+        except Exception as exc:
+            if len(calls) == 1:
+                _settle(calls[0][1], exception=exc)
+                return
+            for call in calls:
+                await self._make([call])
+            return
+        except BaseException:
+            for _, made in calls:
+                made.cancel()
+            raise
+        for (_, made), record in zip(calls, records, strict=True):
+            _settle(made, result=record)
+
+
+def _settle(
+    future: asyncio.Future[Any], *, result: Any = None, exception: Exception | None = None
+) -> None:
+    """A write's outcome to the message waiting for it (unless it stopped waiting)."""
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)
 
 
 @dataclass(slots=True)

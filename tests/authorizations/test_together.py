@@ -1,0 +1,138 @@
+"""Authorizations in flight together are read and written together (store.Together,
+`card_authorization_context_many` and `card_authorization_write_many`): as many transactions as
+before or fewer, and every message's answer what it would have been alone — no overspend, no
+message recorded twice, one message's failure its own."""
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cardcore.app import create_app
+from cardcore.authorizations import store
+from cardcore.config import Settings
+from cardcore.db import create_sessionmaker
+from cardcore.ledger.verify import verify
+from cardcore.models import CardTransactionEvent
+from tests.authorizations import helpers
+from tests.authorizations.test_lean import PATH, _close, _warm
+from tests.conftest import _asyncpg_dsn
+
+# A call: 10 divided by its number; alone it says so, together the batch does.
+ONE = "SELECT 10 / $1::int AS value, 'alone' AS way"
+MANY = (
+    "SELECT t.n::int AS n, 10 / t.divisor AS value, 'together' AS way"
+    " FROM unnest($1::together_probe[]) WITH ORDINALITY AS t(divisor, n)"
+)
+
+
+@pytest.fixture
+async def probe_pool(scratch_url: URL) -> Any:
+    dsn, extra = _asyncpg_dsn(scratch_url)
+    setup = await asyncpg.connect(dsn, **extra)
+    await setup.execute("CREATE TYPE together_probe AS (divisor int)")
+    await setup.close()
+    pool = await asyncpg.create_pool(dsn, **extra, min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_calls_waiting_together_go_in_one_transaction(probe_pool: Any) -> None:
+    together = store.Together(probe_pool.acquire, ONE, MANY)
+    alone = await together.call((5,))
+    assert (alone["value"], alone["way"]) == (2, "alone")
+    rows = await asyncio.gather(*(together.call((n,)) for n in (1, 2, 5, 10)))
+    assert [(row["value"], row["way"]) for row in rows] == [
+        (10, "together"),
+        (5, "together"),
+        (2, "together"),
+        (1, "together"),
+    ]
+    assert (together.transactions, together.calls) == (2, 5)
+    await together.closed()
+
+
+async def test_one_calls_failure_is_its_own(probe_pool: Any) -> None:
+    """A batch that fails as a whole is made again call by call: only the failing call fails."""
+    together = store.Together(probe_pool.acquire, ONE, MANY)
+    outcomes = await asyncio.gather(
+        *(together.call((n,)) for n in (5, 0, 2)), return_exceptions=True
+    )
+    assert outcomes[0]["value"] == 2
+    assert outcomes[2]["value"] == 5
+    assert isinstance(outcomes[1], asyncpg.DivisionByZeroError)
+    # The batch, then each of its three calls alone.
+    assert (together.transactions, together.calls) == (4, 6)
+
+
+async def test_calls_beyond_the_most_wait_for_the_next_transaction(probe_pool: Any) -> None:
+    together = store.Together(probe_pool.acquire, ONE, MANY, most=2)
+    rows = await asyncio.gather(*(together.call((n,)) for n in (1, 2, 5)))
+    assert [row["value"] for row in rows] == [10, 5, 2]
+    assert (together.transactions, together.calls) == (2, 3)
+
+
+async def test_authorizations_in_flight_together(
+    committed_app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    """Four messages at once on each of six cards funded for three: exactly three of each
+    card's approved, the fourth declined 51, read and written in fewer transactions than
+    messages; a message and its retransmission in flight at once get the same answer, byte for
+    byte, and one record."""
+    async with (
+        create_sessionmaker(engine)() as session,
+        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
+    ):
+        world = await helpers.make_world(c, session, "Together", 10_000, *[300] * 6)
+    app = create_app(settings.model_copy(update={"run_worker": False}))
+    warm_card, *cards = (funded.card_id for funded in world.cards)
+    pooled = app.state.lean_connections.pooled
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
+            await _warm(c, world, warm_card, "together")
+            reads, writes = pooled.reads.transactions, pooled.writes.transactions
+            messages = [
+                helpers.authorization(card, 100, f"together-{n}-{i}")
+                for n, card in enumerate(cards)
+                for i in range(4)
+            ]
+            twice = helpers.authorization(warm_card, 1, "together-twice")
+            answers = await asyncio.gather(
+                *(c.post(PATH, json=m, headers=world.network) for m in [*messages, twice, twice])
+            )
+    finally:
+        await _close(app)
+    assert all(answer.status_code == 200 for answer in answers)
+    assert answers[-1].content == answers[-2].content
+    approved = Counter(
+        message["card_id"]
+        for message, answer in zip(messages, answers, strict=False)
+        if answer.json()["approved"]
+    )
+    assert approved == dict.fromkeys(cards, 3)
+    declined = {
+        (answer.json()["response_code"], answer.json()["decline_reason"])
+        for answer in answers[: len(messages)]
+        if not answer.json()["approved"]
+    }
+    assert declined == {("51", "INSUFFICIENT_FUNDS")}
+    # Grouped: fewer transactions than calls (26 messages; a stale write is read again).
+    assert pooled.reads.transactions - reads < len(messages) + 2
+    assert pooled.writes.transactions - writes < len(messages) + 2
+    async with create_sessionmaker(engine)() as session:
+        recorded = await session.scalar(
+            select(func.count())
+            .select_from(CardTransactionEvent)
+            .where(CardTransactionEvent.network_key.like("%|together-%"))
+        )
+        assert recorded == 3 + len(messages) + 1  # the warm-up's, the messages, the twice sent
+        assert await verify(session) == []
