@@ -295,8 +295,8 @@ async def test_the_lean_paths_own_connections(
 ) -> None:
     """An app on its own engine serves the lean path from its own asyncpg pool: the same answers;
     an authorization's or a follow-up's read and write, each a transaction of its own (a
-    follow-up's on one connection); whatever it cannot do there (a PIN block, a key no longer good) goes the
-    standard way."""
+    follow-up's on one connection); whatever it cannot do there (a PIN block, a key no longer
+    good) goes the standard way."""
     async with (
         create_sessionmaker(engine)() as session,
         AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,

@@ -7,7 +7,8 @@ FastAPI's dependency tree (the credential check's own query, the idempotency gua
 row) and the ORM. A message with one `X-API-Key` of a network key this process has seen before
 and a JSON body that validates (pydantic-core, from the bytes) is handled by `service.authorize`
 or `follow_ups.follow_up` in two round trips on its own pool (a read, then a write that records
-the decision only if what it was made on is unchanged), the key checked afresh inside the read,
+the decision only if what it was made on is unchanged; an authorization's each made together with
+those of the other authorizations in flight, `store.Together`), the key checked afresh in the read,
 and answered with the same model and serializer as the standard route, so a retransmission gets
 the first answer byte for byte whichever way it went. The network message that stores the answer
 is the audit record.

@@ -450,8 +450,8 @@ async def authorize(
     COMMIT) whatever the card, program and fees; a PIN, a partner deposit with a low-balance
     threshold or a program's new time zone add one each. `key_id`: the network key to check
     in the read (raises NetworkKeyRefused), when the caller has not checked it. `connection`:
-    an asyncpg connection of the caller's, when `session` is `store.NO_SESSION` (the lean
-    path's own pool); otherwise the session's own is used.
+    an asyncpg connection of the caller's, or the lean path's pool (`store.Pooled`, with
+    `unlocked`), when `session` is `store.NO_SESSION`; otherwise the session's own is used.
 
     `unlocked`: `connection` is in no transaction, and the authorization takes two round trips,
     each a transaction of its own: the read, without the card's lock, and the write, which
