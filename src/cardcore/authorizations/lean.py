@@ -197,7 +197,7 @@ class AuthorizationLane:
         try:
             pin = getattr(message, "pin_block", None) is not None
             if connections is not None and lane.kind == "authorization" and not pin:
-                # Two round trips, each its own transaction (see service.authorize), the write
+                # Two round trips, each its own transaction (see service.authorize) and each
                 # shared with the other authorizations then in flight (store.Pooled).
                 answer = await handle(
                     store.NO_SESSION, connection=connections.pooled, unlocked=True

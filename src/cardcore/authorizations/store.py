@@ -383,7 +383,7 @@ class Together:
 def _settle(
     future: asyncio.Future[Any], *, result: Any = None, exception: Exception | None = None
 ) -> None:
-    """A write's outcome to the message waiting for it (unless it stopped waiting)."""
+    """A call's outcome to the message waiting for it (unless it stopped waiting)."""
     if future.done():
         return
     if exception is not None:
