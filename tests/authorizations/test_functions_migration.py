@@ -60,7 +60,8 @@ async def _plan_modes(url: URL) -> dict[str, list[str] | None]:
         "proconfig",
         "proname IN ('card_authorization_context', 'card_authorization_write',"
         " 'card_follow_up_context', 'card_follow_up_write', 'card_authorization_context_many',"
-        " 'card_authorization_write_many')",
+        " 'card_authorization_write_many', 'card_follow_up_context_many',"
+        " 'card_follow_up_write_many')",
     )
 
 
@@ -77,6 +78,8 @@ async def test_the_entry_points_plan_once(scratch_url: URL) -> None:
             "card_follow_up_write",
             "card_authorization_context_many",
             "card_authorization_write_many",
+            "card_follow_up_context_many",
+            "card_follow_up_write_many",
         ),
         generic,
     )
@@ -85,25 +88,30 @@ async def test_the_entry_points_plan_once(scratch_url: URL) -> None:
 
 
 async def test_many_at_a_time_down_and_up_again(scratch_url: URL) -> None:
-    """Down before the functions that take many authorizations at a time, they and their
-    argument types are gone and the rest is as it was; up again, they are back."""
+    """Down before the functions that take many messages at a time, they and their argument
+    types are gone and the rest is as it was; up again, they are back."""
     await asyncio.to_thread(run_migrations, scratch_url)
     head = await _functions(scratch_url)
-    assert head["card_authorization_context_many"] == head["card_authorization_write_many"] == 1
+    many = {name for name in head if name.endswith("_many")}
+    assert many == {
+        "card_authorization_context_many",
+        "card_authorization_write_many",
+        "card_follow_up_context_many",
+        "card_follow_up_write_many",
+    }
+    assert {head[name] for name in many} == {1}
     config = alembic_config(scratch_url)
     await asyncio.to_thread(command.downgrade, config, "2026_12_03_card_spend")
     before = await _functions(scratch_url)
-    assert before == {
-        name: count
-        for name, count in head.items()
-        if name not in ("card_authorization_context_many", "card_authorization_write_many")
-    }
+    assert before == {name: count for name, count in head.items() if name not in many}
     assert await _argument_types(scratch_url) == set()
     await asyncio.to_thread(command.upgrade, config, "head")
     assert await _functions(scratch_url) == head
     assert await _argument_types(scratch_url) == {
         "card_authorization_ask",
         "card_authorization_call",
+        "card_follow_up_ask",
+        "card_follow_up_call",
     }
 
 
@@ -112,7 +120,8 @@ async def _argument_types(url: URL) -> set[str]:
     db = await asyncpg.connect(dsn, **extra)
     try:
         rows = await db.fetch(
-            "SELECT typname FROM pg_type WHERE typname LIKE 'card_authorization_%'"
+            "SELECT typname FROM pg_type"
+            " WHERE typname LIKE ANY (ARRAY['card_authorization_%', 'card_follow_up_%'])"
         )
         return {row["typname"] for row in rows}
     finally:

@@ -294,9 +294,9 @@ async def test_the_lean_paths_own_connections(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings
 ) -> None:
     """An app on its own engine serves the lean path from its own asyncpg pool: the same answers;
-    an authorization's or a follow-up's read and write, each a transaction of its own (a
-    follow-up's on one connection); whatever it cannot do there (a PIN block, a key no longer
-    good) goes the standard way."""
+    an authorization's or a follow-up's read and write, each a transaction of its own, the read's
+    connection given back while the message is decided; whatever it cannot do there (a PIN
+    block, a key no longer good) goes the standard way."""
     async with (
         create_sessionmaker(engine)() as session,
         AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
@@ -371,6 +371,7 @@ async def test_the_lean_paths_own_connections(
             assert cleared.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 200
             assert [" ".join(q.split()[:2]) for q in sent] == [
                 "SELECT key_ok,",
+                "released",
                 "SELECT stale,",
                 "released",
             ]

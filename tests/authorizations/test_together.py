@@ -1,7 +1,7 @@
-"""Authorizations in flight together are read and written together (store.Together,
-`card_authorization_context_many` and `card_authorization_write_many`): as many transactions as
-before or fewer, and every message's answer what it would have been alone — no overspend, no
-message recorded twice, one message's failure its own."""
+"""Messages in flight together are read and written together (store.Together, the
+`card_authorization_…_many` and `card_follow_up_…_many` functions): fewer transactions than
+messages, and every message's answer what it would have been alone — no overspend, no hold
+moved twice, no message recorded twice, one message's failure its own."""
 
 import asyncio
 from collections import Counter
@@ -22,7 +22,7 @@ from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
 from cardcore.models import CardTransactionEvent
 from tests.authorizations import helpers
-from tests.authorizations.test_lean import PATH, _close, _warm
+from tests.authorizations.test_lean import PATH, _close, _follow_up, _warm
 from tests.conftest import _asyncpg_dsn
 
 # A call: 10 divided by its number; alone it says so, together the batch does.
@@ -135,4 +135,65 @@ async def test_authorizations_in_flight_together(
             .where(CardTransactionEvent.network_key.like("%|together-%"))
         )
         assert recorded == 3 + len(messages) + 1  # the warm-up's, the messages, the twice sent
+        assert await verify(session) == []
+
+
+async def test_follow_ups_in_flight_together(
+    committed_app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    """Clearings of six authorizations at once, one of them sent twice, and a reversal and a
+    clearing of a seventh at once: every clearing approved and posted once, the twice-sent
+    answered the same, byte for byte; of the reversal and the clearing racing for one hold,
+    exactly one moves it and the other finds it gone — in fewer transactions than messages."""
+    async with (
+        create_sessionmaker(engine)() as session,
+        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
+    ):
+        world = await helpers.make_world(c, session, "Together follow-ups", 10_000, *[500] * 7)
+    app = create_app(settings.model_copy(update={"run_worker": False}))
+    warm_card, *cards = (funded.card_id for funded in world.cards)
+    pooled = app.state.lean_connections.pooled
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
+            warmed = await _warm(c, world, warm_card, "together-follow-ups")
+            warm = _follow_up(warmed["authorization_id"], "together-follow-ups-warm", 10)
+            increment = await c.post(
+                "/v1/network/incremental-authorizations", json=warm, headers=world.network
+            )
+            assert increment.json()["approved"], increment.text
+            held = []
+            for n, card in enumerate(cards):
+                message = helpers.authorization(card, 300, f"together-held-{n}")
+                answer = await c.post(PATH, json=message, headers=world.network)
+                assert answer.json()["approved"], answer.text
+                held.append(answer.json()["authorization_id"])
+            writes = pooled.follow_up_writes.transactions
+            clearings = [_follow_up(id_, f"together-clearing-{n}") for n, id_ in enumerate(held)]
+            racing = [
+                ("/v1/network/reversals", _follow_up(held[-1], "together-racing-reversal")),
+                ("/v1/network/clearings", _follow_up(held[-1], "together-racing-clearing")),
+            ]
+            sent = [
+                *(("/v1/network/clearings", clearing) for clearing in clearings[:-1]),
+                ("/v1/network/clearings", clearings[0]),
+                *racing,
+            ]
+            answers = await asyncio.gather(
+                *(c.post(path, json=body, headers=world.network) for path, body in sent)
+            )
+    finally:
+        await _close(app)
+    for answer in answers[:6]:
+        assert answer.json()["approved"], answer.text
+        assert answer.json()["held_amount"] == 0
+    assert answers[0].content == answers[6].content
+    assert sorted(answer.status_code for answer in answers[7:]) == [200, 409]
+    assert pooled.follow_up_writes.transactions - writes < len(sent)
+    async with create_sessionmaker(engine)() as session:
+        recorded = await session.scalar(
+            select(func.count())
+            .select_from(CardTransactionEvent)
+            .where(CardTransactionEvent.network_key.like("%|together-clearing-%"))
+        )
+        assert recorded == 6
         assert await verify(session) == []

@@ -7,8 +7,8 @@ FastAPI's dependency tree (the credential check's own query, the idempotency gua
 row) and the ORM. A message with one `X-API-Key` of a network key this process has seen before
 and a JSON body that validates (pydantic-core, from the bytes) is handled by `service.authorize`
 or `follow_ups.follow_up` in two round trips on its own pool (a read, then a write that records
-the decision only if what it was made on is unchanged; an authorization's each made together with
-those of the other authorizations in flight, `store.Together`), the key checked afresh in the read,
+the decision only if what it was made on is unchanged; each made together with those of the
+other messages of its kind in flight, `store.Together`), the key checked afresh in the read,
 and answered with the same model and serializer as the standard route, so a retransmission gets
 the first answer byte for byte whichever way it went. The network message that stores the answer
 is the audit record.
@@ -195,16 +195,12 @@ class AuthorizationLane:
             )
         connections: Connections | None = getattr(app.state, "lean_connections", None)
         try:
-            pin = getattr(message, "pin_block", None) is not None
-            if connections is not None and lane.kind == "authorization" and not pin:
+            if connections is not None and getattr(message, "pin_block", None) is None:
                 # Two round trips, each its own transaction (see service.authorize) and each
-                # shared with the other authorizations then in flight (store.Pooled).
+                # shared with the other messages of its kind then in flight (store.Pooled).
                 answer = await handle(
                     store.NO_SESSION, connection=connections.pooled, unlocked=True
                 )
-            elif connections is not None and not pin:
-                async with connections.connection() as connection:
-                    answer = await handle(store.NO_SESSION, connection=connection, unlocked=True)
             else:
                 async with app.state.sessionmaker() as session:
                     try:

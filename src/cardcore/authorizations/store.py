@@ -61,18 +61,32 @@ WRITE_MANY = (
     "SELECT n, refused_account, available, deposit_available, stale"
     " FROM card_authorization_write_many($1::card_authorization_call[])"
 )
+_FOLLOW_UP_CONTEXT = (
+    "key_ok, transaction, transaction_version, previous, previous_amount, previous_transaction,"
+    " user_account, available, clearing_tolerances, holds, held_fees, refunded"
+)
+_FOLLOW_UP_ASK = "$1::uuid, $2::uuid, $3::uuid, $4::varchar, $5::boolean, $6::interval"
 FOLLOW_UP_READ = (
-    "SELECT key_ok, transaction, transaction_version, previous, previous_amount,"
-    " previous_transaction, user_account, available, clearing_tolerances, holds, held_fees,"
-    " refunded"
-    " FROM card_follow_up_context($1::uuid, $2::uuid, $3::uuid, $4::varchar, $5::boolean,"
-    " $6::interval, $7::boolean)"
+    f"SELECT {_FOLLOW_UP_CONTEXT}"  # noqa: S608
+    f" FROM card_follow_up_context({_FOLLOW_UP_ASK}, $7::boolean)"
+)
+FOLLOW_UP_READ_UNLOCKED = (
+    f"SELECT {_FOLLOW_UP_CONTEXT}"  # noqa: S608
+    f" FROM card_follow_up_context({_FOLLOW_UP_ASK}, false)"
+)
+FOLLOW_UP_READ_MANY = (
+    f"SELECT n, {_FOLLOW_UP_CONTEXT}"  # noqa: S608
+    " FROM card_follow_up_context_many($1::card_follow_up_ask[])"
 )
 FOLLOW_UP_WRITE = (
     "SELECT stale, refused_account, available"
     " FROM card_follow_up_write($1::uuid, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
     " $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],"
     " $13::varchar, $14::uuid, $15::bigint)"
+)
+FOLLOW_UP_WRITE_MANY = (
+    "SELECT n, stale, refused_account, available"
+    " FROM card_follow_up_write_many($1::card_follow_up_call[])"
 )
 
 
@@ -288,24 +302,26 @@ async def write(
 
 
 class Pooled:
-    """A pool of connections as an authorization's connection (the lean path's): its read
-    without the card's lock and its write each made together with those of the other
-    authorizations this process has in flight (`Together`), no connection held while a message
-    is decided."""
+    """A pool of connections as the lean path's connection: a message's read (without the
+    card's or the authorization's lock) and its write each made together with those of the
+    other messages of its kind this process has in flight (`Together`), no connection held
+    while a message is decided."""
 
     def __init__(self, acquire: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
         self.reads = Together(acquire, READ_UNLOCKED, READ_MANY)
         self.writes = Together(acquire, WRITE, WRITE_MANY)
+        self.follow_up_reads = Together(acquire, FOLLOW_UP_READ_UNLOCKED, FOLLOW_UP_READ_MANY)
+        self.follow_up_writes = Together(acquire, FOLLOW_UP_WRITE, FOLLOW_UP_WRITE_MANY)
 
     async def closed(self) -> None:
         """Once every read and write handed in has been made."""
-        await self.reads.closed()
-        await self.writes.closed()
+        for together in (self.reads, self.writes, self.follow_up_reads, self.follow_up_writes):
+            await together.closed()
 
 
 class Together:
     """Calls of one function made many to a transaction: `one` with a call's arguments, or
-    `many` (`card_authorization_context_many`, `card_authorization_write_many`) with an array
+    `many` (`card_authorization_context_many`, `card_follow_up_write_many`, …) with an array
     of them, a row per call (its place in `n`). A commit, a round trip and a statement's
     start-up are then shared by all of them, so the more authorizations arrive together, the
     less each costs.
@@ -426,16 +442,18 @@ async def read_follow_up(
 ) -> FollowUpContext:
     """Lock the authorization (unless not `lock`) and read what its follow-up needs, in one
     round trip."""
-    record = await connection.fetchrow(
-        FOLLOW_UP_READ,
+    asked = (
         _uuid("key", key_id),
         to_uuid("prg", program_id),
         to_uuid("txn", transaction_id),
         network_key,
         refunds,
         touch_after,
-        lock,
     )
+    if isinstance(connection, Pooled) and not lock:
+        record = await connection.follow_up_reads.call(asked)
+    else:
+        record = await connection.fetchrow(FOLLOW_UP_READ, *asked, lock)
     if not record["key_ok"] or record["transaction"] is None:
         return FollowUpContext(key_ok=record["key_ok"])
     holds = (Facts(public(h, LedgerTransfer)) for h in record["holds"] or ())
@@ -509,8 +527,7 @@ async def write_follow_up(
     account cannot pay its part, nothing (`refused_account`). `version`: the authorization's
     row version as read without its lock; raises Stale, having written nothing, when the row
     has changed since."""
-    record = await connection.fetchrow(
-        FOLLOW_UP_WRITE,
+    arguments = (
         to_uuid("txn", transaction.id),
         to_json(_changes(transaction, _TRANSACTION_CHANGES, CardTransaction)) if changed else None,
         to_json([_changes(f, ("id", *_FEE_CHANGES), Fee) for f in fee_lines]),
@@ -522,6 +539,10 @@ async def write_follow_up(
         to_uuid("lac", user_account),
         version,
     )
+    if isinstance(connection, Pooled):
+        record = await connection.follow_up_writes.call(arguments)
+    else:
+        record = await connection.fetchrow(FOLLOW_UP_WRITE, *arguments)
     if record["stale"]:
         raise Stale
     refused = record["refused_account"]
