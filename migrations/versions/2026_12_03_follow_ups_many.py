@@ -9,7 +9,10 @@ authorizations a server process has in flight are read, and written, in one tran
 message's `card_follow_up_context` (unlocked) or `card_follow_up_write` call in turn.
 """
 
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from alembic import op
 
@@ -125,17 +128,23 @@ ENTRY_POINTS = (
 )
 
 
+def _write_many() -> Any:
+    """The authorizations' migration, whose set-up and removal of such functions this one
+    shares."""
+    path = Path(__file__).with_name("2026_12_03_write_many.py")
+    spec = importlib.util.spec_from_file_location("write_many", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def upgrade() -> None:
     for statement in (ASK, CONTEXT_MANY, CALL, WRITE_MANY):
         op.execute(statement)
-    # As for the other entry points (2026_12_03_generic_plans): every statement looks up by key.
-    for signature in ENTRY_POINTS:
-        op.execute(f"ALTER FUNCTION {signature} SET plan_cache_mode = force_generic_plan")
-        op.execute(f"ALTER FUNCTION {signature} SET enable_seqscan = off")
+    _write_many().plan_once(ENTRY_POINTS)
 
 
 def downgrade() -> None:
-    for signature in ENTRY_POINTS:
-        op.execute(f"DROP FUNCTION {signature}")
-    op.execute("DROP TYPE card_follow_up_call")
-    op.execute("DROP TYPE card_follow_up_ask")
+    _write_many().drop(ENTRY_POINTS, ("card_follow_up_call", "card_follow_up_ask"))

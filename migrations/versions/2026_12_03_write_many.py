@@ -154,17 +154,26 @@ ENTRY_POINTS = (
 )
 
 
-def upgrade() -> None:
-    for statement in (ASK, CONTEXT_MANY, CALL, WRITE_MANY):
-        op.execute(statement)
-    # As for the other entry points (2026_12_03_generic_plans): every statement looks up by key.
-    for signature in ENTRY_POINTS:
+def plan_once(signatures: Sequence[str]) -> None:
+    """As for the other entry points (2026_12_03_generic_plans): every statement looks up by
+    key."""
+    for signature in signatures:
         op.execute(f"ALTER FUNCTION {signature} SET plan_cache_mode = force_generic_plan")
         op.execute(f"ALTER FUNCTION {signature} SET enable_seqscan = off")
 
 
-def downgrade() -> None:
-    for signature in ENTRY_POINTS:
+def drop(signatures: Sequence[str], types: Sequence[str]) -> None:
+    for signature in signatures:
         op.execute(f"DROP FUNCTION {signature}")
-    op.execute("DROP TYPE card_authorization_call")
-    op.execute("DROP TYPE card_authorization_ask")
+    for name in types:
+        op.execute(f"DROP TYPE {name}")
+
+
+def upgrade() -> None:
+    for statement in (ASK, CONTEXT_MANY, CALL, WRITE_MANY):
+        op.execute(statement)
+    plan_once(ENTRY_POINTS)
+
+
+def downgrade() -> None:
+    drop(ENTRY_POINTS, ("card_authorization_call", "card_authorization_ask"))

@@ -425,14 +425,15 @@ def _stale_or_not(
 
 
 async def _own_pool(
-    committed_app: FastAPI, engine: AsyncEngine, settings: Settings, name: str
+    committed_app: FastAPI, engine: AsyncEngine, settings: Settings, name: str, *funding: int
 ) -> tuple[FastAPI, helpers.World, str]:
-    """A funded card, and an app serving the lean path from its own pool."""
+    """Funded cards (one of 10,000 unless `funding` says otherwise), and an app serving the lean
+    path from its own pool; the first card's id."""
     async with (
         create_sessionmaker(engine)() as session,
         AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
     ):
-        world = await helpers.make_world(c, session, name, 10_000)
+        world = await helpers.make_world(c, session, name, *(funding or (10_000,)))
     return (
         create_app(settings.model_copy(update={"run_worker": False})),
         world,

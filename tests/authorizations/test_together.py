@@ -15,14 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cardcore.app import create_app
 from cardcore.authorizations import store
 from cardcore.config import Settings
 from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
 from cardcore.models import CardTransactionEvent
 from tests.authorizations import helpers
-from tests.authorizations.test_lean import PATH, _close, _follow_up, _warm
+from tests.authorizations.test_lean import PATH, _close, _follow_up, _own_pool, _warm
 from tests.conftest import _asyncpg_dsn
 
 # A call: 10 divided by its number; alone it says so, together the batch does.
@@ -88,13 +87,10 @@ async def test_authorizations_in_flight_together(
     card's approved, the fourth declined 51, read and written in fewer transactions than
     messages; a message and its retransmission in flight at once get the same answer, byte for
     byte, and one record."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, "Together", 10_000, *[300] * 6)
-    app = create_app(settings.model_copy(update={"run_worker": False}))
-    warm_card, *cards = (funded.card_id for funded in world.cards)
+    app, world, warm_card = await _own_pool(
+        committed_app, engine, settings, "Together", 10_000, *[300] * 6
+    )
+    cards = [funded.card_id for funded in world.cards[1:]]
     pooled = app.state.lean_connections.pooled
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
@@ -145,13 +141,10 @@ async def test_follow_ups_in_flight_together(
     clearing of a seventh at once: every clearing approved and posted once, the twice-sent
     answered the same, byte for byte; of the reversal and the clearing racing for one hold,
     exactly one moves it and the other finds it gone — in fewer transactions than messages."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, "Together follow-ups", 10_000, *[500] * 7)
-    app = create_app(settings.model_copy(update={"run_worker": False}))
-    warm_card, *cards = (funded.card_id for funded in world.cards)
+    app, world, warm_card = await _own_pool(
+        committed_app, engine, settings, "Together follow-ups", 10_000, *[500] * 7
+    )
+    cards = [funded.card_id for funded in world.cards[1:]]
     pooled = app.state.lean_connections.pooled
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
