@@ -171,7 +171,9 @@ def create_app(
         # The first requests build more that lives as long (each route's dependencies, models
         # and serializers, tens of thousands of objects): walked by every full collection, they
         # stopped the event loop for 50 ms or more every few seconds under load. Once warm,
-        # they are frozen too, after a collection, so only what is alive then is kept.
+        # they are frozen too, after a collection, so only what is alive then is kept (what of
+        # it later ends in a reference cycle is never collected: the requests in flight then,
+        # once — a bounded price for no more walks of the rest).
         warm = asyncio.get_running_loop().call_later(WARM_SECONDS, _freeze_warm)
         yield
         warm.cancel()
