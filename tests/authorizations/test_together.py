@@ -80,6 +80,35 @@ async def test_calls_beyond_the_most_wait_for_the_next_transaction(probe_pool: A
     assert (together.transactions, together.calls) == (2, 3)
 
 
+# A call that takes its argument's seconds.
+SLOW_ONE = "SELECT $1::float8 AS value FROM pg_sleep($1::float8)"
+SLOW_MANY = (
+    "SELECT t.n::int AS n, t.seconds AS value"
+    " FROM unnest($1::float8[]) WITH ORDINALITY AS t(seconds, n), pg_sleep(t.seconds)"
+)
+
+
+@pytest.mark.parametrize(("parallel", "finished"), [(1, [0.5, 0.01]), (2, [0.01, 0.5])])
+async def test_a_slow_transaction_holds_up_the_next_call_only_without_a_second_in_flight(
+    probe_pool: Any, parallel: int, finished: list[float]
+) -> None:
+    """With room for a second transaction, a call arriving while the first is slow (a lock
+    waited for, a pause) goes at once in its own rather than queueing behind it."""
+    together = store.Together(probe_pool.acquire, SLOW_ONE, SLOW_MANY, parallel=parallel)
+    order: list[float] = []
+
+    async def call(seconds: float) -> None:
+        order.append((await together.call((seconds,)))["value"])
+
+    slow = asyncio.create_task(call(0.5))
+    await asyncio.sleep(0.1)
+    await call(0.01)
+    await slow
+    assert order == finished
+    assert (together.transactions, together.calls) == (2, 2)
+    await together.closed()
+
+
 async def test_authorizations_in_flight_together(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings
 ) -> None:

@@ -301,6 +301,12 @@ async def write(
     )
 
 
+# Transactions of each kind a process may have in flight at once. With one, a transaction held
+# up (a lock waited for, a pause in either process) holds up every message that arrives behind it;
+# with two, the next goes beside it. More would only split the batches that make a message cheap.
+IN_FLIGHT = 2
+
+
 class Pooled:
     """A pool of connections as the lean path's connection: a message's read (without the
     card's or the authorization's lock) and its write each made together with those of the
@@ -308,10 +314,13 @@ class Pooled:
     while a message is decided."""
 
     def __init__(self, acquire: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
-        self.reads = Together(acquire, READ_UNLOCKED, READ_MANY)
-        self.writes = Together(acquire, WRITE, WRITE_MANY)
-        self.follow_up_reads = Together(acquire, FOLLOW_UP_READ_UNLOCKED, FOLLOW_UP_READ_MANY)
-        self.follow_up_writes = Together(acquire, FOLLOW_UP_WRITE, FOLLOW_UP_WRITE_MANY)
+        def together(one: str, many: str) -> Together:
+            return Together(acquire, one, many, parallel=IN_FLIGHT)
+
+        self.reads = together(READ_UNLOCKED, READ_MANY)
+        self.writes = together(WRITE, WRITE_MANY)
+        self.follow_up_reads = together(FOLLOW_UP_READ_UNLOCKED, FOLLOW_UP_READ_MANY)
+        self.follow_up_writes = together(FOLLOW_UP_WRITE, FOLLOW_UP_WRITE_MANY)
 
     async def closed(self) -> None:
         """Once every read and write handed in has been made."""
@@ -326,10 +335,10 @@ class Together:
     start-up are then shared by all of them, so the more authorizations arrive together, the
     less each costs.
 
-    Calls wait while a transaction of them is in flight, and the next takes all that waited
-    (up to `most`): alone, a call goes at once, by itself. Each call still does all of itself
-    or nothing; should the transaction fail as a whole (one call's error undoes them all), each
-    call is made again alone, so one message's failure is its own."""
+    Calls wait while `parallel` transactions of them are in flight, and the next takes all that
+    waited (up to `most`): alone, a call goes at once, by itself. Each call still does all of
+    itself or nothing; should the transaction fail as a whole (one call's error undoes them
+    all), each call is made again alone, so one message's failure is its own."""
 
     def __init__(
         self,
@@ -337,13 +346,15 @@ class Together:
         one: str,
         many: str,
         most: int = 64,
+        parallel: int = 1,
     ) -> None:
         self._acquire = acquire
         self._one = one
         self._many = many
         self._most = most
+        self._parallel = parallel
         self._waiting: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._making: asyncio.Task[None] | None = None
+        self._makers: set[asyncio.Task[None]] = set()
         # How many transactions and calls were made: what the tests see of the grouping.
         self.transactions = 0
         self.calls = 0
@@ -352,22 +363,21 @@ class Together:
         """The call's row, once made."""
         made = asyncio.get_running_loop().create_future()
         self._waiting.append((arguments, made))
-        if self._making is None:
-            self._making = asyncio.create_task(self._make_waiting())
+        if len(self._makers) < self._parallel:
+            maker = asyncio.create_task(self._make_waiting())
+            self._makers.add(maker)
+            maker.add_done_callback(self._makers.discard)
         return await made
 
     async def closed(self) -> None:
         """Once every call handed in has been made."""
-        if self._making is not None:
-            await asyncio.shield(self._making)
+        while self._makers:
+            await asyncio.shield(asyncio.wait(set(self._makers)))
 
     async def _make_waiting(self) -> None:
-        try:
-            while self._waiting:
-                calls, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
-                await self._make(calls)
-        finally:
-            self._making = None
+        while self._waiting:
+            calls, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
+            await self._make(calls)
 
     async def _make(self, calls: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         self.transactions += 1
