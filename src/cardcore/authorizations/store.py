@@ -314,13 +314,10 @@ class Pooled:
     while a message is decided."""
 
     def __init__(self, acquire: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
-        def together(one: str, many: str) -> Together:
-            return Together(acquire, one, many, parallel=IN_FLIGHT)
-
-        self.reads = together(READ_UNLOCKED, READ_MANY)
-        self.writes = together(WRITE, WRITE_MANY)
-        self.follow_up_reads = together(FOLLOW_UP_READ_UNLOCKED, FOLLOW_UP_READ_MANY)
-        self.follow_up_writes = together(FOLLOW_UP_WRITE, FOLLOW_UP_WRITE_MANY)
+        self.reads = Together(acquire, READ_UNLOCKED, READ_MANY)
+        self.writes = Together(acquire, WRITE, WRITE_MANY)
+        self.follow_up_reads = Together(acquire, FOLLOW_UP_READ_UNLOCKED, FOLLOW_UP_READ_MANY)
+        self.follow_up_writes = Together(acquire, FOLLOW_UP_WRITE, FOLLOW_UP_WRITE_MANY)
 
     async def closed(self) -> None:
         """Once every read and write handed in has been made."""
@@ -346,7 +343,7 @@ class Together:
         one: str,
         many: str,
         most: int = 64,
-        parallel: int = 1,
+        parallel: int = IN_FLIGHT,
     ) -> None:
         self._acquire = acquire
         self._one = one
