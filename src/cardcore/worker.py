@@ -9,7 +9,7 @@ import asyncio
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import cardcore.authorizations.follow_ups
+import cardcore.authorizations.expiry
 import cardcore.cards.jobs
 import cardcore.cards.lifecycle
 import cardcore.fees.periodic

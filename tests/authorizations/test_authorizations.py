@@ -206,7 +206,7 @@ async def test_increment_refund_and_hold_expiry(
 ) -> None:
     from sqlalchemy import update
 
-    from cardcore.authorizations.follow_ups import expire_holds
+    from cardcore.authorizations.expiry import expire_holds
     from cardcore.kit.jobs import JobContext
     from cardcore.models import CardTransaction
 

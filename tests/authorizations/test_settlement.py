@@ -241,7 +241,7 @@ async def test_hold_expiry_is_its_own_event(
     world: dict,  # type: ignore[type-arg]
     session: AsyncSession,
 ) -> None:
-    from cardcore.authorizations.follow_ups import expire_now
+    from cardcore.authorizations.expiry import expire_now
 
     await _deposit(session, partner, 5_000)
     hold = await authorize(client, world, amount=1_000)

@@ -8,7 +8,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.authorizations.follow_ups import expire_now
+from cardcore.authorizations.expiry import expire_now
 from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
 from cardcore.models import Balance, Event

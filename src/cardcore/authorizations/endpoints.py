@@ -17,7 +17,7 @@ from cardcore.auth.dependencies import (
     require_admin,
 )
 from cardcore.auth.principals import Principal
-from cardcore.authorizations import follow_ups, service
+from cardcore.authorizations import expiry, follow_ups, service
 from cardcore.authorizations.schemas import (
     AmountFollowUpIn,
     AuthorizationIn,
@@ -474,7 +474,7 @@ class ExpireIn(BaseModel):
 async def simulate_expire(
     body: ExpireIn, principal: TestModePartner, session: DbSession
 ) -> AuthorizationOut:
-    result = await follow_ups.expire_now(
+    result = await expiry.expire_now(
         session, program_id=principal.tenant_id, transaction_id=body.authorization_id
     )
     return AuthorizationOut(**result)

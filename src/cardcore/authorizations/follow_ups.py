@@ -12,7 +12,7 @@ records all or none (a ruled account that cannot pay refuses the whole message a
 with the authorization's new state, its fee lines, the network message and the outbox events.
 
 A retransmission finds its first answer and gets it back; the same ids on a different message
-are refused (see service.py).
+are refused (see messages.py).
 """
 
 import functools
@@ -20,29 +20,26 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.authorizations import store
 from cardcore.authorizations.events import AuthorizationExpired, AuthorizationUpdated
-from cardcore.authorizations.service import (
+from cardcore.authorizations.holds import forget_holds, hold_ids, legs_of, set_holds
+from cardcore.authorizations.messages import (
+    PLAIN_EVENT,
+    PLAIN_MESSAGE,
     NetworkKeyRefused,
-    forget_holds,
-    hold_ids,
-    legs_of,
     response_of,
     reused_ids,
-    set_holds,
 )
+from cardcore.cards.response_codes import ResponseCode
 from cardcore.db import driver_connection
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.ids import is_valid, new_id
-from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.outbox import EventData, new_event
-from cardcore.kit.rows import Facts, plain
+from cardcore.kit.rows import Facts
 from cardcore.ledger import service as ledger
-from cardcore.models import CardTransaction, CardTransactionEvent, Event, Program
 
 # How far a clearing may exceed its authorization, in basis points, by MCC: tips at restaurants,
 # bars, fast food, taxis and salons; hotels and car rentals add incidentals. Anything else clears
@@ -64,8 +61,6 @@ _EXPECTED = {
     "expiry": "PENDING",
     "refund": "SETTLED",
 }
-_PLAIN_MESSAGE = plain(CardTransactionEvent)
-_PLAIN_EVENT = plain(Event)
 
 
 @dataclass
@@ -186,7 +181,13 @@ async def _follow_up(
     declined = _Outcome(amount=amount or 0, changed=False)
     declined.events.append(_updated(before, "increment", amount or 0))
     written = await _write(
-        connection, before, found, kind, network_key, declined, decline=("51", refused)
+        connection,
+        before,
+        found,
+        kind,
+        network_key,
+        declined,
+        decline=(ResponseCode.INSUFFICIENT_FUNDS, refused),
     )
     return written.response
 
@@ -218,7 +219,7 @@ async def _write(
         transaction=row,
         changed=outcome.changed,
         fee_lines=found.held_fees if outcome.changed else (),
-        message=_PLAIN_MESSAGE(
+        message=PLAIN_MESSAGE(
             id=new_id("tev"),
             program_id=row.program_id,
             transaction_id=row.id,
@@ -230,7 +231,7 @@ async def _write(
         ),
         events=[
             new_event(
-                make=_PLAIN_EVENT,
+                make=PLAIN_EVENT,
                 program_id=row.program_id,
                 object_id=getattr(data, "fee_id", row.id),
                 data=data,
@@ -420,35 +421,3 @@ def _expiry(found: store.FollowUpContext) -> _Outcome:
         AuthorizationExpired(transaction_id=row.id, card_id=row.card_id, released_amount=released)
     )
     return outcome
-
-
-async def expire_now(
-    session: AsyncSession, *, program_id: str, transaction_id: str
-) -> dict[str, Any]:
-    """Release a hold now, as its expiry would."""
-    return await follow_up(
-        session,
-        kind="expiry",
-        program_id=program_id,
-        transaction_id=transaction_id,
-        network_key=f"expiry|{transaction_id}",
-        amount=None,
-    )
-
-
-@job("authorizations.expire_holds", every=timedelta(hours=1))
-async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
-    """Release holds the network never cleared, after the program's hold_expiry_days."""
-    stale = await session.execute(
-        select(CardTransaction.program_id, CardTransaction.id)
-        .join(Program, Program.id == CardTransaction.program_id)
-        .where(
-            CardTransaction.status == "PENDING",
-            CardTransaction.created_at
-            < func.now() - func.make_interval(0, 0, 0, Program.hold_expiry_days),
-        )
-        .with_for_update(of=CardTransaction, skip_locked=True)
-        .limit(500)
-    )
-    for program_id, transaction_id in stale.all():
-        await expire_now(session, program_id=program_id, transaction_id=transaction_id)

@@ -40,7 +40,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardcore.auth.principals import Principal, PrincipalKind
-from cardcore.authorizations import follow_ups, service, store
+from cardcore.authorizations import follow_ups, messages, service, store
 from cardcore.authorizations.schemas import (
     AmountFollowUpIn,
     AuthorizationIn,
@@ -213,7 +213,7 @@ class AuthorizationLane:
             # Nothing was committed. A key no longer good, a card not found, something only
             # the session can do, a database error: the standard route answers it, errors
             # rendered and audited as on every route, and this process forgets a key it refused.
-            if isinstance(exc, service.NetworkKeyRefused):
+            if isinstance(exc, messages.NetworkKeyRefused):
                 _KNOWN_KEYS.pop(digest, None)
             return None
         return _ANSWER.dump_json(AuthorizationOut(**answer))

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cardcore.authorizations import service
+from cardcore.authorizations import messages
 from cardcore.cards.pin_blocks import BLOCK_HEX_DIGITS
 from cardcore.kit.money import CurrencyCode, MinorUnits
 
@@ -66,8 +66,8 @@ class PostingIn(BaseModel):
             raise ValueError("give exactly one of card_id and pan")
         return self
 
-    def to_request(self, program_id: str, kind: str) -> service.AuthorizationRequest:
-        return service.AuthorizationRequest(
+    def to_request(self, program_id: str, kind: str) -> messages.AuthorizationRequest:
+        return messages.AuthorizationRequest(
             amount=self.amount,
             currency=self.currency,
             channel=self.channel,
@@ -94,7 +94,7 @@ class AuthorizationIn(PostingIn):
         default=None, description="ISO 9564 format of `pin_block`: 0 or 4."
     )
 
-    def to_authorization(self, program_id: str) -> service.AuthorizationRequest:
+    def to_authorization(self, program_id: str) -> messages.AuthorizationRequest:
         authorization = self.to_request(program_id, "authorization")
         authorization.expiry, authorization.cvv2 = self.expiry, self.cvv2
         if self.pin_block is not None:

@@ -1,8 +1,9 @@
-"""Spend controls and the one function that decides: `evaluate(card, transaction)`.
+"""Spend controls: `evaluate(card, transaction)`, the card's state and its controls.
 
 A card's controls start as its product's defaults; the program's maxima bound every card (a
-card limit above them is refused, and evaluation applies them in any case). The authorization
-engine calls `evaluate()` and then `record_spend()`; support staff call it as a dry run.
+card limit above them is refused, and evaluation applies them in any case). An authorization is
+decided by `cards/decision.decide`, which asks `evaluate()` first and then what the message
+presented; the engine then calls `record_spend()`. Support staff call `evaluate()` as a dry run.
 """
 
 import re
@@ -18,6 +19,7 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.lifecycle import LOCK_REASONS, expired
+from cardcore.cards.response_codes import ResponseCode
 from cardcore.kit.errors import CardcoreError, FieldError
 from cardcore.kit.ids import PrefixedId
 from cardcore.kit.money import MAX_AMOUNT
@@ -188,15 +190,15 @@ class Transaction:
 @dataclass(frozen=True)
 class Decision:
     approved: bool
-    response_code: str
+    response_code: ResponseCode
     rule: str | None = None
 
     @classmethod
     def approve(cls) -> "Decision":
-        return cls(True, "00")
+        return cls(True, ResponseCode.APPROVED)
 
     @classmethod
-    def decline(cls, code: str, rule: str) -> "Decision":
+    def decline(cls, code: ResponseCode, rule: str) -> "Decision":
         return cls(False, code, rule)
 
 
@@ -224,15 +226,15 @@ def _channels(transaction: Transaction, program: ProgramRules) -> list[str]:
 
 def status_decision(card: CardState, now: datetime) -> Decision | None:
     if card.status == "EXPIRED" or expired(card, now):
-        return Decision.decline("54", "CARD_EXPIRED")
+        return Decision.decline(ResponseCode.EXPIRED_CARD, "CARD_EXPIRED")
     if card.status == "LOCKED":
         reason = LOCK_REASONS.get(card.lock_reason or 0)
-        code = reason.iso_response if reason else "05"
+        code = reason.iso_response if reason else ResponseCode.DO_NOT_HONOUR
         return Decision.decline(code, f"CARD_LOCKED_{reason.name if reason else 'UNKNOWN'}")
     if card.status == "FROZEN":
-        return Decision.decline("05", "CARD_FROZEN")
+        return Decision.decline(ResponseCode.DO_NOT_HONOUR, "CARD_FROZEN")
     if card.status != "ACTIVE":
-        return Decision.decline("05", f"CARD_{card.status}")
+        return Decision.decline(ResponseCode.DO_NOT_HONOUR, f"CARD_{card.status}")
     return None
 
 
@@ -252,7 +254,9 @@ def evaluate(
     controls = parse(card.controls)
     for channel in _channels(transaction, program):
         if not controls.enabled(channel):
-            return Decision.decline("57", f"CHANNEL_{channel}_DISABLED")
+            return Decision.decline(
+                ResponseCode.NOT_PERMITTED_TO_CARDHOLDER, f"CHANNEL_{channel}_DISABLED"
+            )
     for name, value in (("countries", transaction.country.upper()), ("mcc", transaction.mcc)):
         rule = getattr(controls, name)
         if rule is None:
@@ -260,7 +264,8 @@ def evaluate(
         listed = value in rule.codes if name == "countries" else _mcc_in(value, rule.codes)
         if (rule.mode == "block") == listed:
             return Decision.decline(
-                "62", f"{name.upper()}_{'BLOCKED' if listed else 'NOT_ALLOWED'}"
+                ResponseCode.RESTRICTED_CARD,
+                f"{name.upper()}_{'BLOCKED' if listed else 'NOT_ALLOWED'}",
             )
     limits = controls.limits + [Limit.model_validate(m) for m in program.control_maxima or []]
     for limit in sorted(limits, key=lambda item: item.kind):  # amounts (61) before counts (65)
@@ -268,13 +273,21 @@ def evaluate(
             continue
         if limit.period == "transaction":
             if transaction.amount > limit.value:
-                return Decision.decline("61", f"AMOUNT_PER_TRANSACTION_{limit.channel}")
+                return Decision.decline(
+                    ResponseCode.EXCEEDS_AMOUNT_LIMIT, f"AMOUNT_PER_TRANSACTION_{limit.channel}"
+                )
             continue
         amount, count = spent.get((limit.channel, limit.period), (0, 0))
         if limit.kind == "amount" and amount + transaction.amount > limit.value:
-            return Decision.decline("61", f"AMOUNT_PER_{limit.period.upper()}_{limit.channel}")
+            return Decision.decline(
+                ResponseCode.EXCEEDS_AMOUNT_LIMIT,
+                f"AMOUNT_PER_{limit.period.upper()}_{limit.channel}",
+            )
         if limit.kind == "count" and count + 1 > limit.value:
-            return Decision.decline("65", f"COUNT_PER_{limit.period.upper()}_{limit.channel}")
+            return Decision.decline(
+                ResponseCode.EXCEEDS_FREQUENCY_LIMIT,
+                f"COUNT_PER_{limit.period.upper()}_{limit.channel}",
+            )
     return Decision.approve()
 
 

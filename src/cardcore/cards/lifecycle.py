@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.events import CardStatusChanged
+from cardcore.cards.response_codes import ResponseCode
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.outbox import record_event
@@ -47,22 +48,24 @@ class LockReason:
     name: str
     failure_action_code: str
     irreversible: bool
-    iso_response: str
+    iso_response: ResponseCode
 
 
 # Seed 003's table; code 11 has no failure action code there, and takes PIN tries' (1006).
 LOCK_REASONS: dict[int, LockReason] = {
     reason.code: reason
     for reason in (
-        LockReason(1, "CARD_LOST", "2008", True, "41"),
-        LockReason(2, "CARD_STOLEN", "2009", True, "43"),
-        LockReason(3, "PENDING_QUERY", "1000", False, "05"),
-        LockReason(4, "CARD_CONSOLIDATION", "1016", False, "05"),
-        LockReason(5, "CARD_INACTIVE", "1018", True, "05"),
-        LockReason(6, "PIN_TRIES_EXCEEDED", "1006", False, "75"),
-        LockReason(7, "SUSPECTED_FRAUD", "1002", False, "59"),
-        LockReason(8, "CARD_REPLACED", "1011", True, "05"),
-        LockReason(11, "OFFLINE_PIN_ATTEMPTS_EXCEEDED", "1006", False, "75"),
+        LockReason(1, "CARD_LOST", "2008", True, ResponseCode.LOST_CARD),
+        LockReason(2, "CARD_STOLEN", "2009", True, ResponseCode.STOLEN_CARD),
+        LockReason(3, "PENDING_QUERY", "1000", False, ResponseCode.DO_NOT_HONOUR),
+        LockReason(4, "CARD_CONSOLIDATION", "1016", False, ResponseCode.DO_NOT_HONOUR),
+        LockReason(5, "CARD_INACTIVE", "1018", True, ResponseCode.DO_NOT_HONOUR),
+        LockReason(6, "PIN_TRIES_EXCEEDED", "1006", False, ResponseCode.PIN_TRIES_EXCEEDED),
+        LockReason(7, "SUSPECTED_FRAUD", "1002", False, ResponseCode.SUSPECTED_FRAUD),
+        LockReason(8, "CARD_REPLACED", "1011", True, ResponseCode.DO_NOT_HONOUR),
+        LockReason(
+            11, "OFFLINE_PIN_ATTEMPTS_EXCEEDED", "1006", False, ResponseCode.PIN_TRIES_EXCEEDED
+        ),
     )
 }
 

@@ -47,7 +47,7 @@ class Program(CreatedAt, Base):
     # Pending authorizations are released after this many days (the hold-expiry job).
     hold_expiry_days: Mapped[int] = mapped_column(server_default="7")
     # How far a clearing may exceed its hold, per MCC, in basis points (tips at restaurants);
-    # merged over the built-in table in authorizations/service.py.
+    # merged over the built-in table in authorizations/follow_ups.py.
     clearing_tolerances: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
     # What happens to a fee the balance cannot pay (fees/service.py): SKIP it, RETRY it daily
     # for fee_retry_days, or ALLOW_NEGATIVE: take the balance below zero, at most this much per
