@@ -322,3 +322,44 @@ async def test_card_spending_below_the_deposit_threshold_warns_once(
     assert await warnings() == 1, "2,500 left: crossed"
     assert (await authorize(client, world, amount=1_000))["approved"] is True
     assert await warnings() == 1, "already below: no second warning"
+
+
+async def test_force_post_on_a_deposit_program_moves_both_legs_or_neither(
+    client: AsyncClient,
+    partner: Partner,
+    world: dict,  # type: ignore[type-arg]
+    session: AsyncSession,
+) -> None:
+    """The deposit leg and the user's leg of a force post are linked: when either side cannot
+    pay, neither moves, and the answer names the side."""
+    deposit = await _deposit(session, partner, 3_000)
+
+    async def both() -> tuple[int, int]:
+        deposit_left = (await ledger.totals(session, deposit.ledger_account_id)).available
+        return deposit_left, await available(client, partner, world)
+
+    async def force_post(amount: int) -> dict:  # type: ignore[type-arg]
+        posted = await client.post(
+            "/v1/network/force-post-clearings",
+            json=body(world, amount=amount),
+            headers=world["network"],
+        )
+        assert posted.status_code == 200, posted.text
+        return posted.json()  # type: ignore[no-any-return]
+
+    assert (await force_post(2_000))["approved"] is True
+    assert await both() == (1_000, 8_000)
+    # The deposit cannot pay: the user's leg, which could, does not move either.
+    short = await force_post(1_001)
+    assert (short["response_code"], short["decline_reason"]) == (
+        "51",
+        "PARTNER_DEPOSIT_INSUFFICIENT",
+    )
+    assert await both() == (1_000, 8_000)
+    # The user cannot pay: the deposit's leg, which could, is not taken.
+    await balances.reload_partner_balance(session, deposit, amount=20_000, reference="wire")
+    await session.commit()
+    broke = await force_post(8_001)
+    assert (broke["response_code"], broke["decline_reason"]) == ("51", "INSUFFICIENT_FUNDS")
+    assert await both() == (21_000, 8_000)
+    assert await verify(session) == []

@@ -6,7 +6,6 @@ pays the network and the user's balance pays the partner back for it (`Legs`); t
 goes first, as the program's deposit is charged before the user's funds are held.
 """
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.ledger import service as ledger
-from cardcore.models import Balance, CardTransaction, LedgerTransfer
+from cardcore.models import Balance, CardTransaction
 
 NETWORK_ACCOUNT = "card_network"
 # With a partner DEPOSIT balance the network is paid from the deposit, and the user's money goes
@@ -70,34 +69,32 @@ async def move(
     code: str,
     pending: bool,
     user_overdraft: int = 0,
-) -> list[LedgerTransfer]:
-    """Move (or hold) `amount` on every leg: all legs or none. Returns the transfers in leg
-    order; raises Refused naming the side that could not pay. A refused ledger transfer changes
-    nothing, so only two legs need a savepoint. `user_overdraft` lets the user leg go that far
-    below zero (a smaller hold replacing a larger one on a balance a fee took below zero)."""
-    moved = []
-    async with session.begin_nested() if len(legs.pairs) > 1 else contextlib.nullcontext():
-        for index, (debit, credit) in enumerate(legs.pairs):
-            try:
-                transfer = await ledger.transfer(
-                    session,
-                    program_id=row.program_id,
-                    debit_account_id=debit,
-                    credit_account_id=credit,
-                    amount=amount,
-                    currency=row.billing_currency,
-                    code=code,
-                    pending=pending,
-                    details={"transaction_id": row.id},
-                    overdraft_limit=user_overdraft if index == len(legs.pairs) - 1 else 0,
-                )
-            except ledger.Overdraft:
-                deposit_side = legs.deposit and index == 0
-                raise Refused(
-                    "PARTNER_DEPOSIT_INSUFFICIENT" if deposit_side else "INSUFFICIENT_FUNDS"
-                ) from None
-            moved.append(transfer)
-    return moved
+) -> list[Any]:
+    """Move (or hold) `amount` on every leg, linked: all legs or none. Returns the transfers in
+    leg order; raises Refused naming the side that could not pay. `user_overdraft` lets the
+    user leg go that far below zero (a smaller hold replacing a larger one on a balance a fee
+    took below zero)."""
+    moves = ledger.Linked()
+    last = len(legs.pairs) - 1
+    transfers = [
+        moves.transfer(
+            program_id=row.program_id,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=amount,
+            currency=row.billing_currency,
+            code=code,
+            pending=pending,
+            details={"transaction_id": row.id},
+            overdraft_limit=user_overdraft if index == last else 0,
+        )
+        for index, (debit, credit) in enumerate(legs.pairs)
+    ]
+    refused = await ledger.apply(session, moves)
+    if refused is not None:
+        deposit_side = legs.deposit and refused in legs.pairs[0]
+        raise Refused("PARTNER_DEPOSIT_INSUFFICIENT" if deposit_side else "INSUFFICIENT_FUNDS")
+    return transfers
 
 
 def set_holds(row: Any, holds: list[Any]) -> None:
