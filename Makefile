@@ -43,6 +43,7 @@ chromium:
 lint: install
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix $(SOURCES)

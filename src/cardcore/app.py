@@ -132,6 +132,7 @@ def _document_errors(app: FastAPI) -> None:
             app.openapi_schema = complete_responses(generate())
         return app.openapi_schema
 
+    # FastAPI's own way to complete its document: replace the method on the instance.
     app.openapi = openapi  # type: ignore[method-assign]
 
 
@@ -211,7 +212,7 @@ def create_app(
         app.state.keyring,
         sessionmaker,
         grace=timedelta(seconds=settings.jwe_key_grace_seconds),
-        **ENCRYPTION_KEYS,  # type: ignore[arg-type]
+        **ENCRYPTION_KEYS,
     )
     # The last added is the outermost: the request id and the 500 answer wrap the body limit,
     # so even a refused body gets both; the authorization's lean path is within both.

@@ -413,7 +413,7 @@ def rotate_jwe() -> None:
     keyring = load_keyring(get_settings())
 
     async def rotate(session: AsyncSession) -> str:
-        return await rotate_server_keys(session, keyring, **ENCRYPTION_KEYS)  # type: ignore[arg-type]
+        return await rotate_server_keys(session, keyring, **ENCRYPTION_KEYS)
 
     typer.echo(f"encrypting to {_in_transaction(rotate)}", err=True)
 
@@ -517,7 +517,7 @@ def ensure_server_keys() -> None:
 
     async def ensure(session: AsyncSession) -> None:
         for spec in (SIGNING_KEYS, ENCRYPTION_KEYS):
-            await create_server_key(session, keyring, only_if_none=True, **spec)  # type: ignore[arg-type]
+            await create_server_key(session, keyring, only_if_none=True, **spec)
 
     _in_transaction(ensure)
 

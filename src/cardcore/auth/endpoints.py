@@ -2,7 +2,7 @@
 
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote
 
 from fastapi import Body, Path, Request, Response, status
@@ -34,12 +34,13 @@ routes = router(tags=["auth"], encryption="optional")
 # Nothing to send is a valid request: the body is optional and defaults to empty.
 SessionOptions = Annotated[SessionCreate, Body(default_factory=SessionCreate)]
 
-OAUTH_ERRORS = {
+OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type"},
     401: {"description": "RFC 6749 error: invalid_client"},
 }
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM_TYPE = "application/x-www-form-urlencoded"
+C = TypeVar("C", bound=CredentialOut)
 
 
 class CredentialRepository(TenantRepository[Credential]):
@@ -47,9 +48,7 @@ class CredentialRepository(TenantRepository[Credential]):
     noun = "credential"
 
 
-def _credential_out(
-    credential: Credential, schema: type[CredentialOut] = CredentialOut, **extra: str
-) -> CredentialOut:
+def _credential_out(credential: Credential, schema: type[C], **extra: str) -> C:
     return schema.model_validate(
         {
             "id": credential.id,
@@ -95,10 +94,10 @@ def _client_authentication(request: Request, form: FormData) -> tuple[str, str]:
         if scheme.lower() != "basic" or not sep:
             raise OAuthError("invalid_client", "Use HTTP Basic client authentication.", 401)
         return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
-    client_id, secret = form.get("client_id"), form.get("client_secret")
-    if not isinstance(client_id, str) or not isinstance(secret, str):
+    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if not isinstance(form_id, str) or not isinstance(form_secret, str):
         raise OAuthError("invalid_client", "Client authentication is required.", 401)
-    return client_id, secret
+    return form_id, form_secret
 
 
 def _token_response(issued: service.IssuedTokens) -> Response:
@@ -232,7 +231,7 @@ async def list_credentials(
 ) -> Many[CredentialOut]:
     repository = CredentialRepository(session, principal.tenant_id)
     credentials, meta = await repository.page(repository.readable(), page)
-    return Many(data=[_credential_out(c) for c in credentials], meta=meta)
+    return Many(data=[_credential_out(c, CredentialOut) for c in credentials], meta=meta)
 
 
 @routes.delete(
@@ -246,7 +245,8 @@ async def revoke_credential(
 ) -> One[CredentialOut]:
     repository = CredentialRepository(session, principal.tenant_id)
     credential = await repository.get_or_404(credential_id, for_update=True)
-    return One(data=_credential_out(await service.revoke_credential(session, credential)))
+    revoked = await service.revoke_credential(session, credential)
+    return One(data=_credential_out(revoked, CredentialOut))
 
 
 # -- cardholder sessions -------------------------------------------------------------------------

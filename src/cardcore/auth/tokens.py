@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore.config import Settings
 from cardcore.kit.crypto import Keyring
-from cardcore.kit.server_keys import ServerKeys, rotate_server_keys
+from cardcore.kit.server_keys import KeySpec, ServerKeys, rotate_server_keys
 
 ISSUER = "cardcore"
 ALGORITHM = "RS256"
-SIGNING_KEYS = {"purpose": "jwt", "algorithm": ALGORITHM, "key_size": 2048}
+SIGNING_KEYS: KeySpec = {"purpose": "jwt", "algorithm": ALGORITHM, "key_size": 2048}
 # Tokens live at most this long (the TTL settings are capped to it), so a key retired longer
 # ago than this has nothing left to verify.
 MAX_TOKEN_LIFETIME = timedelta(hours=2)
@@ -59,7 +59,7 @@ def lifetimes(settings: Settings) -> dict[str, int]:
 
 class TokenKeys:
     def __init__(self, keyring: Keyring, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.keys = ServerKeys(keyring, sessionmaker, grace=MAX_TOKEN_LIFETIME, **SIGNING_KEYS)  # type: ignore[arg-type]
+        self.keys = ServerKeys(keyring, sessionmaker, grace=MAX_TOKEN_LIFETIME, **SIGNING_KEYS)
 
     async def issue(
         self,
@@ -134,4 +134,4 @@ def _kid_of(token: str) -> str | None:
 
 
 async def rotate_signing_keys(session: AsyncSession, keyring: Keyring) -> str:
-    return await rotate_server_keys(session, keyring, **SIGNING_KEYS)  # type: ignore[arg-type]
+    return await rotate_server_keys(session, keyring, **SIGNING_KEYS)

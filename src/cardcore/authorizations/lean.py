@@ -119,6 +119,7 @@ def _remember(principal: Principal | None, digest: bytes) -> None:
         principal is None
         or principal.kind is not PrincipalKind.NETWORK
         or principal.channel != "api_key"
+        or principal.actor_id is None
     ):
         return
     if len(_KNOWN_KEYS) >= _MAX_KNOWN_KEYS:
@@ -276,9 +277,10 @@ class Connections:
                     server_settings["statement_timeout"] = str(
                         self.settings.db_statement_timeout_ms
                     )
+                where: dict[str, Any] = {"host": host} if host else {}
                 self.pool = await asyncpg.create_pool(
                     dsn,
-                    **({"host": host} if host else {}),
+                    **where,
                     min_size=0,
                     max_size=self.settings.db_lean_pool_size or 2 * (os.cpu_count() or 2),
                     server_settings=server_settings,

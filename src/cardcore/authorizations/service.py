@@ -158,7 +158,7 @@ def _new_row(
     decision: controls.Decision,
     deposit_account_id: str | None,
     kind: str = "AUTHORIZATION",
-    make: Callable[..., Any] = CardTransaction,
+    make: Callable[..., CardTransaction] = CardTransaction,
 ) -> CardTransaction:
     """A transaction as declined by `decision` (or DECLINED, to be approved by its caller once
     the money moved). `make`: the model, or the authorization path's plain rows."""

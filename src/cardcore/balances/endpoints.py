@@ -39,10 +39,12 @@ from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
     Card,
+    Corporation,
     LedgerTransfer,
     MoneyTransfer,
     PartnerBalance,
     PaymentContact,
+    User,
 )
 
 routes = router(
@@ -135,6 +137,7 @@ async def _partner_balance_page(
 async def create_balance(
     body: BalanceCreate, principal: Partner, session: DbSession
 ) -> One[BalanceOut]:
+    owner: User | Corporation
     if body.user_id is not None:
         owner = await UserRepository(session, principal.tenant_id).get_or_404(body.user_id)
     else:

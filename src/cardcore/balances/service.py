@@ -415,7 +415,11 @@ async def create_transfer(
     require_active(source)
     if currency != source.currency:
         raise CardcoreError("CURRENCY_MISMATCH", f"The balance holds {source.currency}.")
-    common = {"program_id": source.program_id, "amount": amount, "currency": currency}
+    common: dict[str, Any] = {
+        "program_id": source.program_id,
+        "amount": amount,
+        "currency": currency,
+    }
     fee_lines: list[Fee] = []
     if destination is not None:
         require_active(destination)
@@ -517,7 +521,11 @@ async def settle_transfer(
         raise CardcoreError("TRANSFER_NOT_PENDING", f"The transfer is {transfer.status}.")
     held_fees = await fees.held_for(session, money_transfer_id=transfer.id)
     holds = await ledger.pending_transfers(
-        session, [transfer.ledger_transfer_id, *(f.ledger_transfer_id for f in held_fees)]
+        session,
+        [
+            transfer.ledger_transfer_id,
+            *(f.ledger_transfer_id for f in held_fees if f.ledger_transfer_id is not None),
+        ],
     )
     moves = ledger.Linked()
     moves.resolve(holds[transfer.ledger_transfer_id], kind="post" if completed else "void")

@@ -1,6 +1,7 @@
 """Card products and cards: issuance, reading, reveal, PIN, CVV reset, the physical journey,
 activation and the cardholder check."""
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated
 
@@ -353,7 +354,7 @@ async def my_card(card_id: CardId, principal: Cardholder, session: DbSession) ->
 
 
 async def _reveal(
-    session: AsyncSession, services: CardServices, card: Card, fields: list[str]
+    session: AsyncSession, services: CardServices, card: Card, fields: Sequence[str]
 ) -> RevealOut:
     pan = await services.vault.decrypt(session, card)
     out = RevealOut()

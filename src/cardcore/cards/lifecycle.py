@@ -14,7 +14,7 @@ may become ACTIVE, INACTIVE or FROZEN again, whatever route asks.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
@@ -225,7 +225,14 @@ def failure_action_code(card: Card) -> str | None:
     return reason.failure_action_code if reason else None
 
 
-def expired(card: Card, now: datetime) -> bool:
+class Expiring(Protocol):
+    """What expiry needs of a card: a `Card` row, or the authorization path's read."""
+
+    expiry_month: int
+    expiry_year: int
+
+
+def expired(card: Expiring, now: datetime) -> bool:
     """A card is valid through the last day of its expiry month."""
     return (now.year, now.month) > (card.expiry_year, card.expiry_month)
 

@@ -13,6 +13,7 @@ from cardcore.balances.endpoints import BalanceRepository
 from cardcore.cards import controls, lifecycle, reports
 from cardcore.cards.endpoints import card_out, load_card
 from cardcore.cards.schemas import CardOut, DeliveryAddress
+from cardcore.cards.service import CardServices
 from cardcore.db import DbSession
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, Forbidden, error_responses
@@ -497,9 +498,9 @@ async def _decide_physical(
     session: AsyncSession,
     principal: Principal,
     request_id: str,
-    services,
+    services: CardServices,
     approve: bool,
-    reason: str | None,  # type: ignore[no-untyped-def]
+    reason: str | None,
 ) -> PhysicalRequestOut:
     found = await PhysicalRequestRepository(session, principal.tenant_id).get_or_404(
         request_id, for_update=True

@@ -19,6 +19,7 @@ verdict. Nothing here logs.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -56,7 +57,7 @@ def tdes(key: bytes) -> TripleDES:
     return TripleDES(key if len(key) == 24 else key + key[:8])
 
 
-def _single_block(cipher: Cipher, block: bytes, *, decrypt: bool) -> bytes:  # type: ignore[type-arg]
+def _single_block(cipher: Cipher[Any], block: bytes, *, decrypt: bool) -> bytes:
     context = cipher.decryptor() if decrypt else cipher.encryptor()
     return context.update(block) + context.finalize()
 

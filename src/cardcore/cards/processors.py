@@ -5,6 +5,7 @@ bureau, a processor's issuing API) is one more class with these methods, chosen 
 CARDCORE_ISSUING_PROCESSOR — nothing in the card service changes."""
 
 import secrets
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from cardcore.cards.security import generate_pan
@@ -37,8 +38,8 @@ class LocalProcessor:
         return f"local-{secrets.token_hex(6)}"
 
 
-PROCESSORS: dict[str, type] = {"local": LocalProcessor}
+PROCESSORS: dict[str, Callable[[], IssuingProcessor]] = {"local": LocalProcessor}
 
 
 def processor(name: str) -> IssuingProcessor:
-    return PROCESSORS[name]()  # type: ignore[no-any-return]
+    return PROCESSORS[name]()

@@ -121,12 +121,17 @@ class CardRequestOut(BaseModel):
     completed_at: datetime | None
 
 
+Revealable = Literal["pan", "cvv", "expiry"]
+
+
+def _everything_revealable() -> list[Revealable]:
+    return ["pan", "cvv", "expiry"]
+
+
 class RevealIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fields: list[Literal["pan", "cvv", "expiry"]] = Field(
-        default_factory=lambda: ["pan", "cvv", "expiry"], min_length=1
-    )
+    fields: list[Revealable] = Field(default_factory=_everything_revealable, min_length=1)
 
 
 class RevealOut(BaseModel):

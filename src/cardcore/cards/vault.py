@@ -44,9 +44,8 @@ class PanVault:
         return int(version)
 
     async def add_key(self, session: AsyncSession) -> int:
-        version = (
-            int(await session.scalar(select(func.coalesce(func.max(PanDataKey.version), 0)))) + 1
-        )
+        highest = await session.scalar(select(func.max(PanDataKey.version)))
+        version = (highest or 0) + 1
         key = secrets.token_bytes(32)
         session.add(
             PanDataKey(

@@ -119,9 +119,9 @@ async def list_schedules(
 
 
 def _filtered(
-    statement: Select[tuple[Fee]],
+    statement: Select[Fee],
     **filters: str | None,
-) -> Select[tuple[Fee]]:
+) -> Select[Fee]:
     for name, value in filters.items():
         if value is not None:
             column = getattr(Fee, name)
@@ -251,7 +251,7 @@ async def fee_revenue(
                 charged=int(row.charged or 0),
                 refunded=int(row.refunded or 0),
                 net=int(row.charged or 0) - int(row.refunded or 0),
-                count=int(row.count or 0),
+                count=int(row.fee_count or 0),
             )
             for row in rows
         ],

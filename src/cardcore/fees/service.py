@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -237,7 +237,19 @@ def _event_fields(fee: Fee) -> dict[str, Any]:
     }
 
 
-def new_line(priced: Priced, *, key: str, balance: Balance, **links: Any) -> Fee:
+class Charged(Protocol):
+    """What a fee line needs of the balance it charges: a `Balance` row, or what the
+    authorization path read of it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def program_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+
+
+def new_line(priced: Priced, *, key: str, balance: Charged, **links: Any) -> Fee:
     return Fee(
         id=new_id("fee"),
         program_id=balance.program_id,
@@ -538,7 +550,7 @@ async def transaction_fees(
     session: AsyncSession,
     row: CardTransaction,
     card: Card,
-    balance: Balance,
+    balance: Charged,
     *,
     versions: Versions | None = None,
 ) -> list[Fee]:
@@ -735,7 +747,7 @@ _REVENUE = text(
     SELECT t.currency, t.details->>'fee_type' AS type,
            sum(t.amount) FILTER (WHERE t.code = 'fee') AS charged,
            sum(t.amount) FILTER (WHERE t.code = 'fee_refund') AS refunded,
-           count(DISTINCT t.details->>'fee_id') FILTER (WHERE t.code = 'fee') AS count
+           count(DISTINCT t.details->>'fee_id') FILTER (WHERE t.code = 'fee') AS fee_count
     FROM ledger_transfers t
     JOIN ledger_accounts a ON a.id IN (t.credit_account_id, t.debit_account_id)
     WHERE a.program_id = :program_id AND a.kind = 'fee_revenue' AND a.owner_id IS NULL

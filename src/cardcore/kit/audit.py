@@ -44,8 +44,8 @@ def _object_id(request: Request, response_body: bytes | None) -> str | None:
             data = json.loads(response_body).get("data")
         except (ValueError, AttributeError):
             return None
-        if isinstance(data, dict) and isinstance(data.get("id"), str):
-            return data["id"][:64]
+        if isinstance(data, dict) and isinstance(found := data.get("id"), str):
+            return found[:64]
     return None
 
 

@@ -20,6 +20,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -27,9 +28,9 @@ from joserfc.jwk import RSAKey
 from starlette.datastructures import Headers
 
 from cardcore.kit.errors import CardcoreError, FieldError, validation_error
-from cardcore.kit.server_keys import ServerKeys
+from cardcore.kit.server_keys import KeySpec, ServerKeys
 
-ENCRYPTION_KEYS = {"purpose": "jwe", "algorithm": "RSA-OAEP-256", "key_size": 3072}
+ENCRYPTION_KEYS: KeySpec = {"purpose": "jwe", "algorithm": "RSA-OAEP-256", "key_size": 3072}
 ACCEPTED_KEY_ALGORITHMS = ("RSA-OAEP-256", "RSA-OAEP")
 CONTENT_ENCRYPTION = "A256GCM"
 RESPONSE_KEY_ALGORITHM = "RSA-OAEP-256"
@@ -122,16 +123,14 @@ def parse_public_key(value: str | None) -> RSAKey:
         if not raw.startswith("{"):
             raw_bytes = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=False)
             raw = raw_bytes.decode("latin-1").strip()
-            material: bytes | dict[str, object] = (
-                json.loads(raw) if raw.startswith("{") else raw_bytes
-            )
+            material: bytes | dict[str, Any] = json.loads(raw) if raw.startswith("{") else raw_bytes
         else:
             material = json.loads(raw)
         with warnings.catch_warnings():
             # joserfc warns about keys under 2048 bits; we refuse them just below, with a
             # clear error instead.
             warnings.simplefilter("ignore")
-            key = RSAKey.import_key(material)  # type: ignore[arg-type]
+            key = RSAKey.import_key(material)
     except (JoseError, ValueError, TypeError, binascii.Error) as exc:
         raise CardcoreError(
             "INVALID_PUBLIC_KEY", "Public-Key is not an RSA public key (PEM, DER or JWK)."
@@ -141,7 +140,7 @@ def parse_public_key(value: str | None) -> RSAKey:
         raise CardcoreError(
             "INVALID_PUBLIC_KEY", "Public-Key holds a private key; send only the public part."
         )
-    if key.raw_value.key_size < MIN_CALLER_KEY_BITS:  # type: ignore[union-attr]
+    if key.raw_value.key_size < MIN_CALLER_KEY_BITS:
         raise CardcoreError(
             "INVALID_PUBLIC_KEY", f"The key must have at least {MIN_CALLER_KEY_BITS} bits."
         )

@@ -30,7 +30,8 @@ def matching_id(column: Any, value: str) -> ColumnElement[bool]:
     """`column == value`, or a condition no row meets when `value` is not an id of the column's
     type."""
     if ids.is_valid(column.type.prefix, value):
-        return column == value  # type: ignore[no-any-return]
+        matches: ColumnElement[bool] = column == value
+        return matches
     return false()
 
 

@@ -91,7 +91,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if code is None:
         return await _unexpected_error(request, exc)
     message = None if exc.status_code in (404, 405) else str(exc.detail)
-    return error_response(request, CardcoreError(code, message, headers=exc.headers))
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(request, CardcoreError(code, message, headers=headers))
 
 
 async def _oauth_error(request: Request, exc: Exception) -> Response:

@@ -29,7 +29,7 @@ access_log = get_logger("cardcore.access")
 def _caller_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             # The id is echoed and stored (audit_log, events) as given, so one that holds a card
             # number is replaced rather than kept, by the same test the log mask uses.
             if _ACCEPTABLE_REQUEST_ID.match(candidate) and not contains_card_number(candidate):

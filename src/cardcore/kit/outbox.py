@@ -56,7 +56,7 @@ def new_event(
     program_id: str,
     object_id: str | None,
     data: EventData,
-    make: Callable[..., Any] = Event,
+    make: Callable[..., Event] = Event,
 ) -> Event:
     """The event's row, not yet added anywhere: for a caller that writes it itself, in the same
     transaction as its change (the authorization path's one write, whose plain rows `make`

@@ -29,9 +29,10 @@ class TenantRepository(Generic[M]):
 
     @property
     def id_prefix(self) -> str:
-        return self.model.__table__.c.id.type.prefix  # type: ignore[no-any-return]
+        prefix: str = self.model.__table__.c.id.type.prefix
+        return prefix
 
-    def readable(self) -> Select[tuple[M]]:
+    def readable(self) -> Select[M]:
         return select(self.model).where(self.model.program_id == self.program_id)
 
     async def get(self, public_id: str, *, for_update: bool = False) -> M | None:
@@ -40,7 +41,8 @@ class TenantRepository(Generic[M]):
         statement = self.readable().where(self.model.id == public_id)
         if for_update:
             statement = statement.with_for_update()
-        return await self.session.scalar(statement)
+        found: M | None = await self.session.scalar(statement)
+        return found
 
     async def get_or_404(self, public_id: str, *, for_update: bool = False) -> M:
         found = await self.get(public_id, for_update=for_update)
@@ -48,7 +50,5 @@ class TenantRepository(Generic[M]):
             raise NotFound(self.noun)
         return found
 
-    async def page(
-        self, statement: Select[tuple[M]], params: PageParams
-    ) -> tuple[list[M], ListMeta]:
+    async def page(self, statement: Select[M], params: PageParams) -> tuple[list[M], ListMeta]:
         return await paginate(self.session, statement, self.model.id, params)

@@ -148,7 +148,7 @@ class CardcoreRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        mutating = bool(self.methods & audit.MUTATING_METHODS)
+        mutating = bool((self.methods or set()) & audit.MUTATING_METHODS)
         mode = self.encryption
         required_for = self.required_for
         # What the route reads, dependencies included: the only inputs that can reach the

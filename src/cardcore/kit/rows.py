@@ -8,13 +8,15 @@ back with its ids in their public form (`public`).
 
 import functools
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 import orjson
 
 from cardcore.kit.ids import PrefixedId, from_uuid, to_uuid
 from cardcore.models import Base
+
+M = TypeVar("M", bound=Base)
 
 
 @functools.cache
@@ -44,6 +46,11 @@ class Facts:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a column the row did not have: says to type checkers that the
+        # attributes are the row's, whatever they are.
+        raise AttributeError(name)
 
 
 @functools.cache
@@ -77,9 +84,11 @@ class Plain:
         raise AttributeError(name)
 
 
-def plain(model: type[Base]) -> Any:
-    """A maker of `model` rows for `as_row`, called as the model would be."""
-    return functools.partial(Plain, model)
+def plain(model: type[M]) -> Callable[..., M]:
+    """A maker of `model` rows for `as_row`, called as the model would be. What it makes stands
+    in for the model's rows wherever they are only read or written to (`Plain`), so it is typed
+    as making them."""
+    return cast(Callable[..., M], functools.partial(Plain, model))
 
 
 @functools.cache
@@ -91,7 +100,7 @@ def as_row(instance: Any) -> dict[str, Any]:
     """A new row (a model instance or `Plain`) as the JSON object of its table's columns, ids as
     UUIDs."""
     row: dict[str, Any] = {}
-    model = instance.model if isinstance(instance, Plain) else type(instance)
+    model: type[Base] = instance.model if isinstance(instance, Plain) else type(instance)
     for key, prefix, required in _columns(model):
         value = instance.__dict__.get(key)
         if value is None:

@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypedDict
 
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, or_, select, text, update
@@ -24,6 +25,14 @@ from cardcore.models import ServerKey
 
 _RELOAD_AFTER_SECONDS = 60.0
 _UNKNOWN_KID_RELOAD_SECONDS = 5.0
+
+
+class KeySpec(TypedDict):
+    """What keys of one purpose are: the arguments a purpose's keys are made and kept with."""
+
+    purpose: str
+    algorithm: str
+    key_size: int
 
 
 @dataclass

@@ -178,8 +178,8 @@ async def _rules(session: AsyncSession, account_ids: list[str]) -> dict[str, _Ru
                 LedgerAccount.credits_must_not_exceed_debits,
             ).where(LedgerAccount.id.in_(missing))
         )
-        for account_id, *facts in rows:
-            _RULES[account_id] = _Rules(*facts)
+        for account_id, currency, debits_rule, credits_rule in rows:
+            _RULES[account_id] = _Rules(currency, debits_rule, credits_rule)
     if any(a not in _RULES for a in account_ids):
         raise CardcoreError("NOT_FOUND", "No such ledger account.")
     return {a: _RULES[a] for a in account_ids}
@@ -261,8 +261,6 @@ async def _run(
         if row.key is not None and (existing := await find_by_key(session, row.key)) is not None:
             return existing
         raise CardcoreError("TRANSFER_ALREADY_RESOLVED")
-    # Not a column: the new totals of the ruled accounts, so a caller needs no second read.
-    recorded.totals_after = {}
     moved: list[str] = []
     buffered = [a for a, r in known.items() if r.buffered]
     try:
@@ -284,7 +282,6 @@ async def _run(
                     raise Overdraft(account_id)
                 buffered.append(account_id)
                 continue
-            recorded.totals_after[account_id] = after
             moved.append(account_id)
     except (Overdraft, CardcoreError):
         # Put back what moved: the caller's transaction goes on as if nothing was tried.
@@ -363,7 +360,7 @@ def new_transfer(
     timeout_at: datetime | None = None,
     key: str | None = None,
     details: dict[str, Any] | None = None,
-    make: Callable[..., Any] = LedgerTransfer,
+    make: Callable[..., LedgerTransfer] = LedgerTransfer,
 ) -> LedgerTransfer:
     """A single or pending transfer's row, not yet recorded: `transfer` records it with its
     totals, the authorization path's one write (`authorizations/store.py`, whose plain rows

@@ -1,4 +1,4 @@
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from cardcore.kit.repository import TenantRepository
 from cardcore.models import AdminUser, ApiKey, Program
@@ -20,5 +20,5 @@ class ProgramRepository(TenantRepository[Program]):
     model = Program
     noun = "program"
 
-    def readable(self):  # type: ignore[no-untyped-def]
+    def readable(self) -> Select[Program]:
         return select(Program).where(Program.id == self.program_id)

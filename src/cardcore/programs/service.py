@@ -80,13 +80,15 @@ async def create_api_key(
 
 async def revoke_api_key(session: AsyncSession, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
-        key.revoked_at = await session.scalar(select(func.now()))
+        revoked_at = await session.scalar(select(func.now()))
+        assert revoked_at is not None
+        key.revoked_at = revoked_at
         await session.flush()
         record_event(
             session,
             program_id=key.program_id,
             object_id=key.id,
-            data=ApiKeyRevoked(id=key.id, name=key.name, revoked_at=key.revoked_at.isoformat()),
+            data=ApiKeyRevoked(id=key.id, name=key.name, revoked_at=revoked_at.isoformat()),
         )
     return key
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query, Request, status
+from sqlalchemy import Select
 
 from cardcore.auth.dependencies import Partner
 from cardcore.db import DbSession
@@ -41,7 +42,7 @@ class WebhookRepository(TenantRepository[WebhookEndpoint]):
     model = WebhookEndpoint
     noun = "webhook"
 
-    def readable(self):  # type: ignore[no-untyped-def]
+    def readable(self) -> Select[WebhookEndpoint]:
         return super().readable().where(WebhookEndpoint.deleted_at.is_(None))
 
 

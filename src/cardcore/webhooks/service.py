@@ -5,8 +5,9 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.crypto import Keyring
@@ -134,7 +135,9 @@ async def send_test(session: AsyncSession, endpoint: WebhookEndpoint) -> Webhook
 async def retry_message(session: AsyncSession, message: WebhookMessage) -> WebhookMessage:
     message.status = "pending"
     message.attempts = 0
-    message.next_attempt_at = await session.scalar(select(func.statement_timestamp()))  # type: ignore[assignment]
+    now = await session.scalar(select(func.statement_timestamp()))
+    assert now is not None
+    message.next_attempt_at = now
     await session.flush()
     return message
 
@@ -150,12 +153,12 @@ async def recover(session: AsyncSession, endpoint: WebhookEndpoint, since: datet
         )
         .values(status="pending", attempts=0, next_attempt_at=func.statement_timestamp())
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 async def oldest_undelivered_age(session: AsyncSession) -> float:
     """Seconds since the oldest event still waiting for fan-out or delivery was created."""
-    oldest = await session.scalar(
+    oldest: datetime | None = await session.scalar(
         select(
             func.least(
                 select(func.min(Event.created_at))
