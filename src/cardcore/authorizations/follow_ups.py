@@ -40,6 +40,7 @@ from cardcore.kit.ids import is_valid, new_id
 from cardcore.kit.outbox import EventData, new_event
 from cardcore.kit.rows import Facts
 from cardcore.ledger import service as ledger
+from cardcore.models import TransactionStatus
 
 # How far a clearing may exceed its authorization, in basis points, by MCC: tips at restaurants,
 # bars, fast food, taxis and salons; hotels and car rentals add incidentals. Anything else clears
@@ -324,7 +325,7 @@ def _reversal(found: store.FollowUpContext, amount: int | None) -> _Outcome:
     outcome = _Outcome(amount=release)
     outcome.ledger_transfer_id = _rehold(outcome.moves, found, row.held_amount, reducing=True)
     if row.held_amount == 0:
-        row.status = "REVERSED"
+        row.status = TransactionStatus.REVERSED
     outcome.events.append(_updated(row, "reversal", release))
     return outcome
 
@@ -367,7 +368,7 @@ def _clearing(found: store.FollowUpContext, amount: int | None) -> _Outcome:
     settled = fees.settle(moves, found.held_fees, found.holds, found.user_account, amount)
     outcome.events += fees.mark_settled(settled)
     forget_holds(row)
-    row.status, row.settled_amount, row.held_amount = "SETTLED", amount, 0
+    row.status, row.settled_amount, row.held_amount = TransactionStatus.SETTLED, amount, 0
     outcome.events.append(_updated(row, "clearing", amount))
     return outcome
 
@@ -416,7 +417,7 @@ def _expiry(found: store.FollowUpContext) -> _Outcome:
     outcome.ledger_transfer_id = _rehold(
         outcome.moves, found, 0, reducing=False, code="card_hold_expiry", kind="expire"
     )
-    row.status, row.held_amount = "EXPIRED", 0
+    row.status, row.held_amount = TransactionStatus.EXPIRED, 0
     outcome.events.append(
         AuthorizationExpired(transaction_id=row.id, card_id=row.card_id, released_amount=released)
     )

@@ -55,6 +55,7 @@ from cardcore.models import (
     CardTransactionEvent,
     PartnerBalance,
     Program,
+    TransactionStatus,
 )
 
 
@@ -169,7 +170,7 @@ def _new_row(
         balance_id=card.balance_id,
         user_id=card.user_id,
         kind=kind,
-        status="DECLINED",
+        status=TransactionStatus.DECLINED,
         held_amount=0,
         settled_amount=0,
         amount=request.amount,
@@ -383,7 +384,7 @@ async def _approve(
     ]
     set_holds(row, holds)
     await fees.hold_linked(session, moves, fee_lines, legs.user_account)
-    row.status, row.held_amount = "PENDING", transaction.amount
+    row.status, row.held_amount = TransactionStatus.PENDING, transaction.amount
     row.response_code = ResponseCode.APPROVED
     row.authorization_code = f"{secrets.randbelow(10**6):06d}"
     response = response_of(row, None)
@@ -406,7 +407,7 @@ async def _approve(
         return written, response
     refused_deposit = written.refused_account == context.deposit_account
     forget_holds(row)
-    row.status, row.held_amount, row.authorization_code = "DECLINED", 0, None
+    row.status, row.held_amount, row.authorization_code = TransactionStatus.DECLINED, 0, None
     row.response_code = ResponseCode.INSUFFICIENT_FUNDS
     row.decline_reason = "PARTNER_DEPOSIT_INSUFFICIENT" if refused_deposit else "INSUFFICIENT_FUNDS"
     return None
@@ -477,7 +478,7 @@ async def post_without_authorization(
             row.decline_reason = refused.reason
             decline = (ResponseCode.INSUFFICIENT_FUNDS, refused.reason)
         else:
-            row.status, row.settled_amount = "SETTLED", billing
+            row.status, row.settled_amount = TransactionStatus.SETTLED, billing
             row.response_code = ResponseCode.APPROVED
             if kind == "FORCE_POST":
                 spend = _spend(request, billing, balance.currency)

@@ -163,11 +163,16 @@ def loosens(current: Controls, proposed: Controls) -> list[str]:
 class CardState(Protocol):
     """What deciding needs of a card: a `Card` row, or the authorization path's raw read."""
 
-    status: str
-    lock_reason: int | None
-    controls: dict[str, Any]
-    expiry_month: int
-    expiry_year: int
+    @property
+    def status(self) -> str: ...
+    @property
+    def lock_reason(self) -> int | None: ...
+    @property
+    def controls(self) -> dict[str, Any]: ...
+    @property
+    def expiry_month(self) -> int: ...
+    @property
+    def expiry_year(self) -> int: ...
 
 
 class ProgramRules(Protocol):

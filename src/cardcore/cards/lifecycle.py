@@ -25,20 +25,24 @@ from cardcore.cards.response_codes import ResponseCode
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.outbox import record_event
-from cardcore.models import Card, CompromisedPan
+from cardcore.models import Card, CardStatus, CompromisedPan
 
-LIVE = ("INACTIVE", "ACTIVE", "FROZEN", "LOCKED")
-TERMINAL = ("CLOSED", "EXPIRED")
+LIVE = (CardStatus.INACTIVE, CardStatus.ACTIVE, CardStatus.FROZEN, CardStatus.LOCKED)
+TERMINAL = (CardStatus.CLOSED, CardStatus.EXPIRED)
 STATES = LIVE + TERMINAL
 
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "INACTIVE": frozenset({"ACTIVE", "FROZEN", "LOCKED", "CLOSED", "EXPIRED"}),
-    "ACTIVE": frozenset({"FROZEN", "LOCKED", "CLOSED", "EXPIRED"}),
-    "FROZEN": frozenset({"ACTIVE", "INACTIVE", "LOCKED", "CLOSED", "EXPIRED"}),
-    # LOCKED → LOCKED: a lock may be replaced by a graver one (pending query → stolen).
-    "LOCKED": frozenset({"ACTIVE", "INACTIVE", "LOCKED", "CLOSED", "EXPIRED"}),
-    "CLOSED": frozenset(),
-    "EXPIRED": frozenset(),
+# Each state and those it may become; the names are checked against CardStatus on import.
+TRANSITIONS: dict[CardStatus, frozenset[CardStatus]] = {
+    CardStatus(state): frozenset(CardStatus(to) for to in allowed.split())
+    for state, allowed in {
+        "INACTIVE": "ACTIVE FROZEN LOCKED CLOSED EXPIRED",
+        "ACTIVE": "FROZEN LOCKED CLOSED EXPIRED",
+        "FROZEN": "ACTIVE INACTIVE LOCKED CLOSED EXPIRED",
+        # LOCKED → LOCKED: a lock may be replaced by a graver one (pending query → stolen).
+        "LOCKED": "ACTIVE INACTIVE LOCKED CLOSED EXPIRED",
+        "CLOSED": "",
+        "EXPIRED": "",
+    }.items()
 }
 
 
@@ -131,14 +135,14 @@ async def compromise(session: AsyncSession, card: Card, reason: str, *, actor: s
         if carrier.status == "LOCKED" and carrier.lock_reason == COMPROMISE_LOCKS[reason]:
             continue
         await transition(
-            session, carrier, "LOCKED", actor=actor, lock_code=COMPROMISE_LOCKS[reason]
+            session, carrier, CardStatus.LOCKED, actor=actor, lock_code=COMPROMISE_LOCKS[reason]
         )
 
 
 async def transition(
     session: AsyncSession,
     card: Card,
-    to: str,
+    to: CardStatus,
     *,
     actor: str,
     reason: str | None = None,
@@ -186,7 +190,7 @@ async def transition(
 
 
 async def lock(session: AsyncSession, card: Card, code: int, *, actor: str) -> Card:
-    await transition(session, card, "LOCKED", actor=actor, lock_code=code)
+    await transition(session, card, CardStatus.LOCKED, actor=actor, lock_code=code)
     if code in _COMPROMISING_LOCKS:
         await compromise(session, card, _COMPROMISING_LOCKS[code], actor=actor)
     return card
@@ -199,7 +203,7 @@ async def unlock(session: AsyncSession, card: Card, *, actor: str) -> Card:
     if reason is not None and reason.irreversible:
         raise CardcoreError("LOCK_IRREVERSIBLE", f"Lock {reason.code} ({reason.name}) is final.")
     return await transition(
-        session, card, card.previous_status or "ACTIVE", actor=actor, reason="unlocked"
+        session, card, card.previous_status or CardStatus.ACTIVE, actor=actor, reason="unlocked"
     )
 
 
@@ -208,14 +212,14 @@ async def freeze(session: AsyncSession, card: Card, *, actor: str) -> Card:
         return card
     if card.status == "LOCKED":
         raise CardcoreError("INVALID_CARD_TRANSITION", "The card is LOCKED; it cannot be frozen.")
-    return await transition(session, card, "FROZEN", actor=actor, reason="frozen")
+    return await transition(session, card, CardStatus.FROZEN, actor=actor, reason="frozen")
 
 
 async def unfreeze(session: AsyncSession, card: Card, *, actor: str) -> Card:
     if card.status != "FROZEN":
         raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}, not FROZEN.")
     return await transition(
-        session, card, card.previous_status or "ACTIVE", actor=actor, reason="unfrozen"
+        session, card, card.previous_status or CardStatus.ACTIVE, actor=actor, reason="unfrozen"
     )
 
 
@@ -228,8 +232,10 @@ def failure_action_code(card: Card) -> str | None:
 class Expiring(Protocol):
     """What expiry needs of a card: a `Card` row, or the authorization path's read."""
 
-    expiry_month: int
-    expiry_year: int
+    @property
+    def expiry_month(self) -> int: ...
+    @property
+    def expiry_year(self) -> int: ...
 
 
 def expired(card: Expiring, now: datetime) -> bool:
@@ -251,4 +257,6 @@ async def expire_cards(session: AsyncSession, payload: dict[str, Any], context: 
         .limit(1000)
     )
     for card in candidates:
-        await transition(session, card, "EXPIRED", actor="system", reason="expiry month passed")
+        await transition(
+            session, card, CardStatus.EXPIRED, actor="system", reason="expiry month passed"
+        )

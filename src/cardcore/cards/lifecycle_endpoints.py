@@ -21,7 +21,7 @@ from cardcore.kit.money import MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
-from cardcore.models import CardProduct, CardReport, PhysicalRequest, Program
+from cardcore.models import CardProduct, CardReport, CardStatus, PhysicalRequest, Program
 
 routes = router(
     tags=["cards"],
@@ -153,7 +153,9 @@ async def unfreeze_mine(card_id: CardId, principal: Cardholder, session: DbSessi
 )
 async def close(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
-    await lifecycle.transition(session, card, "CLOSED", actor=principal.kind.value, reason="closed")
+    await lifecycle.transition(
+        session, card, CardStatus.CLOSED, actor=principal.kind.value, reason="closed"
+    )
     return One(data=card_out(card))
 
 

@@ -33,7 +33,16 @@ from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, validation_error
 from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import record_event
-from cardcore.models import Balance, Card, CardProduct, CardReport, PhysicalRequest, Program, User
+from cardcore.models import (
+    Balance,
+    Card,
+    CardProduct,
+    CardReport,
+    CardStatus,
+    PhysicalRequest,
+    Program,
+    User,
+)
 
 # Which reports need a new number (the old one may be in someone else's hands).
 NEW_NUMBER = frozenset(lifecycle.COMPROMISE_LOCKS)
@@ -139,7 +148,7 @@ async def _clone(
         user_id=old.user_id,
         corporation_id=old.corporation_id,
         type=type,
-        status="INACTIVE" if physical else "ACTIVE",
+        status=CardStatus.INACTIVE if physical else CardStatus.ACTIVE,
         network=old.network,
         bin=old.bin,
         last4=pan[-4:],

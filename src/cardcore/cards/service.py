@@ -28,6 +28,7 @@ from cardcore.models import (
     Balance,
     Card,
     CardProduct,
+    CardStatus,
     Corporation,
     CorporationEmployee,
     Program,
@@ -272,7 +273,7 @@ async def issue_card(
         user_id=user.id,
         corporation_id=corporation.id if corporation else None,
         type=request.type,
-        status="INACTIVE" if request.type == "PHYSICAL" else "ACTIVE",
+        status=CardStatus.INACTIVE if request.type == "PHYSICAL" else CardStatus.ACTIVE,
         network=product.network,
         bin=product.bin,
         last4=pan[-4:],
@@ -375,7 +376,9 @@ async def activate(session: AsyncSession, card: Card, *, actor: str) -> Card:
         )
     ):
         raise CardcoreError("CARD_NOT_ACTIVATABLE")
-    return await lifecycle.transition(session, card, "ACTIVE", actor=actor, reason="activated")
+    return await lifecycle.transition(
+        session, card, CardStatus.ACTIVE, actor=actor, reason="activated"
+    )
 
 
 async def find_by_pan(

@@ -42,6 +42,7 @@ from cardcore.models import (
     Fee,
     FeeRefund,
     FeeSchedule,
+    FeeStatus,
     LedgerTransfer,
     Program,
     User,
@@ -257,7 +258,7 @@ def new_line(priced: Priced, *, key: str, balance: Charged, **links: Any) -> Fee
         type=priced.type,
         schedule_id=priced.schedule_id,
         balance_id=balance.id,
-        status="DUE",
+        status=FeeStatus.DUE,
         attempts=0,
         amount=priced.amount,
         refunded_amount=0,
@@ -291,7 +292,7 @@ async def revenue_account(session: AsyncSession, program_id: str, currency: str)
 def charged(fee: Fee, transfer_id: str) -> FeeCharged:
     """Mark the fee CHARGED by `transfer_id`; the event that tells so, for the caller to record
     with the change."""
-    fee.status, fee.ledger_transfer_id = "CHARGED", transfer_id
+    fee.status, fee.ledger_transfer_id = FeeStatus.CHARGED, transfer_id
     fee.charged_at, fee.reason, fee.next_attempt_at = datetime.now(UTC), None, None
     return FeeCharged(**_event_fields(fee), ledger_transfer_id=transfer_id)
 
@@ -303,7 +304,7 @@ def mark_charged(session: AsyncSession, fee: Fee, transfer_id: str) -> None:
 
 
 def mark_waived(session: AsyncSession, fee: Fee, waiver: dict[str, Any]) -> None:
-    fee.status, fee.waiver = "WAIVED", waiver
+    fee.status, fee.waiver = FeeStatus.WAIVED, waiver
     record_event(
         session,
         program_id=fee.program_id,
@@ -313,7 +314,7 @@ def mark_waived(session: AsyncSession, fee: Fee, waiver: dict[str, Any]) -> None
 
 
 def mark_skipped(session: AsyncSession, fee: Fee, reason: str) -> None:
-    fee.status, fee.reason, fee.next_attempt_at = "SKIPPED", reason, None
+    fee.status, fee.reason, fee.next_attempt_at = FeeStatus.SKIPPED, reason, None
     record_event(
         session,
         program_id=fee.program_id,
@@ -369,7 +370,7 @@ async def hold_linked(
         held = moves.transfer(
             **await _fee_transfer_fields(session, fee, account_id, fee.amount), pending=True
         )
-        fee.status, fee.ledger_transfer_id = "HELD", held.id
+        fee.status, fee.ledger_transfer_id = FeeStatus.HELD, held.id
 
 
 async def _take(
@@ -412,7 +413,7 @@ async def charge(
         if now >= fee.retry_until:
             mark_skipped(session, fee, f"INSUFFICIENT_FUNDS after {fee.attempts} attempts")
         else:
-            fee.status, fee.reason = "DUE", "INSUFFICIENT_FUNDS"
+            fee.status, fee.reason = FeeStatus.DUE, "INSUFFICIENT_FUNDS"
             fee.next_attempt_at = min(now + timedelta(days=1), fee.retry_until)
     else:
         mark_skipped(session, fee, "INSUFFICIENT_FUNDS")
@@ -613,7 +614,7 @@ def release(
     for fee in fees:
         assert fee.ledger_transfer_id is not None
         moves.resolve(holds[fee.ledger_transfer_id], kind=kind, code=FEE_CODE)
-        fee.status = "RELEASED"
+        fee.status = FeeStatus.RELEASED
 
 
 def reprice(fee: Fee, basis: int) -> int:
@@ -643,7 +644,7 @@ def hold_anew(
                 pending=True,
                 overdraft_limit=overdraft_limit,
             )
-            fee.status, fee.ledger_transfer_id = "HELD", held.id
+            fee.status, fee.ledger_transfer_id = FeeStatus.HELD, held.id
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from cardcore.models.cards import (
     CardReport,
     CardRequest,
     CardSpend,
+    CardStatus,
     CompromisedPan,
     PanDataKey,
     PhysicalRequest,
@@ -28,11 +29,16 @@ from cardcore.models.customers import (
     User,
     VerificationHistory,
 )
-from cardcore.models.fees import Fee, FeeRefund, FeeSchedule
+from cardcore.models.fees import Fee, FeeRefund, FeeSchedule, FeeStatus
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
 from cardcore.models.ledger import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 from cardcore.models.programs import AdminUser, ApiKey, Program, ProgramMode
-from cardcore.models.transactions import CardTransaction, CardTransactionEvent, FxRate
+from cardcore.models.transactions import (
+    CardTransaction,
+    CardTransactionEvent,
+    FxRate,
+    TransactionStatus,
+)
 from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "CardReport",
     "CardRequest",
     "CardSpend",
+    "CardStatus",
     "CardTransaction",
     "CardTransactionEvent",
     "CardholderSession",
@@ -58,6 +65,7 @@ __all__ = [
     "Fee",
     "FeeRefund",
     "FeeSchedule",
+    "FeeStatus",
     "FxRate",
     "IdempotencyRecord",
     "Job",
@@ -75,6 +83,7 @@ __all__ = [
     "ProgramMode",
     "RefreshToken",
     "ServerKey",
+    "TransactionStatus",
     "User",
     "VerificationHistory",
     "WebhookAttempt",

@@ -6,6 +6,7 @@ CVV2 and PIN are never stored: the CVV2 is derived when needed, the PIN kept onl
 """
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +24,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardcore.kit.ids import PrefixedId, new_id
-from cardcore.models.base import Base, CreatedAt
+from cardcore.models.base import Base, CreatedAt, Status
+
+
+class CardStatus(StrEnum):
+    """Where a card is in its life (cards/lifecycle.py has the transitions)."""
+
+    INACTIVE = "INACTIVE"  # a physical card not yet activated
+    ACTIVE = "ACTIVE"
+    FROZEN = "FROZEN"  # by its holder or partner, and back
+    LOCKED = "LOCKED"  # with a reason code; some locks are for good
+    CLOSED = "CLOSED"
+    EXPIRED = "EXPIRED"
 
 
 class CardProduct(CreatedAt, Base):
@@ -88,7 +100,7 @@ class Card(CreatedAt, Base):
         PrefixedId("cor"), ForeignKey("corporations.id")
     )
     type: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[CardStatus] = mapped_column(Status(CardStatus, 20))
     network: Mapped[str] = mapped_column(String(20))
     bin: Mapped[str] = mapped_column(String(8))
     last4: Mapped[str] = mapped_column(String(4))
@@ -117,7 +129,7 @@ class Card(CreatedAt, Base):
     holder_checks_window_start: Mapped[datetime | None]
     activated_at: Mapped[datetime | None]
     # Lifecycle (cards/lifecycle.py): where to return after an unfreeze or unlock, and why locked.
-    previous_status: Mapped[str | None] = mapped_column(String(20))
+    previous_status: Mapped[CardStatus | None] = mapped_column(Status(CardStatus, 20))
     lock_reason: Mapped[int | None] = mapped_column(SmallInteger)
     # Spend controls (cards/controls.py); starts as the product's defaults.
     controls: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")

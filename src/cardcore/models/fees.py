@@ -2,6 +2,7 @@
 held, waived or skipped). The money itself moves in the ledger; a fee line says why."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, func, text
@@ -9,7 +10,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardcore.kit.ids import PrefixedId, new_id
-from cardcore.models.base import Base, CreatedAt
+from cardcore.models.base import Base, CreatedAt, Status
+
+
+class FeeStatus(StrEnum):
+    """Where a fee line is."""
+
+    HELD = "HELD"  # held with its card transaction, charged or released with it
+    CHARGED = "CHARGED"
+    WAIVED = "WAIVED"
+    RELEASED = "RELEASED"  # its transaction's hold went away without charging it
+    DUE = "DUE"  # not charged yet: new, or to be retried
+    SKIPPED = "SKIPPED"  # the balance could not pay and the program's policy skips it
 
 
 class FeeSchedule(CreatedAt, Base):
@@ -73,8 +85,7 @@ class Fee(CreatedAt, Base):
     money_transfer_id: Mapped[str | None] = mapped_column(
         PrefixedId("trf"), ForeignKey("money_transfers.id")
     )
-    # HELD (with its transaction) | CHARGED | WAIVED | RELEASED | DUE (retried) | SKIPPED
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[FeeStatus] = mapped_column(Status(FeeStatus, 10))
     # The fee as priced (held, charged, or what a waiver spared), and what it was priced on.
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))

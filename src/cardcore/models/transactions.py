@@ -3,6 +3,7 @@
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, func
@@ -10,7 +11,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardcore.kit.ids import PrefixedId, new_id
-from cardcore.models.base import Base, CreatedAt
+from cardcore.models.base import Base, CreatedAt, Status
+
+
+class TransactionStatus(StrEnum):
+    """Where a card transaction is: its money held, moved, or never moved."""
+
+    PENDING = "PENDING"  # authorized: the amount is held
+    SETTLED = "SETTLED"  # cleared (or force posted): the money moved
+    DECLINED = "DECLINED"
+    REVERSED = "REVERSED"  # the whole hold released by the network
+    EXPIRED = "EXPIRED"  # the hold released after the program's hold_expiry_days
 
 
 class CardTransaction(CreatedAt, Base):
@@ -29,8 +40,7 @@ class CardTransaction(CreatedAt, Base):
     user_id: Mapped[str | None] = mapped_column(PrefixedId("usr"))
     # AUTHORIZATION, or FORCE_POST: a clearing that arrived without an authorization.
     kind: Mapped[str] = mapped_column(String(20), server_default="AUTHORIZATION")
-    # PENDING (held), SETTLED, DECLINED, REVERSED, EXPIRED
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[TransactionStatus] = mapped_column(Status(TransactionStatus, 20))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     held_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
