@@ -26,7 +26,7 @@ from bench import idscheme
 from bench.idscheme import IdScheme, b32_sql
 from bench.seed import authorization_body, connect
 from bench.server import Database
-from cardcore.kit.ids import to_uuid
+from cardcore.models.ids import to_uuid
 
 _ENTRY = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[(\d+)\] \{([^}]*)\} ([A-Z]+):  (.*)$"

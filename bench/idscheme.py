@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from cardcore.kit import ids
+from cardcore.models import ids
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 N_BITS = 50

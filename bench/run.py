@@ -46,7 +46,7 @@ from bench.server import (
 )
 from cardcore.embedded_settings import TUNED
 from cardcore.kit.crypto import sha256_digest
-from cardcore.kit.ids import from_uuid, to_uuid
+from cardcore.models.ids import from_uuid, to_uuid
 
 RESULTS = Path(__file__).with_name("results")
 STANDARD_CARDS = 10_000

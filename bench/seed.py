@@ -29,8 +29,8 @@ import httpx
 from bench import idscheme as k
 from bench.idscheme import IdScheme
 from bench.server import Database, Server, cardcore
-from cardcore.kit.ids import to_uuid
 from cardcore.kit.money import MAX_AMOUNT
+from cardcore.models.ids import to_uuid
 
 CURRENCY = "EUR"
 PRODUCT = {

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from cardcore.config import get_settings
 from cardcore.db import database_url
-from cardcore.kit.ids import PrefixedId
 from cardcore.models import Base
+from cardcore.models.ids import PrefixedId
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

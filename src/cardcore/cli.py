@@ -24,9 +24,8 @@ from cardcore.db import (
     database_url,
     release_embedded_postgres,
 )
-from cardcore.kit import ids
 from cardcore.kit.crypto import load_keyring
-from cardcore.models import ApiKey, Program, ProgramMode
+from cardcore.models import ApiKey, Program, ProgramMode, ids
 from cardcore.programs import service
 
 app = typer.Typer(help="cardcore: an issuer-side card management system.", no_args_is_help=True)

@@ -6,8 +6,8 @@ from datetime import timedelta
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit.ids import new_id
 from cardcore.ledger.verify import verify
+from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, available, body, network_ids
 from tests.cards.helpers import encrypted_post, opened

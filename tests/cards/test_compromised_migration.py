@@ -11,7 +11,7 @@ from ulid import ULID
 
 from cardcore.cli import run_migrations
 from cardcore.config import Settings
-from cardcore.kit.ids import to_uuid
+from cardcore.models.ids import to_uuid
 from tests.cards.helpers import cards_at_head, down_before
 from tests.conftest import _asyncpg_dsn
 

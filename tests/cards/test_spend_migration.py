@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 from cardcore.cards.controls import LIFETIME_START, PERIODS
 from cardcore.cli import alembic_config, run_migrations
 from cardcore.config import Settings
-from cardcore.kit.ids import to_uuid
+from cardcore.models.ids import to_uuid
 from tests.cards.helpers import cards_at_head, down_before
 from tests.conftest import _asyncpg_dsn
 

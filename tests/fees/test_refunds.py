@@ -8,9 +8,9 @@ from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit.ids import new_id
 from cardcore.ledger.verify import verify
 from cardcore.models import LedgerTransfer, Program
+from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
 from tests.cards.helpers import cardholder, issue, ops_token, setup_cards
 from tests.conftest import Partner

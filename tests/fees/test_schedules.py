@@ -8,7 +8,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.fees import service as fees
-from cardcore.kit.ids import new_id
+from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
 from tests.cards.helpers import DELIVERY, issue, make_product, ops_token, setup_cards
 from tests.conftest import Partner

@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, Phase, find, settings
 from schemathesis.config import SchemathesisConfig
 from sqlalchemy import text
 
-from cardcore.kit.ids import new_id
 from cardcore.models import Base
+from cardcore.models.ids import new_id
 from tests.customers.helpers import JPEG, PDF
 from tests.fuzz.arena import BASE_URL, CALLER_KEY, Arena, ProgramWorld, document
 from tests.test_encryption import encrypt_to, public_key_header

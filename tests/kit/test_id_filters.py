@@ -4,7 +4,7 @@ the id alphabet but inside the old pattern)."""
 
 from httpx import AsyncClient
 
-from cardcore.kit.ids import new_id
+from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize
 from tests.conftest import Partner

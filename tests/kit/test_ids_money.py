@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from ulid import ULID
 
-from cardcore.kit import ids
 from cardcore.kit.money import Money, currency_exponent
+from cardcore.models import ids
 
 
 def test_ids_are_prefixed_and_round_trip() -> None:

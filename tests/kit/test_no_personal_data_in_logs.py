@@ -131,7 +131,7 @@ async def test_any_logged_database_error_is_stripped(
 
 
 def _uuid(public_id: str) -> str:
-    from cardcore.kit.ids import to_uuid
+    from cardcore.models.ids import to_uuid
 
     value = to_uuid("prg", public_id)
     assert value is not None

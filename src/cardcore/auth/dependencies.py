@@ -26,7 +26,6 @@ from cardcore.auth.principals import ANONYMOUS, Principal, PrincipalKind
 from cardcore.auth.roles import allowed
 from cardcore.auth.tokens import Audience, InvalidToken, lifetimes
 from cardcore.db import DbSession
-from cardcore.kit import ids
 from cardcore.kit.errors import CardcoreError, Forbidden, Unauthenticated, validation_error
 from cardcore.models import (
     AdminUser,
@@ -35,6 +34,7 @@ from cardcore.models import (
     Program,
     ProgramMode,
     User,
+    ids,
 )
 from cardcore.programs import service as programs
 

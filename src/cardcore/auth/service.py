@@ -14,7 +14,6 @@ from cardcore.auth.events import CredentialCreated, CredentialRevoked
 from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.auth.tokens import Audience, TokenKeys
 from cardcore.config import Settings
-from cardcore.kit import ids
 from cardcore.kit.crypto import Keyring, password_hasher, sha256_digest
 from cardcore.kit.errors import CardcoreError, OAuthError
 from cardcore.kit.outbox import record_event
@@ -25,6 +24,7 @@ from cardcore.models import (
     Program,
     RefreshToken,
     User,
+    ids,
 )
 from cardcore.programs.service import program_mode
 

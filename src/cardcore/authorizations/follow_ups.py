@@ -36,11 +36,11 @@ from cardcore.cards.response_codes import ResponseCode
 from cardcore.db import driver_connection
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, NotFound
-from cardcore.kit.ids import is_valid, new_id
 from cardcore.kit.outbox import EventData, new_event
 from cardcore.kit.rows import Facts
 from cardcore.ledger import service as ledger
 from cardcore.models import TransactionStatus
+from cardcore.models.ids import is_valid, new_id
 
 # How far a clearing may exceed its authorization, in basis points, by MCC: tips at restaurants,
 # bars, fast food, taxis and salons; hotels and car rentals add incidentals. Anything else clears

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.authorizations.events import AuthorizationDecided, AuthorizationUpdated
 from cardcore.authorizations.holds import user_account
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import new_event, record_event
 from cardcore.kit.rows import plain
 from cardcore.ledger import service as ledger
 from cardcore.models import CardTransaction, CardTransactionEvent, Event
+from cardcore.models.ids import new_id
 
 # The authorization path's plain rows (`kit/rows.plain`) of a network message and an event.
 PLAIN_MESSAGE = plain(CardTransactionEvent)

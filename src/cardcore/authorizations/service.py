@@ -45,7 +45,6 @@ from cardcore.cards.service import CardServices
 from cardcore.db import driver_connection
 from cardcore.fees import service as fees
 from cardcore.kit.errors import NotFound
-from cardcore.kit.ids import is_valid, new_id
 from cardcore.kit.rows import plain
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -57,6 +56,7 @@ from cardcore.models import (
     Program,
     TransactionStatus,
 )
+from cardcore.models.ids import is_valid, new_id
 
 
 @dataclass

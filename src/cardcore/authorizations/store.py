@@ -27,10 +27,10 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from cardcore.fees import service as fees
-from cardcore.kit.ids import from_uuid, to_uuid
 from cardcore.kit.rows import Facts, as_row, id_prefixes, plain, public, to_json
 from cardcore.ledger import service as ledger
 from cardcore.models import Base, Card, CardTransaction, Fee, LedgerTransfer
+from cardcore.models.ids import from_uuid, to_uuid
 
 T = TypeVar("T")
 

@@ -39,7 +39,6 @@ from cardcore.balances.events import (
 )
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, FieldError, validation_error
-from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -53,6 +52,7 @@ from cardcore.models import (
     Program,
     User,
 )
+from cardcore.models.ids import new_id
 
 OWNER_ACCOUNT_KIND = {
     "user": "user_balance",

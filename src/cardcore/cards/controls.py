@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.cards.lifecycle import LOCK_REASONS, expired
 from cardcore.cards.response_codes import ResponseCode
 from cardcore.kit.errors import CardcoreError, FieldError
-from cardcore.kit.ids import PrefixedId
 from cardcore.kit.money import MAX_AMOUNT
 from cardcore.models import Card, Program
+from cardcore.models.ids import PrefixedId
 
 Channel = Literal["POS", "ECOM", "ATM", "CONTACTLESS", "MAGSTRIPE", "MOTO", "INTERNATIONAL"]
 LimitChannel = Literal["ALL", "POS", "ECOM", "ATM", "MOTO", "CONTACTLESS", "MAGSTRIPE"]

@@ -37,12 +37,12 @@ from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
 from cardcore.kit.filters import id_filter, matching_id
-from cardcore.kit.ids import new_id
 from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import encryption, router
 from cardcore.models import Card, CardProduct, CardRequest, ZonePinKey
+from cardcore.models.ids import new_id
 
 routes = router(
     tags=["cards"],

@@ -31,7 +31,6 @@ from cardcore.customers import reference
 from cardcore.customers.embossing import embossing_names
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, validation_error
-from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import record_event
 from cardcore.models import (
     Balance,
@@ -43,6 +42,7 @@ from cardcore.models import (
     Program,
     User,
 )
+from cardcore.models.ids import new_id
 
 # Which reports need a new number (the old one may be in someone else's hands).
 NEW_NUMBER = frozenset(lifecycle.COMPROMISE_LOCKS)

@@ -21,7 +21,6 @@ from cardcore.customers.embossing import embossing_names
 from cardcore.fees import service as fees
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError, NotFound, validation_error
-from cardcore.kit.ids import new_id
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -34,6 +33,7 @@ from cardcore.models import (
     Program,
     User,
 )
+from cardcore.models.ids import new_id
 
 NETWORKS = ("VISA", "MASTERCARD")
 FORM_FACTORS = ("VIRTUAL", "PHYSICAL")
@@ -119,7 +119,7 @@ class IssueRequest:
 async def _in_program(
     session: AsyncSession, model: type, program_id: str, public_id: str | None, noun: str
 ) -> Any:
-    from cardcore.kit import ids
+    from cardcore.models import ids
 
     prefix = model.__table__.c.id.type.prefix  # type: ignore[attr-defined]
     if public_id is None or not ids.is_valid(prefix, public_id):

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.cards.pin_blocks import AES, TDES, ZoneKey, tdes
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError, validation_error
-from cardcore.kit.ids import new_id
 from cardcore.models import Program, ZonePinKey
+from cardcore.models.ids import new_id
 
 KEY_BYTES = {TDES: (16, 24), AES: (16, 24, 32)}
 MAX_GRACE = timedelta(days=7)

@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.fees.events import FeeCharged, FeeRefunded, FeeSkipped, FeeWaived
 from cardcore.fees.schemas import FeeRule, FeeScheduleCreate
 from cardcore.kit.errors import CardcoreError, validation_error
-from cardcore.kit.ids import from_uuid, new_id, to_uuid
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -47,6 +46,7 @@ from cardcore.models import (
     Program,
     User,
 )
+from cardcore.models.ids import from_uuid, new_id, to_uuid
 
 FEE_ACCOUNT = "fee_revenue"
 FEE_CODE = "fee"

@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.errors import CardcoreError, NotFound
-from cardcore.kit.ids import MalformedId
 from cardcore.kit.inputs import UNSTORABLE_MESSAGE
+from cardcore.models.ids import MalformedId
 
 UNIQUE_VIOLATION = "23505"
 _OUT_OF_RANGE = {"22003", "22008", "22015"}  # numeric, datetime field, interval field overflow

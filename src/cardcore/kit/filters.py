@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import Query
 from sqlalchemy import ColumnElement, false
 
-from cardcore.kit import ids
 from cardcore.kit.money import MAX_AMOUNT
+from cardcore.models import ids
 
 
 def id_filter(prefix: str) -> Any:

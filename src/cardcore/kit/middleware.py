@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cardcore.kit import ids
 from cardcore.kit.context import request_id_var
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.logging import contains_card_number, get_logger
 from cardcore.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from cardcore.models import ids
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # What we accept from a caller as its request id (a UUID, an RRN, ...): anything else is replaced,

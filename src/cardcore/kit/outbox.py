@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.context import current_request_id
-from cardcore.kit.ids import new_id
 from cardcore.models import Event
+from cardcore.models.ids import new_id
 
 
 class EventData(BaseModel):

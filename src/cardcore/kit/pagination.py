@@ -16,9 +16,9 @@ from fastapi import Depends, Query
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit import ids
 from cardcore.kit.envelope import ListMeta
 from cardcore.kit.errors import validation_error
+from cardcore.models import ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit import ids
 from cardcore.kit.envelope import ListMeta
 from cardcore.kit.errors import NotFound
 from cardcore.kit.pagination import PageParams, paginate
+from cardcore.models import ids
 
 M = TypeVar("M")
 

@@ -13,8 +13,8 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from cardcore.kit.ids import PrefixedId, from_uuid, to_uuid
 from cardcore.models import Base
+from cardcore.models.ids import PrefixedId, from_uuid, to_uuid
 
 M = TypeVar("M", bound=Base)
 

@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.db import driver_connection
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.ids import PrefixedId, from_uuid, new_id, to_uuid
 from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.rows import as_row, plain, to_json
 from cardcore.models import LedgerAccount, LedgerAccountDelta, LedgerTransfer
+from cardcore.models.ids import PrefixedId, from_uuid, new_id, to_uuid
 
 
 class Overdraft(Exception):

@@ -15,7 +15,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit.ids import from_uuid
+from cardcore.models.ids import from_uuid
 
 # An account's totals: its row plus the deltas not yet folded into it (models/ledger.py).
 _ACCOUNTS = """

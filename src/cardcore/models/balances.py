@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardcore.kit.ids import PrefixedId, new_id
 from cardcore.models.base import Base, CreatedAt
+from cardcore.models.ids import PrefixedId, new_id
 
 
 class Balance(CreatedAt, Base):

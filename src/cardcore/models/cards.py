@@ -23,8 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardcore.kit.ids import PrefixedId, new_id
 from cardcore.models.base import Base, CreatedAt, Status
+from cardcore.models.ids import PrefixedId, new_id
 
 
 class CardStatus(StrEnum):

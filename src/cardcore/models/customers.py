@@ -16,8 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardcore.kit.ids import PrefixedId, new_id
 from cardcore.models.base import Base, CreatedAt
+from cardcore.models.ids import PrefixedId, new_id
 
 
 class User(CreatedAt, Base):
