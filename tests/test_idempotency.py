@@ -6,8 +6,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cardcore.auth.dependencies import Partner as PartnerPrincipal
-from cardcore.db import DbSession, create_sessionmaker
+from cardcore.db import create_sessionmaker
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import ApiKey, Event, IdempotencyRecord
 from tests.conftest import Partner, make_partner
 

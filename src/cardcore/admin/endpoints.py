@@ -18,7 +18,6 @@ from cardcore.admin.schemas import (
 from cardcore.auth import service as auth_service
 from cardcore.auth.dependencies import require_admin
 from cardcore.auth.principals import Principal, PrincipalKind
-from cardcore.db import DbSession
 from cardcore.kit.crypto import password_hasher
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
@@ -26,6 +25,7 @@ from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import AuditLog, Program
 from cardcore.programs import service as programs
 from cardcore.programs.endpoints import api_key_out

@@ -25,8 +25,8 @@ from cardcore.auth import service as auth_service
 from cardcore.auth.principals import ANONYMOUS, Principal, PrincipalKind
 from cardcore.auth.roles import allowed
 from cardcore.auth.tokens import Audience, InvalidToken, lifetimes
-from cardcore.db import DbSession
 from cardcore.kit.errors import CardcoreError, Forbidden, Unauthenticated, validation_error
+from cardcore.kit.session import DbSession
 from cardcore.models import (
     AdminUser,
     CardholderSession,

@@ -21,12 +21,12 @@ from cardcore.auth.schemas import (
 from cardcore.customers.endpoints import user_out
 from cardcore.customers.repository import UserRepository
 from cardcore.customers.schemas import UserOut
-from cardcore.db import DbSession
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import OAuthError, error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import encryption, router
+from cardcore.kit.session import DbSession
 from cardcore.models import Credential
 
 routes = router(tags=["auth"], encryption="optional")

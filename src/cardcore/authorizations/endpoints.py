@@ -28,7 +28,6 @@ from cardcore.authorizations.schemas import (
     PostingIn,
 )
 from cardcore.cards.endpoints import CardRepository
-from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.filters import AmountFilter, id_filter, matching_id
@@ -37,6 +36,7 @@ from cardcore.kit.money import CurrencyCode, MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import CardTransaction, CardTransactionEvent, FxRate
 
 admin_routes = router(

@@ -28,13 +28,13 @@ from cardcore.balances.schemas import (
     TransferOut,
 )
 from cardcore.customers.repository import CorporationRepository, UserRepository
-from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination, decode_cursor, encode_cursor
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,

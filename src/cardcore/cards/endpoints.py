@@ -33,7 +33,6 @@ from cardcore.cards.schemas import (
 )
 from cardcore.cards.service import CardServices, IssueRequest
 from cardcore.customers.repository import UserRepository
-from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
 from cardcore.kit.filters import id_filter, matching_id
@@ -41,6 +40,7 @@ from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import encryption, router
+from cardcore.kit.session import DbSession
 from cardcore.models import Card, CardProduct, CardRequest, ZonePinKey
 from cardcore.models.ids import new_id
 

@@ -14,13 +14,13 @@ from cardcore.cards import controls, lifecycle, reports
 from cardcore.cards.endpoints import card_out, load_card
 from cardcore.cards.schemas import CardOut, DeliveryAddress
 from cardcore.cards.service import CardServices
-from cardcore.db import DbSession
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, Forbidden, error_responses
 from cardcore.kit.money import MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import CardProduct, CardReport, CardStatus, PhysicalRequest, Program
 
 routes = router(

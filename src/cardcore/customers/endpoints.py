@@ -36,11 +36,11 @@ from cardcore.customers.schemas import (
     UserUpdate,
 )
 from cardcore.customers.verification import Action
-from cardcore.db import DbSession
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, FieldError, NotFound, error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import Corporation, User, VerificationHistory
 
 routes = router(

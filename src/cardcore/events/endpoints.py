@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import Path, Query
 
 from cardcore.auth.dependencies import Partner
-from cardcore.db import DbSession
 from cardcore.events.repository import EventRepository
 from cardcore.events.schemas import EventOut
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import Event
 
 routes = router(

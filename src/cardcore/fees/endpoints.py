@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.auth.dependencies import Cardholder, Partner, require_admin
 from cardcore.auth.principals import Principal
-from cardcore.db import DbSession
 from cardcore.fees import service
 from cardcore.fees.schemas import (
     FeeOut,
@@ -27,6 +26,7 @@ from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import Balance, Fee, FeeRefund, FeeSchedule
 
 routes = router(

@@ -3,7 +3,7 @@
 A successful call's row is written in the request's own transaction, so it exists exactly when the
 change does. A failed call's row is written after the rollback, in a transaction of its own, so a
 refused attempt is on record even though it changed nothing. Routes do not call this module; the
-route class and the session dependency do (see kit/routing.py and db.py).
+route class and the session dependency do (see kit/routing.py and kit/session.py).
 """
 
 import json

@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from cardcore.auth.dependencies import CurrentPrincipal
-from cardcore.db import DbSession
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, job
+from cardcore.kit.session import DbSession
 from cardcore.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"

@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import Path, status
 
 from cardcore.auth.dependencies import Partner
-from cardcore.db import DbSession
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import ApiKey
 from cardcore.programs import service
 from cardcore.programs.repository import ApiKeyRepository, ProgramRepository

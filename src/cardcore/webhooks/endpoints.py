@@ -7,7 +7,6 @@ from fastapi import Path, Query, Request, status
 from sqlalchemy import Select
 
 from cardcore.auth.dependencies import Partner
-from cardcore.db import DbSession
 from cardcore.events.repository import EventRepository
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
@@ -16,6 +15,7 @@ from cardcore.kit.outbox import catalog
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
+from cardcore.kit.session import DbSession
 from cardcore.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from cardcore.webhooks import service
 from cardcore.webhooks.schemas import (
