@@ -5,8 +5,8 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from cardcore.auth.dependencies import Partner as PartnerPrincipal
 from cardcore.db import create_sessionmaker
+from cardcore.kit.access import Partner as PartnerPrincipal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.models import ApiKey, Event, IdempotencyRecord

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cardcore import __version__
 from cardcore.admin.endpoints import routes as admin_routes
 from cardcore.auth.endpoints import routes as auth_routes
-from cardcore.auth.tokens import TokenKeys
 from cardcore.authorizations.endpoints import admin_routes as fx_routes
 from cardcore.authorizations.endpoints import network_routes, simulate_routes
 from cardcore.authorizations.endpoints import routes as transactions_routes
@@ -45,6 +44,7 @@ from cardcore.kit.middleware import BodyLimitMiddleware, RequestContextMiddlewar
 from cardcore.kit.openapi import complete_responses
 from cardcore.kit.server_keys import ServerKeys
 from cardcore.kit.storage import EncryptedFileStorage
+from cardcore.kit.tokens import TokenKeys
 from cardcore.programs.endpoints import routes as programs_routes
 from cardcore.webhooks.endpoints import routes as webhooks_routes
 

@@ -393,7 +393,7 @@ def credentials_create(
 @keys_app.command("rotate-jwt")
 def rotate_jwt() -> None:
     """Add a new token signing key. Tokens signed by the old ones stay valid until they expire."""
-    from cardcore.auth.tokens import rotate_signing_keys
+    from cardcore.kit.tokens import rotate_signing_keys
 
     keyring = load_keyring(get_settings())
 
@@ -508,9 +508,9 @@ def list_zpk(
 def ensure_server_keys() -> None:
     """Create the token-signing and JWE keys on first start, so the first partner call does not
     pay for RSA key generation."""
-    from cardcore.auth.tokens import SIGNING_KEYS
     from cardcore.kit.encryption import ENCRYPTION_KEYS
     from cardcore.kit.server_keys import create_server_key
+    from cardcore.kit.tokens import SIGNING_KEYS
 
     keyring = load_keyring(get_settings())
 

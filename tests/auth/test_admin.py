@@ -6,7 +6,7 @@ from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.roles import ROLE_MATRIX, Role
+from cardcore.kit.roles import ROLE_MATRIX, Role
 from cardcore.models import AdminUser, AuditLog
 from tests.auth.helpers import admin_token, bearer, make_admin
 from tests.conftest import Partner

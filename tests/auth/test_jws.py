@@ -17,7 +17,7 @@ from jwcrypto.common import json_encode
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.jws import InvalidSignature, verify_request_signature
+from cardcore.kit.jws import InvalidSignature, verify_request_signature
 from cardcore.models import ApiKey, Card, JwsRequestId
 from tests.auth.helpers import create_credential
 from tests.cards.helpers import CALLER_KEY, issue, opened, setup_cards

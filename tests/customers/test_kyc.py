@@ -9,9 +9,9 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.customers.verification import TRANSITIONS, Action, Status, transition
 from cardcore.kit.errors import CardcoreError
+from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.models import Event, KycDocument, User
 from tests.auth.helpers import admin_token, bearer, make_admin
 from tests.conftest import Partner

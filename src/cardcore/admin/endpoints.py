@@ -16,13 +16,13 @@ from cardcore.admin.schemas import (
     ProgramSettingsUpdate,
 )
 from cardcore.auth import service as auth_service
-from cardcore.auth.dependencies import require_admin
-from cardcore.auth.principals import Principal, PrincipalKind
+from cardcore.kit.access import require_admin
 from cardcore.kit.crypto import password_hasher
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import Pagination
+from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession

@@ -9,7 +9,6 @@ from fastapi import Body, Path, Request, Response, status
 from starlette.datastructures import FormData
 
 from cardcore.auth import service
-from cardcore.auth.dependencies import Cardholder, Partner
 from cardcore.auth.schemas import (
     CredentialCreate,
     CredentialCreated,
@@ -21,6 +20,7 @@ from cardcore.auth.schemas import (
 from cardcore.customers.endpoints import user_out
 from cardcore.customers.repository import UserRepository
 from cardcore.customers.schemas import UserOut
+from cardcore.kit.access import Cardholder, Partner
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import OAuthError, error_responses
 from cardcore.kit.pagination import Pagination

@@ -11,22 +11,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.auth.events import CredentialCreated, CredentialRevoked
-from cardcore.auth.principals import Principal, PrincipalKind
-from cardcore.auth.tokens import Audience, TokenKeys
 from cardcore.config import Settings
+from cardcore.kit.credentials import active_credential, program_mode
 from cardcore.kit.crypto import Keyring, password_hasher, sha256_digest
 from cardcore.kit.errors import CardcoreError, OAuthError
 from cardcore.kit.outbox import record_event
+from cardcore.kit.principals import Principal, PrincipalKind
+from cardcore.kit.tokens import Audience, TokenKeys
 from cardcore.models import (
     AdminUser,
     CardholderSession,
     Credential,
-    Program,
     RefreshToken,
     User,
     ids,
 )
-from cardcore.programs.service import program_mode
 
 CREDENTIAL_TYPES = ("client_credentials", "jws")
 LOCKOUT_AFTER_FAILURES = 5
@@ -88,31 +87,6 @@ async def revoke_credential(session: AsyncSession, credential: Credential) -> Cr
             data=CredentialRevoked(id=credential.id, type=credential.type, name=credential.name),
         )
     return credential
-
-
-async def active_credential(
-    session: AsyncSession, credential_id: str, *, type: str
-) -> tuple[Credential, str] | None:
-    """The credential and its program's status, if it exists, has this type and is not revoked."""
-    if not ids.is_valid("crd", credential_id):
-        return None
-    row = (
-        await session.execute(
-            select(Credential, Program.status)
-            .join(Program, Program.id == Credential.program_id)
-            .where(
-                Credential.id == credential_id,
-                Credential.type == type,
-                Credential.revoked_at.is_(None),
-            )
-        )
-    ).one_or_none()
-    return (row[0], row[1]) if row else None
-
-
-def jws_secret(keyring: Keyring, credential: Credential) -> str:
-    assert credential.secret_ciphertext is not None
-    return keyring.decrypt(credential.secret_ciphertext, f"credential:{credential.id}").decode()
 
 
 # -- OAuth tokens --------------------------------------------------------------------------------

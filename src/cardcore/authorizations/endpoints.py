@@ -9,14 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from cardcore.auth.dependencies import (
-    Cardholder,
-    Network,
-    Partner,
-    TestModePartner,
-    require_admin,
-)
-from cardcore.auth.principals import Principal
 from cardcore.authorizations import expiry, follow_ups, service
 from cardcore.authorizations.schemas import (
     AmountFollowUpIn,
@@ -28,12 +20,20 @@ from cardcore.authorizations.schemas import (
     PostingIn,
 )
 from cardcore.cards.endpoints import CardRepository
+from cardcore.kit.access import (
+    Cardholder,
+    Network,
+    Partner,
+    TestModePartner,
+    require_admin,
+)
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.filters import AmountFilter, id_filter, matching_id
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.money import CurrencyCode, MinorUnits
 from cardcore.kit.pagination import Pagination
+from cardcore.kit.principals import Principal
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession

@@ -39,7 +39,6 @@ from sqlalchemy.engine import URL
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.authorizations import follow_ups, messages, service, store
 from cardcore.authorizations.schemas import (
     AmountFollowUpIn,
@@ -49,6 +48,7 @@ from cardcore.authorizations.schemas import (
 )
 from cardcore.config import Settings
 from cardcore.kit.crypto import sha256_digest
+from cardcore.kit.principals import Principal, PrincipalKind
 
 PATH = "/v1/network/authorizations"
 

@@ -6,8 +6,6 @@ from fastapi import Body, Path, Query, Security, status
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.dependencies import Partner, require_admin
-from cardcore.auth.principals import Principal
 from cardcore.balances import service
 from cardcore.balances.schemas import (
     Amount,
@@ -28,10 +26,12 @@ from cardcore.balances.schemas import (
     TransferOut,
 )
 from cardcore.customers.repository import CorporationRepository, UserRepository
+from cardcore.kit.access import Partner, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination, decode_cursor, encode_cursor
+from cardcore.kit.principals import Principal
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession

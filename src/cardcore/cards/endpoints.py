@@ -9,8 +9,6 @@ from fastapi import Body, Path, Query, Request, Security, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require_admin
-from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.cards import jobs as _card_jobs  # noqa: F401 - registers cards.issue, which this module enqueues
 from cardcore.cards import lifecycle, service, zone_pin_keys
 from cardcore.cards.schemas import (
@@ -33,11 +31,13 @@ from cardcore.cards.schemas import (
 )
 from cardcore.cards.service import CardServices, IssueRequest
 from cardcore.customers.repository import UserRepository
+from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
 from cardcore.kit.filters import id_filter, matching_id
 from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
+from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import encryption, router
 from cardcore.kit.session import DbSession

@@ -7,17 +7,17 @@ from fastapi import Body, Path, Query, Request, Security, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.dependencies import Cardholder, Partner, partner_or_admin, require
-from cardcore.auth.principals import Principal, PrincipalKind
 from cardcore.balances.endpoints import BalanceRepository
 from cardcore.cards import controls, lifecycle, reports
 from cardcore.cards.endpoints import card_out, load_card
 from cardcore.cards.schemas import CardOut, DeliveryAddress
 from cardcore.cards.service import CardServices
+from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, Forbidden, error_responses
 from cardcore.kit.money import MinorUnits
 from cardcore.kit.pagination import Pagination
+from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession

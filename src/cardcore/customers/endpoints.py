@@ -6,8 +6,6 @@ from fastapi import Body, File, Form, Path, Query, Request, Security, UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.dependencies import Partner, require_admin
-from cardcore.auth.principals import Principal
 from cardcore.customers import reference, service
 from cardcore.customers.embossing import embossing_names
 from cardcore.customers.repository import AddressRepository, CorporationRepository, UserRepository
@@ -36,9 +34,11 @@ from cardcore.customers.schemas import (
     UserUpdate,
 )
 from cardcore.customers.verification import Action
+from cardcore.kit.access import Partner, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, FieldError, NotFound, error_responses
 from cardcore.kit.pagination import Pagination
+from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.models import Corporation, User, VerificationHistory

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.principals import Principal
 from cardcore.customers import reference
 from cardcore.customers.events import (
     CorporationCreated,
@@ -22,6 +21,7 @@ from cardcore.kit.crypto import Keyring
 from cardcore.kit.database_errors import flush_unique
 from cardcore.kit.errors import CardcoreError, FieldError
 from cardcore.kit.outbox import record_event
+from cardcore.kit.principals import Principal
 from cardcore.kit.storage import DocumentStorage
 from cardcore.models import (
     Address,

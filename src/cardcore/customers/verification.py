@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.principals import Principal
 from cardcore.customers.events import KybStatusChanged, KycStatusChanged
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.outbox import record_event
+from cardcore.kit.principals import Principal
 from cardcore.models import Corporation, User, VerificationHistory
 
 

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from cardcore.auth.dependencies import Partner
 from cardcore.events.repository import EventRepository
 from cardcore.events.schemas import EventOut
+from cardcore.kit.access import Partner
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.pagination import Pagination

@@ -6,8 +6,6 @@ from fastapi import Body, Depends, Path, Query, Security, status
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth.dependencies import Cardholder, Partner, require_admin
-from cardcore.auth.principals import Principal
 from cardcore.fees import service
 from cardcore.fees.schemas import (
     FeeOut,
@@ -19,11 +17,13 @@ from cardcore.fees.schemas import (
     FeeStatus,
     FeeType,
 )
+from cardcore.kit.access import Cardholder, Partner, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.filters import id_filter, matching_id
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination
+from cardcore.kit.principals import Principal
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from cardcore.auth.principals import ANONYMOUS, Principal
 from cardcore.kit import database_errors
 from cardcore.kit.context import current_request_id
 from cardcore.kit.errors import CardcoreError, OAuthError
 from cardcore.kit.inputs import scrub
 from cardcore.kit.logging import get_logger
+from cardcore.kit.principals import ANONYMOUS, Principal
 from cardcore.models import AuditLog
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from cardcore.auth.dependencies import CurrentPrincipal
+from cardcore.kit.access import CurrentPrincipal
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, job

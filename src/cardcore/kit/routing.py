@@ -7,7 +7,7 @@
   the caller's key when asked for (see kit/encryption.py). An optional route may name body fields
   that make encryption required (`x-encryption-required-for`, e.g. a PIN).
 - A JWS-signed request's body is kept as signed for the signature check, and the route reads
-  it without the signed `request_id` (see auth/jws.py).
+  it without the signed `request_id` (see kit/jws.py).
 - Every mutating call leaves an audit row; on success its idempotency record is stored too. Both
   are flushed into the request's transaction before the session dependency commits it.
 - Text PostgreSQL cannot store (NUL, unpaired surrogates) is refused with 422 before the handler
@@ -24,8 +24,7 @@ from fastapi.params import Depends, File
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from cardcore.auth import jws
-from cardcore.kit import audit
+from cardcore.kit import audit, jws
 from cardcore.kit.encryption import (
     ENCRYPT_RESPONSE_HEADER,
     ENCRYPTED_REQUEST_HEADER,

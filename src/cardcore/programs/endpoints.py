@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Path, status
 
-from cardcore.auth.dependencies import Partner
+from cardcore.kit.access import Partner
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.pagination import Pagination

@@ -6,8 +6,8 @@ from typing import Annotated
 from fastapi import Path, Query, Request, status
 from sqlalchemy import Select
 
-from cardcore.auth.dependencies import Partner
 from cardcore.events.repository import EventRepository
+from cardcore.kit.access import Partner
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp

@@ -1,4 +1,5 @@
-"""Resolving the caller once per request, and the guards routes declare.
+"""Who may call a route: the caller's principal (kit/principals.py), resolved once per request,
+and the guards routes declare.
 
 Four ways in, each documented as an OpenAPI security scheme:
 - `X-API-Key`: a partner API key (or a `network` key for the card processor);
@@ -20,13 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.auth import jws
-from cardcore.auth import service as auth_service
-from cardcore.auth.principals import ANONYMOUS, Principal, PrincipalKind
-from cardcore.auth.roles import allowed
-from cardcore.auth.tokens import Audience, InvalidToken, lifetimes
+from cardcore.kit import jws
+from cardcore.kit.credentials import (
+    active_credential,
+    authenticate_api_key,
+    jws_secret,
+    program_mode,
+)
 from cardcore.kit.errors import CardcoreError, Forbidden, Unauthenticated, validation_error
+from cardcore.kit.principals import ANONYMOUS, Principal, PrincipalKind
+from cardcore.kit.roles import allowed
 from cardcore.kit.session import DbSession
+from cardcore.kit.tokens import Audience, InvalidToken, lifetimes
 from cardcore.models import (
     AdminUser,
     CardholderSession,
@@ -36,7 +42,6 @@ from cardcore.models import (
     User,
     ids,
 )
-from cardcore.programs import service as programs
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -100,7 +105,7 @@ async def get_principal(
 
 
 async def _from_api_key(request: Request, session: AsyncSession, secret: str) -> Principal:
-    key = await programs.authenticate_api_key(
+    key = await authenticate_api_key(
         session,
         secret,
         touch_interval_seconds=request.app.state.settings.api_key_touch_interval_seconds,
@@ -130,7 +135,7 @@ async def _from_access_token(request: Request, session: AsyncSession, token: str
         raise Unauthenticated("The access token is not valid (audience).")
     program_id, subject = claims["prg"], claims["sub"]
     if kind is PrincipalKind.PARTNER:
-        found = await auth_service.active_credential(session, subject, type="client_credentials")
+        found = await active_credential(session, subject, type="client_credentials")
         if found is None or found[0].program_id != program_id:
             raise Unauthenticated("The credential behind this token was revoked.")
         _require_active(found[1])
@@ -214,14 +219,14 @@ async def _from_jws(request: Request, signature: str) -> Principal:
     if body is None:
         body = await request.body()
     async with request.app.state.sessionmaker() as own:
-        found = await auth_service.active_credential(own, auth_id, type="jws")
+        found = await active_credential(own, auth_id, type="jws")
         if found is None:
             raise Unauthenticated("Unknown or revoked auth_id.")
         credential, program_status = found
         try:
             header = jws.verify_request_signature(
                 signature,
-                secret=auth_service.jws_secret(request.app.state.keyring, credential),
+                secret=jws_secret(request.app.state.keyring, credential),
                 method=request.method,
                 # The path and query as sent, percent-encoding and all, as the caller signed
                 # them (the decoded path would not match a signer that escaped a character).
@@ -306,7 +311,7 @@ async def _test_mode_partner(
     """A partner of a test program. Read from the program on each call (not from the secret's
     prefix: OAuth tokens and JWS signatures carry none), so a live program's credential of any
     kind is refused before the route reads its body."""
-    if await programs.program_mode(session, principal.tenant_id) != ProgramMode.TEST:
+    if await program_mode(session, principal.tenant_id) != ProgramMode.TEST:
         raise CardcoreError("TEST_MODE_ONLY")
     return principal
 
