@@ -26,10 +26,9 @@ from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.outbox import record_event
 from cardcore.models import Card, CardStatus, CompromisedPan
+from cardcore.models.cards import LIVE_STATUSES, TERMINAL_STATUSES
 
-LIVE = (CardStatus.INACTIVE, CardStatus.ACTIVE, CardStatus.FROZEN, CardStatus.LOCKED)
-TERMINAL = (CardStatus.CLOSED, CardStatus.EXPIRED)
-STATES = LIVE + TERMINAL
+STATES = LIVE_STATUSES + TERMINAL_STATUSES
 
 # Each state and those it may become; the names are checked against CardStatus on import.
 TRANSITIONS: dict[CardStatus, frozenset[CardStatus]] = {
@@ -130,7 +129,7 @@ async def compromise(session: AsyncSession, card: Card, reason: str, *, actor: s
         .on_conflict_do_nothing()
     )
     for carrier in await carriers(session, card):
-        if carrier.status in TERMINAL or finally_locked(carrier):
+        if carrier.status in TERMINAL_STATUSES or finally_locked(carrier):
             continue
         if carrier.status == "LOCKED" and carrier.lock_reason == COMPROMISE_LOCKS[reason]:
             continue
@@ -250,7 +249,7 @@ async def expire_cards(session: AsyncSession, payload: dict[str, Any], context: 
     candidates = await session.scalars(
         select(Card)
         .where(
-            Card.status.in_(LIVE),
+            Card.status.in_(LIVE_STATUSES),
             (Card.expiry_year * 12 + Card.expiry_month) < months,
         )
         .with_for_update(skip_locked=True)

@@ -22,6 +22,7 @@ from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.models import CardProduct, CardReport, CardStatus, PhysicalRequest, Program
+from cardcore.models.cards import TERMINAL_STATUSES
 
 routes = router(
     tags=["cards"],
@@ -177,7 +178,7 @@ async def _put_controls(
     tighten_only: bool,
 ) -> controls.Controls:
     card = await load_card(session, principal, card_id, lock=True)
-    if card.status in lifecycle.TERMINAL:
+    if card.status in TERMINAL_STATUSES:
         raise CardcoreError("CARD_NOT_ACTIVE")
     if tighten_only:
         loosened = controls.loosens(controls.parse(card.controls), body)

@@ -42,6 +42,7 @@ from cardcore.models import (
     Program,
     User,
 )
+from cardcore.models.cards import TERMINAL_STATUSES
 from cardcore.models.ids import new_id
 
 # Which reports need a new number (the old one may be in someone else's hands).
@@ -62,7 +63,7 @@ async def report(session: AsyncSession, card: Card, reason: str, *, reported_by:
     (`lifecycle.carriers`), so the open report read here cannot change under us."""
     if card.replaced_by is not None:
         raise CardcoreError("CARD_REPLACED")
-    if card.status in lifecycle.TERMINAL:
+    if card.status in TERMINAL_STATUSES:
         raise CardcoreError("CARD_NOT_REPORTABLE", f"The card is {card.status}.")
     earlier = await open_report(session, card)
     if earlier is not None and not (reason in NEW_NUMBER and earlier.reason not in NEW_NUMBER):
@@ -209,7 +210,7 @@ async def replace(
         delivery_address=old.delivery_address,
         actor=actor,
     )
-    if old.status not in lifecycle.TERMINAL:
+    if old.status not in TERMINAL_STATUSES:
         await lifecycle.lock(session, old, 8, actor=actor)
     await fees.on_card_replaced(session, new)
     found.status, found.replacement_card_id = "REPLACED", new.id
@@ -223,7 +224,7 @@ async def renew(session: AsyncSession, found: CardReport) -> Card:
     card = await _reported_card(session, found)
     if await lifecycle.compromised(session, card):
         raise CardcoreError("CARD_NUMBER_COMPROMISED")
-    if card.status in lifecycle.TERMINAL:
+    if card.status in TERMINAL_STATUSES:
         raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}.")
     product = await session.get(CardProduct, card.product_id)
     assert product is not None

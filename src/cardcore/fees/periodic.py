@@ -18,11 +18,11 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from cardcore.cards.lifecycle import TERMINAL
 from cardcore.fees import service
 from cardcore.fees.schemas import FeeRule
 from cardcore.kit.jobs import JobContext, enqueue, job
 from cardcore.models import Balance, Card, CardProduct, Fee, FeeSchedule, LedgerTransfer, Program
+from cardcore.models.cards import TERMINAL_STATUSES
 
 PERIODS = ("DAILY", "WEEKLY", "MONTHLY")
 # How many ended periods back the job looks: a period the job did not run for (workers down for a
@@ -202,7 +202,7 @@ async def charge_periodic(
                     .where(
                         Card.program_id == program.id,
                         Card.product_id.in_(list(priced_by_product)),
-                        Card.status.not_in(TERMINAL),
+                        Card.status.not_in(TERMINAL_STATUSES),
                         Card.replaced_by.is_(None),
                         Card.created_at < end,
                         Balance.status != "CLOSED",

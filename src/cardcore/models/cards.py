@@ -38,6 +38,13 @@ class CardStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+# A live card may still change status (cards/lifecycle.py has the transitions), a terminal one
+# never does. Here, beside the statuses, because more than the lifecycle asks which is which:
+# periodic fees, for one, are not charged to a terminal card.
+LIVE_STATUSES = (CardStatus.INACTIVE, CardStatus.ACTIVE, CardStatus.FROZEN, CardStatus.LOCKED)
+TERMINAL_STATUSES = (CardStatus.CLOSED, CardStatus.EXPIRED)
+
+
 class CardProduct(CreatedAt, Base):
     __tablename__ = "card_products"
 
