@@ -28,7 +28,6 @@ from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.models import AuditLog, Program
 from cardcore.programs import service as programs
-from cardcore.programs.endpoints import api_key_out
 from cardcore.programs.repository import AdminUserRepository
 from cardcore.programs.schemas import ApiKeyCreated
 
@@ -159,7 +158,7 @@ async def create_network_key(
         session, program_id=principal.tenant_id, name=body.name, kind="network"
     )
     await session.refresh(key)
-    return One(data=api_key_out(key, ApiKeyCreated, secret=secret))  # type: ignore[arg-type]
+    return One(data=ApiKeyCreated.of(key, secret=secret))
 
 
 @routes.get("/v1/admin/audit-log", summary="The audit trail (roles admin, manager)")

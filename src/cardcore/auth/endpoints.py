@@ -17,7 +17,6 @@ from cardcore.auth.schemas import (
     SessionCreated,
     TokenResponse,
 )
-from cardcore.customers.endpoints import user_out
 from cardcore.customers.repository import UserRepository
 from cardcore.customers.schemas import UserOut
 from cardcore.kit.access import Cardholder, Partner
@@ -306,4 +305,4 @@ async def end_session(principal: Cardholder, session: DbSession) -> Response:
 )
 async def me(principal: Cardholder, session: DbSession) -> One[UserOut]:
     user = await UserRepository(session, principal.tenant_id).get_or_404(principal.user_id)
-    return One(data=user_out(user))
+    return One(data=UserOut.of(user))

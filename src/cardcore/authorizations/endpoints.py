@@ -19,7 +19,7 @@ from cardcore.authorizations.schemas import (
     NetworkIds,
     PostingIn,
 )
-from cardcore.cards.endpoints import CardRepository
+from cardcore.cards.repository import CardRepository
 from cardcore.kit.access import (
     Cardholder,
     Network,

@@ -7,6 +7,12 @@ from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service
+from cardcore.balances.repository import (
+    BalanceRepository,
+    PartnerBalanceRepository,
+    PaymentContactRepository,
+    TransferRepository,
+)
 from cardcore.balances.schemas import (
     Amount,
     BalanceCreate,
@@ -32,7 +38,6 @@ from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination, decode_cursor, encode_cursor
 from cardcore.kit.principals import Principal
-from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.ledger import service as ledger
@@ -41,9 +46,7 @@ from cardcore.models import (
     Card,
     Corporation,
     LedgerTransfer,
-    MoneyTransfer,
     PartnerBalance,
-    PaymentContact,
     User,
 )
 
@@ -63,26 +66,6 @@ SummaryReader = Annotated[Principal, Security(require_admin("balances.summary"))
 Settler = Annotated[Principal, Security(require_admin("transfers.settle"))]
 # Nothing to send is a valid request: the body is optional and defaults to empty.
 Settlement = Annotated[SettleIn, Body(default_factory=SettleIn)]
-
-
-class BalanceRepository(TenantRepository[Balance]):
-    model = Balance
-    noun = "balance"
-
-
-class PartnerBalanceRepository(TenantRepository[PartnerBalance]):
-    model = PartnerBalance
-    noun = "partner balance"
-
-
-class PaymentContactRepository(TenantRepository[PaymentContact]):
-    model = PaymentContact
-    noun = "payment contact"
-
-
-class TransferRepository(TenantRepository[MoneyTransfer]):
-    model = MoneyTransfer
-    noun = "transfer"
 
 
 async def balance_out(session: AsyncSession, balance: Balance) -> BalanceOut:

@@ -10,14 +10,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards import jobs as _card_jobs  # noqa: F401 - registers cards.issue, which this module enqueues
-from cardcore.cards import lifecycle, service, zone_pin_keys
+from cardcore.cards import service, zone_pin_keys
+from cardcore.cards.repository import (
+    CardRepository,
+    ProductRepository,
+    RequestRepository,
+    load_card,
+)
 from cardcore.cards.schemas import (
     ActivateByPan,
     CardCreate,
     CardOut,
     CardRequestOut,
     DeliveryIn,
-    Fulfillment,
     HolderCheckIn,
     HolderCheckOut,
     ManufacturingIn,
@@ -37,11 +42,10 @@ from cardcore.kit.errors import NotFound, error_responses
 from cardcore.kit.filters import id_filter, matching_id
 from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
-from cardcore.kit.principals import Principal, PrincipalKind
-from cardcore.kit.repository import TenantRepository
+from cardcore.kit.principals import Principal
 from cardcore.kit.routing import encryption, router
 from cardcore.kit.session import DbSession
-from cardcore.models import Card, CardProduct, CardRequest, ZonePinKey
+from cardcore.models import Card, CardRequest, ZonePinKey
 from cardcore.models.ids import new_id
 
 routes = router(
@@ -64,70 +68,8 @@ CARD_ERRORS = error_responses("NOT_FOUND")
 RevealOptions = Annotated[RevealIn, Body(default_factory=RevealIn)]
 
 
-class ProductRepository(TenantRepository[CardProduct]):
-    model = CardProduct
-    noun = "product"
-
-
-class CardRepository(TenantRepository[Card]):
-    model = Card
-    noun = "card"
-
-
-class RequestRepository(TenantRepository[CardRequest]):
-    model = CardRequest
-    noun = "request"
-
-
-def card_out(card: Card) -> CardOut:
-    return CardOut(
-        id=card.id,
-        type=card.type,
-        status=card.status,
-        network=card.network,
-        masked_pan=service.masked_pan(card),
-        bin=card.bin,
-        last4=card.last4,
-        expiry_month=card.expiry_month,
-        expiry_year=card.expiry_year,
-        product_id=card.product_id,
-        balance_id=card.balance_id,
-        user_id=card.user_id,
-        corporation_id=card.corporation_id,
-        embossing_name=card.embossing_name,
-        pin_set=card.pin_hash is not None,
-        fulfillment=Fulfillment(
-            status=card.fulfillment_status,
-            carrier=card.carrier,
-            tracking_number=card.tracking_number,
-            delivery_address=card.delivery_address,
-        )
-        if card.type == "PHYSICAL"
-        else None,
-        gift_recipient_name=card.gift_recipient_name,
-        gift_message=card.gift_message,
-        lock_reason=card.lock_reason if card.status == "LOCKED" else None,
-        failure_action_code=lifecycle.failure_action_code(card),
-        three_ds=card.three_ds,
-        replaced_by=card.replaced_by,
-        replacement_for=card.replacement_for,
-        created_at=card.created_at,
-        activated_at=card.activated_at,
-    )
-
-
 def _services(request: Request) -> CardServices:
     return request.app.state.card_services  # type: ignore[no-any-return]
-
-
-async def load_card(
-    session: AsyncSession, principal: Principal, card_id: str, *, lock: bool = False
-) -> Card:
-    card = await CardRepository(session, principal.tenant_id).get_or_404(card_id, for_update=lock)
-    # A cardholder sees only their own cards: anyone else's is as absent as a missing one.
-    if principal.kind is PrincipalKind.CARDHOLDER and card.user_id != principal.user_id:
-        raise NotFound("card")
-    return card
 
 
 # -- products ------------------------------------------------------------------------------------
@@ -275,7 +217,7 @@ async def create_card(
         session, _services(request), program_id=principal.tenant_id, request=issue
     )
     await session.refresh(card)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.get(
@@ -295,7 +237,7 @@ async def get_request(
 
 @routes.get("/v1/cards/{card_id}", summary="Get a card (masked)", responses=CARD_ERRORS)
 async def get_card(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
-    return One(data=card_out(await load_card(session, principal, card_id)))
+    return One(data=CardOut.of(await load_card(session, principal, card_id)))
 
 
 @routes.get("/v1/cards", summary="List cards")
@@ -321,7 +263,7 @@ async def list_cards(
     if last4 is not None:
         statement = statement.where(Card.last4 == last4)
     cards, meta = await repository.page(statement, page)
-    return Many(data=[card_out(c) for c in cards], meta=meta)
+    return Many(data=[CardOut.of(c) for c in cards], meta=meta)
 
 
 @routes.get("/v1/users/{user_id}/cards", summary="A user's cards", responses=CARD_ERRORS)
@@ -331,7 +273,7 @@ async def user_cards(
     await UserRepository(session, principal.tenant_id).get_or_404(user_id)
     repository = CardRepository(session, principal.tenant_id)
     cards, meta = await repository.page(repository.readable().where(Card.user_id == user_id), page)
-    return Many(data=[card_out(c) for c in cards], meta=meta)
+    return Many(data=[CardOut.of(c) for c in cards], meta=meta)
 
 
 @routes.get("/v1/me/cards", summary="The cardholder's cards")
@@ -340,14 +282,14 @@ async def my_cards(principal: Cardholder, session: DbSession, page: Pagination) 
     cards, meta = await repository.page(
         repository.readable().where(Card.user_id == principal.user_id), page
     )
-    return Many(data=[card_out(c) for c in cards], meta=meta)
+    return Many(data=[CardOut.of(c) for c in cards], meta=meta)
 
 
 @routes.get(
     "/v1/me/cards/{card_id}", summary="One of the cardholder's cards", responses=CARD_ERRORS
 )
 async def my_card(card_id: CardId, principal: Cardholder, session: DbSession) -> One[CardOut]:
-    return One(data=card_out(await load_card(session, principal, card_id)))
+    return One(data=CardOut.of(await load_card(session, principal, card_id)))
 
 
 # -- sensitive data ------------------------------------------------------------------------------
@@ -410,7 +352,7 @@ async def set_pin(
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.set_pin(session, _services(request), card, body.pin)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.put(
@@ -424,7 +366,7 @@ async def set_my_pin(
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.set_pin(session, _services(request), card, body.pin)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.post(
@@ -435,7 +377,7 @@ async def set_my_pin(
 async def reset_cvv(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.reset_cvv(session, card)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 # -- physical journey and activation -------------------------------------------------------------
@@ -449,7 +391,7 @@ async def reset_cvv(card_id: CardId, principal: Servicer, session: DbSession) ->
 async def process_request(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(session, card, "process", "ISSUANCE_IN_PROGRESS")
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.post(
@@ -462,7 +404,7 @@ async def manufacturing(
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(session, card, "manufacturing", body.result)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.post(
@@ -477,7 +419,7 @@ async def delivery(
     await service.move_fulfillment(
         session, card, "delivery", body.status, carrier=body.carrier, tracking=body.tracking_number
     )
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.post(
@@ -488,7 +430,7 @@ async def delivery(
 async def activate(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.activate(session, card, actor=principal.kind.value)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.post(
@@ -506,7 +448,7 @@ async def activate_by_pan(
         raise NotFound("card")
     locked = await load_card(session, principal, card.id, lock=True)
     await service.activate(session, locked, actor=principal.kind.value)
-    return One(data=card_out(locked))
+    return One(data=CardOut.of(locked))
 
 
 @routes.post(

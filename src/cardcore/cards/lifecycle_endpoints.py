@@ -7,9 +7,9 @@ from fastapi import Body, Path, Query, Request, Security, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.balances.endpoints import BalanceRepository
+from cardcore.balances.repository import BalanceRepository
 from cardcore.cards import controls, lifecycle, reports
-from cardcore.cards.endpoints import card_out, load_card
+from cardcore.cards.repository import PhysicalRequestRepository, ReportRepository, load_card
 from cardcore.cards.schemas import CardOut, DeliveryAddress
 from cardcore.cards.service import CardServices
 from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require
@@ -18,10 +18,9 @@ from cardcore.kit.errors import CardcoreError, Forbidden, error_responses
 from cardcore.kit.money import MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal, PrincipalKind
-from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import CardProduct, CardReport, CardStatus, PhysicalRequest, Program
+from cardcore.models import CardProduct, CardReport, CardStatus, Program
 from cardcore.models.cards import TERMINAL_STATUSES
 
 routes = router(
@@ -86,14 +85,14 @@ async def lock(
     # Lost and stolen locks compromise the number, and lock every card carrying it.
     await lifecycle.carriers(session, card)
     await lifecycle.lock(session, card, body.reason_code, actor=principal.kind.value)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.post("/v1/cards/{card_id}/unlock", summary="Unlock a card", responses=TRANSITION_ERRORS)
 async def unlock(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await lifecycle.unlock(session, card, actor=principal.kind.value)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 @routes.post(
@@ -109,7 +108,7 @@ async def update_status(
         await lifecycle.lock(session, card, 3, actor=principal.kind.value)
     else:
         await lifecycle.unlock(session, card, actor=principal.kind.value)
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 async def _toggle(
@@ -118,7 +117,7 @@ async def _toggle(
     card = await load_card(session, principal, card_id, lock=True)
     action = lifecycle.freeze if frozen else lifecycle.unfreeze
     await action(session, card, actor=principal.kind.value)
-    return card_out(card)
+    return CardOut.of(card)
 
 
 @routes.post("/v1/cards/{card_id}/freeze", summary="Freeze a card", responses=TRANSITION_ERRORS)
@@ -157,7 +156,7 @@ async def close(card_id: CardId, principal: Partner, session: DbSession) -> One[
     await lifecycle.transition(
         session, card, CardStatus.CLOSED, actor=principal.kind.value, reason="closed"
     )
-    return One(data=card_out(card))
+    return One(data=CardOut.of(card))
 
 
 # -- spend controls ------------------------------------------------------------------------------
@@ -339,16 +338,6 @@ class BalanceMoveIn(BaseModel):
     balance_id: str
 
 
-class ReportRepository(TenantRepository[CardReport]):
-    model = CardReport
-    noun = "card report"
-
-
-class PhysicalRequestRepository(TenantRepository[PhysicalRequest]):
-    model = PhysicalRequest
-    noun = "physical request"
-
-
 ReportId = Annotated[str, Path(description="A card report id (`rpt_…`).")]
 
 
@@ -435,7 +424,7 @@ async def replace_card(
     new = await reports.replace(
         session, request.app.state.card_services, found, actor=principal.kind.value
     )
-    return One(data=card_out(new))
+    return One(data=CardOut.of(new))
 
 
 @routes.post(
@@ -446,7 +435,7 @@ async def replace_card(
 )
 async def renew_card(report_id: ReportId, principal: Support, session: DbSession) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
-    return One(data=card_out(await reports.renew(session, found)))
+    return One(data=CardOut.of(await reports.renew(session, found)))
 
 
 @routes.post(
@@ -461,7 +450,7 @@ async def decline_report(
 ) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
     return One(
-        data=card_out(
+        data=CardOut.of(
             await reports.decline(session, found, body.reason, actor=principal.kind.value)
         )
     )
@@ -558,14 +547,14 @@ async def enroll_3ds(
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     return One(
-        data=card_out(await reports.enroll_3ds(session, card, phone=body.phone, email=body.email))
+        data=CardOut.of(await reports.enroll_3ds(session, card, phone=body.phone, email=body.email))
     )
 
 
 @routes.delete("/v1/cards/{card_id}/3ds", summary="Remove the card from 3-D Secure")
 async def unenroll_3ds(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
-    return One(data=card_out(await reports.unenroll_3ds(session, card)))
+    return One(data=CardOut.of(await reports.unenroll_3ds(session, card)))
 
 
 @routes.post(
@@ -578,4 +567,4 @@ async def move_balance(
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     target = await BalanceRepository(session, principal.tenant_id).get_or_404(body.balance_id)
-    return One(data=card_out(await reports.move_to_balance(session, card, target)))
+    return One(data=CardOut.of(await reports.move_to_balance(session, card, target)))

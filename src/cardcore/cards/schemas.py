@@ -1,10 +1,13 @@
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardcore.cards.controls import Controls
+from cardcore.cards.lifecycle import failure_action_code
+from cardcore.cards.service import masked_pan
 from cardcore.kit.money import CurrencyCode, MinorUnits
+from cardcore.models import Card
 
 
 class ProductCreate(BaseModel):
@@ -107,6 +110,43 @@ class CardOut(BaseModel):
     replacement_for: str | None
     created_at: datetime
     activated_at: datetime | None
+
+    @classmethod
+    def of(cls, card: Card) -> Self:
+        return cls(
+            id=card.id,
+            type=card.type,
+            status=card.status,
+            network=card.network,
+            masked_pan=masked_pan(card),
+            bin=card.bin,
+            last4=card.last4,
+            expiry_month=card.expiry_month,
+            expiry_year=card.expiry_year,
+            product_id=card.product_id,
+            balance_id=card.balance_id,
+            user_id=card.user_id,
+            corporation_id=card.corporation_id,
+            embossing_name=card.embossing_name,
+            pin_set=card.pin_hash is not None,
+            fulfillment=Fulfillment(
+                status=card.fulfillment_status,
+                carrier=card.carrier,
+                tracking_number=card.tracking_number,
+                delivery_address=card.delivery_address,
+            )
+            if card.type == "PHYSICAL"
+            else None,
+            gift_recipient_name=card.gift_recipient_name,
+            gift_message=card.gift_message,
+            lock_reason=card.lock_reason if card.status == "LOCKED" else None,
+            failure_action_code=failure_action_code(card),
+            three_ds=card.three_ds,
+            replaced_by=card.replaced_by,
+            replacement_for=card.replacement_for,
+            created_at=card.created_at,
+            activated_at=card.activated_at,
+        )
 
 
 class CardRequestOut(BaseModel):

@@ -32,6 +32,7 @@ from cardcore.customers.schemas import (
     UserCreate,
     UserOut,
     UserUpdate,
+    masked,
 )
 from cardcore.customers.verification import Action
 from cardcore.kit.access import Partner, require_admin
@@ -63,25 +64,6 @@ Review = Annotated[ReviewDecision, Body(default_factory=ReviewDecision)]
 NewUser = Annotated[UserCreate, Body(default_factory=UserCreate)]
 
 
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        status=user.status,
-        external_reference=user.external_reference,
-        email=user.email,
-        phone=user.phone,
-        kyc_status=user.kyc_status,
-        first_name=user.first_name,
-        middle_name=user.middle_name,
-        last_name=user.last_name,
-        nationality=user.nationality,
-        national_id_type=user.national_id_type,
-        national_id_masked=service.masked(user.national_id_last4),
-        created_at=user.created_at,
-        updated_at=user.updated_at,
-    )
-
-
 async def _history(session: AsyncSession, subject_id: str) -> list[HistoryOut]:
     rows = await session.scalars(
         select(VerificationHistory)
@@ -102,7 +84,7 @@ async def kyc_view(session: AsyncSession, user: User) -> KycOut:
             date_of_birth=user.date_of_birth,
             nationality=user.nationality,
             national_id_type=user.national_id_type,
-            national_id_masked=service.masked(user.national_id_last4),
+            national_id_masked=masked(user.national_id_last4),
         ),
         addresses=[AddressOut.model_validate(a) for a in await service.addresses_of(session, user)],
         documents=[
@@ -171,7 +153,7 @@ async def create_user(body: NewUser, principal: Partner, session: DbSession) -> 
         phone=body.phone,
     )
     await session.refresh(user)
-    return One(data=user_out(user))
+    return One(data=UserOut.of(user))
 
 
 @routes.get("/v1/users", summary="List or look up users")
@@ -206,13 +188,13 @@ async def list_users(
         hashed = service.national_id_hash(request.app.state.keyring, national_id)
         statement = statement.where(User.national_id_hash == hashed)
     users, meta = await repository.page(statement, page)
-    return Many(data=[user_out(u) for u in users], meta=meta)
+    return Many(data=[UserOut.of(u) for u in users], meta=meta)
 
 
 @routes.get("/v1/users/{user_id}", summary="Get a user", responses=error_responses("NOT_FOUND"))
 async def get_user(user_id: UserId, principal: Partner, session: DbSession) -> One[UserOut]:
     return One(
-        data=user_out(await UserRepository(session, principal.tenant_id).get_or_404(user_id))
+        data=UserOut.of(await UserRepository(session, principal.tenant_id).get_or_404(user_id))
     )
 
 
@@ -227,7 +209,7 @@ async def update_user(
     user = await UserRepository(session, principal.tenant_id).get_or_404(user_id, for_update=True)
     await service.update_user(session, user, body.model_dump(exclude_unset=True))
     await session.refresh(user)
-    return One(data=user_out(user))
+    return One(data=UserOut.of(user))
 
 
 @routes.post(
@@ -239,7 +221,7 @@ async def close_user(user_id: UserId, principal: Partner, session: DbSession) ->
     user = await UserRepository(session, principal.tenant_id).get_or_404(user_id, for_update=True)
     await service.close_user(session, user)
     await session.refresh(user)
-    return One(data=user_out(user))
+    return One(data=UserOut.of(user))
 
 
 @routes.get(
@@ -495,7 +477,7 @@ async def kyc_queue(principal: Reviewer, session: DbSession, page: Pagination) -
     users, meta = await repository.page(
         repository.readable().where(User.kyc_status == "IN_REVIEW"), page
     )
-    return Many(data=[user_out(u) for u in users], meta=meta)
+    return Many(data=[UserOut.of(u) for u in users], meta=meta)
 
 
 @admin_routes.get("/v1/admin/kyc-reviews/{user_id}", summary="One user's KYC file, for review")

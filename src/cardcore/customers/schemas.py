@@ -1,11 +1,17 @@
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from cardcore.models import User
 
 NationalIdType = Literal["NATIONAL_ID", "PASSPORT", "CNIC", "TAX_ID", "SOCIAL_SECURITY", "OTHER"]
 AddressType = Literal["RESIDENTIAL", "MAILING", "DELIVERY"]
 KycStatus = Literal["NOT_STARTED", "PENDING", "IN_REVIEW", "APPROVED", "REJECTED"]
+
+
+def masked(last4: str | None) -> str | None:
+    return f"****{last4}" if last4 else None
 
 
 class UserCreate(BaseModel):
@@ -39,6 +45,25 @@ class UserOut(BaseModel):
     national_id_masked: str | None = Field(description="Only the last four characters show.")
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> Self:
+        return cls(
+            id=user.id,
+            status=user.status,
+            external_reference=user.external_reference,
+            email=user.email,
+            phone=user.phone,
+            kyc_status=user.kyc_status,
+            first_name=user.first_name,
+            middle_name=user.middle_name,
+            last_name=user.last_name,
+            nationality=user.nationality,
+            national_id_type=user.national_id_type,
+            national_id_masked=masked(user.national_id_last4),
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
 
 
 class PersonalInfoIn(BaseModel):

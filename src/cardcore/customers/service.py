@@ -125,10 +125,6 @@ def _normalize_national_id(number: str) -> str:
     return "".join(ch for ch in number.upper() if ch.isalnum())
 
 
-def masked(last4: str | None) -> str | None:
-    return f"****{last4}" if last4 else None
-
-
 # -- KYC -----------------------------------------------------------------------------------------
 
 

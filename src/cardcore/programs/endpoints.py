@@ -10,7 +10,6 @@ from cardcore.kit.errors import error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import ApiKey
 from cardcore.programs import service
 from cardcore.programs.repository import ApiKeyRepository, ProgramRepository
 from cardcore.programs.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ProgramOut
@@ -21,22 +20,6 @@ routes = router(
 )
 
 KeyId = Annotated[str, Path(description="An API key id (`key_…`).")]
-
-
-def api_key_out(key: ApiKey, schema: type[ApiKeyOut] = ApiKeyOut, **extra: str) -> ApiKeyOut:
-    return schema.model_validate(
-        {
-            "id": key.id,
-            "name": key.name,
-            "kind": key.kind,
-            "display_prefix": key.display_prefix,
-            "status": "REVOKED" if key.revoked_at else "ACTIVE",
-            "created_at": key.created_at,
-            "last_used_at": key.last_used_at,
-            "revoked_at": key.revoked_at,
-            **extra,
-        }
-    )
 
 
 @routes.get("/v1/program", summary="The caller's program")
@@ -61,7 +44,7 @@ async def create_api_key(
         session, program_id=principal.tenant_id, name=body.name
     )
     await session.refresh(key)
-    return One(data=api_key_out(key, ApiKeyCreated, secret=secret))  # type: ignore[arg-type]
+    return One(data=ApiKeyCreated.of(key, secret=secret))
 
 
 @routes.get("/v1/api-keys", summary="List API keys")
@@ -70,7 +53,7 @@ async def list_api_keys(
 ) -> Many[ApiKeyOut]:
     repository = ApiKeyRepository(session, principal.tenant_id)
     keys, meta = await repository.page(repository.readable(), page)
-    return Many(data=[api_key_out(key) for key in keys], meta=meta)
+    return Many(data=[ApiKeyOut.of(key) for key in keys], meta=meta)
 
 
 @routes.get(
@@ -78,7 +61,7 @@ async def list_api_keys(
 )
 async def get_api_key(key_id: KeyId, principal: Partner, session: DbSession) -> One[ApiKeyOut]:
     key = await ApiKeyRepository(session, principal.tenant_id).get_or_404(key_id)
-    return One(data=api_key_out(key))
+    return One(data=ApiKeyOut.of(key))
 
 
 @routes.delete(
@@ -92,4 +75,4 @@ async def revoke_api_key(key_id: KeyId, principal: Partner, session: DbSession) 
     key = await service.revoke_api_key(
         session, await repository.get_or_404(key_id, for_update=True)
     )
-    return One(data=api_key_out(key))
+    return One(data=ApiKeyOut.of(key))

@@ -1,8 +1,9 @@
 from datetime import datetime
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardcore.models import ProgramMode
+from cardcore.models import ApiKey, ProgramMode
 
 
 class ProgramOut(BaseModel):
@@ -42,6 +43,22 @@ class ApiKeyOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None = Field(description="Last authenticated use, to within a minute.")
     revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey, **extra: str) -> Self:
+        return cls.model_validate(
+            {
+                "id": key.id,
+                "name": key.name,
+                "kind": key.kind,
+                "display_prefix": key.display_prefix,
+                "status": "REVOKED" if key.revoked_at else "ACTIVE",
+                "created_at": key.created_at,
+                "last_used_at": key.last_used_at,
+                "revoked_at": key.revoked_at,
+                **extra,
+            }
+        )
 
 
 class ApiKeyCreated(ApiKeyOut):
