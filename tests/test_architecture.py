@@ -1,0 +1,212 @@
+"""The layering of cardcore's packages holds.
+
+A node is a first-level name under `src/cardcore`: a package (`kit`, `cards`, …) or a top-level
+module (`app`, `db`, `config`, …). Every import counts, wherever it is written: at module level,
+inside a function, or under `if TYPE_CHECKING:`. A type-only import still says one package needs
+to know the other, and the day it becomes a real import the cycle is there, so the type checker
+gets no exemption.
+
+- No cycles: if package A imports package B, directly or through others, B never reaches A.
+- No endpoints module imports another endpoints module: what two sets of routes share (a
+  repository, a presenter, a lookup) lives below both.
+"""
+
+import ast
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "cardcore"
+
+
+@dataclass(frozen=True)
+class Import:
+    source: Path  # the importing file
+    line: int
+    target: str  # the imported module (or a name in it), dotted from the top package
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = [root.name, *path.relative_to(root).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(root: Path, path: Path) -> Iterator[Import]:
+    """Every import in the file, relative ones resolved; `from a import b` yields `a.b` too, as
+    `b` may be a module of `a`."""
+    module = module_name(root, path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Import(path, node.lineno, alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                parent = ".".join(base + ([node.module] if node.module else []))
+            else:
+                parent = node.module or ""
+            yield Import(path, node.lineno, parent)
+            for alias in node.names:
+                yield Import(path, node.lineno, f"{parent}.{alias.name}")
+
+
+def node_of(root: Path, dotted: str) -> str | None:
+    """The first-level package or module `dotted` belongs to, if it is one of ours."""
+    parts = dotted.split(".")
+    if parts[0] != root.name or len(parts) < 2:
+        return None
+    name = parts[1]
+    if (root / name / "__init__.py").exists() or (root / f"{name}.py").exists():
+        return name
+    return None
+
+
+def import_graph(root: Path) -> dict[str, dict[str, list[Import]]]:
+    """node -> the nodes it imports -> the imports that say so."""
+    graph: dict[str, dict[str, list[Import]]] = {}
+    for path in sorted(root.rglob("*.py")):
+        source = node_of(root, module_name(root, path))
+        if source is None:
+            continue
+        edges = graph.setdefault(source, {})
+        for found in imports_of(root, path):
+            target = node_of(root, found.target)
+            if target is not None and target != source:
+                edges.setdefault(target, []).append(found)
+    return graph
+
+
+def cycles(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
+    """For every node that can reach itself, its shortest way back (each cycle once)."""
+    found: list[list[str]] = []
+    for node in sorted(graph):
+        if node not in _reachable(graph, node):
+            continue
+        group = {other for other in graph if node in _reachable(graph, other)}
+        cycle = _shortest_cycle(graph, node, group)
+        turn = cycle.index(min(cycle[:-1]))
+        canonical = [*cycle[turn:-1], *cycle[:turn], cycle[turn]]
+        if canonical not in found:
+            found.append(canonical)
+    return found
+
+
+def _reachable(graph: dict[str, dict[str, list[Import]]], start: str) -> set[str]:
+    reached: set[str] = set()
+    todo = list(graph.get(start, {}))
+    while todo:
+        node = todo.pop()
+        if node not in reached:
+            reached.add(node)
+            todo.extend(graph.get(node, {}))
+    return reached
+
+
+def _shortest_cycle(
+    graph: dict[str, dict[str, list[Import]]], start: str, group: set[str]
+) -> list[str]:
+    paths = [[start]]
+    while paths:
+        path = paths.pop(0)
+        for target in sorted(graph[path[-1]]):
+            if target == start:
+                return [*path, start]
+            if target in group and target not in path:
+                paths.append([*path, target])
+    raise AssertionError(f"{start} is in a cycle but none was found")
+
+
+def describe(root: Path, graph: dict[str, dict[str, list[Import]]], cycle: list[str]) -> str:
+    steps = []
+    for source, target in itertools.pairwise(cycle):
+        where = ", ".join(
+            dict.fromkeys(
+                f"{found.source.relative_to(root)}:{found.line}" for found in graph[source][target]
+            )
+        )
+        steps.append(f"  {source} -> {target}  ({where})")
+    return " -> ".join(cycle) + "\n" + "\n".join(steps)
+
+
+def endpoint_imports(root: Path) -> list[str]:
+    """Each import of an endpoints module by another endpoints module."""
+    found = []
+    for path in sorted(root.rglob("*endpoints*.py")):
+        own = module_name(root, path)
+        for each in imports_of(root, path):
+            last = each.target.rpartition(".")[2]
+            if "endpoints" in last and each.target != own and _is_module(root, each.target):
+                found.append(f"{path.relative_to(root)}:{each.line} imports {each.target}")
+    return found
+
+
+def _is_module(root: Path, dotted: str) -> bool:
+    parts = dotted.split(".")
+    return parts[0] == root.name and root.joinpath(*parts[1:]).with_suffix(".py").exists()
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = import_graph(SOURCE)
+    found = cycles(graph)
+    assert not found, "import cycles between packages:\n" + "\n".join(
+        describe(SOURCE, graph, cycle) for cycle in found
+    )
+
+
+def test_no_endpoints_module_imports_another() -> None:
+    assert endpoint_imports(SOURCE) == []
+
+
+# The checks themselves, on a made-up package: they must be able to fail.
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_a_cycle_through_a_function_or_type_only_import_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    _write(
+        root,
+        {
+            "__init__.py": "",
+            "top.py": "from app.low import x\n",
+            "low/__init__.py": "",
+            "low/x.py": "def f():\n    from app.mid import y\n",
+            "mid/__init__.py": "",
+            "mid/y.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..low import x\n"
+            ),
+            "leaf/__init__.py": "",
+            "leaf/z.py": "from app import low\n",
+        },
+    )
+    graph = import_graph(root)
+    assert cycles(graph) == [["low", "mid", "low"]]
+    assert "low/x.py:2" in describe(root, graph, ["low", "mid", "low"])
+    assert "mid/y.py:3" in describe(root, graph, ["low", "mid", "low"])
+
+
+def test_an_endpoints_module_importing_another_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    _write(
+        root,
+        {
+            "__init__.py": "",
+            "a/__init__.py": "",
+            "a/endpoints.py": "from app.b import endpoints\nfrom app.b.schemas import Out\n",
+            "a/more_endpoints.py": "from app.a.endpoints import routes\n",
+            "b/__init__.py": "",
+            "b/endpoints.py": "from app.b import schemas\n",
+            "b/schemas.py": "",
+        },
+    )
+    assert endpoint_imports(root) == [
+        "a/endpoints.py:1 imports app.b.endpoints",
+        "a/more_endpoints.py:1 imports app.a.endpoints",
+    ]
