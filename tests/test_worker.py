@@ -1,24 +1,27 @@
 """The general job runner: persisted jobs, retries with backoff, periodic jobs once per period."""
 
+import importlib
+import pkgutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cardcore.kit.idempotency import purge_expired
-from cardcore.kit.jobs import PERIODIC, JobContext, JobQueue, enqueue, job, schedule_periodic
+import cardcore
+from cardcore.kit.idempotency import PURGE_EXPIRED, purge_expired
+from cardcore.kit.jobs import JobContext, JobKind, JobQueue, enqueue, schedule_periodic
 from cardcore.models import IdempotencyRecord, Job
+from cardcore.worker import JOBS
 
 CALLS: list[dict[str, Any]] = []
 
 
-@job("test.record")
 async def record(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
     CALLS.append(payload)
 
 
-@job("test.flaky")
 async def flaky(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
     session.add(
         IdempotencyRecord(
@@ -35,16 +38,35 @@ async def flaky(session: AsyncSession, payload: dict[str, Any], context: JobCont
         raise RuntimeError("not yet")
 
 
+RECORD = JobKind("test.record", record)
+FLAKY = JobKind("test.flaky", flaky)
+
+
+def test_the_worker_runs_every_kind_of_job_cardcore_defines() -> None:
+    defined = set()
+    for module in pkgutil.walk_packages(cardcore.__path__, "cardcore."):
+        if module.name != "cardcore.__main__":
+            found = vars(importlib.import_module(module.name)).values()
+            defined |= {kind for kind in found if isinstance(kind, JobKind)}
+    assert {kind.name for kind in defined} == {kind.name for kind in JOBS}
+    assert defined <= set(JOBS), "a kind of job is defined twice under one name"
+
+
+def test_a_kind_listed_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"test\.record is listed twice"):
+        JobQueue(async_sessionmaker(), [RECORD, JobKind("test.record", flaky)])
+
+
 async def test_a_job_runs_once(
     sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
 ) -> None:
     CALLS.clear()
-    await enqueue(session, "test.record", {"n": 1})
-    await enqueue(session, "test.record", {"n": 2}, unique_key="only-once")
-    await enqueue(session, "test.record", {"n": 3}, unique_key="only-once")
-    await enqueue(session, "test.record", {"n": 4}, run_at=datetime.now(UTC) + timedelta(hours=1))
+    await enqueue(session, RECORD, {"n": 1})
+    await enqueue(session, RECORD, {"n": 2}, unique_key="only-once")
+    await enqueue(session, RECORD, {"n": 3}, unique_key="only-once")
+    await enqueue(session, RECORD, {"n": 4}, run_at=datetime.now(UTC) + timedelta(hours=1))
     await session.commit()
-    queue = JobQueue(sessionmaker)
+    queue = JobQueue(sessionmaker, [RECORD, FLAKY])
     while await queue.run_one():
         pass
     assert sorted(call["n"] for call in CALLS) == [1, 2]
@@ -54,9 +76,9 @@ async def test_a_failing_job_is_retried_with_backoff_and_its_effects_undone(
     sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
 ) -> None:
     CALLS.clear()
-    await enqueue(session, "test.flaky", {})
+    await enqueue(session, FLAKY, {})
     await session.commit()
-    queue = JobQueue(sessionmaker)
+    queue = JobQueue(sessionmaker, [RECORD, FLAKY])
     for expected_attempts in (1, 2):
         assert await queue.run_one()
         row = await session.scalar(select(Job).where(Job.kind == "test.flaky"))
@@ -82,12 +104,12 @@ async def test_a_failing_job_is_retried_with_backoff_and_its_effects_undone(
 async def test_periodic_jobs_get_one_row_per_period(session: AsyncSession) -> None:
     now = datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC)
     for _ in range(3):  # three workers' schedulers in the same period
-        await schedule_periodic(session, now)
+        await schedule_periodic(session, JOBS, now)
     rows = (
         await session.scalars(select(Job.unique_key).where(Job.kind == "idempotency.purge_expired"))
     ).all()
     assert len(rows) == 1
-    await schedule_periodic(session, now + PERIODIC["idempotency.purge_expired"].every)
+    await schedule_periodic(session, JOBS, now + PURGE_EXPIRED.every)
     rows = (
         await session.scalars(select(Job.unique_key).where(Job.kind == "idempotency.purge_expired"))
     ).all()

@@ -178,7 +178,7 @@ def worker(
 
     from cardcore.kit.jobs import schedule_periodic
     from cardcore.kit.logging import configure_logging
-    from cardcore.worker import build_worker, run_worker
+    from cardcore.worker import JOBS, build_worker, run_worker
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -190,7 +190,7 @@ def worker(
         try:
             if once:
                 async with sessionmaker() as session, session.begin():
-                    await schedule_periodic(session)
+                    await schedule_periodic(session, JOBS)
                 await build_worker(sessionmaker, keyring, settings).drain()
                 return
             stop = asyncio.Event()

@@ -9,16 +9,26 @@ import asyncio
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import cardcore.authorizations.expiry
-import cardcore.cards.jobs
-import cardcore.cards.lifecycle
-import cardcore.fees.periodic
-import cardcore.kit.idempotency
-import cardcore.ledger.service  # noqa: F401 - these modules register their jobs
+from cardcore.authorizations import jobs as authorization_jobs
+from cardcore.cards import jobs as card_jobs
 from cardcore.config import Settings
+from cardcore.fees import jobs as fee_jobs
+from cardcore.kit import idempotency
 from cardcore.kit.crypto import Keyring
-from cardcore.kit.jobs import JobContext, JobQueue, Worker
+from cardcore.kit.jobs import PURGE_FINISHED, JobContext, JobQueue, Worker
+from cardcore.ledger import jobs as ledger_jobs
 from cardcore.webhooks.delivery import DeliveryQueue, FanOutQueue
+
+# Every kind of job the worker runs. A kind left out is never run (its rows fail for want of a
+# handler), and tests/test_worker.py says so.
+JOBS = (
+    PURGE_FINISHED,
+    idempotency.PURGE_EXPIRED,
+    *authorization_jobs.JOBS,
+    *card_jobs.JOBS,
+    *fee_jobs.JOBS,
+    *ledger_jobs.JOBS,
+)
 
 
 def build_worker(
@@ -33,8 +43,9 @@ def build_worker(
         [
             FanOutQueue(sessionmaker),
             DeliveryQueue(sessionmaker, keyring, settings, client=client),
-            JobQueue(sessionmaker, JobContext(settings=settings, keyring=keyring)),
+            JobQueue(sessionmaker, JOBS, JobContext(settings=settings, keyring=keyring)),
         ],
+        periodic=JOBS,
         concurrency=settings.worker_concurrency,
         poll_interval=settings.worker_poll_interval_seconds,
     )

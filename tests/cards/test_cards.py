@@ -14,6 +14,7 @@ from cardcore.cards.security import cvk_pair, cvv, luhn_valid
 from cardcore.config import Settings
 from cardcore.kit.jobs import JobContext, JobQueue
 from cardcore.kit.logging import luhn_valid as log_luhn
+from cardcore.worker import JOBS
 from tests.auth.helpers import bearer
 from tests.cards.helpers import (
     CALLER_KEY,
@@ -259,7 +260,7 @@ async def test_an_asynchronous_issue_keeps_no_pin_while_it_waits(
         client, partner, setup, "?async=true", **{**physical, "pin": "1234"}
     )
     assert weak.json()["code"] == "PIN_TOO_WEAK", "refused at once, not after the 202"
-    queue = JobQueue(sessionmaker, JobContext(settings=settings, keyring=app.state.keyring))
+    queue = JobQueue(sessionmaker, JOBS, JobContext(settings=settings, keyring=app.state.keyring))
     while await queue.run_one():
         pass
     done = (await client.get(f"/v1/requests/{request['id']}", headers=partner.headers)).json()
@@ -539,7 +540,7 @@ async def test_async_issuance_through_the_worker(
             headers=partner.headers,
         )
     ).json()["data"]
-    queue = JobQueue(sessionmaker, JobContext(settings=settings, keyring=app.state.keyring))
+    queue = JobQueue(sessionmaker, JOBS, JobContext(settings=settings, keyring=app.state.keyring))
     while await queue.run_one():
         pass
     done = (await client.get(f"/v1/requests/{request['id']}", headers=partner.headers)).json()[

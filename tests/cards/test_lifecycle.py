@@ -9,7 +9,7 @@ from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.cards import controls, lifecycle
+from cardcore.cards import controls, jobs, lifecycle
 from cardcore.cards.lifecycle import LOCK_REASONS, STATES, TRANSITIONS
 from cardcore.kit.errors import CardcoreError
 from cardcore.models import Card, Program
@@ -403,7 +403,7 @@ async def test_the_expiry_job(
         update(Card).where(Card.id == card["id"]).values(expiry_year=2025, expiry_month=1)
     )
     await session.commit()
-    await lifecycle.expire_cards(session, {}, JobContext())
+    await jobs.expire_cards(session, {}, JobContext())
     await session.commit()
     assert (await client.get(f"/v1/cards/{card['id']}", headers=partner.headers)).json()["data"][
         "status"

@@ -33,11 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cardcore.config import Settings
 from cardcore.db import create_sessionmaker
 from cardcore.fees import service
+from cardcore.fees.jobs import CHARGE_PERIODIC
 from cardcore.fees.periodic import charge_periodic, last_period, recent_periods, waiver_for
 from cardcore.fees.schemas import FeeRule
 from cardcore.kit.jobs import JobQueue, enqueue
 from cardcore.ledger.verify import verify
 from cardcore.models import Balance, Card, Event, Fee, FeeSchedule, Job, LedgerTransfer
+from cardcore.worker import JOBS
 from tests.authorizations.helpers import fund_cards, make_base
 from tests.authorizations.network import authorize, body, follow_up
 from tests.cards.helpers import issue
@@ -919,10 +921,10 @@ async def test_a_full_batch_queues_the_next_one(
         .where(FeeSchedule.program_id == partner.program_id)
         .values(effective_from=yesterday)
     )
-    await enqueue(session, "fees.charge_periodic", {"limit": 2})
+    await enqueue(session, CHARGE_PERIODIC, {"limit": 2})
     await session.commit()
 
-    queue = JobQueue(sessionmaker)
+    queue = JobQueue(sessionmaker, JOBS)
     while await queue.run_one():
         pass
     runs = (

@@ -2,14 +2,13 @@
 pending authorization's hold is released as a follow-up of kind `expiry` would release it
 (follow_ups.py), with `authorization.expired` for partners."""
 
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.authorizations.follow_ups import follow_up
-from cardcore.kit.jobs import JobContext, job
+from cardcore.kit.jobs import JobContext
 from cardcore.models import CardTransaction, Program
 
 
@@ -27,7 +26,6 @@ async def expire_now(
     )
 
 
-@job("authorizations.expire_holds", every=timedelta(hours=1))
 async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
     """Release holds the network never cleared, after the program's hold_expiry_days."""
     stale = await session.execute(

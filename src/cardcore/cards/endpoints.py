@@ -9,8 +9,8 @@ from fastapi import Body, Path, Query, Request, Security, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.cards import jobs as _card_jobs  # noqa: F401 - registers cards.issue, which this module enqueues
 from cardcore.cards import service, zone_pin_keys
+from cardcore.cards.jobs import ISSUE_CARD
 from cardcore.cards.repository import (
     CardRepository,
     ProductRepository,
@@ -208,7 +208,7 @@ async def create_card(
         session.add(card_request)
         await session.flush()
         await enqueue(
-            session, "cards.issue", {"request_id": card_request.id}, unique_key=card_request.id
+            session, ISSUE_CARD, {"request_id": card_request.id}, unique_key=card_request.id
         )
         await session.refresh(card_request)
         accepted = One(data=CardRequestOut.model_validate(card_request))

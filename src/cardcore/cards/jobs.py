@@ -1,21 +1,23 @@
-"""Asynchronous issuance (seed 003 `/cards/virtual/async`, seed 004 request status): a persisted
-job on the worker, never an in-memory task."""
+"""The cards' scheduled work: asynchronous issuance (seed 003 `/cards/virtual/async`, seed 004
+request status), a persisted job on the worker, never an in-memory task; and expiry."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.cards import lifecycle
 from cardcore.cards.dependencies import build_card_services
 from cardcore.cards.events import CardRequestCompleted
 from cardcore.cards.service import IssueRequest, issue_card
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.jobs import JobContext, job
+from cardcore.kit.jobs import JobContext, JobKind
 from cardcore.kit.outbox import record_event
-from cardcore.models import CardRequest
+from cardcore.models import Card, CardRequest, CardStatus
+from cardcore.models.cards import LIVE_STATUSES
 
 
-@job("cards.issue")
 async def issue_requested_card(
     session: AsyncSession, payload: dict[str, Any], context: JobContext
 ) -> None:
@@ -48,3 +50,26 @@ async def issue_requested_card(
             error_code=request.error_code,
         ),
     )
+
+
+async def expire_cards(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
+    now = datetime.now(UTC)
+    months = now.year * 12 + now.month
+    candidates = await session.scalars(
+        select(Card)
+        .where(
+            Card.status.in_(LIVE_STATUSES),
+            (Card.expiry_year * 12 + Card.expiry_month) < months,
+        )
+        .with_for_update(skip_locked=True)
+        .limit(1000)
+    )
+    for card in candidates:
+        await lifecycle.transition(
+            session, card, CardStatus.EXPIRED, actor="system", reason="expiry month passed"
+        )
+
+
+ISSUE_CARD = JobKind("cards.issue", issue_requested_card)
+EXPIRE_CARDS = JobKind("cards.expire", expire_cards, every=timedelta(hours=24))
+JOBS = (ISSUE_CARD, EXPIRE_CARDS)

@@ -13,8 +13,8 @@ may become ACTIVE, INACTIVE or FROZEN again, whatever route asks.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.cards.events import CardStatusChanged
 from cardcore.cards.response_codes import ResponseCode
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.outbox import record_event
 from cardcore.models import Card, CardStatus, CompromisedPan
 from cardcore.models.cards import LIVE_STATUSES, TERMINAL_STATUSES
@@ -240,22 +239,3 @@ class Expiring(Protocol):
 def expired(card: Expiring, now: datetime) -> bool:
     """A card is valid through the last day of its expiry month."""
     return (now.year, now.month) > (card.expiry_year, card.expiry_month)
-
-
-@job("cards.expire", every=timedelta(hours=24))
-async def expire_cards(session: AsyncSession, payload: dict[str, Any], context: JobContext) -> None:
-    now = datetime.now(UTC)
-    months = now.year * 12 + now.month
-    candidates = await session.scalars(
-        select(Card)
-        .where(
-            Card.status.in_(LIVE_STATUSES),
-            (Card.expiry_year * 12 + Card.expiry_month) < months,
-        )
-        .with_for_update(skip_locked=True)
-        .limit(1000)
-    )
-    for card in candidates:
-        await transition(
-            session, card, CardStatus.EXPIRED, actor="system", reason="expiry month passed"
-        )

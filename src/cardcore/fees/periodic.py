@@ -20,7 +20,6 @@ from sqlalchemy.orm import aliased
 
 from cardcore.fees import service
 from cardcore.fees.schemas import FeeRule
-from cardcore.kit.jobs import JobContext, enqueue, job
 from cardcore.models import Balance, Card, CardProduct, Fee, FeeSchedule, LedgerTransfer, Program
 from cardcore.models.cards import TERMINAL_STATUSES
 
@@ -233,22 +232,3 @@ async def charge_periodic(
             if made >= limit:
                 return made
     return made
-
-
-@job("fees.charge_periodic", every=timedelta(minutes=10))
-async def charge_periodic_job(
-    session: AsyncSession, payload: dict[str, Any], context: JobContext
-) -> None:
-    """One batch. A full batch queues the next one, to run as soon as this one commits: at one
-    batch per 10 minutes a program with more cards than 288,000 would fall behind its daily fees
-    and lose those older than the catch-up window."""
-    limit = int(payload.get("limit", BATCH))
-    if await charge_periodic(session, limit=limit) >= limit:
-        await enqueue(session, "fees.charge_periodic", {"limit": limit})
-
-
-@job("fees.retry_due", every=timedelta(hours=1))
-async def retry_due_job(
-    session: AsyncSession, payload: dict[str, Any], context: JobContext
-) -> None:
-    await service.retry_due(session)

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from cardcore.kit.access import CurrentPrincipal
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.jobs import JobContext, job
+from cardcore.kit.jobs import JobContext, JobKind
 from cardcore.kit.session import DbSession
 from cardcore.models import IdempotencyRecord
 
@@ -138,7 +138,6 @@ async def store_response(session: DbSession, request: Request, response: Respons
     )
 
 
-@job("idempotency.purge_expired", every=timedelta(minutes=5))
 async def purge_expired(
     session: AsyncSession, payload: dict[str, Any], context: JobContext
 ) -> None:
@@ -146,3 +145,6 @@ async def purge_expired(
     await session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= func.now())
     )
+
+
+PURGE_EXPIRED = JobKind("idempotency.purge_expired", purge_expired, every=timedelta(minutes=5))

@@ -19,7 +19,7 @@ import contextlib
 import random
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -46,32 +46,18 @@ Handler = Callable[[AsyncSession, dict[str, Any], JobContext], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Periodic:
-    kind: str
-    every: timedelta
+class JobKind:
+    """A kind of job: the name its rows carry, what runs one, and how often, if it is periodic.
+    Each feature lists its kinds in its jobs.py; the worker is given them all (worker.py)."""
 
-
-HANDLERS: dict[str, Handler] = {}
-PERIODIC: dict[str, Periodic] = {}
-
-
-def job(kind: str, *, every: timedelta | None = None) -> Callable[[Handler], Handler]:
-    """Register a job handler; with `every`, also run it once per period."""
-
-    def register(handler: Handler) -> Handler:
-        if kind in HANDLERS:
-            raise ValueError(f"job {kind} is registered twice")
-        HANDLERS[kind] = handler
-        if every is not None:
-            PERIODIC[kind] = Periodic(kind, every)
-        return handler
-
-    return register
+    name: str
+    handler: Handler
+    every: timedelta | None = None
 
 
 async def enqueue(
     session: AsyncSession,
-    kind: str,
+    kind: JobKind,
     payload: dict[str, Any] | None = None,
     *,
     run_at: datetime | None = None,
@@ -80,10 +66,8 @@ async def enqueue(
 ) -> None:
     """Add a job in the caller's transaction: it exists exactly when the caller's change does.
     With `unique_key`, a second enqueue of the same key does nothing."""
-    if kind not in HANDLERS:
-        raise KeyError(f"no handler for job {kind}")
     values: dict[str, Any] = {
-        "kind": kind,
+        "kind": kind.name,
         "payload": payload or {},
         "run_at": run_at or func.statement_timestamp(),
         "unique_key": unique_key,
@@ -109,9 +93,17 @@ class JobQueue:
     name = "jobs"
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], context: JobContext | None = None
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        kinds: Sequence[JobKind],
+        context: JobContext | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.handlers: dict[str, Handler] = {}
+        for kind in kinds:
+            if kind.name in self.handlers:
+                raise ValueError(f"job {kind.name} is listed twice")
+            self.handlers[kind.name] = kind.handler
         self.context = context or JobContext()
 
     async def run_one(self) -> bool:
@@ -127,7 +119,7 @@ class JobQueue:
             )
             if claimed is None:
                 return False
-            handler = HANDLERS.get(claimed.kind)
+            handler = self.handlers.get(claimed.kind)
             claimed.attempts += 1
             try:
                 if handler is None:
@@ -149,22 +141,25 @@ class JobQueue:
         return True
 
 
-async def schedule_periodic(session: AsyncSession, now: datetime | None = None) -> None:
-    """Make sure the current period of every periodic job has its row (idempotent)."""
+async def schedule_periodic(
+    session: AsyncSession, kinds: Sequence[JobKind], now: datetime | None = None
+) -> None:
+    """Make sure the current period of every periodic kind has its row (idempotent)."""
     now = now or datetime.now(UTC)
-    for periodic in PERIODIC.values():
-        seconds = periodic.every.total_seconds()
+    for kind in kinds:
+        if kind.every is None:
+            continue
+        seconds = kind.every.total_seconds()
         slot = int(now.timestamp() // seconds)
         await enqueue(
             session,
-            periodic.kind,
+            kind,
             run_at=datetime.fromtimestamp(slot * seconds, UTC),
-            unique_key=f"{periodic.kind}@{slot}",
+            unique_key=f"{kind.name}@{slot}",
             max_attempts=1,
         )
 
 
-@job("jobs.purge_finished", every=timedelta(hours=1))
 async def purge_finished_jobs(
     session: AsyncSession, payload: dict[str, Any], context: JobContext
 ) -> None:
@@ -176,6 +171,9 @@ async def purge_finished_jobs(
     )
 
 
+PURGE_FINISHED = JobKind("jobs.purge_finished", purge_finished_jobs, every=timedelta(hours=1))
+
+
 class Worker:
     """Runs `concurrency` lanes; each lane takes work from every queue in turn and sleeps for
     the poll interval when none had any."""
@@ -185,11 +183,13 @@ class Worker:
         sessionmaker: async_sessionmaker[AsyncSession],
         queues: list[Queue],
         *,
+        periodic: Sequence[JobKind] = (),
         concurrency: int = 4,
         poll_interval: float = 1.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.queues = queues
+        self.periodic = periodic
         self.concurrency = concurrency
         self.poll_interval = poll_interval
 
@@ -233,7 +233,7 @@ class Worker:
             started = time.monotonic()
             try:
                 async with self.sessionmaker() as session, session.begin():
-                    await schedule_periodic(session)
+                    await schedule_periodic(session, self.periodic)
             except Exception:
                 log.exception("scheduler_failed")
             await _sleep(stop, max(1.0, 5.0 - (time.monotonic() - started)))

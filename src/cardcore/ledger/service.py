@@ -18,7 +18,7 @@ same conditional update (`ledger_apply`) account by account in id order, all of 
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, text
@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.db import driver_connection
 from cardcore.kit.errors import CardcoreError
-from cardcore.kit.jobs import JobContext, job
 from cardcore.kit.rows import as_row, plain, to_json
 from cardcore.models import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 from cardcore.models.ids import PrefixedId, from_uuid, new_id, to_uuid
@@ -300,15 +299,6 @@ async def _run(
     if deltas:
         await session.execute(insert(LedgerAccountDelta), deltas)
     return recorded
-
-
-# Often, so that each fold is small: one statement folding half a minute of a busy card
-# network's deltas held a CPU long enough to show in the authorizations' latency.
-@job("ledger.fold_deltas", every=timedelta(seconds=5))
-async def fold_deltas_job(
-    session: AsyncSession, payload: dict[str, Any], context: JobContext
-) -> None:
-    await fold_deltas(session)
 
 
 async def fold_deltas(session: AsyncSession, batch: int = 50_000) -> int:
