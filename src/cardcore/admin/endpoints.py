@@ -17,6 +17,7 @@ from cardcore.admin.schemas import (
 )
 from cardcore.auth import service as auth_service
 from cardcore.kit.access import require_admin
+from cardcore.kit.app_state import SettingsDep, TokenKeysDep
 from cardcore.kit.crypto import password_hasher
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
@@ -57,12 +58,18 @@ class AuditLogRepository(TenantRepository[AuditLog]):
     "a row lock the account for 15 minutes.",
     responses=error_responses("ACCOUNT_LOCKED"),
 )
-async def login(body: AdminLogin, session: DbSession, request: Request) -> One[AdminToken]:
+async def login(
+    body: AdminLogin,
+    session: DbSession,
+    request: Request,
+    tokens: TokenKeysDep,
+    settings: SettingsDep,
+) -> One[AdminToken]:
     request.state.audit_object_id = body.email[:64]
     admin, token = await auth_service.admin_login(
         session,
-        request.app.state.token_keys,
-        request.app.state.settings,
+        tokens,
+        settings,
         program_id=body.program_id,
         email=body.email,
         password=body.password,
@@ -78,7 +85,7 @@ async def login(body: AdminLogin, session: DbSession, request: Request) -> One[A
     return One(
         data=AdminToken(
             access_token=token,
-            expires_in=request.app.state.settings.admin_token_ttl_seconds,
+            expires_in=settings.admin_token_ttl_seconds,
             admin=AdminOut.model_validate(admin),
         )
     )

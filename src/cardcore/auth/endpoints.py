@@ -17,15 +17,18 @@ from cardcore.auth.schemas import (
     SessionCreated,
     TokenResponse,
 )
+from cardcore.config import Settings
 from cardcore.customers.repository import UserRepository
 from cardcore.customers.schemas import UserOut
 from cardcore.kit.access import Cardholder, Partner
+from cardcore.kit.app_state import KeyringDep, SettingsDep, TokenKeysDep
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import OAuthError, error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import encryption, router
 from cardcore.kit.session import DbSession
+from cardcore.kit.tokens import TokenKeys
 from cardcore.models import Credential
 
 routes = router(tags=["auth"], encryption="optional")
@@ -109,14 +112,16 @@ def _token_response(issued: service.IssuedTokens) -> Response:
     return Response(body.model_dump_json(), media_type="application/json", headers=NO_STORE)
 
 
-async def _refresh(request: Request, session: DbSession, form: FormData) -> Response:
+async def _refresh(
+    request: Request, session: DbSession, tokens: TokenKeys, settings: Settings, form: FormData
+) -> Response:
     refresh_token = form.get("refresh_token")
     if not isinstance(refresh_token, str) or not refresh_token:
         raise OAuthError("invalid_request", "refresh_token is required.")
     subject, issued = await service.refresh_token_grant(
         session,
-        request.app.state.token_keys,
-        request.app.state.settings,
+        tokens,
+        settings,
         refresh_token=refresh_token,
     )
     request.state.audit_object_id = subject
@@ -151,19 +156,21 @@ async def _refresh(request: Request, session: DbSession, form: FormData) -> Resp
         },
     },
 )
-async def token(request: Request, session: DbSession) -> Response:
+async def token(
+    request: Request, session: DbSession, tokens: TokenKeysDep, settings: SettingsDep
+) -> Response:
     form = await _oauth_form(request)
     grant_type = form.get("grant_type")
     if grant_type == "refresh_token":
-        return await _refresh(request, session, form)
+        return await _refresh(request, session, tokens, settings, form)
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "Use client_credentials or refresh_token.")
     client_id, secret = _client_authentication(request, form)
     request.state.audit_object_id = client_id
     credential, issued = await service.client_credentials_grant(
         session,
-        request.app.state.token_keys,
-        request.app.state.settings,
+        tokens,
+        settings,
         client_id=client_id,
         secret=secret,
     )
@@ -180,11 +187,13 @@ async def token(request: Request, session: DbSession) -> Response:
     responses=OAUTH_ERRORS,
     openapi_extra=encryption("off"),
 )
-async def refresh(request: Request, session: DbSession) -> Response:
+async def refresh(
+    request: Request, session: DbSession, tokens: TokenKeysDep, settings: SettingsDep
+) -> Response:
     form = await _oauth_form(request)
     if form.get("grant_type") != "refresh_token":
         raise OAuthError("unsupported_grant_type", "Only refresh_token is accepted here.")
-    return await _refresh(request, session, form)
+    return await _refresh(request, session, tokens, settings, form)
 
 
 @routes.get(
@@ -192,8 +201,8 @@ async def refresh(request: Request, session: DbSession) -> Response:
     summary="Public keys that verify our access tokens",
     openapi_extra=encryption("off"),
 )
-async def jwks(request: Request) -> dict[str, object]:
-    return await request.app.state.token_keys.jwks()  # type: ignore[no-any-return]
+async def jwks(tokens: TokenKeysDep) -> dict[str, object]:
+    return await tokens.jwks()
 
 
 # -- credentials ---------------------------------------------------------------------------------
@@ -207,11 +216,11 @@ CredentialId = Annotated[str, Path(description="A credential id (`crd_…`).")]
     status_code=status.HTTP_201_CREATED,
 )
 async def create_credential(
-    body: CredentialCreate, principal: Partner, session: DbSession, request: Request
+    body: CredentialCreate, principal: Partner, session: DbSession, keyring: KeyringDep
 ) -> One[CredentialCreated]:
     credential, secret = await service.create_credential(
         session,
-        request.app.state.keyring,
+        keyring,
         program_id=principal.tenant_id,
         type=body.type,
         name=body.name,
@@ -265,13 +274,14 @@ async def create_session(
     body: SessionOptions,
     principal: Partner,
     session: DbSession,
-    request: Request,
+    tokens: TokenKeysDep,
+    settings: SettingsDep,
 ) -> One[SessionCreated]:
     user = await UserRepository(session, principal.tenant_id).get_or_404(user_id)
     cardholder_session, issued = await service.create_session(
         session,
-        request.app.state.token_keys,
-        request.app.state.settings,
+        tokens,
+        settings,
         user=user,
         device_id=body.device_id,
         strong_auth=body.strong_auth,

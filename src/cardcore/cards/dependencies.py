@@ -1,3 +1,10 @@
+"""The cards' services: built once per process (app.py; the worker's jobs build their own), and
+reached by routes as one typed dependency."""
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
 from cardcore.cards.keys import load_cvk
 from cardcore.cards.processors import processor
 from cardcore.cards.service import CardServices
@@ -13,3 +20,10 @@ def build_card_services(settings: Settings, keyring: Keyring) -> CardServices:
         processor=processor(settings.issuing_processor),
         cvk=load_cvk(settings),
     )
+
+
+def card_services(request: Request) -> CardServices:
+    return cast(CardServices, request.app.state.card_services)
+
+
+CardServicesDep = Annotated[CardServices, Depends(card_services)]

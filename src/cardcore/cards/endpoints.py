@@ -5,11 +5,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Body, Path, Query, Request, Security, status
+from fastapi import Body, Path, Query, Security, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards import service, zone_pin_keys
+from cardcore.cards.dependencies import CardServicesDep
 from cardcore.cards.jobs import ISSUE_CARD
 from cardcore.cards.repository import (
     CardRepository,
@@ -37,6 +38,7 @@ from cardcore.cards.schemas import (
 from cardcore.cards.service import CardServices, IssueRequest
 from cardcore.customers.repository import UserRepository
 from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require_admin
+from cardcore.kit.app_state import KeyringDep
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
 from cardcore.kit.filters import id_filter, matching_id
@@ -66,10 +68,6 @@ ZpkReader = Annotated[Principal, Security(require_admin("zone_pin_keys.read"))]
 CARD_ERRORS = error_responses("NOT_FOUND")
 # No body asks for every field (and lets a body-less call ask only for an encrypted answer).
 RevealOptions = Annotated[RevealIn, Body(default_factory=RevealIn)]
-
-
-def _services(request: Request) -> CardServices:
-    return request.app.state.card_services  # type: ignore[no-any-return]
 
 
 # -- products ------------------------------------------------------------------------------------
@@ -127,11 +125,11 @@ def zone_pin_key_out(row: ZonePinKey) -> ZonePinKeyOut:
     openapi_extra=encryption("required"),
 )
 async def install_zone_pin_key(
-    body: ZonePinKeyIn, principal: ZpkManager, session: DbSession, request: Request
+    body: ZonePinKeyIn, principal: ZpkManager, session: DbSession, keyring: KeyringDep
 ) -> One[ZonePinKeyOut]:
     row = await zone_pin_keys.install(
         session,
-        request.app.state.keyring,
+        keyring,
         program_id=principal.tenant_id,
         algorithm=body.algorithm,
         key=zone_pin_keys.parse_key(body.algorithm, [body.key]),
@@ -191,7 +189,7 @@ async def create_card(
     body: CardCreate,
     principal: Creator,
     session: DbSession,
-    request: Request,
+    services: CardServicesDep,
     run_async: Annotated[bool, Query(alias="async")] = False,
 ) -> One[CardOut] | JSONResponse:
     values = body.model_dump()
@@ -203,7 +201,7 @@ async def create_card(
         payload = body.model_dump(mode="json")
         if body.pin is not None:
             # The request row waits for the worker: it keeps the PIN's keyed hash, never the PIN.
-            payload.update(service.sealed_pin(_services(request), request_id, body.pin))
+            payload.update(service.sealed_pin(services, request_id, body.pin))
         card_request = CardRequest(id=request_id, program_id=principal.tenant_id, payload=payload)
         session.add(card_request)
         await session.flush()
@@ -214,7 +212,7 @@ async def create_card(
         accepted = One(data=CardRequestOut.model_validate(card_request))
         return JSONResponse(accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     card = await service.issue_card(
-        session, _services(request), program_id=principal.tenant_id, request=issue
+        session, services, program_id=principal.tenant_id, request=issue
     )
     await session.refresh(card)
     return One(data=CardOut.of(card))
@@ -317,10 +315,14 @@ async def _reveal(
     openapi_extra=encryption("required"),
 )
 async def reveal(
-    card_id: CardId, body: RevealOptions, principal: Partner, session: DbSession, request: Request
+    card_id: CardId,
+    body: RevealOptions,
+    principal: Partner,
+    session: DbSession,
+    services: CardServicesDep,
 ) -> One[RevealOut]:
     card = await load_card(session, principal, card_id)
-    return One(data=await _reveal(session, _services(request), card, body.fields))
+    return One(data=await _reveal(session, services, card, body.fields))
 
 
 @routes.post(
@@ -334,11 +336,11 @@ async def reveal_mine(
     body: RevealOptions,
     principal: Cardholder,
     session: DbSession,
-    request: Request,
+    services: CardServicesDep,
 ) -> One[RevealOut]:
     card = await load_card(session, principal, card_id)
     service.require_strong_auth(principal.strong_auth_at)
-    return One(data=await _reveal(session, _services(request), card, body.fields))
+    return One(data=await _reveal(session, services, card, body.fields))
 
 
 @routes.put(
@@ -348,10 +350,10 @@ async def reveal_mine(
     openapi_extra=encryption("required"),
 )
 async def set_pin(
-    card_id: CardId, body: PinIn, principal: Partner, session: DbSession, request: Request
+    card_id: CardId, body: PinIn, principal: Partner, session: DbSession, services: CardServicesDep
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
-    await service.set_pin(session, _services(request), card, body.pin)
+    await service.set_pin(session, services, card, body.pin)
     return One(data=CardOut.of(card))
 
 
@@ -362,10 +364,14 @@ async def set_pin(
     openapi_extra=encryption("required"),
 )
 async def set_my_pin(
-    card_id: CardId, body: PinIn, principal: Cardholder, session: DbSession, request: Request
+    card_id: CardId,
+    body: PinIn,
+    principal: Cardholder,
+    session: DbSession,
+    services: CardServicesDep,
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
-    await service.set_pin(session, _services(request), card, body.pin)
+    await service.set_pin(session, services, card, body.pin)
     return One(data=CardOut.of(card))
 
 
@@ -440,9 +446,9 @@ async def activate(card_id: CardId, principal: Servicer, session: DbSession) -> 
     openapi_extra=encryption("required"),
 )
 async def activate_by_pan(
-    body: ActivateByPan, principal: Partner, session: DbSession, request: Request
+    body: ActivateByPan, principal: Partner, session: DbSession, services: CardServicesDep
 ) -> One[CardOut]:
-    card = await service.find_by_pan(session, _services(request), principal.tenant_id, body.pan)
+    card = await service.find_by_pan(session, services, principal.tenant_id, body.pan)
     month, year = body.expiry.split("/")
     if card is None or card.expiry_month != int(month) or card.expiry_year % 100 != int(year):
         raise NotFound("card")

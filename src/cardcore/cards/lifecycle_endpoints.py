@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances.repository import BalanceRepository
 from cardcore.cards import controls, lifecycle, reports
+from cardcore.cards.dependencies import CardServicesDep
 from cardcore.cards.repository import PhysicalRequestRepository, ReportRepository, load_card
 from cardcore.cards.schemas import CardOut, DeliveryAddress
 from cardcore.cards.service import CardServices
@@ -416,14 +417,12 @@ async def list_reports(
     responses=error_responses(*ACTION_CODES, "LOCK_IRREVERSIBLE", "BIN_EXHAUSTED"),
 )
 async def replace_card(
-    report_id: ReportId, principal: Support, session: DbSession, request: Request
+    report_id: ReportId, principal: Support, session: DbSession, services: CardServicesDep
 ) -> One[CardOut]:
     # Not locked here: the service locks the card first, then the report (the order every
     # report path takes).
     found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
-    new = await reports.replace(
-        session, request.app.state.card_services, found, actor=principal.kind.value
-    )
+    new = await reports.replace(session, services, found, actor=principal.kind.value)
     return One(data=CardOut.of(new))
 
 
@@ -511,13 +510,12 @@ async def _decide_physical(
     responses=error_responses(*PHYSICAL_CODES),
 )
 async def approve_physical(
-    request_id: Annotated[str, Path()], principal: Support, session: DbSession, request: Request
+    request_id: Annotated[str, Path()],
+    principal: Support,
+    session: DbSession,
+    services: CardServicesDep,
 ) -> One[PhysicalRequestOut]:
-    return One(
-        data=await _decide_physical(
-            session, principal, request_id, request.app.state.card_services, True, None
-        )
-    )
+    return One(data=await _decide_physical(session, principal, request_id, services, True, None))
 
 
 @routes.post(
@@ -530,12 +528,10 @@ async def reject_physical(
     body: Decline,
     principal: Support,
     session: DbSession,
-    request: Request,
+    services: CardServicesDep,
 ) -> One[PhysicalRequestOut]:
     return One(
-        data=await _decide_physical(
-            session, principal, request_id, request.app.state.card_services, False, body.reason
-        )
+        data=await _decide_physical(session, principal, request_id, services, False, body.reason)
     )
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Body, File, Form, Path, Query, Request, Security, UploadFile, status
+from fastapi import Body, File, Form, Path, Query, Security, UploadFile, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,12 +36,14 @@ from cardcore.customers.schemas import (
 )
 from cardcore.customers.verification import Action
 from cardcore.kit.access import Partner, require_admin
+from cardcore.kit.app_state import DocumentStorageDep, KeyringDep
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, FieldError, NotFound, error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
+from cardcore.kit.storage import DocumentStorage
 from cardcore.models import Corporation, User, VerificationHistory
 
 routes = router(
@@ -106,7 +108,7 @@ async def kyb_view(session: AsyncSession, corporation: Corporation) -> KybOut:
 
 async def _store_upload(
     session: AsyncSession,
-    request: Request,
+    storage: DocumentStorage,
     subject: User | Corporation,
     file: UploadFile,
     type: str,
@@ -115,7 +117,7 @@ async def _store_upload(
 ) -> One[DocumentOut]:
     document = await service.add_document(
         session,
-        request.app.state.document_storage,
+        storage,
         subject,
         type=type,
         side=side,
@@ -160,7 +162,7 @@ async def create_user(body: NewUser, principal: Partner, session: DbSession) -> 
 async def list_users(
     principal: Partner,
     session: DbSession,
-    request: Request,
+    keyring: KeyringDep,
     page: Pagination,
     user_status: Annotated[str | None, Query(alias="status", pattern="^(ACTIVE|CLOSED)$")] = None,
     kyc_status: Annotated[KycStatus | None, Query()] = None,
@@ -185,7 +187,7 @@ async def list_users(
     if external_reference is not None:
         statement = statement.where(User.external_reference == external_reference)
     if national_id is not None:
-        hashed = service.national_id_hash(request.app.state.keyring, national_id)
+        hashed = service.national_id_hash(keyring, national_id)
         statement = statement.where(User.national_id_hash == hashed)
     users, meta = await repository.page(statement, page)
     return Many(data=[UserOut.of(u) for u in users], meta=meta)
@@ -261,12 +263,16 @@ async def get_kyc(user_id: UserId, principal: Partner, session: DbSession) -> On
     "/v1/users/{user_id}/kyc/personal", summary="Set KYC personal information", responses=KYC_ERRORS
 )
 async def put_personal(
-    user_id: UserId, body: PersonalInfoIn, principal: Partner, session: DbSession, request: Request
+    user_id: UserId,
+    body: PersonalInfoIn,
+    principal: Partner,
+    session: DbSession,
+    keyring: KeyringDep,
 ) -> One[KycOut]:
     user = await _user_for_update(session, principal, user_id)
     await service.set_personal_info(
         session,
-        request.app.state.keyring,
+        keyring,
         user,
         service.PersonalInfo(**body.model_dump()),
         principal,
@@ -326,13 +332,13 @@ async def upload_user_document(
     user_id: UserId,
     principal: Partner,
     session: DbSession,
-    request: Request,
+    storage: DocumentStorageDep,
     file: Annotated[UploadFile, File()],
     type: Annotated[str, Form(max_length=40)],
     side: Annotated[str | None, Form(max_length=10)] = None,
 ) -> One[DocumentOut]:
     user = await _user_for_update(session, principal, user_id)
-    return await _store_upload(session, request, user, file, type, side, principal)
+    return await _store_upload(session, storage, user, file, type, side, principal)
 
 
 @routes.post(
@@ -425,14 +431,14 @@ async def upload_corporation_document(
     corporation_id: CorporationId,
     principal: Partner,
     session: DbSession,
-    request: Request,
+    storage: DocumentStorageDep,
     file: Annotated[UploadFile, File()],
     type: Annotated[str, Form(max_length=40)],
 ) -> One[DocumentOut]:
     corporation = await CorporationRepository(session, principal.tenant_id).get_or_404(
         corporation_id, for_update=True
     )
-    return await _store_upload(session, request, corporation, file, type, None, principal)
+    return await _store_upload(session, storage, corporation, file, type, None, principal)
 
 
 @routes.post(

@@ -3,9 +3,10 @@
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from fastapi import Request
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, Field
 
+from cardcore.kit.app_state import EncryptionKeysDep
 from cardcore.kit.encryption import ACCEPTED_KEY_ALGORITHMS, CONTENT_ENCRYPTION
 from cardcore.kit.envelope import One
 from cardcore.kit.routing import router
@@ -28,9 +29,13 @@ class PublicKeyOut(BaseModel):
     "A256GCM). It changes when we rotate; after a rotation the previous key keeps working for "
     "a grace period. No credentials needed: it is public.",
 )
-async def public_key(request: Request) -> One[PublicKeyOut]:
-    key = await request.app.state.encryption_keys.current()
-    pem = key.raw_value.public_key().public_bytes(
+async def public_key(keys: EncryptionKeysDep) -> One[PublicKeyOut]:
+    key = await keys.current()
+    private = key.raw_value
+    # Server keys are loaded from their private PEM, with a kid (kit/server_keys.py).
+    assert isinstance(private, rsa.RSAPrivateKey)
+    assert key.kid is not None
+    pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return One(

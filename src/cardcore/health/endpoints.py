@@ -1,12 +1,12 @@
 """Liveness, readiness, metrics and the partner's ping. None touches the request session, so
 probes stay cheap and work while the connection pool is exhausted elsewhere."""
 
-from fastapi import Request
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.responses import Response
 
 from cardcore.kit import metrics
+from cardcore.kit.app_state import SessionmakerDep
 from cardcore.kit.envelope import One
 from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.logging import get_logger
@@ -36,9 +36,9 @@ async def live() -> One[Status]:
     summary="Readiness probe: can this process reach its database?",
     responses=error_responses("SERVICE_UNAVAILABLE"),
 )
-async def ready(request: Request) -> One[Status]:
+async def ready(sessionmaker: SessionmakerDep) -> One[Status]:
     try:
-        async with request.app.state.sessionmaker() as session:
+        async with sessionmaker() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         log.warning("readiness_failed", error=type(exc).__name__)
@@ -47,9 +47,9 @@ async def ready(request: Request) -> One[Status]:
 
 
 @routes.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def prometheus_metrics(request: Request) -> Response:
+async def prometheus_metrics(sessionmaker: SessionmakerDep) -> Response:
     try:
-        async with request.app.state.sessionmaker() as session:
+        async with sessionmaker() as session:
             metrics.WEBHOOK_OLDEST_UNDELIVERED.set(await oldest_undelivered_age(session))
     except Exception as exc:
         # Metrics must still answer when the database does not; the gauge keeps its last value.

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit import jws
+from cardcore.kit import app_state, jws
 from cardcore.kit.credentials import (
     active_credential,
     authenticate_api_key,
@@ -108,7 +108,7 @@ async def _from_api_key(request: Request, session: AsyncSession, secret: str) ->
     key = await authenticate_api_key(
         session,
         secret,
-        touch_interval_seconds=request.app.state.settings.api_key_touch_interval_seconds,
+        touch_interval_seconds=app_state.settings(request).api_key_touch_interval_seconds,
     )
     if key is None:
         raise Unauthenticated("The API key is not valid, or has been revoked.")
@@ -124,8 +124,8 @@ def _require_active(program_status: str) -> None:
 
 async def _from_access_token(request: Request, session: AsyncSession, token: str) -> Principal:
     try:
-        claims = await request.app.state.token_keys.verify(
-            token, max_lifetimes=lifetimes(request.app.state.settings)
+        claims = await app_state.token_keys(request).verify(
+            token, max_lifetimes=lifetimes(app_state.settings(request))
         )
     except InvalidToken as exc:
         raise Unauthenticated(f"The access token is not valid ({exc}).") from exc
@@ -218,7 +218,7 @@ async def _from_jws(request: Request, signature: str) -> Principal:
     body = getattr(request.state, "jws_signed_body", None)
     if body is None:
         body = await request.body()
-    async with request.app.state.sessionmaker() as own:
+    async with app_state.sessionmaker(request)() as own:
         found = await active_credential(own, auth_id, type="jws")
         if found is None:
             raise Unauthenticated("Unknown or revoked auth_id.")
@@ -226,7 +226,7 @@ async def _from_jws(request: Request, signature: str) -> Principal:
         try:
             header = jws.verify_request_signature(
                 signature,
-                secret=jws_secret(request.app.state.keyring, credential),
+                secret=jws_secret(app_state.keyring(request), credential),
                 method=request.method,
                 # The path and query as sent, percent-encoding and all, as the caller signed
                 # them (the decoded path would not match a signer that escaped a character).

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from cardcore.kit import app_state
 from cardcore.kit.access import CurrentPrincipal
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError
@@ -82,7 +83,7 @@ async def claim_idempotency_key(
     if idempotency_key is None or scope is None:
         return
     fingerprint = request_fingerprint(
-        request.app.state.keyring,
+        app_state.keyring(request),
         request.method,
         request.url.path,
         request.url.query,
@@ -115,7 +116,7 @@ async def store_response(session: DbSession, request: Request, response: Respons
     claimed: ClaimedKey | None = getattr(request.state, "idempotency", None)
     if claimed is None or not 200 <= response.status_code < 300:
         return
-    ttl = timedelta(seconds=request.app.state.settings.idempotency_ttl_seconds)
+    ttl = timedelta(seconds=app_state.settings(request).idempotency_ttl_seconds)
     values = {
         "scope": claimed.scope,
         "key": claimed.key,

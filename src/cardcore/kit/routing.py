@@ -24,7 +24,7 @@ from fastapi.params import Depends, File
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from cardcore.kit import audit, jws
+from cardcore.kit import app_state, audit, jws
 from cardcore.kit.encryption import (
     ENCRYPT_RESPONSE_HEADER,
     ENCRYPTED_REQUEST_HEADER,
@@ -165,7 +165,7 @@ class CardcoreRoute(APIRoute):
                 has_body = bool(await request.body())
                 encryption = negotiate(mode, request.headers, has_body=has_body)
                 if encryption is not None and encryption.decrypt_body:
-                    keys = request.app.state.encryption_keys
+                    keys = app_state.encryption_keys(request)
                     # The handler (and the idempotency fingerprint) see the plaintext.
                     request._body = await decrypt_body(await request.body(), keys)
                 elif required_for and has_body:
@@ -189,8 +189,8 @@ class CardcoreRoute(APIRoute):
                 # Failed before the session dependency existed (an unreadable body, say): the
                 # dependency cannot record it, so record it here in a transaction of its own.
                 if mutating and getattr(request.state, "session", None) is None:
-                    async with request.app.state.sessionmaker() as session:
-                        await audit.record_failure(session, request, exc)
+                    async with app_state.sessionmaker(request)() as own:
+                        await audit.record_failure(own, request, exc)
                 raise
             session = getattr(request.state, "session", None)
             if mutating and session is not None:

@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.kit import audit
+from cardcore.kit import app_state, audit
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -17,8 +17,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Services flush; only this function commits. On failure everything is rolled back and the
     audit trail records the failed attempt in a fresh transaction of the same session.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    async with app_state.sessionmaker(request)() as session:
         request.state.session = session
         try:
             yield session

@@ -3,11 +3,13 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Path, Query, Request, status
+from fastapi import Path, Query, status
 from sqlalchemy import Select
 
+from cardcore.config import Settings
 from cardcore.events.repository import EventRepository
 from cardcore.kit.access import Partner
+from cardcore.kit.app_state import KeyringDep, SettingsDep
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp
@@ -56,8 +58,7 @@ class AttemptRepository(TenantRepository[WebhookAttempt]):
     noun = "delivery attempt"
 
 
-def _checked_url(request: Request, url: str) -> str:
-    settings = request.app.state.settings
+def _checked_url(settings: Settings, url: str) -> str:
     check_url(
         url,
         allow_http=settings.webhooks_allow_http,
@@ -79,13 +80,17 @@ async def event_types(principal: Partner) -> Many[EventTypeOut]:
     status_code=status.HTTP_201_CREATED,
 )
 async def create_webhook(
-    body: WebhookCreate, principal: Partner, session: DbSession, request: Request
+    body: WebhookCreate,
+    principal: Partner,
+    session: DbSession,
+    keyring: KeyringDep,
+    settings: SettingsDep,
 ) -> One[WebhookWithSecret]:
     endpoint, secret = await service.create_endpoint(
         session,
-        request.app.state.keyring,
+        keyring,
         program_id=principal.tenant_id,
-        url=_checked_url(request, body.url),
+        url=_checked_url(settings, body.url),
         event_types=body.event_types,
         description=body.description,
         enabled=body.enabled,
@@ -126,13 +131,13 @@ async def update_webhook(
     body: WebhookUpdate,
     principal: Partner,
     session: DbSession,
-    request: Request,
+    settings: SettingsDep,
 ) -> One[WebhookOut]:
     endpoint = await WebhookRepository(session, principal.tenant_id).get_or_404(
         webhook_id, for_update=True
     )
     if body.url is not None:
-        endpoint.url = _checked_url(request, body.url)
+        endpoint.url = _checked_url(settings, body.url)
     if body.event_types is not None:
         endpoint.event_types = service.check_event_types(body.event_types)
     if body.description is not None:
@@ -171,12 +176,12 @@ async def delete_webhook(webhook_id: WebhookId, principal: Partner, session: DbS
     responses=error_responses("NOT_FOUND"),
 )
 async def rotate_secret(
-    webhook_id: WebhookId, principal: Partner, session: DbSession, request: Request
+    webhook_id: WebhookId, principal: Partner, session: DbSession, keyring: KeyringDep
 ) -> One[WebhookWithSecret]:
     endpoint = await WebhookRepository(session, principal.tenant_id).get_or_404(
         webhook_id, for_update=True
     )
-    secret = await service.rotate_secret(session, request.app.state.keyring, endpoint)
+    secret = await service.rotate_secret(session, keyring, endpoint)
     await session.refresh(endpoint)
     out = WebhookOut.model_validate(endpoint).model_dump()
     return One(data=WebhookWithSecret(**out, secret=secret))
