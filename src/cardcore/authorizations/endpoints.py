@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import Path, Query, Request, Security
+from fastapi import Path, Query, Security
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -19,6 +19,7 @@ from cardcore.authorizations.schemas import (
     NetworkIds,
     PostingIn,
 )
+from cardcore.cards.dependencies import CardServicesDep
 from cardcore.cards.repository import CardRepository
 from cardcore.kit.access import (
     Cardholder,
@@ -103,12 +104,12 @@ class TransactionRepository(TenantRepository[CardTransaction]):
 
 
 async def authorize(
-    body: AuthorizationIn, principal: Network, session: DbSession, request: Request
+    body: AuthorizationIn, principal: Network, session: DbSession, services: CardServicesDep
 ) -> AuthorizationOut:
     return AuthorizationOut(
         **await service.authorize(
             session,
-            request.app.state.card_services,
+            services,
             program_id=principal.tenant_id,
             request=body.to_authorization(principal.tenant_id),
         )
@@ -167,11 +168,11 @@ async def clear(body: FollowUpIn, principal: Network, session: DbSession) -> Aut
     " for ops and the dispute process; the balance never goes below zero.",
 )
 async def force_post(
-    body: PostingIn, principal: Network, session: DbSession, request: Request
+    body: PostingIn, principal: Network, session: DbSession, services: CardServicesDep
 ) -> AuthorizationOut:
     result = await service.post_without_authorization(
         session,
-        request.app.state.card_services,
+        services,
         program_id=principal.tenant_id,
         request=body.to_request(principal.tenant_id, "force_post"),
         kind="FORCE_POST",
@@ -212,11 +213,11 @@ class InquiryOut(BaseModel):
     "`stan`); nothing is held or stored, so a retransmission gets the balance as it is then.",
 )
 async def balance_inquiry(
-    body: InquiryIn, principal: Network, session: DbSession, request: Request
+    body: InquiryIn, principal: Network, session: DbSession, services: CardServicesDep
 ) -> InquiryOut:
     result = await service.balance_inquiry(
         session,
-        request.app.state.card_services,
+        services,
         program_id=principal.tenant_id,
         card_id=body.card_id,
         pan=body.pan,
@@ -268,7 +269,7 @@ class RefundIn(BaseModel):
     responses=error_responses("TRANSACTION_NOT_SETTLED"),
 )
 async def refund(
-    body: RefundIn, principal: Network, session: DbSession, request: Request
+    body: RefundIn, principal: Network, session: DbSession, services: CardServicesDep
 ) -> AuthorizationOut:
     if body.authorization_id is None:
         assert body.currency is not None
@@ -285,7 +286,7 @@ async def refund(
         )
         result = await service.post_without_authorization(
             session,
-            request.app.state.card_services,
+            services,
             program_id=principal.tenant_id,
             request=posting.to_request(principal.tenant_id, "refund"),
             kind="REFUND",
@@ -427,9 +428,9 @@ simulate_routes = router(
     "and (play) money.",
 )
 async def simulate_authorization(
-    body: AuthorizationIn, principal: TestModePartner, session: DbSession, request: Request
+    body: AuthorizationIn, principal: TestModePartner, session: DbSession, services: CardServicesDep
 ) -> AuthorizationOut:
-    return await authorize(body, principal, session, request)
+    return await authorize(body, principal, session, services)
 
 
 @simulate_routes.post("/v1/simulate/reversals", summary="Test mode: release a hold")
@@ -450,18 +451,18 @@ async def simulate_clearing(
     "/v1/simulate/refunds", summary="Test mode: refund a purchase or credit a card"
 )
 async def simulate_refund(
-    body: RefundIn, principal: TestModePartner, session: DbSession, request: Request
+    body: RefundIn, principal: TestModePartner, session: DbSession, services: CardServicesDep
 ) -> AuthorizationOut:
-    return await refund(body, principal, session, request)
+    return await refund(body, principal, session, services)
 
 
 @simulate_routes.post(
     "/v1/simulate/force-post-clearings", summary="Test mode: force-post a clearing"
 )
 async def simulate_force_post(
-    body: PostingIn, principal: TestModePartner, session: DbSession, request: Request
+    body: PostingIn, principal: TestModePartner, session: DbSession, services: CardServicesDep
 ) -> AuthorizationOut:
-    return await force_post(body, principal, session, request)
+    return await force_post(body, principal, session, services)
 
 
 class ExpireIn(BaseModel):

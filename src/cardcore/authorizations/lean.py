@@ -46,7 +46,9 @@ from cardcore.authorizations.schemas import (
     AuthorizationOut,
     FollowUpIn,
 )
+from cardcore.cards.dependencies import card_services
 from cardcore.config import Settings
+from cardcore.kit import app_state
 from cardcore.kit.crypto import sha256_digest
 from cardcore.kit.principals import Principal, PrincipalKind
 
@@ -172,12 +174,11 @@ class AuthorizationLane:
         request.state.principal = Principal(
             PrincipalKind.NETWORK, program_id=program_id, actor_id=key_id, channel="api_key"
         )
-        app = request.app
-        touch_after = timedelta(seconds=app.state.settings.api_key_touch_interval_seconds)
+        touch_after = timedelta(seconds=app_state.settings(request).api_key_touch_interval_seconds)
         if lane.kind == "authorization":
             handle = functools.partial(
                 service.authorize,
-                services=app.state.card_services,
+                services=card_services(request),
                 program_id=program_id,
                 request=message.to_authorization(program_id),
                 key_id=key_id,
@@ -194,7 +195,7 @@ class AuthorizationLane:
                 key_id=key_id,
                 touch_after=touch_after,
             )
-        connections: Connections | None = getattr(app.state, "lean_connections", None)
+        connections: Connections | None = getattr(request.app.state, "lean_connections", None)
         try:
             if connections is not None and getattr(message, "pin_block", None) is None:
                 # Two round trips, each its own transaction (see service.authorize) and each
@@ -203,7 +204,7 @@ class AuthorizationLane:
                     store.NO_SESSION, connection=connections.pooled, unlocked=True
                 )
             else:
-                async with app.state.sessionmaker() as session:
+                async with app_state.sessionmaker(request)() as session:
                     try:
                         answer = await handle(session)
                         await session.commit()
