@@ -9,10 +9,10 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.customers.verification import TRANSITIONS, Action, Status, transition
+from cardcore.customers.verification import TRANSITIONS, Action, transition
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.principals import Principal, PrincipalKind
-from cardcore.models import Event, KycDocument, User
+from cardcore.models import Event, KycDocument, User, VerificationStatus
 from tests.auth.helpers import admin_token, bearer, make_admin
 from tests.conftest import Partner
 from tests.customers.helpers import (
@@ -31,10 +31,14 @@ PARTNER = Principal(PrincipalKind.PARTNER, program_id="prg_x", actor_id="key_x")
 
 @pytest.mark.parametrize(
     ("state", "action", "to"),
-    list(itertools.product(Status, Action, Status)),
+    list(itertools.product(VerificationStatus, Action, VerificationStatus)),
 )
 async def test_every_pair_of_states_for_every_action(
-    session: AsyncSession, partner: Partner, state: Status, action: Action, to: Status
+    session: AsyncSession,
+    partner: Partner,
+    state: VerificationStatus,
+    action: Action,
+    to: VerificationStatus,
 ) -> None:
     user = User(program_id=partner.program_id, kyc_status=state.value)
     session.add(user)
@@ -51,8 +55,8 @@ async def test_every_pair_of_states_for_every_action(
             if action is Action.EDIT
             and state
             in (
-                Status.IN_REVIEW,
-                Status.APPROVED,
+                VerificationStatus.IN_REVIEW,
+                VerificationStatus.APPROVED,
             )
             else "INVALID_KYC_TRANSITION"
         )
@@ -68,7 +72,7 @@ def test_the_table_is_the_documented_machine() -> None:
         for state, targets in table.items()
         for to in targets
     }
-    S, A = Status, Action
+    S, A = VerificationStatus, Action
     assert allowed == {
         (A.EDIT, S.NOT_STARTED, S.PENDING),
         (A.EDIT, S.PENDING, S.PENDING),

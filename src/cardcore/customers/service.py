@@ -16,7 +16,7 @@ from cardcore.customers.events import (
     UserCreated,
     UserUpdated,
 )
-from cardcore.customers.verification import Action, Status, check, transition
+from cardcore.customers.verification import Action, check, transition
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.database_errors import flush_unique
 from cardcore.kit.errors import CardcoreError, FieldError
@@ -29,6 +29,7 @@ from cardcore.models import (
     CorporationEmployee,
     KycDocument,
     User,
+    VerificationStatus,
 )
 
 NATIONAL_ID_PURPOSE = "national_id"
@@ -132,7 +133,7 @@ async def _edit(session: AsyncSession, subject: User | Corporation, principal: P
     """Data is about to change: allowed only while editable, and it (re)opens verification."""
     if isinstance(subject, User):
         require_open(subject)
-    await transition(session, subject, Action.EDIT, Status.PENDING, principal=principal)
+    await transition(session, subject, Action.EDIT, VerificationStatus.PENDING, principal=principal)
 
 
 @dataclass(frozen=True)
@@ -349,11 +350,13 @@ async def missing_for_review(
 async def submit(session: AsyncSession, subject: User | Corporation, principal: Principal) -> None:
     if isinstance(subject, User):
         require_open(subject)
-    check(subject, Action.SUBMIT, Status.IN_REVIEW)
+    check(subject, Action.SUBMIT, VerificationStatus.IN_REVIEW)
     missing = await missing_for_review(session, subject)
     if missing:
         raise CardcoreError("KYC_INCOMPLETE", errors=missing)
-    await transition(session, subject, Action.SUBMIT, Status.IN_REVIEW, principal=principal)
+    await transition(
+        session, subject, Action.SUBMIT, VerificationStatus.IN_REVIEW, principal=principal
+    )
 
 
 async def decide(
@@ -367,7 +370,7 @@ async def decide(
 ) -> None:
     if isinstance(subject, User):
         require_open(subject)
-    to = Status.APPROVED if approved else Status.REJECTED
+    to = VerificationStatus.APPROVED if approved else VerificationStatus.REJECTED
     await transition(session, subject, action, to, principal=principal, reason=reason)
 
 

@@ -18,15 +18,7 @@ from cardcore.customers.events import KybStatusChanged, KycStatusChanged
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.outbox import record_event
 from cardcore.kit.principals import Principal
-from cardcore.models import Corporation, User, VerificationHistory
-
-
-class Status(StrEnum):
-    NOT_STARTED = "NOT_STARTED"
-    PENDING = "PENDING"
-    IN_REVIEW = "IN_REVIEW"
-    APPROVED = "APPROVED"
-    REJECTED = "REJECTED"
+from cardcore.models import Corporation, User, VerificationHistory, VerificationStatus
 
 
 class Action(StrEnum):
@@ -36,8 +28,8 @@ class Action(StrEnum):
     REVIEW = "review"
 
 
-S = Status
-TRANSITIONS: dict[Action, dict[Status, frozenset[Status]]] = {
+S = VerificationStatus
+TRANSITIONS: dict[Action, dict[S, frozenset[S]]] = {
     Action.EDIT: {
         S.NOT_STARTED: frozenset({S.PENDING}),
         S.PENDING: frozenset({S.PENDING}),
@@ -58,11 +50,11 @@ def _status_attr(subject: User | Corporation) -> str:
     return "kyc_status" if isinstance(subject, User) else "kyb_status"
 
 
-def current(subject: User | Corporation) -> Status:
-    return Status(getattr(subject, _status_attr(subject)))
+def current(subject: User | Corporation) -> VerificationStatus:
+    return VerificationStatus(getattr(subject, _status_attr(subject)))
 
 
-def check(subject: User | Corporation, action: Action, to: Status) -> None:
+def check(subject: User | Corporation, action: Action, to: VerificationStatus) -> None:
     state = current(subject)
     if action is Action.EDIT and state not in EDITABLE:
         raise CardcoreError("KYC_LOCKED", f"Verification is {state}; its data cannot change now.")
@@ -76,7 +68,7 @@ async def transition(
     session: AsyncSession,
     subject: User | Corporation,
     action: Action,
-    to: Status,
+    to: VerificationStatus,
     *,
     principal: Principal,
     reason: str | None = None,
@@ -86,7 +78,7 @@ async def transition(
     if before == to:
         return
     attr = _status_attr(subject)
-    setattr(subject, attr, to.value)
+    setattr(subject, attr, to)
     setattr(subject, attr.replace("status", "reason"), reason)
     is_user = isinstance(subject, User)
     session.add(
@@ -94,8 +86,8 @@ async def transition(
             program_id=subject.program_id,
             subject_type="user" if is_user else "corporation",
             subject_id=subject.id,
-            from_status=before.value,
-            to_status=to.value,
+            from_status=before,
+            to_status=to,
             reason=reason,
             actor_type=principal.kind.value,
             actor_id=principal.actor_id,

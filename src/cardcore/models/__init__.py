@@ -28,6 +28,7 @@ from cardcore.models.customers import (
     KycDocument,
     User,
     VerificationHistory,
+    VerificationStatus,
 )
 from cardcore.models.fees import Fee, FeeRefund, FeeSchedule, FeeStatus
 from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
@@ -86,6 +87,7 @@ __all__ = [
     "TransactionStatus",
     "User",
     "VerificationHistory",
+    "VerificationStatus",
     "WebhookAttempt",
     "WebhookEndpoint",
     "WebhookMessage",

@@ -2,6 +2,7 @@
 history of every verification decision."""
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     ForeignKey,
@@ -16,8 +17,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardcore.models.base import Base, CreatedAt
+from cardcore.models.base import Base, CreatedAt, Status
 from cardcore.models.ids import PrefixedId, new_id
+
+
+class VerificationStatus(StrEnum):
+    """Where a user's KYC or a corporation's KYB is (customers/verification.py has the
+    transitions)."""
+
+    NOT_STARTED = "NOT_STARTED"
+    PENDING = "PENDING"
+    IN_REVIEW = "IN_REVIEW"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
 
 
 class User(CreatedAt, Base):
@@ -44,7 +56,9 @@ class User(CreatedAt, Base):
     external_reference: Mapped[str | None] = mapped_column(String(100))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(20))
-    kyc_status: Mapped[str] = mapped_column(String(20), server_default="NOT_STARTED")
+    kyc_status: Mapped[VerificationStatus] = mapped_column(
+        Status(VerificationStatus, 20), server_default="NOT_STARTED"
+    )
     kyc_reason: Mapped[str | None] = mapped_column(String(500))
     first_name: Mapped[str | None] = mapped_column(String(100))
     middle_name: Mapped[str | None] = mapped_column(String(100))
@@ -96,7 +110,9 @@ class Corporation(CreatedAt, Base):
     postal_code: Mapped[str | None] = mapped_column(String(20))
     state: Mapped[str | None] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
-    kyb_status: Mapped[str] = mapped_column(String(20), server_default="NOT_STARTED")
+    kyb_status: Mapped[VerificationStatus] = mapped_column(
+        Status(VerificationStatus, 20), server_default="NOT_STARTED"
+    )
     kyb_reason: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
@@ -147,8 +163,8 @@ class VerificationHistory(CreatedAt, Base):
     program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
     subject_type: Mapped[str] = mapped_column(String(20))
     subject_id: Mapped[str] = mapped_column(String(64))
-    from_status: Mapped[str] = mapped_column(String(20))
-    to_status: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[VerificationStatus] = mapped_column(Status(VerificationStatus, 20))
+    to_status: Mapped[VerificationStatus] = mapped_column(Status(VerificationStatus, 20))
     reason: Mapped[str | None] = mapped_column(String(500))
     actor_type: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(64))
