@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import Card, CardStatus, CardTransaction, TransactionStatus
 from tests.authorizations.network import authorize
+from tests.conftest import Partner
 
 
 async def test_statuses_are_read_back_as_members(
@@ -38,3 +39,18 @@ async def test_a_status_the_enum_does_not_have_is_refused(
     card.status = "MISPLACED"  # type: ignore[assignment]  # what the type forbids, at run time
     with pytest.raises(StatementError, match="MISPLACED"):
         await session.flush()
+
+
+async def test_a_list_filtered_on_an_unknown_status_is_a_clear_error(
+    client: AsyncClient,
+    partner: Partner,
+    world: dict,  # type: ignore[type-arg]
+) -> None:
+    frozen = await client.get("/v1/cards", params={"status": "FROZEN"}, headers=partner.headers)
+    assert (frozen.status_code, frozen.json()["data"]) == (200, [])
+    active = await client.get("/v1/cards", params={"status": "ACTIVE"}, headers=partner.headers)
+    assert [card["id"] for card in active.json()["data"]] == [world["card"]["id"]]
+    for path in ("/v1/cards", "/v1/transactions"):
+        unknown = await client.get(path, params={"status": "MISPLACED"}, headers=partner.headers)
+        assert unknown.status_code == 422, (path, unknown.text)
+        assert unknown.json()["code"] == "VALIDATION_ERROR"

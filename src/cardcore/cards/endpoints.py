@@ -47,7 +47,7 @@ from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal
 from cardcore.kit.routing import encryption, router
 from cardcore.kit.session import DbSession
-from cardcore.models import Card, CardRequest, ZonePinKey
+from cardcore.models import Card, CardRequest, CardStatus, ZonePinKey
 from cardcore.models.ids import new_id
 
 routes = router(
@@ -245,7 +245,7 @@ async def list_cards(
     page: Pagination,
     user_id: Annotated[str | None, id_filter("usr")] = None,
     balance_id: Annotated[str | None, id_filter("bal")] = None,
-    card_status: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+    card_status: Annotated[CardStatus | None, Query(alias="status")] = None,
     type: Annotated[str | None, Query(pattern="^(VIRTUAL|PHYSICAL|GIFT)$")] = None,
     last4: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
 ) -> Many[CardOut]:

@@ -14,7 +14,7 @@ from cardcore.cards.service import IssueRequest, issue_card
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.jobs import JobContext, JobKind
 from cardcore.kit.outbox import record_event
-from cardcore.models import Card, CardRequest, CardStatus
+from cardcore.models import Card, CardRequest, CardStatus, RequestStatus
 from cardcore.models.cards import LIVE_STATUSES
 
 
@@ -35,9 +35,10 @@ async def issue_requested_card(
                 request=IssueRequest(**request.payload),
             )
     except CardcoreError as exc:
-        request.status, request.error_code, request.error_message = "FAILED", exc.code, exc.message
+        request.status = RequestStatus.FAILED
+        request.error_code, request.error_message = exc.code, exc.message
     else:
-        request.status, request.card_id = "COMPLETED", card.id
+        request.status, request.card_id = RequestStatus.COMPLETED, card.id
     request.completed_at = datetime.now(UTC)
     record_event(
         session,

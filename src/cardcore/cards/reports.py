@@ -40,6 +40,8 @@ from cardcore.models import (
     CardStatus,
     PhysicalRequest,
     Program,
+    ReportStatus,
+    RequestStatus,
     User,
 )
 from cardcore.models.cards import TERMINAL_STATUSES
@@ -83,7 +85,7 @@ async def report(session: AsyncSession, card: Card, reason: str, *, reported_by:
         prior_lock_reason=card.lock_reason,
     )
     if earlier is not None:
-        earlier.status, earlier.resolved_at = "SUPERSEDED", datetime.now(UTC)
+        earlier.status, earlier.resolved_at = ReportStatus.SUPERSEDED, datetime.now(UTC)
         earlier.superseded_by = found.id = new_id("rpt")
         await session.flush()
     session.add(found)
@@ -213,7 +215,7 @@ async def replace(
     if old.status not in TERMINAL_STATUSES:
         await lifecycle.lock(session, old, 8, actor=actor)
     await fees.on_card_replaced(session, new)
-    found.status, found.replacement_card_id = "REPLACED", new.id
+    found.status, found.replacement_card_id = ReportStatus.REPLACED, new.id
     found.resolved_at = datetime.now(UTC)
     await session.flush()
     return new
@@ -229,7 +231,7 @@ async def renew(session: AsyncSession, found: CardReport) -> Card:
     product = await session.get(CardProduct, card.product_id)
     assert product is not None
     card.expiry_month, card.expiry_year = _expiry(product.validity_months, datetime.now(UTC))
-    found.status, found.resolved_at = "RENEWED", datetime.now(UTC)
+    found.status, found.resolved_at = ReportStatus.RENEWED, datetime.now(UTC)
     await session.flush()
     return card
 
@@ -242,7 +244,7 @@ async def decline(
     card = await _reported_card(session, found)
     if await lifecycle.compromised(session, card):
         raise CardcoreError("CARD_NUMBER_COMPROMISED")
-    found.status, found.decline_reason = "DECLINED", reason
+    found.status, found.decline_reason = ReportStatus.DECLINED, reason
     found.resolved_at = datetime.now(UTC)
     await session.flush()
     return card
@@ -322,7 +324,7 @@ async def decide_physical(
         found.physical_card_id = physical.id
         # A plastic is a card made: its form factor's issuance fee, if the schedule has one.
         await fees.on_card_issued(session, physical)
-    found.status = "APPROVED" if approve else "REJECTED"
+    found.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
     found.reject_reason = None if approve else reason
     found.resolved_at = datetime.now(UTC)
     await session.flush()

@@ -19,6 +19,8 @@ from cardcore.models.cards import (
     CompromisedPan,
     PanDataKey,
     PhysicalRequest,
+    ReportStatus,
+    RequestStatus,
     ZonePinKey,
 )
 from cardcore.models.customers import (
@@ -83,6 +85,8 @@ __all__ = [
     "Program",
     "ProgramMode",
     "RefreshToken",
+    "ReportStatus",
+    "RequestStatus",
     "ServerKey",
     "TransactionStatus",
     "User",

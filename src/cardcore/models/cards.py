@@ -45,6 +45,27 @@ LIVE_STATUSES = (CardStatus.INACTIVE, CardStatus.ACTIVE, CardStatus.FROZEN, Card
 TERMINAL_STATUSES = (CardStatus.CLOSED, CardStatus.EXPIRED)
 
 
+class ReportStatus(StrEnum):
+    """Where a lost, stolen or damaged card's report is (cards/reports.py)."""
+
+    OPEN = "OPEN"
+    SUPERSEDED = "SUPERSEDED"  # a later report about the same card took its place
+    REPLACED = "REPLACED"  # answered with a replacement card
+    RENEWED = "RENEWED"  # answered by renewing the card under its number
+    DECLINED = "DECLINED"
+
+
+class RequestStatus(StrEnum):
+    """Where a request waiting on someone else is: an asynchronous issuance, or a physical
+    card asked for by its holder and waiting on the partner's decision."""
+
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"  # issuance: the card exists
+    FAILED = "FAILED"  # issuance: refused, with its error
+    APPROVED = "APPROVED"  # physical card: the partner agreed
+    REJECTED = "REJECTED"  # physical card: the partner refused
+
+
 class CardProduct(CreatedAt, Base):
     __tablename__ = "card_products"
 
@@ -196,9 +217,9 @@ class CardReport(CreatedAt, Base):
     )
     card_id: Mapped[str] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"), index=True)
     reason: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), server_default="OPEN")
+    status: Mapped[ReportStatus] = mapped_column(Status(ReportStatus, 20), server_default="OPEN")
     reported_by: Mapped[str] = mapped_column(String(20))
-    prior_status: Mapped[str] = mapped_column(String(20))
+    prior_status: Mapped[CardStatus] = mapped_column(Status(CardStatus, 20))
     prior_lock_reason: Mapped[int | None] = mapped_column(SmallInteger)
     replacement_card_id: Mapped[str | None] = mapped_column(PrefixedId("card"))
     decline_reason: Mapped[str | None] = mapped_column(String(500))
@@ -234,7 +255,9 @@ class PhysicalRequest(CreatedAt, Base):
         PrefixedId("prg"), ForeignKey("programs.id"), index=True
     )
     card_id: Mapped[str] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"))
-    status: Mapped[str] = mapped_column(String(20), server_default="PENDING")
+    status: Mapped[RequestStatus] = mapped_column(
+        Status(RequestStatus, 20), server_default="PENDING"
+    )
     delivery_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
     embossing_name: Mapped[str] = mapped_column(String(26))
     physical_card_id: Mapped[str | None] = mapped_column(PrefixedId("card"))
@@ -251,7 +274,9 @@ class CardRequest(CreatedAt, Base):
         PrefixedId("req"), primary_key=True, default=lambda: new_id("req")
     )
     program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
-    status: Mapped[str] = mapped_column(String(20), server_default="PENDING")
+    status: Mapped[RequestStatus] = mapped_column(
+        Status(RequestStatus, 20), server_default="PENDING"
+    )
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     card_id: Mapped[str | None] = mapped_column(PrefixedId("card"), ForeignKey("cards.id"))
     error_code: Mapped[str | None] = mapped_column(String(64))
