@@ -28,7 +28,7 @@ down_revision: str | None = "2026_12_03_pin_zone_pin_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Seed 003 lock codes, as cards/lifecycle.py puts them on a compromised number's cards.
+# The schemes' lock codes, as cards/lifecycle.py puts them on a compromised number's cards.
 _LOCKS = {"LOST": (1, "CARD_LOST"), "STOLEN": (2, "CARD_STOLEN"), "FRAUD": (7, "SUSPECTED_FRAUD")}
 
 

@@ -1,4 +1,4 @@
-"""Detached HS512 request signatures (seed 004).
+"""Detached HS512 request signatures.
 
 The partner's side is played by jwcrypto, a JOSE library cardcore does not use, so these tests
 prove that what the README tells a partner to do works with any standard client, not only with

@@ -1,6 +1,6 @@
 """Clearing above the hold within the merchant category's tolerance, force-post clearings,
 refunds with and without their purchase, and programs whose partner DEPOSIT balance is charged
-alongside every hold (seed 003)."""
+alongside every hold."""
 
 from httpx import AsyncClient
 from sqlalchemy import select, update
@@ -201,7 +201,7 @@ async def test_partner_deposit_is_charged_with_every_hold(
     hold = await authorize(client, world, amount=3_000)
     assert hold["approved"] is True
     assert (await deposit_available(), await available(client, partner, world)) == (2_000, 7_000)
-    # The deposit runs out before the user's money does: seed 003 declines.
+    # The deposit runs out before the user's money does: declined, nothing held.
     short = await authorize(client, world, amount=2_001)
     assert (short["response_code"], short["decline_reason"]) == (
         "51",

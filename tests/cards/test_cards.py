@@ -394,7 +394,7 @@ async def test_manufacturing_can_fail_and_ops_may_drive_the_journey(
     assert (
         await client.post(base + "/delivery", json={"status": "SHIPPED"}, headers=bearer(employee))
     ).status_code == 409
-    # An employee may not issue cards (seed 003: admin, manager).
+    # An employee may not issue cards (admins and managers may).
     refused = await client.post(
         "/v1/cards",
         json={

@@ -56,7 +56,7 @@ async def test_lookups(client: AsyncClient, partner: Partner, other_partner: Par
     assert await ids("external_reference=a") == [alice["id"]]
     assert await ids("email=A@example.com") == [alice["id"]]
     assert await ids("phone=%2B48 601 234 567") == [alice["id"]]
-    # Seed 000's customer inquiry by national id (CNIC); spacing and case do not matter.
+    # Finding a customer by national id (a CNIC, say); spacing and case do not matter.
     assert await ids("national_id=abc123456") == [bob["id"]]
     assert await ids("national_id=ABC 123456", other_partner) == [theirs["id"]]
     assert await ids("kyc_status=PENDING") == [bob["id"]]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards import service, zone_pin_keys
-from cardcore.cards.dependencies import CardServicesDep
+from cardcore.cards.dependencies import CardServicer, CardServicesDep
 from cardcore.cards.jobs import ISSUE_CARD
 from cardcore.cards.repository import (
     CardRepository,
@@ -61,7 +61,6 @@ admin_routes = router(
 
 CardId = Annotated[str, Path(description="A card id (`card_…`).")]
 Creator = Annotated[Principal, Security(partner_or_admin("cards.create"))]
-Servicer = Annotated[Principal, Security(partner_or_admin("cards.service"))]
 ProductManager = Annotated[Principal, Security(require_admin("products.manage"))]
 ZpkManager = Annotated[Principal, Security(require_admin("zone_pin_keys.manage"))]
 ZpkReader = Annotated[Principal, Security(require_admin("zone_pin_keys.read"))]
@@ -380,7 +379,7 @@ async def set_my_pin(
     summary="Give a virtual card a new CVV2 (the old one stops working)",
     responses=error_responses("NOT_FOUND", "INVALID_CARD_TYPE"),
 )
-async def reset_cvv(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
+async def reset_cvv(card_id: CardId, principal: CardServicer, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.reset_cvv(session, card)
     return One(data=CardOut.of(card))
@@ -394,7 +393,9 @@ async def reset_cvv(card_id: CardId, principal: Servicer, session: DbSession) ->
     summary="Physical card: ORDERED → ISSUANCE_IN_PROGRESS",
     responses=error_responses("NOT_FOUND", "INVALID_FULFILLMENT_TRANSITION", "INVALID_CARD_TYPE"),
 )
-async def process_request(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
+async def process_request(
+    card_id: CardId, principal: CardServicer, session: DbSession
+) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(session, card, "process", "ISSUANCE_IN_PROGRESS")
     return One(data=CardOut.of(card))
@@ -406,7 +407,7 @@ async def process_request(card_id: CardId, principal: Servicer, session: DbSessi
     responses=error_responses("NOT_FOUND", "INVALID_FULFILLMENT_TRANSITION", "INVALID_CARD_TYPE"),
 )
 async def manufacturing(
-    card_id: CardId, body: ManufacturingIn, principal: Servicer, session: DbSession
+    card_id: CardId, body: ManufacturingIn, principal: CardServicer, session: DbSession
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(session, card, "manufacturing", body.result)
@@ -419,7 +420,7 @@ async def manufacturing(
     responses=error_responses("NOT_FOUND", "INVALID_FULFILLMENT_TRANSITION", "INVALID_CARD_TYPE"),
 )
 async def delivery(
-    card_id: CardId, body: DeliveryIn, principal: Servicer, session: DbSession
+    card_id: CardId, body: DeliveryIn, principal: CardServicer, session: DbSession
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(
@@ -433,7 +434,7 @@ async def delivery(
     summary="Activate a shipped or delivered physical card",
     responses=error_responses("NOT_FOUND", "CARD_NOT_ACTIVATABLE"),
 )
-async def activate(card_id: CardId, principal: Servicer, session: DbSession) -> One[CardOut]:
+async def activate(card_id: CardId, principal: CardServicer, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.activate(session, card, actor=principal.kind.value)
     return One(data=CardOut.of(card))
@@ -459,7 +460,7 @@ async def activate_by_pan(
 
 @routes.post(
     "/v1/cards/{card_id}/verify-holder",
-    summary="Check a person against the card's holder (seed 004)",
+    summary="Check a person against the card's holder",
     description="Names compare case- and accent-insensitively, phones in E.164. At most 5 "
     "checks per card per hour.",
     responses=error_responses("NOT_FOUND", "RATE_LIMITED"),

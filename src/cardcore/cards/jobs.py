@@ -1,5 +1,6 @@
-"""The cards' scheduled work: asynchronous issuance (seed 003 `/cards/virtual/async`, seed 004
-request status), a persisted job on the worker, never an in-memory task; and expiry."""
+"""The cards' scheduled work: asynchronous issuance (`POST /v1/cards?async=true`, its status
+at `GET /v1/requests/{id}`), a persisted job on the worker, never an in-memory task; and
+expiry."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any

@@ -4,8 +4,8 @@
     any live state ─freeze─▶ FROZEN, ─lock(code)─▶ LOCKED, ─close─▶ CLOSED, ─expiry job─▶ EXPIRED
 
 CLOSED and EXPIRED are terminal. Unfreeze and unlock return a card to the state it had before
-(ACTIVE, or INACTIVE for a physical card never activated). Locks carry seed 003's reason codes;
-codes 1, 2, 5 and 8 can never be unlocked. Every change writes `card.status_changed`.
+(ACTIVE, or INACTIVE for a physical card never activated). Locks carry the card schemes' reason
+codes; codes 1, 2, 5 and 8 can never be unlocked. Every change writes `card.status_changed`.
 
 A number reported lost, stolen or used in fraud (or locked 1 or 2 from outside) is compromised
 for good (`compromised_pans`): every card carrying it is locked at once, and no card carrying it
@@ -53,7 +53,8 @@ class LockReason:
     iso_response: ResponseCode
 
 
-# Seed 003's table; code 11 has no failure action code there, and takes PIN tries' (1006).
+# The schemes' lock reasons with the ISO 8583 answer and the failure action code a terminal
+# shows; code 11 has no failure action code of its own, and takes PIN tries' (1006).
 LOCK_REASONS: dict[int, LockReason] = {
     reason.code: reason
     for reason in (
@@ -222,7 +223,8 @@ async def unfreeze(session: AsyncSession, card: Card, *, actor: str) -> Card:
 
 
 def failure_action_code(card: Card) -> str | None:
-    """What a locked card answers at a POS or ATM (seed 003), for the authorization engine."""
+    """What a locked card answers at a POS or ATM (its failure action code), for the
+    authorization engine."""
     reason = LOCK_REASONS.get(card.lock_reason or 0) if card.status == "LOCKED" else None
     return reason.failure_action_code if reason else None
 

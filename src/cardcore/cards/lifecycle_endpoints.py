@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances.repository import BalanceRepository
 from cardcore.cards import controls, lifecycle, reports
-from cardcore.cards.dependencies import CardServicesDep
+from cardcore.cards.dependencies import CardServicer, CardServicesDep
 from cardcore.cards.repository import PhysicalRequestRepository, ReportRepository, load_card
 from cardcore.cards.schemas import CardOut, DeliveryAddress
 from cardcore.cards.service import CardServices
-from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require
+from cardcore.kit.access import Cardholder, Partner, require
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import CardcoreError, Forbidden, error_responses
 from cardcore.kit.money import MinorUnits
@@ -34,7 +34,6 @@ CardId = Annotated[str, Path(description="A card id (`card_…`).")]
 PartnerOrNetwork = Annotated[
     Principal, Security(require(PrincipalKind.PARTNER, PrincipalKind.NETWORK))
 ]
-Support = Annotated[Principal, Security(partner_or_admin("cards.service"))]
 TRANSITION_CODES = ("INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE", "CARD_NUMBER_COMPROMISED")
 TRANSITION_ERRORS = error_responses(*TRANSITION_CODES)
 
@@ -43,14 +42,15 @@ class LockIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason_code: Literal[1, 2, 3, 4, 5, 6, 7, 8, 11] = Field(
-        description="Seed 003: 1 lost, 2 stolen, 3 pending query, 4 consolidation, 5 inactive, "
-        "6 PIN tries exceeded, 7 suspected fraud, 8 replaced, 11 offline PIN attempts exceeded. "
-        "1, 2, 5 and 8 are final."
+        description="The schemes' lock reasons: 1 lost, 2 stolen, 3 pending query, "
+        "4 consolidation, 5 inactive, 6 PIN tries exceeded, 7 suspected fraud, 8 replaced, "
+        "11 offline PIN attempts exceeded. 1, 2, 5 and 8 are final."
     )
 
 
 class StatusIn(BaseModel):
-    """Seed 002's update-card-status: BLOCK is lock code 3 (pending query), ACTIVE unlocks."""
+    """The simple status switch some partners use: BLOCK is lock code 3 (pending query), ACTIVE
+    unlocks."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,7 +76,7 @@ class DecisionOut(BaseModel):
 
 @routes.post(
     "/v1/cards/{card_id}/lock",
-    summary="Lock a card with a reason code (partner, or the network: seed 003 lock outside)",
+    summary="Lock a card with a reason code (the partner, or the network locking it from outside)",
     responses=TRANSITION_ERRORS,
 )
 async def lock(
@@ -98,7 +98,7 @@ async def unlock(card_id: CardId, principal: Partner, session: DbSession) -> One
 
 @routes.post(
     "/v1/cards/{card_id}/status",
-    summary="Seed 002 update-card-status: BLOCK (lock code 3) or ACTIVE (unlock)",
+    summary="Block (lock code 3) or unblock a card: the simple status switch",
     responses=TRANSITION_ERRORS,
 )
 async def update_status(
@@ -149,7 +149,7 @@ async def unfreeze_mine(card_id: CardId, principal: Cardholder, session: DbSessi
 
 @routes.delete(
     "/v1/cards/{card_id}",
-    summary="Close a card for good (seed 003 remove); the row stays for history",
+    summary="Close a card for good; the row stays for history",
     responses=TRANSITION_ERRORS,
 )
 async def close(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
@@ -192,7 +192,7 @@ async def _put_controls(
 
 @routes.get("/v1/cards/{card_id}/controls", summary="A card's spend controls")
 async def get_controls(
-    card_id: CardId, principal: Support, session: DbSession
+    card_id: CardId, principal: CardServicer, session: DbSession
 ) -> One[controls.Controls]:
     return One(data=controls.parse((await load_card(session, principal, card_id)).controls))
 
@@ -245,7 +245,7 @@ async def reset_controls(
     responses=error_responses("CURRENCY_MISMATCH"),
 )
 async def evaluate(
-    card_id: CardId, body: EvaluateIn, principal: Support, session: DbSession, request: Request
+    card_id: CardId, body: EvaluateIn, principal: CardServicer, session: DbSession, request: Request
 ) -> One[DecisionOut]:
     card = await load_card(session, principal, card_id)
     program = await _program(session, card.program_id)
@@ -392,7 +392,7 @@ async def report_my_card(
 
 @routes.get("/v1/card-reports", summary="Card reports")
 async def list_reports(
-    principal: Support,
+    principal: CardServicer,
     session: DbSession,
     page: Pagination,
     report_status: Annotated[
@@ -417,7 +417,7 @@ async def list_reports(
     responses=error_responses(*ACTION_CODES, "LOCK_IRREVERSIBLE", "BIN_EXHAUSTED"),
 )
 async def replace_card(
-    report_id: ReportId, principal: Support, session: DbSession, services: CardServicesDep
+    report_id: ReportId, principal: CardServicer, session: DbSession, services: CardServicesDep
 ) -> One[CardOut]:
     # Not locked here: the service locks the card first, then the report (the order every
     # report path takes).
@@ -432,7 +432,9 @@ async def replace_card(
     description="Refused once the number was reported lost, stolen or used in fraud.",
     responses=error_responses(*ACTION_CODES),
 )
-async def renew_card(report_id: ReportId, principal: Support, session: DbSession) -> One[CardOut]:
+async def renew_card(
+    report_id: ReportId, principal: CardServicer, session: DbSession
+) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
     return One(data=CardOut.of(await reports.renew(session, found)))
 
@@ -445,7 +447,7 @@ async def renew_card(report_id: ReportId, principal: Support, session: DbSession
     responses=error_responses(*ACTION_CODES, "LOCK_IRREVERSIBLE"),
 )
 async def decline_report(
-    report_id: ReportId, body: Decline, principal: Support, session: DbSession
+    report_id: ReportId, body: Decline, principal: CardServicer, session: DbSession
 ) -> One[CardOut]:
     found = await ReportRepository(session, principal.tenant_id).get_or_404(report_id)
     return One(
@@ -511,7 +513,7 @@ async def _decide_physical(
 )
 async def approve_physical(
     request_id: Annotated[str, Path()],
-    principal: Support,
+    principal: CardServicer,
     session: DbSession,
     services: CardServicesDep,
 ) -> One[PhysicalRequestOut]:
@@ -526,7 +528,7 @@ async def approve_physical(
 async def reject_physical(
     request_id: Annotated[str, Path()],
     body: Decline,
-    principal: Support,
+    principal: CardServicer,
     session: DbSession,
     services: CardServicesDep,
 ) -> One[PhysicalRequestOut]:

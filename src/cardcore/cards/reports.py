@@ -1,5 +1,5 @@
 """Reported cards and their replacement or renewal, virtual-to-physical conversion, 3DS
-enrollment, and moving a card to another balance (seed 002).
+enrollment, and moving a card to another balance.
 
 The rules a card-security officer wants, so that a number reported lost, stolen or used in fraud
 never belongs to a card that can authorize again:

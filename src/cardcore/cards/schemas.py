@@ -64,7 +64,9 @@ class CardCreate(BaseModel):
     product_id: str
     user_id: str
     balance_id: str | None = Field(default=None, description="Not for GIFT: it gets its own.")
-    corporation_id: str | None = Field(default=None, description="Corporate cards (seed 003).")
+    corporation_id: str | None = Field(
+        default=None, description="Corporate cards: the corporation the card belongs to."
+    )
     embossing_name: str | None = Field(default=None, max_length=26)
     delivery_address: DeliveryAddress | None = None
     pin: str | None = Field(
@@ -103,7 +105,9 @@ class CardOut(BaseModel):
     fulfillment: Fulfillment | None
     gift_recipient_name: str | None
     gift_message: str | None
-    lock_reason: int | None = Field(description="Seed 003 lock code while LOCKED.")
+    lock_reason: int | None = Field(
+        description="The lock reason code while LOCKED (1 lost, 2 stolen, …)."
+    )
     failure_action_code: str | None = Field(description="What a locked card answers at POS/ATM.")
     three_ds: dict[str, Any] | None = Field(description="3-D Secure enrollment, if any.")
     replaced_by: str | None

@@ -42,7 +42,8 @@ PAN_ATTEMPTS = 10
 HOLDER_CHECKS_PER_HOUR = 5
 STRONG_AUTH_WINDOW = timedelta(minutes=5)
 
-# The physical journey (seed 003): which step may follow which, and through which route.
+# A physical card's production and delivery: which step may follow which, and through which
+# route.
 FULFILLMENT: dict[str, dict[str, frozenset[str]]] = {
     "process": {"ORDERED": frozenset({"ISSUANCE_IN_PROGRESS"})},
     "manufacturing": {"ISSUANCE_IN_PROGRESS": frozenset({"MANUFACTURED", "MANUFACTURING_FAILED"})},

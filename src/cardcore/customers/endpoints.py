@@ -170,7 +170,7 @@ async def list_users(
     phone: Annotated[str | None, Query(max_length=30)] = None,
     external_reference: Annotated[str | None, Query(max_length=100)] = None,
     national_id: Annotated[
-        str | None, Query(max_length=50, description="Exact national id number (seed 000's CNIC).")
+        str | None, Query(max_length=50, description="Exact national id number (a CNIC, say).")
     ] = None,
 ) -> Many[UserOut]:
     repository = UserRepository(session, principal.tenant_id)
@@ -355,7 +355,7 @@ async def submit_kyc(user_id: UserId, principal: Partner, session: DbSession) ->
 @routes.post(
     "/v1/users/{user_id}/kyc/decision",
     summary="Record your own KYC decision",
-    description="For partners who verify identity themselves (seed 003's KYC flag): APPROVED "
+    description="For partners who verify identity themselves (they take on KYC): APPROVED "
     "or REJECTED, from NOT_STARTED, PENDING or IN_REVIEW.",
     responses=error_responses("NOT_FOUND", "INVALID_KYC_TRANSITION"),
 )

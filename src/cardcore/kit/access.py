@@ -5,7 +5,7 @@ Four ways in, each documented as an OpenAPI security scheme:
 - `X-API-Key`: a partner API key (or a `network` key for the card processor);
 - `Authorization: Bearer <jwt>` or `X-Auth-Token: <jwt>`: an access token from
   `POST /v1/auth/token` (partner), a cardholder session, or an admin login;
-- `X-JWS-Signature`: a detached HS512 signature over the request (seed 004).
+- `X-JWS-Signature`: a detached HS512 signature over the request (kit/jws.py).
 
 A request carries exactly one credential. A credential that is present but wrong is refused
 (401) even on routes that accept anonymous callers: a typo must not silently downgrade the caller.
@@ -60,7 +60,8 @@ bearer = HTTPBearer(
 auth_token_header = APIKeyHeader(
     name="X-Auth-Token",
     scheme_name="XAuthToken",
-    description="The same access token as `Authorization: Bearer`, in the header seed 000 uses.",
+    description="The same access token as `Authorization: Bearer`, in the header some "
+    "processors' clients send.",
     auto_error=False,
 )
 jws_header = APIKeyHeader(

@@ -1,4 +1,5 @@
-"""JWE payload encryption of requests and responses (seed 003, "Additional data encryption").
+"""JWE payload encryption of requests and responses: card data and personal data encrypted end to
+end on top of TLS, for partners whose compliance asks for it.
 
 A caller that wants it sends its RSA public key in `Public-Key` and either
 `Encrypted-Request: true` (the body is `{"payload": "<compact JWE>"}` encrypted to our key, and the

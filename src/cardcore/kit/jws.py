@@ -1,4 +1,4 @@
-"""Detached HS512 JWS request signatures (seed 004).
+"""Detached HS512 JWS request signatures, for partners that sign every request.
 
 The caller signs every request: the protected header names the credential (`auth_id`) and what
 the request is (`uri`, `method`, `params`: path, method and raw query string), the payload is the
@@ -8,9 +8,9 @@ we actually received, verify the HMAC in constant time, and require the header t
 request exactly, so a signature cannot be moved to another path, method or query.
 
 Each signed request carries a unique `request_id` inside what is signed, so a captured request
-cannot be sent again: in the JSON body (seed 004's form; cardcore takes it out before the route
-reads the body) or as a `request_id` parameter of the protected header (the only place a
-body-less or non-JSON request has). An unsigned `X-Request-Id` never counts.
+cannot be sent again: in the JSON body (the form signing partners send; cardcore takes it out
+before the route reads the body) or as a `request_id` parameter of the protected header (the only
+place a body-less or non-JSON request has). An unsigned `X-Request-Id` never counts.
 """
 
 import base64

@@ -21,8 +21,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "partner_balances.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "balances.summary": frozenset({Role.ADMIN, Role.MANAGER}),
     "transfers.settle": frozenset({Role.ADMIN, Role.MANAGER}),
-    # Seed 003: create card — admin, manager; reset CVV, order physical card, activate — every
-    # role; full card data — nobody (there is no row for it: reveal is not an admin route).
+    # Issuer-console card duties: create card — admin, manager; reset CVV, order physical card,
+    # activate — every role; full card data — nobody (there is no row for it: reveal is not an
+    # admin route).
     "products.manage": frozenset({Role.ADMIN}),
     "cards.create": frozenset({Role.ADMIN, Role.MANAGER}),
     "cards.service": ALL_ROLES,

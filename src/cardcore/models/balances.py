@@ -36,7 +36,7 @@ class PartnerBalance(CreatedAt, Base):
         PrefixedId("pbl"), primary_key=True, default=lambda: new_id("pbl")
     )
     program_id: Mapped[str] = mapped_column(PrefixedId("prg"), ForeignKey("programs.id"))
-    # CREDIT funds user reloads; DEPOSIT backs card spending (seed 003).
+    # CREDIT funds user reloads; DEPOSIT backs card spending (charged with every hold).
     type: Mapped[str] = mapped_column(String(10))
     currency: Mapped[str] = mapped_column(String(3))
     ledger_account_id: Mapped[str] = mapped_column(

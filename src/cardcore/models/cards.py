@@ -244,7 +244,7 @@ class CompromisedPan(CreatedAt, Base):
 
 
 class PhysicalRequest(CreatedAt, Base):
-    """A cardholder's virtual card, to be made physical with the same number (seed 002)."""
+    """A cardholder's virtual card, to be made physical with the same number."""
 
     __tablename__ = "physical_requests"
 

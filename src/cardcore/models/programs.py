@@ -40,7 +40,7 @@ class Program(CreatedAt, Base):
     home_country: Mapped[str | None] = mapped_column(String(2))
     # Spend limits no card of the program may exceed (same shape as a card's `limits`).
     control_maxima: Mapped[list[Any]] = mapped_column(JSONB, server_default="[]")
-    # Seed 003 forbids moving a card to another balance unless the program allows it.
+    # A card moves to another balance only when its program allows it.
     allow_card_balance_change: Mapped[bool] = mapped_column(server_default="false")
     # Added to every converted amount, in basis points (100 = 1 %).
     fx_markup_bps: Mapped[int] = mapped_column(server_default="0")

@@ -52,7 +52,7 @@ class CardTransaction(CreatedAt, Base):
     decline_reason: Mapped[str | None] = mapped_column(String(100))
     authorization_code: Mapped[str | None] = mapped_column(String(6))
     hold_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
-    # Programs with a partner DEPOSIT balance (seed 003) charge it alongside the user's hold:
+    # Programs with a partner DEPOSIT balance charge it alongside the user's hold:
     # the account charged, and its own pending transfer while the hold stands.
     deposit_account_id: Mapped[str | None] = mapped_column(PrefixedId("lac"))
     deposit_hold_transfer_id: Mapped[str | None] = mapped_column(PrefixedId("ltr"))
