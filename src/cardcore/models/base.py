@@ -31,8 +31,10 @@ E = TypeVar("E", bound=StrEnum)
 
 class Status(TypeDecorator[E], Generic[E]):
     """A status column: stored as the member's value in a VARCHAR (the schema is unchanged, and
-    the database functions compare it as text), read back as the member. Writing a value the
-    enum does not have fails before it reaches the database."""
+    the database functions compare it as text), read back as the member. A value the enum does
+    not have fails before it reaches the database — in a comparison too, so a list filtered on
+    a status takes the enum (or a pattern of its values) as its parameter's type, and an unknown
+    one is a 422."""
 
     impl = String
     cache_ok = True
