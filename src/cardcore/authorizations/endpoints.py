@@ -38,7 +38,7 @@ from cardcore.kit.principals import Principal
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import CardTransaction, CardTransactionEvent, FxRate
+from cardcore.models import CardTransaction, CardTransactionEvent, FxRate, TransactionStatus
 
 admin_routes = router(
     tags=["admin"],
@@ -332,9 +332,7 @@ async def list_transactions(
     card_id: Annotated[str | None, id_filter("card")] = None,
     balance_id: Annotated[str | None, id_filter("bal")] = None,
     user_id: Annotated[str | None, id_filter("usr")] = None,
-    transaction_status: Annotated[
-        str | None, Query(alias="status", pattern="^(PENDING|SETTLED|DECLINED|REVERSED|EXPIRED)$")
-    ] = None,
+    transaction_status: Annotated[TransactionStatus | None, Query(alias="status")] = None,
     created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
     created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
     min_amount: AmountFilter = None,

@@ -21,7 +21,7 @@ from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import CardProduct, CardReport, CardStatus, Program
+from cardcore.models import CardProduct, CardReport, CardStatus, Program, ReportStatus
 from cardcore.models.cards import TERMINAL_STATUSES
 
 routes = router(
@@ -395,10 +395,7 @@ async def list_reports(
     principal: CardServicer,
     session: DbSession,
     page: Pagination,
-    report_status: Annotated[
-        str | None,
-        Query(alias="status", pattern="^(OPEN|REPLACED|RENEWED|DECLINED|SUPERSEDED)$"),
-    ] = None,
+    report_status: Annotated[ReportStatus | None, Query(alias="status")] = None,
 ) -> Many[ReportOut]:
     repository = ReportRepository(session, principal.tenant_id)
     statement = repository.readable()

@@ -24,7 +24,6 @@ from cardcore.customers.schemas import (
     HistoryOut,
     KybOut,
     KycOut,
-    KycStatus,
     PersonalInfoIn,
     PersonalInfoOut,
     ReviewDecision,
@@ -44,7 +43,7 @@ from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.kit.storage import DocumentStorage
-from cardcore.models import Corporation, User, VerificationHistory
+from cardcore.models import Corporation, User, VerificationHistory, VerificationStatus
 
 routes = router(
     tags=["customers"],
@@ -165,7 +164,7 @@ async def list_users(
     keyring: KeyringDep,
     page: Pagination,
     user_status: Annotated[str | None, Query(alias="status", pattern="^(ACTIVE|CLOSED)$")] = None,
-    kyc_status: Annotated[KycStatus | None, Query()] = None,
+    kyc_status: Annotated[VerificationStatus | None, Query()] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=30)] = None,
     external_reference: Annotated[str | None, Query(max_length=100)] = None,

@@ -7,7 +7,6 @@ from cardcore.models import User
 
 NationalIdType = Literal["NATIONAL_ID", "PASSPORT", "CNIC", "TAX_ID", "SOCIAL_SECURITY", "OTHER"]
 AddressType = Literal["RESIDENTIAL", "MAILING", "DELIVERY"]
-KycStatus = Literal["NOT_STARTED", "PENDING", "IN_REVIEW", "APPROVED", "REJECTED"]
 
 
 def masked(last4: str | None) -> str | None:

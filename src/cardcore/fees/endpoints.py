@@ -14,7 +14,6 @@ from cardcore.fees.schemas import (
     FeeRevenueRow,
     FeeScheduleCreate,
     FeeScheduleOut,
-    FeeStatus,
     FeeType,
 )
 from cardcore.kit.access import Cardholder, Partner, require_admin
@@ -27,7 +26,7 @@ from cardcore.kit.principals import Principal
 from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import Balance, Fee, FeeRefund, FeeSchedule
+from cardcore.models import Balance, Fee, FeeRefund, FeeSchedule, FeeStatus
 
 routes = router(
     tags=["fees"],

@@ -17,7 +17,6 @@ FeeType = Literal[
     "TRANSFER",
     "FX",
 ]
-FeeStatus = Literal["HELD", "CHARGED", "WAIVED", "RELEASED", "DUE", "SKIPPED"]
 # Fees priced on an amount (a percentage makes sense); the others are fixed.
 PERCENTAGE_TYPES = frozenset({"TRANSACTION", "TRANSFER", "FX"})
 # Fees of the balance, not of a card: only the program's schedule prices them.

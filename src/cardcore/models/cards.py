@@ -27,8 +27,10 @@ from cardcore.models.base import Base, CreatedAt, Status
 from cardcore.models.ids import PrefixedId, new_id
 
 
+# The docstrings of these enums are the API's descriptions of them (OpenAPI); the transitions
+# are in cards/lifecycle.py and cards/reports.py.
 class CardStatus(StrEnum):
-    """Where a card is in its life (cards/lifecycle.py has the transitions)."""
+    """Where a card is in its life."""
 
     INACTIVE = "INACTIVE"  # a physical card not yet activated
     ACTIVE = "ACTIVE"
@@ -46,7 +48,7 @@ TERMINAL_STATUSES = (CardStatus.CLOSED, CardStatus.EXPIRED)
 
 
 class ReportStatus(StrEnum):
-    """Where a lost, stolen or damaged card's report is (cards/reports.py)."""
+    """Where a lost, stolen or damaged card's report is."""
 
     OPEN = "OPEN"
     SUPERSEDED = "SUPERSEDED"  # a later report about the same card took its place

@@ -21,9 +21,10 @@ from cardcore.models.base import Base, CreatedAt, Status
 from cardcore.models.ids import PrefixedId, new_id
 
 
+# The docstring is the API's description (OpenAPI); the transitions are in
+# customers/verification.py.
 class VerificationStatus(StrEnum):
-    """Where a user's KYC or a corporation's KYB is (customers/verification.py has the
-    transitions)."""
+    """Where a user's KYC or a corporation's KYB is."""
 
     NOT_STARTED = "NOT_STARTED"
     PENDING = "PENDING"
