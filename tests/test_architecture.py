@@ -9,6 +9,13 @@ gets no exemption.
 - No cycles: if package A imports package B, directly or through others, B never reaches A.
 - No endpoints module imports another endpoints module: what two sets of routes share (a
   repository, a presenter, a lookup) lives below both.
+- Tenant scoping is written once, in the repositories: no other module filters a query on a
+  table's `program_id` (`Model.program_id == …`, `.filter_by(program_id=…)`, `.program_id.in_(…)`);
+  joining a row to its program (`Program.id == Model.program_id`) is a relationship, not a scope.
+  A service or route that needs program-owned rows asks its feature's `repository.py`, whose
+  queries start from `TenantRepository.readable()` or take the program explicitly.
+- Routes build no queries (`select(…)`, `.where(…)`, `.join(…)`): a list's filters are a
+  repository method's parameters, so each query has one home.
 """
 
 import ast
@@ -147,6 +154,94 @@ def _is_module(root: Path, dotted: str) -> bool:
     return parts[0] == root.name and root.joinpath(*parts[1:]).with_suffix(".py").exists()
 
 
+def tenant_filters(root: Path) -> list[str]:
+    """Each place outside a repository or the models that filters on a table's `program_id`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if path.name == "repository.py" or relative.parts[0] == "models":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        lines = sorted(
+            {
+                node.lineno
+                for node in ast.walk(tree)
+                if isinstance(node, ast.expr) and _is_tenant_filter(node)
+            }
+            | {
+                node.lineno
+                for clause in ast.walk(tree)
+                if isinstance(clause, ast.Call) and _is_query_clause(clause)
+                for argument in clause.args
+                for node in ast.walk(argument)
+                if isinstance(node, ast.Compare) and _compares_any_program_id(node)
+            }
+        )
+        found.extend(f"{relative}:{line}" for line in lines)
+    return found
+
+
+def _is_tenant_filter(node: ast.AST) -> bool:
+    if isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        return not _joins_program(operands) and any(_is_program_column(each) for each in operands)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "filter_by":
+            return any(keyword.arg == "program_id" for keyword in node.keywords)
+        if node.func.attr in {"in_", "is_", "isnot", "is_not", "not_in"}:
+            return _is_program_column(node.func.value)
+    return False
+
+
+def _is_query_clause(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"where", "filter", "having"}
+    )
+
+
+def _compares_any_program_id(node: ast.Compare) -> bool:
+    """In a WHERE clause even `model.program_id` (a mapped class held in a variable) is a filter."""
+    operands = [node.left, *node.comparators]
+    return not _joins_program(operands) and any(
+        isinstance(each, ast.Attribute) and each.attr == "program_id" for each in operands
+    )
+
+
+def _joins_program(operands: list[ast.expr]) -> bool:
+    """`Program.id == ApiKey.program_id` joins a row to its program: a relationship, not a scope."""
+    return any(ast.unparse(each) == "Program.id" for each in operands)
+
+
+def _is_program_column(node: ast.AST) -> bool:
+    """`Model.program_id` (or `aliased.program_id` on a capitalised name): a column of a mapped
+    class, not the attribute of an instance such as `card.program_id`."""
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "program_id"
+        and isinstance(node.value, ast.Name)
+        and node.value.id[:1].isupper()
+    )
+
+
+def endpoint_queries(root: Path) -> list[str]:
+    """Each query built in an endpoints module."""
+    found = []
+    for path in sorted(root.rglob("*endpoints*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            builds = (isinstance(node.func, ast.Name) and node.func.id == "select") or (
+                isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"where", "join"}
+                and not isinstance(node.func.value, ast.Constant)  # "; ".join(…) is a string's
+            )
+            if builds:
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return sorted(set(found), key=lambda at: (at.split(":")[0], int(at.split(":")[1])))
+
+
 def test_no_import_cycle_between_packages() -> None:
     graph = import_graph(SOURCE)
     found = cycles(graph)
@@ -157,6 +252,14 @@ def test_no_import_cycle_between_packages() -> None:
 
 def test_no_endpoints_module_imports_another() -> None:
     assert endpoint_imports(SOURCE) == []
+
+
+def test_only_repositories_scope_queries_to_a_program() -> None:
+    assert tenant_filters(SOURCE) == []
+
+
+def test_routes_build_no_queries() -> None:
+    assert endpoint_queries(SOURCE) == []
 
 
 # The checks themselves, on a made-up package: they must be able to fail.
@@ -210,3 +313,50 @@ def test_an_endpoints_module_importing_another_is_found(tmp_path: Path) -> None:
         "a/endpoints.py:1 imports app.b.endpoints",
         "a/more_endpoints.py:1 imports app.a.endpoints",
     ]
+
+
+def test_a_tenant_filter_outside_a_repository_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    _write(
+        root,
+        {
+            "__init__.py": "",
+            "a/__init__.py": "",
+            "a/service.py": (
+                "q = select(Card).where(Card.program_id == pid)\n"
+                "r = select(Card).filter_by(program_id=pid)\n"
+                "s = select(Card).where(Fee.program_id.in_(pids))\n"
+                "same = card.program_id == other.program_id\n"
+                "j = select(Card).join(Program, Program.id == Card.program_id)\n"
+                "t = select(model).where(model.id == i,\n    model.program_id == pid)\n"
+            ),
+            "a/repository.py": "q = select(Card).where(Card.program_id == pid)\n",
+            "models/__init__.py": "",
+            "models/cards.py": "q = Card.program_id == 1\n",
+        },
+    )
+    assert tenant_filters(root) == [
+        "a/service.py:1",
+        "a/service.py:2",
+        "a/service.py:3",
+        "a/service.py:7",
+    ]
+
+
+def test_a_query_built_in_an_endpoints_module_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    _write(
+        root,
+        {
+            "__init__.py": "",
+            "a/__init__.py": "",
+            "a/endpoints.py": (
+                "rows = repository.readable().where(Card.user_id == u)\n"
+                "q = select(Card)\n"
+                "r = repository.listed(user_id=u)\n"
+                "m = '; '.join(problems)\n"
+            ),
+            "a/repository.py": "q = select(Card).where(Card.user_id == u)\n",
+        },
+    )
+    assert endpoint_queries(root) == ["a/endpoints.py:1", "a/endpoints.py:2"]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +26,7 @@ from cardcore.db import (
 from cardcore.kit.crypto import load_keyring
 from cardcore.models import ApiKey, Program, ProgramMode, ids
 from cardcore.programs import service
+from cardcore.programs.repository import ApiKeyRepository
 
 app = typer.Typer(help="cardcore: an issuer-side card management system.", no_args_is_help=True)
 api_keys_app = typer.Typer(help="Create, list and revoke partner API keys.", no_args_is_help=True)
@@ -318,7 +318,7 @@ def api_keys_list(
 
     async def fetch(session: AsyncSession) -> list[dict[str, Any]]:
         keys = await session.scalars(
-            select(ApiKey).where(ApiKey.program_id == program_id).order_by(ApiKey.id)
+            ApiKeyRepository(session, program_id).readable().order_by(ApiKey.id)
         )
         return [
             {

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request, Security, status
 
+from cardcore.admin.repository import AuditLogRepository
 from cardcore.admin.schemas import (
     AdminCreate,
     AdminLogin,
@@ -24,10 +25,9 @@ from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal, PrincipalKind
-from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import AuditLog, Program
+from cardcore.models import Program
 from cardcore.programs import service as programs
 from cardcore.programs.repository import AdminUserRepository
 from cardcore.programs.schemas import ApiKeyCreated
@@ -44,11 +44,6 @@ AuditReader = Annotated[Principal, Security(require_admin("audit_log.read"))]
 ProgramReader = Annotated[Principal, Security(require_admin("program.read"))]
 ProgramWriter = Annotated[Principal, Security(require_admin("program.write"))]
 AdminId = Annotated[str, Path(description="An admin user id (`adm_…`).")]
-
-
-class AuditLogRepository(TenantRepository[AuditLog]):
-    model = AuditLog
-    noun = "audit entry"
 
 
 @routes.post(
@@ -183,21 +178,16 @@ async def audit_log(
     created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
 ) -> Many[AuditEntryOut]:
     repository = AuditLogRepository(session, principal.tenant_id)
-    statement = repository.readable()
-    for column, value in (
-        (AuditLog.actor_id, actor_id),
-        (AuditLog.action, action),
-        (AuditLog.outcome, outcome),
-        (AuditLog.object_id, object_id),
-        (AuditLog.request_id, request_id),
-        (AuditLog.channel, channel),
-    ):
-        if value is not None:
-            statement = statement.where(column == value)
-    if created_from is not None:
-        statement = statement.where(AuditLog.created_at >= created_from)
-    if created_to is not None:
-        statement = statement.where(AuditLog.created_at < created_to)
+    statement = repository.listed(
+        actor_id=actor_id,
+        action=action,
+        outcome=outcome,
+        object_id=object_id,
+        request_id=request_id,
+        channel=channel,
+        created_from=created_from,
+        created_to=created_to,
+    )
     entries, meta = await repository.page(statement, page)
     return Many(data=[AuditEntryOut.model_validate(e) for e in entries], meta=meta)
 

@@ -26,6 +26,7 @@ from cardcore.models import (
     User,
     ids,
 )
+from cardcore.programs.repository import AdminUserRepository
 
 CREDENTIAL_TYPES = ("client_credentials", "jws")
 LOCKOUT_AFTER_FAILURES = 5
@@ -334,11 +335,7 @@ async def admin_login(
 ) -> tuple[AdminUser, str]:
     admin = None
     if ids.is_valid("prg", program_id):
-        admin = await session.scalar(
-            select(AdminUser)
-            .where(AdminUser.program_id == program_id, AdminUser.email == email.strip().lower())
-            .with_for_update()
-        )
+        admin = await AdminUserRepository(session, program_id).by_email(email, for_update=True)
     now = datetime.now(UTC)
     if admin is not None and admin.locked_until is not None and admin.locked_until > now:
         raise CardcoreError("ACCOUNT_LOCKED")

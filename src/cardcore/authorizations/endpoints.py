@@ -6,10 +6,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Security
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
 from cardcore.authorizations import expiry, follow_ups, service
+from cardcore.authorizations.repository import (
+    FxRateRepository,
+    TransactionFilters,
+    TransactionRepository,
+)
 from cardcore.authorizations.schemas import (
     AmountFollowUpIn,
     AuthorizationIn,
@@ -30,15 +33,14 @@ from cardcore.kit.access import (
 )
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
-from cardcore.kit.filters import AmountFilter, id_filter, matching_id
+from cardcore.kit.filters import AmountFilter, id_filter
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.money import CurrencyCode, MinorUnits
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal
-from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import CardTransaction, CardTransactionEvent, FxRate, TransactionStatus
+from cardcore.models import TransactionStatus
 
 admin_routes = router(
     tags=["admin"],
@@ -96,11 +98,6 @@ class HistoryEntry(BaseModel):
 
 class TransactionDetail(TransactionOut):
     history: list[HistoryEntry]
-
-
-class TransactionRepository(TenantRepository[CardTransaction]):
-    model = CardTransaction
-    noun = "transaction"
 
 
 async def authorize(
@@ -306,21 +303,14 @@ class FxRateIn(BaseModel):
 
 @admin_routes.get("/v1/admin/fx-rates", summary="FX rates (admin, manager)")
 async def list_fx_rates(principal: FxReader, session: DbSession) -> Many[FxRateIn]:
-    rows = await session.scalars(select(FxRate).where(FxRate.program_id == principal.tenant_id))
+    rows = await FxRateRepository(session, principal.tenant_id).all()
     data = [FxRateIn(base=r.base, quote=r.quote, rate=r.rate) for r in rows]
     return Many(data=data, meta=ListMeta(next_cursor=None, has_more=False))
 
 
 @admin_routes.put("/v1/admin/fx-rates", summary="Set an FX rate (role admin)")
 async def put_fx_rate(body: FxRateIn, principal: FxWriter, session: DbSession) -> One[FxRateIn]:
-    statement = insert(FxRate).values(
-        program_id=principal.tenant_id, base=body.base, quote=body.quote, rate=body.rate
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["program_id", "base", "quote"], set_={"rate": statement.excluded.rate}
-        )
-    )
+    await FxRateRepository(session, principal.tenant_id).put(body.base, body.quote, body.rate)
     return One(data=body)
 
 
@@ -339,24 +329,18 @@ async def list_transactions(
     max_amount: AmountFilter = None,
 ) -> Many[TransactionOut]:
     repository = TransactionRepository(session, principal.tenant_id)
-    statement = repository.readable()
-    for column, value in (
-        (CardTransaction.card_id, card_id),
-        (CardTransaction.balance_id, balance_id),
-        (CardTransaction.user_id, user_id),
-    ):
-        if value is not None:
-            statement = statement.where(matching_id(column, value))
-    if transaction_status is not None:
-        statement = statement.where(CardTransaction.status == transaction_status)
-    if created_from is not None:
-        statement = statement.where(CardTransaction.created_at >= created_from)
-    if created_to is not None:
-        statement = statement.where(CardTransaction.created_at < created_to)
-    if min_amount is not None:
-        statement = statement.where(CardTransaction.amount >= min_amount)
-    if max_amount is not None:
-        statement = statement.where(CardTransaction.amount <= max_amount)
+    statement = repository.listed(
+        TransactionFilters(
+            card_id=card_id,
+            balance_id=balance_id,
+            user_id=user_id,
+            status=transaction_status,
+            created_from=created_from,
+            created_to=created_to,
+            min_amount=min_amount,
+            max_amount=max_amount,
+        )
+    )
     found, meta = await repository.page(statement, page)
     return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
 
@@ -383,12 +367,9 @@ async def card_transactions(
 async def get_transaction(
     transaction_id: Annotated[str, Path()], principal: Partner, session: DbSession
 ) -> One[TransactionDetail]:
-    found = await TransactionRepository(session, principal.tenant_id).get_or_404(transaction_id)
-    events = await session.scalars(
-        select(CardTransactionEvent)
-        .where(CardTransactionEvent.transaction_id == found.id)
-        .order_by(CardTransactionEvent.id)
-    )
+    repository = TransactionRepository(session, principal.tenant_id)
+    found = await repository.get_or_404(transaction_id)
+    events = await repository.history(found)
     return One(
         data=TransactionDetail(
             **TransactionOut.model_validate(found).model_dump(),
@@ -403,7 +384,7 @@ async def my_transactions(
 ) -> Many[TransactionOut]:
     repository = TransactionRepository(session, principal.tenant_id)
     found, meta = await repository.page(
-        repository.readable().where(CardTransaction.user_id == principal.user_id), page
+        repository.listed(TransactionFilters(user_id=principal.user_id)), page
     )
     return Many(data=[TransactionOut.model_validate(t) for t in found], meta=meta)
 

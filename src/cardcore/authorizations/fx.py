@@ -3,11 +3,11 @@ program's rate (`POST /v1/admin/fx-rates`) plus its markup."""
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.authorizations.repository import FxRateRepository
 from cardcore.kit.money import MAX_AMOUNT, currency_exponent
-from cardcore.models import FxRate, Program
+from cardcore.models import Program
 
 
 async def convert(
@@ -16,11 +16,7 @@ async def convert(
     """`convert_at` the program's rate from `source` to `target`, read now."""
     if source == target:
         return amount
-    rate = await session.scalar(
-        select(FxRate.rate).where(
-            FxRate.program_id == program.id, FxRate.base == source, FxRate.quote == target
-        )
-    )
+    rate = await FxRateRepository(session, program.id).rate(source, target)
     return convert_at(rate, program.fx_markup_bps, amount, source, target)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.authorizations import store
+from cardcore.authorizations import repository, store
 from cardcore.authorizations.fx import convert, convert_at
 from cardcore.authorizations.holds import Refused, forget_holds, legs_of, move, set_holds
 from cardcore.authorizations.messages import (
@@ -81,17 +81,8 @@ async def _load(
 ) -> Loaded:
     """A force post's or inquiry's card, balance and program; with `lock`, in two statements,
     the second (after the lock) with the first answer and the deposit account."""
-    query = (
-        select(Card, Balance, Program)
-        .join(Balance, Balance.id == Card.balance_id)
-        .join(Program, Program.id == Card.program_id)
-        .where(Card.program_id == program_id)
-    )
     card_id, pan_hash = _card_ref(services, request)
-    if card_id is not None:
-        query = query.where(Card.id == card_id)
-    else:
-        query = query.where(Card.pan_hash == pan_hash, Card.replaced_by.is_(None))
+    query = repository.message_card(program_id, card_id=card_id, pan_hash=pan_hash)
     found = (await session.execute(query.with_for_update(of=Card) if lock else query)).one_or_none()
     if found is None:
         raise NotFound("card")
@@ -113,13 +104,7 @@ async def _load(
                     )
                     .with_only_columns(CardTransaction.card_id)
                     .scalar_subquery(),
-                    select(PartnerBalance.ledger_account_id)
-                    .where(
-                        PartnerBalance.program_id == program_id,
-                        PartnerBalance.type == "DEPOSIT",
-                        PartnerBalance.currency == loaded.balance.currency,
-                    )
-                    .scalar_subquery(),
+                    repository.deposit_account(program_id, loaded.balance.currency),
                 )
             )
         ).one()

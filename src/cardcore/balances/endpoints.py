@@ -3,12 +3,12 @@
 from typing import Annotated
 
 from fastapi import Body, Path, Query, Security, status
-from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service
 from cardcore.balances.repository import (
     BalanceRepository,
+    EntryFilters,
     PartnerBalanceRepository,
     PaymentContactRepository,
     TransferRepository,
@@ -36,16 +36,14 @@ from cardcore.kit.access import Partner, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp
-from cardcore.kit.pagination import PageParams, Pagination, decode_cursor, encode_cursor
+from cardcore.kit.pagination import PageParams, Pagination
 from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
-    Card,
     Corporation,
-    LedgerTransfer,
     PartnerBalance,
     User,
 )
@@ -70,9 +68,7 @@ Settlement = Annotated[SettleIn, Body(default_factory=SettleIn)]
 
 async def balance_out(session: AsyncSession, balance: Balance) -> BalanceOut:
     totals = await ledger.totals(session, balance.ledger_account_id)
-    cards = await session.scalars(
-        select(Card.id).where(Card.balance_id == balance.id).order_by(Card.id)
-    )
+    cards = await BalanceRepository(session, balance.program_id).card_ids(balance)
     return BalanceOut(
         id=balance.id,
         owner_type=balance.owner_type,
@@ -82,7 +78,7 @@ async def balance_out(session: AsyncSession, balance: Balance) -> BalanceOut:
         total=totals.posted_credit_balance,
         available=totals.available,
         pending=totals.debits_pending,
-        cards=list(cards),
+        cards=cards,
         created_at=balance.created_at,
     )
 
@@ -155,9 +151,7 @@ async def user_balances(
 ) -> Many[BalanceOut]:
     await UserRepository(session, principal.tenant_id).get_or_404(user_id)
     repository = BalanceRepository(session, principal.tenant_id)
-    balances, meta = await repository.page(
-        repository.readable().where(Balance.owner_id == user_id), page
-    )
+    balances, meta = await repository.page(repository.of_owner(user_id), page)
     return Many(data=[await balance_out(session, b) for b in balances], meta=meta)
 
 
@@ -179,52 +173,13 @@ async def balance_ledger(
         Query(pattern="^(single|pending|post|void|expire)$", description="The entry's kind."),
     ] = None,
 ) -> Many[LedgerEntry]:
-    balance = await BalanceRepository(session, principal.tenant_id).get_or_404(balance_id)
-    account = balance.ledger_account_id
-    credit = LedgerTransfer.credit_account_id == account
-    effect = case(
-        (
-            LedgerTransfer.kind.in_(["single", "post"]),
-            case((credit, LedgerTransfer.amount), else_=-LedgerTransfer.amount),
-        ),
-        else_=literal(0),
+    repository = BalanceRepository(session, principal.tenant_id)
+    balance = await repository.get_or_404(balance_id)
+    rows, meta = await repository.ledger_entries(
+        balance,
+        EntryFilters(created_from=created_from, created_to=created_to, code=code, kind=kind),
+        page,
     )
-    # The running total is computed over the account's whole history before any filter, so it
-    # is right on every page and under every filter.
-    entries = (
-        select(
-            LedgerTransfer.id,
-            LedgerTransfer.kind,
-            LedgerTransfer.code,
-            case((credit, "credit"), else_="debit").label("direction"),
-            LedgerTransfer.amount,
-            LedgerTransfer.currency,
-            LedgerTransfer.pending_id,
-            LedgerTransfer.details["fee_id"].astext.label("fee_id"),
-            LedgerTransfer.details["transaction_id"].astext.label("transaction_id"),
-            LedgerTransfer.created_at,
-            func.sum(effect).over(order_by=LedgerTransfer.id).label("running_balance"),
-        )
-        .where(or_(LedgerTransfer.debit_account_id == account, credit))
-        .subquery()
-    )
-    statement = select(entries)
-    if created_from is not None:
-        statement = statement.where(entries.c.created_at >= created_from)
-    if created_to is not None:
-        statement = statement.where(entries.c.created_at < created_to)
-    if code is not None:
-        statement = statement.where(entries.c.code == code)
-    if kind is not None:
-        statement = statement.where(entries.c.kind == kind)
-    if page.cursor is not None:
-        statement = statement.where(entries.c.id < decode_cursor(page.cursor, "ltr"))
-    rows = (
-        await session.execute(statement.order_by(entries.c.id.desc()).limit(page.limit + 1))
-    ).all()
-    has_more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    meta = ListMeta(next_cursor=encode_cursor(rows[-1].id) if has_more else None, has_more=has_more)
     return Many(data=[LedgerEntry.model_validate(row._asdict()) for row in rows], meta=meta)
 
 

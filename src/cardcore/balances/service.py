@@ -24,7 +24,7 @@ from schwifty.exceptions import (
     InvalidStructure,
     SchwiftyException,
 )
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances.events import (
@@ -37,15 +37,16 @@ from cardcore.balances.events import (
     TransferCreated,
     TransferFailed,
 )
+from cardcore.balances.repository import PartnerBalanceRepository
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, FieldError, validation_error
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
+from cardcore.ledger.repository import LedgerAccountRepository
 from cardcore.models import (
     Balance,
     Corporation,
     Fee,
-    LedgerAccount,
     MoneyTransfer,
     PartnerBalance,
     PaymentContact,
@@ -149,14 +150,7 @@ async def create_partner_balance(
     low_balance_threshold: int | None,
 ) -> PartnerBalance:
     await _require_currency(session, program_id, currency)
-    existing = await session.scalar(
-        select(PartnerBalance.id).where(
-            PartnerBalance.program_id == program_id,
-            PartnerBalance.type == type,
-            PartnerBalance.currency == currency,
-        )
-    )
-    if existing is not None:
+    if await PartnerBalanceRepository(session, program_id).of_type(type, currency) is not None:
         raise CardcoreError("ALREADY_EXISTS", f"The program has a {type} balance in {currency}.")
     partner_balance = PartnerBalance(
         id=new_id("pbl"),
@@ -214,13 +208,7 @@ async def reload_partner_balance(
 async def _partner_balance(
     session: AsyncSession, program_id: str, type: str, currency: str
 ) -> PartnerBalance | None:
-    return await session.scalar(
-        select(PartnerBalance).where(
-            PartnerBalance.program_id == program_id,
-            PartnerBalance.type == type,
-            PartnerBalance.currency == currency,
-        )
-    )
+    return await PartnerBalanceRepository(session, program_id).of_type(type, currency)
 
 
 def crosses(threshold: int, before: int, after: int) -> bool:
@@ -308,25 +296,13 @@ async def reload_balance(
 async def balance_summary(session: AsyncSession, program_id: str) -> list[dict[str, Any]]:
     """Per currency: what users and corporations hold ("users"), and that plus the partner
     balances ("wallet"), from the ledger's posted totals."""
-    held = LedgerAccount.credits_posted - LedgerAccount.debits_posted
     owner_kinds = list(OWNER_ACCOUNT_KIND.values())
     partner_kinds = list(PARTNER_ACCOUNT_KIND.values())
-    rows = await session.execute(
-        select(
-            LedgerAccount.currency,
-            func.sum(case((LedgerAccount.kind.in_(owner_kinds), held), else_=0)),
-            func.sum(case((LedgerAccount.kind.in_(owner_kinds + partner_kinds), held), else_=0)),
-        )
-        .where(
-            LedgerAccount.program_id == program_id,
-            LedgerAccount.kind.in_(owner_kinds + partner_kinds),
-        )
-        .group_by(LedgerAccount.currency)
-        .order_by(LedgerAccount.currency)
+    rows = await LedgerAccountRepository(session, program_id).held_per_currency(
+        owner_kinds, owner_kinds + partner_kinds
     )
     return [
-        {"currency": currency, "users": int(users or 0), "wallet": int(wallet or 0)}
-        for currency, users, wallet in rows
+        {"currency": currency, "users": users, "wallet": wallet} for currency, users, wallet in rows
     ]
 
 

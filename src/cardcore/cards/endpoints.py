@@ -41,7 +41,7 @@ from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require_a
 from cardcore.kit.app_state import KeyringDep
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import NotFound, error_responses
-from cardcore.kit.filters import id_filter, matching_id
+from cardcore.kit.filters import id_filter
 from cardcore.kit.jobs import enqueue
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal
@@ -249,16 +249,9 @@ async def list_cards(
     last4: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
 ) -> Many[CardOut]:
     repository = CardRepository(session, principal.tenant_id)
-    statement = repository.readable()
-    for column, value in ((Card.user_id, user_id), (Card.balance_id, balance_id)):
-        if value is not None:
-            statement = statement.where(matching_id(column, value))
-    if card_status is not None:
-        statement = statement.where(Card.status == card_status)
-    if type is not None:
-        statement = statement.where(Card.type == type)
-    if last4 is not None:
-        statement = statement.where(Card.last4 == last4)
+    statement = repository.listed(
+        user_id=user_id, balance_id=balance_id, status=card_status, type=type, last4=last4
+    )
     cards, meta = await repository.page(statement, page)
     return Many(data=[CardOut.of(c) for c in cards], meta=meta)
 
@@ -269,16 +262,14 @@ async def user_cards(
 ) -> Many[CardOut]:
     await UserRepository(session, principal.tenant_id).get_or_404(user_id)
     repository = CardRepository(session, principal.tenant_id)
-    cards, meta = await repository.page(repository.readable().where(Card.user_id == user_id), page)
+    cards, meta = await repository.page(repository.listed(user_id=user_id), page)
     return Many(data=[CardOut.of(c) for c in cards], meta=meta)
 
 
 @routes.get("/v1/me/cards", summary="The cardholder's cards")
 async def my_cards(principal: Cardholder, session: DbSession, page: Pagination) -> Many[CardOut]:
     repository = CardRepository(session, principal.tenant_id)
-    cards, meta = await repository.page(
-        repository.readable().where(Card.user_id == principal.user_id), page
-    )
+    cards, meta = await repository.page(repository.listed(user_id=principal.user_id), page)
     return Many(data=[CardOut.of(c) for c in cards], meta=meta)
 
 

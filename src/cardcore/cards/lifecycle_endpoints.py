@@ -21,7 +21,7 @@ from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import CardProduct, CardReport, CardStatus, Program, ReportStatus
+from cardcore.models import CardProduct, CardStatus, Program, ReportStatus
 from cardcore.models.cards import TERMINAL_STATUSES
 
 routes = router(
@@ -398,10 +398,7 @@ async def list_reports(
     report_status: Annotated[ReportStatus | None, Query(alias="status")] = None,
 ) -> Many[ReportOut]:
     repository = ReportRepository(session, principal.tenant_id)
-    statement = repository.readable()
-    if report_status is not None:
-        statement = statement.where(CardReport.status == report_status)
-    found, meta = await repository.page(statement, page)
+    found, meta = await repository.page(repository.listed(status=report_status), page)
     return Many(data=[ReportOut.model_validate(r) for r in found], meta=meta)
 
 

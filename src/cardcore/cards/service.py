@@ -11,16 +11,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service as balances
+from cardcore.balances.repository import BalanceRepository
 from cardcore.cards import controls, lifecycle, security
 from cardcore.cards.events import CardCreated, CardFulfillmentChanged
 from cardcore.cards.processors import IssuingProcessor
+from cardcore.cards.repository import CardRepository, ProductRepository
 from cardcore.cards.security import CVV2_SERVICE_CODE, check_pin, cvk_pair, cvv, pin_hash
 from cardcore.cards.vault import PanVault
 from cardcore.customers import reference
 from cardcore.customers.embossing import embossing_names
+from cardcore.customers.repository import CorporationRepository, UserRepository
 from cardcore.fees import service as fees
 from cardcore.kit.crypto import Keyring
-from cardcore.kit.errors import CardcoreError, NotFound, validation_error
+from cardcore.kit.errors import CardcoreError, validation_error
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
@@ -28,7 +31,6 @@ from cardcore.models import (
     Card,
     CardProduct,
     CardStatus,
-    Corporation,
     CorporationEmployee,
     Program,
     User,
@@ -117,22 +119,6 @@ class IssueRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def _in_program(
-    session: AsyncSession, model: type, program_id: str, public_id: str | None, noun: str
-) -> Any:
-    from cardcore.models import ids
-
-    prefix = model.__table__.c.id.type.prefix  # type: ignore[attr-defined]
-    if public_id is None or not ids.is_valid(prefix, public_id):
-        raise NotFound(noun)
-    found = await session.scalar(
-        select(model).where(model.id == public_id, model.program_id == program_id)  # type: ignore[attr-defined]
-    )
-    if found is None:
-        raise NotFound(noun)
-    return found
-
-
 def _expiry(validity_months: int, now: datetime) -> tuple[int, int]:
     months = now.year * 12 + now.month - 1 + validity_months
     return months % 12 + 1, months // 12
@@ -192,10 +178,8 @@ async def _gift_balance(
 async def issue_card(
     session: AsyncSession, services: CardServices, *, program_id: str, request: IssueRequest
 ) -> Card:
-    product: CardProduct = await _in_program(
-        session, CardProduct, program_id, request.product_id, "product"
-    )
-    user: User = await _in_program(session, User, program_id, request.user_id, "user")
+    product = await ProductRepository(session, program_id).get_or_404(request.product_id)
+    user = await UserRepository(session, program_id).get_or_404(request.user_id)
     if request.type == "GIFT":
         if product.kind != "GIFT":
             raise CardcoreError("FORM_FACTOR_NOT_ALLOWED", "GIFT cards need a GIFT product.")
@@ -207,8 +191,8 @@ async def issue_card(
         raise CardcoreError("KYC_NOT_APPROVED")
     corporation = None
     if request.corporation_id is not None:
-        corporation = await _in_program(
-            session, Corporation, program_id, request.corporation_id, "corporation"
+        corporation = await CorporationRepository(session, program_id).get_or_404(
+            request.corporation_id
         )
         if corporation.kyb_status != "APPROVED":
             raise CardcoreError("KYC_NOT_APPROVED", "The corporation's KYB must be APPROVED.")
@@ -223,7 +207,7 @@ async def issue_card(
             raise validation_error("gift_amount", "REQUIRED", "A gift card is loaded at issue.")
         balance = await _gift_balance(session, product, user, request.gift_amount)
     else:
-        balance = await _in_program(session, Balance, program_id, request.balance_id, "balance")
+        balance = await BalanceRepository(session, program_id).get_or_404(request.balance_id)
         balances.require_active(balance)
         owner = corporation.id if corporation is not None else user.id
         if balance.owner_id != owner or balance.owner_type == "gift":
@@ -385,13 +369,7 @@ async def activate(session: AsyncSession, card: Card, *, actor: str) -> Card:
 async def find_by_pan(
     session: AsyncSession, services: CardServices, program_id: str, pan: str
 ) -> Card | None:
-    return await session.scalar(
-        select(Card).where(
-            Card.program_id == program_id,
-            Card.pan_hash == services.vault.lookup_hash(pan),
-            Card.replaced_by.is_(None),
-        )
-    )
+    return await CardRepository(session, program_id).by_pan_hash(services.vault.lookup_hash(pan))
 
 
 def expiry_yymm(card: Card) -> str:

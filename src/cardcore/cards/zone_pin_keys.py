@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.pin_blocks import AES, TDES, ZoneKey, tdes
+from cardcore.cards.repository import ZonePinKeyRepository
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import CardcoreError, validation_error
 from cardcore.models import Program, ZonePinKey
@@ -108,11 +108,7 @@ async def install(
     if program is None:
         raise CardcoreError("NOT_FOUND", "No such program.")
     now = datetime.now(UTC)
-    current = await session.scalar(
-        select(ZonePinKey).where(
-            ZonePinKey.program_id == program_id, ZonePinKey.replaced_at.is_(None)
-        )
-    )
+    current = await ZonePinKeyRepository(session, program_id).current()
     if current is not None:
         current.replaced_at = now
         current.usable_until = now + grace
@@ -134,15 +130,7 @@ async def install(
 
 async def listed(session: AsyncSession, program_id: str) -> list[ZonePinKey]:
     """The keys that still verify: the current one first, then replaced ones in their grace."""
-    rows = await session.scalars(
-        select(ZonePinKey)
-        .where(
-            ZonePinKey.program_id == program_id,
-            or_(ZonePinKey.replaced_at.is_(None), ZonePinKey.usable_until > datetime.now(UTC)),
-        )
-        .order_by(ZonePinKey.replaced_at.is_not(None), ZonePinKey.id.desc())
-    )
-    return list(rows)
+    return await ZonePinKeyRepository(session, program_id).verifying(datetime.now(UTC))
 
 
 def status(row: ZonePinKey) -> str:

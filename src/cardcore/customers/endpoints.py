@@ -3,12 +3,16 @@
 from typing import Annotated
 
 from fastapi import Body, File, Form, Path, Query, Security, UploadFile, status
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.customers import reference, service
 from cardcore.customers.embossing import embossing_names
-from cardcore.customers.repository import AddressRepository, CorporationRepository, UserRepository
+from cardcore.customers.repository import (
+    AddressRepository,
+    CorporationRepository,
+    UserRepository,
+    verification_history,
+)
 from cardcore.customers.schemas import (
     AddressIn,
     AddressOut,
@@ -43,7 +47,7 @@ from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.kit.storage import DocumentStorage
-from cardcore.models import Corporation, User, VerificationHistory, VerificationStatus
+from cardcore.models import Corporation, User, VerificationStatus
 
 routes = router(
     tags=["customers"],
@@ -66,11 +70,7 @@ NewUser = Annotated[UserCreate, Body(default_factory=UserCreate)]
 
 
 async def _history(session: AsyncSession, subject_id: str) -> list[HistoryOut]:
-    rows = await session.scalars(
-        select(VerificationHistory)
-        .where(VerificationHistory.subject_id == subject_id)
-        .order_by(VerificationHistory.id)
-    )
+    rows = await verification_history(session, subject_id)
     return [HistoryOut.model_validate(row) for row in rows]
 
 
@@ -173,21 +173,16 @@ async def list_users(
     ] = None,
 ) -> Many[UserOut]:
     repository = UserRepository(session, principal.tenant_id)
-    statement = repository.readable()
-    if user_status is not None:
-        statement = statement.where(User.status == user_status)
-    if kyc_status is not None:
-        statement = statement.where(User.kyc_status == kyc_status)
-    if email is not None:
-        normalized = reference.normalize_email(email).lower()
-        statement = statement.where(func.lower(User.email) == normalized)
-    if phone is not None:
-        statement = statement.where(User.phone == reference.normalize_phone(phone))
-    if external_reference is not None:
-        statement = statement.where(User.external_reference == external_reference)
-    if national_id is not None:
-        hashed = service.national_id_hash(keyring, national_id)
-        statement = statement.where(User.national_id_hash == hashed)
+    statement = repository.listed(
+        status=user_status,
+        kyc_status=kyc_status,
+        email=None if email is None else reference.normalize_email(email),
+        phone=None if phone is None else reference.normalize_phone(phone),
+        external_reference=external_reference,
+        national_id_hash=(
+            None if national_id is None else service.national_id_hash(keyring, national_id)
+        ),
+    )
     users, meta = await repository.page(statement, page)
     return Many(data=[UserOut.of(u) for u in users], meta=meta)
 
@@ -480,7 +475,7 @@ async def add_employee(
 async def kyc_queue(principal: Reviewer, session: DbSession, page: Pagination) -> Many[UserOut]:
     repository = UserRepository(session, principal.tenant_id)
     users, meta = await repository.page(
-        repository.readable().where(User.kyc_status == "IN_REVIEW"), page
+        repository.listed(kyc_status=VerificationStatus.IN_REVIEW), page
     )
     return Many(data=[UserOut.of(u) for u in users], meta=meta)
 
@@ -531,7 +526,7 @@ async def kyb_queue(
 ) -> Many[CorporationOut]:
     repository = CorporationRepository(session, principal.tenant_id)
     corporations, meta = await repository.page(
-        repository.readable().where(Corporation.kyb_status == "IN_REVIEW"), page
+        repository.listed(kyb_status=VerificationStatus.IN_REVIEW), page
     )
     return Many(data=[CorporationOut.model_validate(c) for c in corporations], meta=meta)
 

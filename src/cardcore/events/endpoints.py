@@ -12,7 +12,6 @@ from cardcore.kit.errors import error_responses
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import Event
 
 routes = router(
     tags=["events"],
@@ -36,10 +35,7 @@ async def list_events(
     ] = None,
 ) -> Many[EventOut]:
     repository = EventRepository(session, principal.tenant_id)
-    statement = repository.readable()
-    if type is not None:
-        statement = statement.where(Event.type == type)
-    events, meta = await repository.page(statement, page)
+    events, meta = await repository.page(repository.of_type(type), page)
     return Many(data=[EventOut.model_validate(event) for event in events], meta=meta)
 
 

@@ -1,3 +1,5 @@
+from sqlalchemy import Select
+
 from cardcore.kit.repository import TenantRepository
 from cardcore.models import Event
 
@@ -5,3 +7,6 @@ from cardcore.models import Event
 class EventRepository(TenantRepository[Event]):
     model = Event
     noun = "event"
+
+    def of_type(self, type: str | None) -> Select[Event]:
+        return self.matching((Event.type, type))

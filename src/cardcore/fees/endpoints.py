@@ -3,10 +3,10 @@
 from typing import Annotated
 
 from fastapi import Body, Depends, Path, Query, Security, status
-from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.fees import service
+from cardcore.fees.repository import FeeRefundRepository, FeeRepository, ScheduleRepository
 from cardcore.fees.schemas import (
     FeeOut,
     FeeRefundIn,
@@ -19,14 +19,13 @@ from cardcore.fees.schemas import (
 from cardcore.kit.access import Cardholder, Partner, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
-from cardcore.kit.filters import id_filter, matching_id
+from cardcore.kit.filters import id_filter
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.pagination import PageParams, Pagination
 from cardcore.kit.principals import Principal
-from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import Balance, Fee, FeeRefund, FeeSchedule, FeeStatus
+from cardcore.models import FeeStatus
 
 routes = router(
     tags=["fees"],
@@ -46,29 +45,11 @@ FeeId = Annotated[str, Path(description="A fee id (`fee_…`).")]
 ScheduleId = Annotated[str, Path(description="A fee schedule version id (`fsc_…`).")]
 
 
-class ScheduleRepository(TenantRepository[FeeSchedule]):
-    model = FeeSchedule
-    noun = "fee schedule"
-
-
-class FeeRepository(TenantRepository[Fee]):
-    model = Fee
-    noun = "fee"
-
-
-class FeeRefundRepository(TenantRepository[FeeRefund]):
-    model = FeeRefund
-    noun = "fee refund"
-
-
 async def _schedules(
     session: AsyncSession, program_id: str, page: PageParams, product_id: str | None
 ) -> Many[FeeScheduleOut]:
     repository = ScheduleRepository(session, program_id)
-    statement = repository.readable()
-    if product_id is not None:
-        statement = statement.where(matching_id(FeeSchedule.product_id, product_id))
-    found, meta = await repository.page(statement, page)
+    found, meta = await repository.page(repository.listed(product_id), page)
     return Many(data=[FeeScheduleOut.model_validate(s) for s in found], meta=meta)
 
 
@@ -117,29 +98,12 @@ async def list_schedules(
     return await _schedules(session, principal.tenant_id, page, product_id)
 
 
-def _filtered(
-    statement: Select[Fee],
-    **filters: str | None,
-) -> Select[Fee]:
-    for name, value in filters.items():
-        if value is not None:
-            column = getattr(Fee, name)
-            if name in _ID_FILTERS:
-                statement = statement.where(matching_id(column, value))
-            else:
-                statement = statement.where(column == value)
-    return statement
-
-
 async def _fees(
     session: AsyncSession, program_id: str, page: PageParams, **filters: str | None
 ) -> Many[FeeOut]:
     repository = FeeRepository(session, program_id)
-    found, meta = await repository.page(_filtered(repository.readable(), **filters), page)
+    found, meta = await repository.page(repository.listed(**filters), page)
     return Many(data=[FeeOut.model_validate(f) for f in found], meta=meta)
-
-
-_ID_FILTERS = frozenset({"balance_id", "card_id", "transaction_id", "money_transfer_id"})
 
 
 def fee_filters(
@@ -180,10 +144,7 @@ async def get_fee(fee_id: FeeId, principal: Partner, session: DbSession) -> One[
 @routes.get("/v1/me/fees", summary="The cardholder's fees: charged, held, waived, due or skipped")
 async def my_fees(principal: Cardholder, session: DbSession, page: Pagination) -> Many[FeeOut]:
     repository = FeeRepository(session, principal.tenant_id)
-    own = select(Balance.id).where(
-        Balance.program_id == principal.tenant_id, Balance.owner_id == principal.user_id
-    )
-    found, meta = await repository.page(repository.readable().where(Fee.balance_id.in_(own)), page)
+    found, meta = await repository.page(repository.of_owner(principal.user_id), page)
     return Many(data=[FeeOut.model_validate(f) for f in found], meta=meta)
 
 
@@ -221,9 +182,7 @@ async def fee_refunds(
 ) -> Many[FeeRefundOut]:
     await FeeRepository(session, principal.tenant_id).get_or_404(fee_id)
     repository = FeeRefundRepository(session, principal.tenant_id)
-    found, meta = await repository.page(
-        repository.readable().where(FeeRefund.fee_id == fee_id), page
-    )
+    found, meta = await repository.page(repository.of_fee(fee_id), page)
     return Many(data=[FeeRefundOut.model_validate(r) for r in found], meta=meta)
 
 

@@ -9,19 +9,17 @@ not charged; a card made before the period ended pays for the whole period (or i
 """
 
 from calendar import monthrange
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from cardcore.fees import service
+from cardcore.fees import repository, service
 from cardcore.fees.schemas import FeeRule
-from cardcore.models import Balance, Card, CardProduct, Fee, FeeSchedule, LedgerTransfer, Program
-from cardcore.models.cards import TERMINAL_STATUSES
+from cardcore.models import Card, LedgerTransfer, Program
 
 PERIODS = ("DAILY", "WEEKLY", "MONTHLY")
 # How many ended periods back the job looks: a period the job did not run for (workers down for a
@@ -145,27 +143,12 @@ async def waiver_for(
     return None
 
 
-async def _programs_with_schedules(session: AsyncSession, now: datetime) -> list[Program]:
-    return list(
-        await session.scalars(
-            select(Program).where(
-                exists().where(
-                    FeeSchedule.program_id == Program.id, FeeSchedule.effective_from <= now
-                )
-            )
-        )
-    )
-
-
 async def _fees_by_product(
     session: AsyncSession, program: Program, kind: str, at: datetime
 ) -> dict[str, service.Priced]:
     """Per product with a periodic fee of `kind` priced in its currency: that fee."""
     found = {}
-    products: Iterable[tuple[str, str]] = await session.execute(
-        select(CardProduct.id, CardProduct.currency).where(CardProduct.program_id == program.id)
-    )
-    for product_id, currency in products:
+    for product_id, currency in await repository.product_currencies(session, program.id):
         versions = await service.schedules_in_effect(session, program.id, product_id, at)
         priced = service.priced_from(versions, "CARD_PERIODIC", currency, None, period=kind)
         if priced is not None:
@@ -181,7 +164,7 @@ async def charge_periodic(
     period are not asked again (and the line's unique key stops a racing twin)."""
     now = now or datetime.now(UTC)
     made = 0
-    for program in await _programs_with_schedules(session, now):
+    for program in await repository.programs_with_schedules(session, now):
         periods = [
             (kind, *period)
             for kind in PERIODS
@@ -191,26 +174,14 @@ async def charge_periodic(
             priced_by_product = await _fees_by_product(session, program, kind, end)
             if not priced_by_product:
                 continue
-            charged = exists().where(
-                Fee.card_id == Card.id, Fee.type == "CARD_PERIODIC", Fee.period == label
+            cards = await repository.periodic_fee_due(
+                session,
+                program.id,
+                product_ids=list(priced_by_product),
+                period=label,
+                ended=end,
+                limit=limit - made,
             )
-            cards = (
-                await session.execute(
-                    select(Card, Balance)
-                    .join(Balance, Balance.id == Card.balance_id)
-                    .where(
-                        Card.program_id == program.id,
-                        Card.product_id.in_(list(priced_by_product)),
-                        Card.status.not_in(TERMINAL_STATUSES),
-                        Card.replaced_by.is_(None),
-                        Card.created_at < end,
-                        Balance.status != "CLOSED",
-                        ~charged,
-                    )
-                    .order_by(Card.id)
-                    .limit(limit - made)
-                )
-            ).all()
             for card, balance in cards:
                 priced = priced_by_product[card.product_id]
                 waiver = await waiver_for(

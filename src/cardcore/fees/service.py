@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, func, select, text
+from sqlalchemy import Row, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cardcore.fees import repository
 from cardcore.fees.events import FeeCharged, FeeRefunded, FeeSkipped, FeeWaived
+from cardcore.fees.repository import ScheduleRepository
 from cardcore.fees.schemas import FeeRule, FeeScheduleCreate
 from cardcore.kit.errors import CardcoreError, validation_error
 from cardcore.kit.outbox import record_event
@@ -36,7 +38,6 @@ from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
     Card,
-    CardProduct,
     CardTransaction,
     Fee,
     FeeRefund,
@@ -63,19 +64,9 @@ async def create_schedule(
     # Versions are numbered under the program's row lock: two at once cannot take one number.
     program = await session.get(Program, program_id, with_for_update=True)
     assert program is not None
-    if body.product_id is not None:
-        # A malformed id must not reach the query (PrefixedId would refuse it there, as a 500).
-        product = (
-            await session.scalar(
-                select(CardProduct.id).where(
-                    CardProduct.id == body.product_id, CardProduct.program_id == program_id
-                )
-            )
-            if to_uuid("prd", body.product_id) is not None
-            else None
-        )
-        if product is None:
-            raise validation_error("product_id", "NOT_FOUND", "No such product.")
+    schedules = ScheduleRepository(session, program_id)
+    if body.product_id is not None and not await schedules.names_a_product(body.product_id):
+        raise validation_error("product_id", "NOT_FOUND", "No such product.")
     now = datetime.now(UTC)
     effective_from = body.effective_from or now
     if effective_from.tzinfo is None:
@@ -90,18 +81,11 @@ async def create_schedule(
                 raise validation_error(
                     "fees", "CURRENCY_NOT_ALLOWED", f"This program does not hold {currency}."
                 )
-    latest = await session.scalar(
-        select(func.max(FeeSchedule.version)).where(
-            FeeSchedule.program_id == program_id,
-            FeeSchedule.product_id.is_(None)
-            if body.product_id is None
-            else FeeSchedule.product_id == body.product_id,
-        )
-    )
+    latest = await schedules.latest_version(body.product_id)
     schedule = FeeSchedule(
         program_id=program_id,
         product_id=body.product_id,
-        version=(latest or 0) + 1,
+        version=latest + 1,
         effective_from=max(effective_from, now),
         fees=[rule.model_dump(mode="json", exclude_none=True) for rule in body.fees],
         created_by=actor,
@@ -521,18 +505,9 @@ async def _issuance_waiver(
             # The user's row lock makes two cards issued at once count one after the other, so
             # they cannot both be the last free one.
             await session.execute(select(User.id).where(User.id == card.user_id).with_for_update())
-            earlier = await session.scalar(
-                select(func.count())
-                .select_from(Card)
-                .where(
-                    Card.program_id == card.program_id,
-                    Card.user_id == card.user_id,
-                    Card.replacement_for.is_(None),
-                    Card.id != card.id,
-                )
-            )
-            if (earlier or 0) < waiver.count:
-                return {"rule": waiver.rule, "count": waiver.count, "earlier_cards": earlier or 0}
+            earlier = await repository.earlier_cards(session, card)
+            if earlier < waiver.count:
+                return {"rule": waiver.rule, "count": waiver.count, "earlier_cards": earlier}
     return None
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.db import driver_connection
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.rows import as_row, plain, to_json
+from cardcore.ledger.repository import LedgerAccountRepository
 from cardcore.models import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 from cardcore.models.ids import PrefixedId, from_uuid, new_id, to_uuid
 
@@ -96,16 +97,9 @@ async def system_account(
             index_where=LedgerAccount.owner_id.is_(None),
         )
     )
-    account, settled = (
-        await session.execute(
-            select(LedgerAccount, LedgerAccount.created_at < func.now()).where(
-                LedgerAccount.program_id == program_id,
-                LedgerAccount.currency == currency,
-                LedgerAccount.kind == kind,
-                LedgerAccount.owner_id.is_(None),
-            )
-        )
-    ).one()
+    system = await LedgerAccountRepository(session, program_id).system(currency, kind)
+    assert system is not None  # inserted above, or there already
+    account, settled = system
     if settled:
         # Made before this transaction began, so committed: it exists for good. One made in this
         # transaction (created_at is its start, now()) could still be rolled back.

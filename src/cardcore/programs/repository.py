@@ -13,6 +13,14 @@ class AdminUserRepository(TenantRepository[AdminUser]):
     model = AdminUser
     noun = "admin user"
 
+    async def by_email(self, email: str, *, for_update: bool = False) -> AdminUser | None:
+        """The program's admin with this email (trimmed, without regard to case)."""
+        statement = self.readable().where(AdminUser.email == email.strip().lower())
+        found: AdminUser | None = await self.session.scalar(
+            statement.with_for_update() if for_update else statement
+        )
+        return found
+
 
 class ProgramRepository(TenantRepository[Program]):
     """A program is its own tenant: the caller reads only the program it belongs to."""

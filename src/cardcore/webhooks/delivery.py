@@ -34,6 +34,7 @@ from cardcore.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_LATENCY
 from cardcore.kit.outbox import record_event
 from cardcore.models import Event, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from cardcore.webhooks.events import WebhookDisabled
+from cardcore.webhooks.repository import subscribed
 from cardcore.webhooks.service import matches, sign, signing_secrets
 from cardcore.webhooks.ssrf import RefusedDestination, pin
 
@@ -102,15 +103,7 @@ class FanOutQueue:
             if not events:
                 return False
             programs = {event.program_id for event in events}
-            endpoints = (
-                await session.scalars(
-                    select(WebhookEndpoint).where(
-                        WebhookEndpoint.program_id.in_(programs),
-                        WebhookEndpoint.enabled.is_(True),
-                        WebhookEndpoint.deleted_at.is_(None),
-                    )
-                )
-            ).all()
+            endpoints = await subscribed(session, programs)
             rows = [
                 {
                     "program_id": event.program_id,

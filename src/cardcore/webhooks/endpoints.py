@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query, status
-from sqlalchemy import Select
 
 from cardcore.config import Settings
 from cardcore.events.repository import EventRepository
@@ -15,11 +14,10 @@ from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp
 from cardcore.kit.outbox import catalog
 from cardcore.kit.pagination import Pagination
-from cardcore.kit.repository import TenantRepository
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
-from cardcore.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from cardcore.webhooks import service
+from cardcore.webhooks.repository import AttemptRepository, MessageRepository, WebhookRepository
 from cardcore.webhooks.schemas import (
     AttemptOut,
     EventTypeOut,
@@ -38,24 +36,6 @@ routes = router(
 )
 
 WebhookId = Annotated[str, Path(description="A webhook subscription id (`whk_…`).")]
-
-
-class WebhookRepository(TenantRepository[WebhookEndpoint]):
-    model = WebhookEndpoint
-    noun = "webhook"
-
-    def readable(self) -> Select[WebhookEndpoint]:
-        return super().readable().where(WebhookEndpoint.deleted_at.is_(None))
-
-
-class MessageRepository(TenantRepository[WebhookMessage]):
-    model = WebhookMessage
-    noun = "webhook message"
-
-
-class AttemptRepository(TenantRepository[WebhookAttempt]):
-    model = WebhookAttempt
-    noun = "delivery attempt"
 
 
 def _checked_url(settings: Settings, url: str) -> str:
@@ -212,8 +192,7 @@ async def webhook_deliveries(
 ) -> Many[AttemptOut]:
     await WebhookRepository(session, principal.tenant_id).get_or_404(webhook_id)
     repository = AttemptRepository(session, principal.tenant_id)
-    statement = repository.readable().where(WebhookAttempt.endpoint_id == webhook_id)
-    attempts, meta = await repository.page(statement, page)
+    attempts, meta = await repository.page(repository.of_endpoint(webhook_id), page)
     return Many(data=[AttemptOut.model_validate(a) for a in attempts], meta=meta)
 
 
@@ -230,8 +209,7 @@ async def event_deliveries(
 ) -> Many[AttemptOut]:
     await EventRepository(session, principal.tenant_id).get_or_404(event_id)
     repository = AttemptRepository(session, principal.tenant_id)
-    statement = repository.readable().where(WebhookAttempt.event_id == event_id)
-    attempts, meta = await repository.page(statement, page)
+    attempts, meta = await repository.page(repository.of_event(event_id), page)
     return Many(data=[AttemptOut.model_validate(a) for a in attempts], meta=meta)
 
 
@@ -251,10 +229,7 @@ async def webhook_messages(
 ) -> Many[MessageOut]:
     await WebhookRepository(session, principal.tenant_id).get_or_404(webhook_id)
     repository = MessageRepository(session, principal.tenant_id)
-    statement = repository.readable().where(WebhookMessage.endpoint_id == webhook_id)
-    if message_status is not None:
-        statement = statement.where(WebhookMessage.status == message_status)
-    messages, meta = await repository.page(statement, page)
+    messages, meta = await repository.page(repository.of_endpoint(webhook_id, message_status), page)
     return Many(data=[MessageOut.model_validate(m) for m in messages], meta=meta)
 
 
