@@ -365,7 +365,7 @@ BEGIN
         SELECT r.*
         FROM jsonb_populate_record(NULL::card_transaction_events, v_now || v_message) r
     )
-    -- The outbox's created_at is the moment of insertion (see models/kit.py).
+    -- The outbox's created_at is the moment of insertion (see models/events.py).
     INSERT INTO events
     SELECT r.* FROM jsonb_populate_record(
         NULL::events, jsonb_build_object('created_at', clock_timestamp()) || p_event) r;
@@ -554,7 +554,7 @@ BEGIN
             next_attempt_at timestamptz)
         WHERE f.id = x.id;
     END IF;
-    -- The outbox's created_at is the moment of insertion (see models/kit.py), in their order.
+    -- The outbox's created_at is the moment of insertion (see models/events.py), in their order.
     WITH message AS (
         INSERT INTO card_transaction_events
         SELECT r.* FROM jsonb_populate_record(

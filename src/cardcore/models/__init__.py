@@ -1,5 +1,6 @@
 """Every ORM model, imported here so Alembic's autogenerate sees them all."""
 
+from cardcore.models.audit import AuditLog
 from cardcore.models.auth import (
     CardholderSession,
     Credential,
@@ -32,8 +33,10 @@ from cardcore.models.customers import (
     VerificationHistory,
     VerificationStatus,
 )
+from cardcore.models.events import Event
 from cardcore.models.fees import Fee, FeeRefund, FeeSchedule, FeeStatus
-from cardcore.models.kit import AuditLog, Event, IdempotencyRecord
+from cardcore.models.idempotency import IdempotencyRecord
+from cardcore.models.jobs import Job
 from cardcore.models.ledger import LedgerAccount, LedgerAccountDelta, LedgerTransfer
 from cardcore.models.programs import AdminUser, ApiKey, Program, ProgramMode
 from cardcore.models.transactions import (
@@ -42,7 +45,7 @@ from cardcore.models.transactions import (
     FxRate,
     TransactionStatus,
 )
-from cardcore.models.webhooks import Job, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from cardcore.models.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = [
     "Address",

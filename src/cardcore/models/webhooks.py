@@ -1,14 +1,10 @@
-"""Webhook subscriptions, one message per (event, subscription), one row per delivery attempt,
-and the general job queue the worker runs."""
+"""Webhook subscriptions, one message per (event, subscription), one row per delivery attempt."""
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
     ForeignKey,
-    Identity,
     Index,
     LargeBinary,
     SmallInteger,
@@ -18,7 +14,6 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cardcore.models.base import Base, CreatedAt
@@ -114,23 +109,3 @@ class WebhookAttempt(CreatedAt, Base):
     latency_ms: Mapped[int]
     response_snippet: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-
-
-class Job(CreatedAt, Base):
-    """A unit of background work: run once, retried with backoff, or scheduled for later.
-    Periodic jobs get one row per period through `unique_key`, so however many workers run,
-    each period runs once."""
-
-    __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "run_at", postgresql_where=text("status = 'pending'")),)
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    status: Mapped[str] = mapped_column(String(20), server_default="pending")
-    run_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
-    max_attempts: Mapped[int] = mapped_column(SmallInteger, server_default="10")
-    last_error: Mapped[str | None] = mapped_column(Text)
-    unique_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    finished_at: Mapped[datetime | None]
