@@ -25,19 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.balances import service as balances
 from cardcore.cards import lifecycle
-from cardcore.cards.events import CardCreated
-from cardcore.cards.service import CardServices, _expiry, _new_pan, masked_pan
+from cardcore.cards.service import CardServices, expiry_after, issue_successor
 from cardcore.customers import reference
 from cardcore.customers.embossing import embossing_names
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, validation_error
-from cardcore.kit.outbox import record_event
 from cardcore.models import (
     Balance,
     Card,
     CardProduct,
     CardReport,
-    CardStatus,
     PhysicalRequest,
     Program,
     ReportStatus,
@@ -113,84 +110,6 @@ async def _reported_card(session: AsyncSession, found: CardReport) -> Card:
     return card
 
 
-async def _clone(
-    session: AsyncSession,
-    services: CardServices,
-    old: Card,
-    *,
-    type: str,
-    same_number: bool,
-    embossing_name: str | None,
-    delivery_address: dict[str, Any] | None,
-    actor: str,
-) -> Card:
-    """A new card on the same balance for the same holder, with the old card's controls and PIN;
-    the old card is marked `replaced_by` first, so a card with the same number can exist."""
-    if old.replaced_by is not None:
-        raise CardcoreError("CARD_REPLACED")
-    if same_number and await lifecycle.compromised(session, old):
-        raise CardcoreError("CARD_NUMBER_COMPROMISED")
-    product = await session.get(CardProduct, old.product_id)
-    assert product is not None
-    pan = await services.vault.decrypt(session, old) if same_number else None
-    card_id = new_id("card")
-    old.replaced_by = card_id
-    await session.flush()
-    if pan is None:
-        pan, pan_hash = await _new_pan(session, services, product)
-    else:
-        pan_hash = old.pan_hash
-    version, ciphertext = await services.vault.encrypt(session, card_id, pan)
-    month, year = _expiry(product.validity_months, datetime.now(UTC))
-    physical = type == "PHYSICAL"
-    card = Card(
-        id=card_id,
-        program_id=old.program_id,
-        product_id=old.product_id,
-        balance_id=old.balance_id,
-        user_id=old.user_id,
-        corporation_id=old.corporation_id,
-        type=type,
-        status=CardStatus.INACTIVE if physical else CardStatus.ACTIVE,
-        network=old.network,
-        bin=old.bin,
-        last4=pan[-4:],
-        pan_length=len(pan),
-        pan_ciphertext=ciphertext,
-        pan_key_version=version,
-        pan_hash=pan_hash,
-        expiry_month=month,
-        expiry_year=year,
-        embossing_name=embossing_name,
-        fulfillment_status="ORDERED" if physical else None,
-        delivery_address=delivery_address,
-        pin_hash=old.pin_hash,
-        pin_scope=old.pin_scope or old.id,
-        controls=dict(old.controls or {}),
-        three_ds=old.three_ds,
-        replacement_for=old.id,
-        activated_at=None if physical else datetime.now(UTC),
-    )
-    session.add(card)
-    await session.flush()
-    if physical and embossing_name and delivery_address:
-        await services.processor.order_plastic(card.id, embossing_name, delivery_address)
-    record_event(
-        session,
-        program_id=card.program_id,
-        object_id=card.id,
-        data=CardCreated(
-            id=card.id,
-            type=card.type,
-            status=card.status,
-            masked_pan=masked_pan(card),
-            balance_id=card.balance_id,
-            user_id=card.user_id or "",
-        ),
-    )
-    return card
-
-
 async def replace(
     session: AsyncSession, services: CardServices, found: CardReport, *, actor: str
 ) -> Card:
@@ -202,7 +121,7 @@ async def replace(
         raise CardcoreError(
             "INVALID_CARD_TRANSITION", "The card is CLOSED: its number stays closed."
         )
-    new = await _clone(
+    new = await issue_successor(
         session,
         services,
         old,
@@ -210,7 +129,6 @@ async def replace(
         same_number=same_number,
         embossing_name=old.embossing_name,
         delivery_address=old.delivery_address,
-        actor=actor,
     )
     if old.status not in TERMINAL_STATUSES:
         await lifecycle.lock(session, old, 8, actor=actor)
@@ -230,7 +148,7 @@ async def renew(session: AsyncSession, found: CardReport) -> Card:
         raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}.")
     product = await session.get(CardProduct, card.product_id)
     assert product is not None
-    card.expiry_month, card.expiry_year = _expiry(product.validity_months, datetime.now(UTC))
+    card.expiry_month, card.expiry_year = expiry_after(product.validity_months, datetime.now(UTC))
     found.status, found.resolved_at = ReportStatus.RENEWED, datetime.now(UTC)
     await session.flush()
     return card
@@ -311,7 +229,7 @@ async def decide_physical(
         assert virtual is not None
         # The card may have been reported, replaced or converted since the request was made.
         await _convertible(session, virtual)
-        physical = await _clone(
+        physical = await issue_successor(
             session,
             services,
             virtual,
@@ -319,7 +237,6 @@ async def decide_physical(
             same_number=True,
             embossing_name=found.embossing_name,
             delivery_address=found.delivery_address,
-            actor=actor,
         )
         found.physical_card_id = physical.id
         # A plastic is a card made: its form factor's issuance fee, if the schedule has one.

@@ -119,7 +119,8 @@ class IssueRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _expiry(validity_months: int, now: datetime) -> tuple[int, int]:
+def expiry_after(validity_months: int, now: datetime) -> tuple[int, int]:
+    """The (month, year) a card made at `now` expires: `validity_months` on."""
     months = now.year * 12 + now.month - 1 + validity_months
     return months % 12 + 1, months // 12
 
@@ -245,40 +246,28 @@ async def issue_card(
             "pin", "NOT_FOR_THIS_CARD", "A PIN is set at issue only for physical cards."
         )
 
-    now = datetime.now(UTC)
-    expiry_month, expiry_year = _expiry(product.validity_months, now)
     card_id = new_id("card")
     pan, pan_hash = await _new_pan(session, services, product)
-    version, ciphertext = await services.vault.encrypt(session, card_id, pan)
-    card = Card(
-        id=card_id,
-        program_id=program_id,
-        product_id=product.id,
+    card = await _new_card(
+        session,
+        services,
+        product,
+        card_id=card_id,
+        pan=pan,
+        pan_hash=pan_hash,
+        type=request.type,
         balance_id=balance.id,
         user_id=user.id,
         corporation_id=corporation.id if corporation else None,
-        type=request.type,
-        status=CardStatus.INACTIVE if request.type == "PHYSICAL" else CardStatus.ACTIVE,
-        network=product.network,
-        bin=product.bin,
-        last4=pan[-4:],
-        pan_length=len(pan),
-        pan_ciphertext=ciphertext,
-        pan_key_version=version,
-        pan_hash=pan_hash,
-        expiry_month=expiry_month,
-        expiry_year=expiry_year,
         embossing_name=name,
-        fulfillment_status="ORDERED" if request.type == "PHYSICAL" else None,
         delivery_address=address,
         pin_hash=pin_hash(services.keyring, card_id, pin)
         if pin
         else (bytes.fromhex(request.pin_hash) if request.pin_hash else None),
         pin_scope=request.pin_scope if request.pin_hash else card_id,
+        controls=dict(product.default_controls or {}),
         gift_recipient_name=request.gift_recipient_name,
         gift_message=request.gift_message,
-        activated_at=None if request.type == "PHYSICAL" else now,
-        controls=dict(product.default_controls or {}),
     )
     session.add(card)
     try:
@@ -292,9 +281,129 @@ async def issue_card(
         assert address is not None
         await services.processor.order_plastic(card.id, name, address)
     await fees.on_card_issued(session, card)
+    _record_created(session, card)
+    return card
+
+
+async def issue_successor(
+    session: AsyncSession,
+    services: CardServices,
+    old: Card,
+    *,
+    type: str,
+    same_number: bool,
+    embossing_name: str | None,
+    delivery_address: dict[str, Any] | None,
+) -> Card:
+    """A new card in `old`'s place (a replacement, or a virtual card made physical): on the same
+    balance for the same holder, with the old card's controls, PIN and 3DS enrollment; the old
+    card is marked `replaced_by` first, so a card with the same number can exist."""
+    if old.replaced_by is not None:
+        raise CardcoreError("CARD_REPLACED")
+    if same_number and await lifecycle.compromised(session, old):
+        raise CardcoreError("CARD_NUMBER_COMPROMISED")
+    product = await session.get(CardProduct, old.product_id)
+    assert product is not None
+    pan = await services.vault.decrypt(session, old) if same_number else None
+    card_id = new_id("card")
+    old.replaced_by = card_id
+    await session.flush()
+    if pan is None:
+        pan, pan_hash = await _new_pan(session, services, product)
+    else:
+        pan_hash = old.pan_hash
+    card = await _new_card(
+        session,
+        services,
+        product,
+        card_id=card_id,
+        pan=pan,
+        pan_hash=pan_hash,
+        type=type,
+        balance_id=old.balance_id,
+        user_id=old.user_id,
+        corporation_id=old.corporation_id,
+        embossing_name=embossing_name,
+        delivery_address=delivery_address,
+        pin_hash=old.pin_hash,
+        pin_scope=old.pin_scope or old.id,
+        controls=dict(old.controls or {}),
+        three_ds=old.three_ds,
+        replacement_for=old.id,
+    )
+    session.add(card)
+    await session.flush()
+    if type == "PHYSICAL" and embossing_name and delivery_address:
+        await services.processor.order_plastic(card.id, embossing_name, delivery_address)
+    _record_created(session, card)
+    return card
+
+
+async def _new_card(
+    session: AsyncSession,
+    services: CardServices,
+    product: CardProduct,
+    *,
+    card_id: str,
+    pan: str,
+    pan_hash: bytes,
+    type: str,
+    balance_id: str,
+    user_id: str | None,
+    corporation_id: str | None,
+    embossing_name: str | None,
+    delivery_address: dict[str, Any] | None,
+    pin_hash: bytes | None,
+    pin_scope: str | None,
+    controls: dict[str, Any],
+    gift_recipient_name: str | None = None,
+    gift_message: str | None = None,
+    three_ds: dict[str, Any] | None = None,
+    replacement_for: str | None = None,
+) -> Card:
+    """The one place a card is made (issued, or in another card's place): its number sealed in
+    the vault, its expiry from the product's validity; a physical card INACTIVE with its plastic
+    ORDERED until it is activated, any other ACTIVE from now."""
+    version, ciphertext = await services.vault.encrypt(session, card_id, pan)
+    now = datetime.now(UTC)
+    expiry_month, expiry_year = expiry_after(product.validity_months, now)
+    physical = type == "PHYSICAL"
+    return Card(
+        id=card_id,
+        program_id=product.program_id,
+        product_id=product.id,
+        balance_id=balance_id,
+        user_id=user_id,
+        corporation_id=corporation_id,
+        type=type,
+        status=CardStatus.INACTIVE if physical else CardStatus.ACTIVE,
+        network=product.network,
+        bin=product.bin,
+        last4=pan[-4:],
+        pan_length=len(pan),
+        pan_ciphertext=ciphertext,
+        pan_key_version=version,
+        pan_hash=pan_hash,
+        expiry_month=expiry_month,
+        expiry_year=expiry_year,
+        embossing_name=embossing_name,
+        fulfillment_status="ORDERED" if physical else None,
+        delivery_address=delivery_address,
+        pin_hash=pin_hash,
+        pin_scope=pin_scope,
+        controls=controls,
+        gift_recipient_name=gift_recipient_name,
+        gift_message=gift_message,
+        three_ds=three_ds,
+        replacement_for=replacement_for,
+        activated_at=None if physical else now,
+    )
+
+
+def _record_created(session: AsyncSession, card: Card) -> None:
     record_event(
         session,
-        program_id=program_id,
+        program_id=card.program_id,
         object_id=card.id,
         data=CardCreated(
             id=card.id,
@@ -302,10 +411,9 @@ async def issue_card(
             status=card.status,
             masked_pan=masked_pan(card),
             balance_id=card.balance_id,
-            user_id=user.id,
+            user_id=card.user_id or "",
         ),
     )
-    return card
 
 
 def masked_pan(card: Card) -> str:
