@@ -21,10 +21,15 @@ from cardcore.authorizations.endpoints import routes as transactions_routes
 from cardcore.authorizations.lean import AuthorizationLane, Connections
 from cardcore.balances.endpoints import admin_routes as money_admin_routes
 from cardcore.balances.endpoints import routes as balances_routes
+from cardcore.cards.balance_move_endpoints import routes as card_balance_move_routes
+from cardcore.cards.controls_endpoints import routes as card_controls_routes
 from cardcore.cards.dependencies import build_card_services
 from cardcore.cards.endpoints import admin_routes as card_admin_routes
 from cardcore.cards.endpoints import routes as cards_routes
 from cardcore.cards.lifecycle_endpoints import routes as card_lifecycle_routes
+from cardcore.cards.physical_request_endpoints import routes as physical_request_routes
+from cardcore.cards.report_endpoints import routes as card_report_routes
+from cardcore.cards.three_ds_endpoints import routes as three_ds_routes
 from cardcore.config import Settings, get_settings
 from cardcore.customers.endpoints import admin_routes as review_routes
 from cardcore.customers.endpoints import reference_routes
@@ -233,6 +238,11 @@ def create_app(
         balances_routes,
         cards_routes,
         card_lifecycle_routes,
+        card_controls_routes,
+        card_report_routes,
+        physical_request_routes,
+        three_ds_routes,
+        card_balance_move_routes,
         transactions_routes,
         network_routes,
         programs_routes,

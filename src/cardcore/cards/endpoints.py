@@ -21,6 +21,7 @@ from cardcore.cards.repository import (
 from cardcore.cards.schemas import (
     ActivateByPan,
     CardCreate,
+    CardId,
     CardOut,
     CardRequestOut,
     DeliveryIn,
@@ -59,7 +60,6 @@ admin_routes = router(
     encryption="optional",
 )
 
-CardId = Annotated[str, Path(description="A card id (`card_…`).")]
 Creator = Annotated[Principal, Security(partner_or_admin("cards.create"))]
 ProductManager = Annotated[Principal, Security(require_admin("products.manage"))]
 ZpkManager = Annotated[Principal, Security(require_admin("zone_pin_keys.manage"))]

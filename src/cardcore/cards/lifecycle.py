@@ -78,6 +78,8 @@ COMPROMISE_LOCKS = {"LOST": 1, "STOLEN": 2, "FRAUD": 7}
 _COMPROMISING_LOCKS = {1: "LOST", 2: "STOLEN"}
 # States from which a card can authorize, or get back to authorizing.
 _CAN_COME_BACK = frozenset({"ACTIVE", "INACTIVE", "FROZEN"})
+# The errors a transition may end in (the routes that make one document them).
+TRANSITION_CODES = ("INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE", "CARD_NUMBER_COMPROMISED")
 
 
 def finally_locked(card: Card) -> bool:

@@ -1,5 +1,5 @@
-"""Reported cards and their replacement or renewal, virtual-to-physical conversion, 3DS
-enrollment, and moving a card to another balance.
+"""Reported cards (lost, stolen, damaged, not received, fraud) and their replacement, renewal or
+decline.
 
 The rules a card-security officer wants, so that a number reported lost, stolen or used in fraud
 never belongs to a card that can authorize again:
@@ -13,33 +13,23 @@ never belongs to a card that can authorize again:
 - A replacement keeps the number only for damaged or not-received cards whose number was never
   compromised; otherwise it gets a new one. Renewing (same number) or declining a report is
   refused once the number is compromised: what is left is a replacement.
-- A virtual card becomes physical (same number) only while it is ACTIVE, current and clean.
 """
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.balances import service as balances
 from cardcore.cards import lifecycle
 from cardcore.cards.service import CardServices, expiry_after, issue_successor
-from cardcore.customers import reference
-from cardcore.customers.embossing import embossing_names
 from cardcore.fees import service as fees
-from cardcore.kit.errors import CardcoreError, validation_error
+from cardcore.kit.errors import CardcoreError
 from cardcore.models import (
-    Balance,
     Card,
     CardProduct,
     CardReport,
-    PhysicalRequest,
-    Program,
     ReportStatus,
-    RequestStatus,
-    User,
 )
 from cardcore.models.cards import TERMINAL_STATUSES
 from cardcore.models.ids import new_id
@@ -164,127 +154,5 @@ async def decline(
         raise CardcoreError("CARD_NUMBER_COMPROMISED")
     found.status, found.decline_reason = ReportStatus.DECLINED, reason
     found.resolved_at = datetime.now(UTC)
-    await session.flush()
-    return card
-
-
-# -- virtual to physical -------------------------------------------------------------------------
-
-
-async def _convertible(session: AsyncSession, card: Card) -> None:
-    if card.replaced_by is not None:
-        raise CardcoreError("CARD_REPLACED")
-    if await lifecycle.compromised(session, card):
-        raise CardcoreError("CARD_NUMBER_COMPROMISED")
-    if card.type != "VIRTUAL" or card.status != "ACTIVE":
-        raise CardcoreError("INVALID_CARD_TYPE", "Only an ACTIVE virtual card becomes physical.")
-
-
-async def request_physical(
-    session: AsyncSession, card: Card, *, embossing_name: str, delivery_address: dict[str, Any]
-) -> PhysicalRequest:
-    await _convertible(session, card)
-    product = await session.get(CardProduct, card.product_id)
-    assert product is not None
-    if "PHYSICAL" not in product.form_factors:
-        raise CardcoreError("FORM_FACTOR_NOT_ALLOWED")
-    user = await session.get(User, card.user_id) if card.user_id else None
-    allowed = (
-        embossing_names(user.first_name or "", user.middle_name, user.last_name)
-        if user and user.last_name
-        else []
-    )
-    if embossing_name not in allowed:
-        raise CardcoreError("EMBOSSING_NAME_NOT_ALLOWED")
-    address = dict(delivery_address)
-    address["country"] = reference.country_code(
-        address.get("country", ""), "delivery_address.country"
-    )
-    found = PhysicalRequest(
-        program_id=card.program_id,
-        card_id=card.id,
-        delivery_address=address,
-        embossing_name=embossing_name,
-    )
-    session.add(found)
-    await session.flush()
-    return found
-
-
-async def decide_physical(
-    session: AsyncSession,
-    services: CardServices,
-    found: PhysicalRequest,
-    *,
-    approve: bool,
-    reason: str | None,
-    actor: str,
-) -> PhysicalRequest:
-    if found.status != "PENDING":
-        raise CardcoreError("INVALID_CARD_TRANSITION", f"The request is already {found.status}.")
-    if approve:
-        virtual = await session.get(
-            Card, found.card_id, with_for_update=True, populate_existing=True
-        )
-        assert virtual is not None
-        # The card may have been reported, replaced or converted since the request was made.
-        await _convertible(session, virtual)
-        physical = await issue_successor(
-            session,
-            services,
-            virtual,
-            type="PHYSICAL",
-            same_number=True,
-            embossing_name=found.embossing_name,
-            delivery_address=found.delivery_address,
-        )
-        found.physical_card_id = physical.id
-        # A plastic is a card made: its form factor's issuance fee, if the schedule has one.
-        await fees.on_card_issued(session, physical)
-    found.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
-    found.reject_reason = None if approve else reason
-    found.resolved_at = datetime.now(UTC)
-    await session.flush()
-    return found
-
-
-# -- 3DS and balance -----------------------------------------------------------------------------
-
-
-async def enroll_3ds(
-    session: AsyncSession, card: Card, *, phone: str | None, email: str | None
-) -> Card:
-    if not phone and not email:
-        raise validation_error("phone", "REQUIRED", "Give a phone, an email, or both.")
-    card.three_ds = {
-        "enrolled": True,
-        "phone": reference.normalize_phone(phone) if phone else None,
-        "email": reference.normalize_email(email) if email else None,
-        "enrolled_at": datetime.now(UTC).isoformat(),
-    }
-    await session.flush()
-    return card
-
-
-async def unenroll_3ds(session: AsyncSession, card: Card) -> Card:
-    card.three_ds = None
-    await session.flush()
-    return card
-
-
-async def move_to_balance(session: AsyncSession, card: Card, target: Balance) -> Card:
-    allowed = await session.scalar(
-        select(Program.allow_card_balance_change).where(Program.id == card.program_id)
-    )
-    if not allowed:
-        raise CardcoreError("BALANCE_CHANGE_NOT_ALLOWED")
-    current = await session.get(Balance, card.balance_id)
-    assert current is not None
-    balances.require_active(target)
-    if target.owner_id != current.owner_id or target.currency != current.currency:
-        raise validation_error(
-            "balance_id", "NOT_THE_SAME_OWNER", "The balance must have the same owner and currency."
-        )
-    card.balance_id = target.id
     await session.flush()
     return card

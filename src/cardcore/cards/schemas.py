@@ -1,6 +1,7 @@
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
+from fastapi import Body, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardcore.cards.controls import Controls
@@ -8,6 +9,8 @@ from cardcore.cards.lifecycle import failure_action_code
 from cardcore.cards.service import masked_pan
 from cardcore.kit.money import CurrencyCode, MinorUnits
 from cardcore.models import Card
+
+CardId = Annotated[str, Path(description="A card id (`card_…`).")]
 
 
 class ProductCreate(BaseModel):
@@ -264,3 +267,14 @@ class ZonePinKeyOut(BaseModel):
     status: str = Field(description="CURRENT, or PREVIOUS while its grace period lasts.")
     usable_until: datetime | None = Field(description="A PREVIOUS key verifies until then.")
     created_at: datetime
+
+
+class DeclineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+# Nothing to send is a valid request (declining a report, rejecting a physical card request): the
+# body is optional and defaults to empty.
+Decline = Annotated[DeclineIn, Body(default_factory=DeclineIn)]

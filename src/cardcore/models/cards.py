@@ -28,7 +28,7 @@ from cardcore.models.ids import PrefixedId, new_id
 
 
 # The docstrings of these enums are the API's descriptions of them (OpenAPI); the transitions
-# are in cards/lifecycle.py and cards/reports.py.
+# are in cards/lifecycle.py, cards/reports.py and cards/physical_requests.py.
 class CardStatus(StrEnum):
     """Where a card is in its life."""
 
