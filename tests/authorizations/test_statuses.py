@@ -50,7 +50,15 @@ async def test_a_list_filtered_on_an_unknown_status_is_a_clear_error(
     assert (frozen.status_code, frozen.json()["data"]) == (200, [])
     active = await client.get("/v1/cards", params={"status": "ACTIVE"}, headers=partner.headers)
     assert [card["id"] for card in active.json()["data"]] == [world["card"]["id"]]
-    for path in ("/v1/cards", "/v1/transactions"):
+    # The same for every list filtered on a status (the webhook's id need not exist: the query
+    # is refused first).
+    for path in (
+        "/v1/cards",
+        "/v1/transactions",
+        "/v1/card-reports",
+        "/v1/users",
+        "/v1/webhooks/whk_0000000000000000000000000000/messages",
+    ):
         unknown = await client.get(path, params={"status": "MISPLACED"}, headers=partner.headers)
         assert unknown.status_code == 422, (path, unknown.text)
         assert unknown.json()["code"] == "VALIDATION_ERROR"

@@ -22,6 +22,8 @@ from cardcore.models import (
     AdminUser,
     CardholderSession,
     Credential,
+    CustomerStatus,
+    ProgramStatus,
     RefreshToken,
     User,
     ids,
@@ -134,7 +136,7 @@ async def client_credentials_grant(
     if not hmac.compare_digest(expected or b"\0" * 32, sha256_digest(secret)) or found is None:
         raise OAuthError("invalid_client", "Client authentication failed.", 401)
     credential, program_status = found
-    if program_status != "ACTIVE":
+    if program_status != ProgramStatus.ACTIVE:
         raise OAuthError("unauthorized_client", "This program is suspended.", 400)
     credential.last_used_at = datetime.now(UTC)
     issued = await _partner_tokens(session, tokens, settings, credential, family_id=None)
@@ -233,7 +235,7 @@ async def refresh_token_grant(
     row.used_at = datetime.now(UTC)
     if row.credential_id is not None:
         found = await active_credential(session, row.credential_id, type="client_credentials")
-        if found is None or found[1] != "ACTIVE":
+        if found is None or found[1] != ProgramStatus.ACTIVE:
             raise invalid
         issued = await _partner_tokens(session, tokens, settings, found[0], family_id=row.family_id)
         return found[0].id, issued
@@ -292,7 +294,7 @@ async def create_session(
     device_id: str | None,
     strong_auth: bool,
 ) -> tuple[CardholderSession, IssuedTokens]:
-    if user.status != "ACTIVE":
+    if user.status != CustomerStatus.ACTIVE:
         raise CardcoreError("FORBIDDEN", "This user is not active.")
     now = datetime.now(UTC)
     cardholder_session = CardholderSession(

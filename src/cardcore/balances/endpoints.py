@@ -43,6 +43,7 @@ from cardcore.kit.session import DbSession
 from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
+    BalanceStatus,
     Corporation,
     PartnerBalance,
     User,
@@ -184,7 +185,7 @@ async def balance_ledger(
 
 
 async def _set_status(
-    session: AsyncSession, principal: Principal, balance_id: str, to: str
+    session: AsyncSession, principal: Principal, balance_id: str, to: BalanceStatus
 ) -> BalanceOut:
     balance = await BalanceRepository(session, principal.tenant_id).get_or_404(
         balance_id, for_update=True
@@ -201,7 +202,7 @@ async def _set_status(
 async def block_balance(
     balance_id: BalanceId, principal: Partner, session: DbSession
 ) -> One[BalanceOut]:
-    return One(data=await _set_status(session, principal, balance_id, "BLOCKED"))
+    return One(data=await _set_status(session, principal, balance_id, BalanceStatus.BLOCKED))
 
 
 @routes.post(
@@ -212,7 +213,7 @@ async def block_balance(
 async def unblock_balance(
     balance_id: BalanceId, principal: Partner, session: DbSession
 ) -> One[BalanceOut]:
-    return One(data=await _set_status(session, principal, balance_id, "ACTIVE"))
+    return One(data=await _set_status(session, principal, balance_id, BalanceStatus.ACTIVE))
 
 
 @routes.post(
@@ -223,7 +224,7 @@ async def unblock_balance(
 async def close_balance(
     balance_id: BalanceId, principal: Partner, session: DbSession
 ) -> One[BalanceOut]:
-    return One(data=await _set_status(session, principal, balance_id, "CLOSED"))
+    return One(data=await _set_status(session, principal, balance_id, BalanceStatus.CLOSED))
 
 
 @routes.post(

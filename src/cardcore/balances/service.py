@@ -45,13 +45,17 @@ from cardcore.ledger import service as ledger
 from cardcore.ledger.repository import LedgerAccountRepository
 from cardcore.models import (
     Balance,
+    BalanceStatus,
     Corporation,
+    CustomerStatus,
     Fee,
     MoneyTransfer,
     PartnerBalance,
     PaymentContact,
     Program,
+    TransferStatus,
     User,
+    VerificationStatus,
 )
 from cardcore.models.ids import new_id
 
@@ -73,11 +77,11 @@ async def create_balance(
     session: AsyncSession, *, owner: User | Corporation, currency: str
 ) -> Balance:
     if isinstance(owner, User):
-        if owner.status != "ACTIVE":
+        if owner.status != CustomerStatus.ACTIVE:
             raise CardcoreError("USER_CLOSED")
-        approved, owner_type = owner.kyc_status == "APPROVED", "user"
+        approved, owner_type = owner.kyc_status == VerificationStatus.APPROVED, "user"
     else:
-        approved, owner_type = owner.kyb_status == "APPROVED", "corporation"
+        approved, owner_type = owner.kyb_status == VerificationStatus.APPROVED, "corporation"
     if not approved:
         raise CardcoreError("KYC_NOT_APPROVED")
     await _require_currency(session, owner.program_id, currency)
@@ -112,16 +116,16 @@ async def create_balance(
 
 
 def require_active(balance: Balance) -> None:
-    if balance.status != "ACTIVE":
+    if balance.status != BalanceStatus.ACTIVE:
         raise CardcoreError("BALANCE_NOT_ACTIVE", f"The balance is {balance.status}.")
 
 
-async def set_status(session: AsyncSession, balance: Balance, to: str) -> Balance:
+async def set_status(session: AsyncSession, balance: Balance, to: BalanceStatus) -> Balance:
     if balance.status == to:
         return balance
-    if balance.status == "CLOSED":
+    if balance.status == BalanceStatus.CLOSED:
         raise CardcoreError("BALANCE_NOT_ACTIVE", "A closed balance stays closed.")
-    if to == "CLOSED":
+    if to == BalanceStatus.CLOSED:
         totals = await ledger.totals(session, balance.ledger_account_id)
         if totals.posted_credit_balance != 0 or totals.debits_pending or totals.credits_pending:
             raise CardcoreError("BALANCE_NOT_EMPTY")
@@ -417,7 +421,7 @@ async def create_transfer(
             type="INTERNAL",
             source_balance_id=source.id,
             destination_balance_id=destination.id,
-            status="COMPLETED",
+            status=TransferStatus.COMPLETED,
             reference=reference,
             ledger_transfer_id=ledger_id,
             completed_at=datetime.now(UTC),
@@ -466,7 +470,7 @@ async def create_transfer(
             type="EXTERNAL",
             source_balance_id=source.id,
             payment_contact_id=contact.id,
-            status="PENDING",
+            status=TransferStatus.PENDING,
             reference=reference,
             ledger_transfer_id=ledger_id,
             **common,
@@ -493,7 +497,7 @@ async def settle_transfer(
     session: AsyncSession, transfer: MoneyTransfer, *, completed: bool, reason: str | None
 ) -> MoneyTransfer:
     """Ops: the bank executed (complete) or refused (fail) an external transfer."""
-    if transfer.status != "PENDING":
+    if transfer.status != TransferStatus.PENDING:
         raise CardcoreError("TRANSFER_NOT_PENDING", f"The transfer is {transfer.status}.")
     held_fees = await fees.held_for(session, money_transfer_id=transfer.id)
     holds = await ledger.pending_transfers(
@@ -519,7 +523,7 @@ async def settle_transfer(
         record_event(
             session, program_id=transfer.program_id, object_id=charged.fee_id, data=charged
         )
-    transfer.status = "COMPLETED" if completed else "FAILED"
+    transfer.status = TransferStatus.COMPLETED if completed else TransferStatus.FAILED
     transfer.completed_at = datetime.now(UTC)
     transfer.failure_reason = None if completed else reason
     await session.flush()

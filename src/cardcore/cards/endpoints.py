@@ -48,7 +48,7 @@ from cardcore.kit.pagination import Pagination
 from cardcore.kit.principals import Principal
 from cardcore.kit.routing import encryption, router
 from cardcore.kit.session import DbSession
-from cardcore.models import Card, CardRequest, CardStatus, ZonePinKey
+from cardcore.models import Card, CardRequest, CardStatus, FulfillmentStatus, ZonePinKey
 from cardcore.models.ids import new_id
 
 routes = router(
@@ -388,7 +388,7 @@ async def process_request(
     card_id: CardId, principal: CardServicer, session: DbSession
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
-    await service.move_fulfillment(session, card, "process", "ISSUANCE_IN_PROGRESS")
+    await service.move_fulfillment(session, card, "process", FulfillmentStatus.ISSUANCE_IN_PROGRESS)
     return One(data=CardOut.of(card))
 
 
@@ -401,7 +401,7 @@ async def manufacturing(
     card_id: CardId, body: ManufacturingIn, principal: CardServicer, session: DbSession
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
-    await service.move_fulfillment(session, card, "manufacturing", body.result)
+    await service.move_fulfillment(session, card, "manufacturing", FulfillmentStatus(body.result))
     return One(data=CardOut.of(card))
 
 
@@ -415,7 +415,12 @@ async def delivery(
 ) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await service.move_fulfillment(
-        session, card, "delivery", body.status, carrier=body.carrier, tracking=body.tracking_number
+        session,
+        card,
+        "delivery",
+        FulfillmentStatus(body.status),
+        carrier=body.carrier,
+        tracking=body.tracking_number,
     )
     return One(data=CardOut.of(card))
 

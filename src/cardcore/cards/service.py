@@ -32,8 +32,11 @@ from cardcore.models import (
     CardProduct,
     CardStatus,
     CorporationEmployee,
+    CustomerStatus,
+    FulfillmentStatus,
     Program,
     User,
+    VerificationStatus,
 )
 from cardcore.models.ids import new_id
 
@@ -46,14 +49,22 @@ STRONG_AUTH_WINDOW = timedelta(minutes=5)
 
 # A physical card's production and delivery: which step may follow which, and through which
 # route.
-FULFILLMENT: dict[str, dict[str, frozenset[str]]] = {
-    "process": {"ORDERED": frozenset({"ISSUANCE_IN_PROGRESS"})},
-    "manufacturing": {"ISSUANCE_IN_PROGRESS": frozenset({"MANUFACTURED", "MANUFACTURING_FAILED"})},
+FULFILLMENT: dict[str, dict[FulfillmentStatus, frozenset[FulfillmentStatus]]] = {
+    "process": {FulfillmentStatus.ORDERED: frozenset({FulfillmentStatus.ISSUANCE_IN_PROGRESS})},
+    "manufacturing": {
+        FulfillmentStatus.ISSUANCE_IN_PROGRESS: frozenset(
+            {FulfillmentStatus.MANUFACTURED, FulfillmentStatus.MANUFACTURING_FAILED}
+        )
+    },
     "delivery": {
-        "MANUFACTURED": frozenset({"SHIPPED"}),
-        "SHIPPED": frozenset({"DELIVERED", "RETURNED"}),
+        FulfillmentStatus.MANUFACTURED: frozenset({FulfillmentStatus.SHIPPED}),
+        FulfillmentStatus.SHIPPED: frozenset(
+            {FulfillmentStatus.DELIVERED, FulfillmentStatus.RETURNED}
+        ),
     },
 }
+# Where a physical card must be to be activated: on its way, or arrived.
+ACTIVATABLE = (FulfillmentStatus.SHIPPED, FulfillmentStatus.DELIVERED)
 
 
 @dataclass(frozen=True)
@@ -186,16 +197,18 @@ async def issue_card(
             raise CardcoreError("FORM_FACTOR_NOT_ALLOWED", "GIFT cards need a GIFT product.")
     elif request.type not in product.form_factors or product.kind == "GIFT":
         raise CardcoreError("FORM_FACTOR_NOT_ALLOWED")
-    if user.status != "ACTIVE":
+    if user.status != CustomerStatus.ACTIVE:
         raise CardcoreError("USER_CLOSED")
-    if user.kyc_status != "APPROVED" and (product.kind != "GIFT" or product.kyc_required):
+    if user.kyc_status != VerificationStatus.APPROVED and (
+        product.kind != "GIFT" or product.kyc_required
+    ):
         raise CardcoreError("KYC_NOT_APPROVED")
     corporation = None
     if request.corporation_id is not None:
         corporation = await CorporationRepository(session, program_id).get_or_404(
             request.corporation_id
         )
-        if corporation.kyb_status != "APPROVED":
+        if corporation.kyb_status != VerificationStatus.APPROVED:
             raise CardcoreError("KYC_NOT_APPROVED", "The corporation's KYB must be APPROVED.")
         employed = await session.get(CorporationEmployee, (corporation.id, user.id))
         if employed is None:
@@ -387,7 +400,7 @@ async def _new_card(
         expiry_month=expiry_month,
         expiry_year=expiry_year,
         embossing_name=embossing_name,
-        fulfillment_status="ORDERED" if physical else None,
+        fulfillment_status=FulfillmentStatus.ORDERED if physical else None,
         delivery_address=delivery_address,
         pin_hash=pin_hash,
         pin_scope=pin_scope,
@@ -427,16 +440,18 @@ async def move_fulfillment(
     session: AsyncSession,
     card: Card,
     step: str,
-    to: str,
+    to: FulfillmentStatus,
     *,
     carrier: str | None = None,
     tracking: str | None = None,
 ) -> Card:
     if card.type != "PHYSICAL":
         raise CardcoreError("INVALID_CARD_TYPE", "Only physical cards travel.")
-    current = card.fulfillment_status or ""
-    if to not in FULFILLMENT[step].get(current, frozenset()):
-        raise CardcoreError("INVALID_FULFILLMENT_TRANSITION", f"Cannot go from {current} to {to}.")
+    current = card.fulfillment_status
+    if current is None or to not in FULFILLMENT[step].get(current, frozenset()):
+        raise CardcoreError(
+            "INVALID_FULFILLMENT_TRANSITION", f"Cannot go from {current or ''} to {to}."
+        )
     card.fulfillment_status = to
     if carrier is not None:
         card.carrier = carrier
@@ -461,12 +476,8 @@ async def move_fulfillment(
 async def activate(session: AsyncSession, card: Card, *, actor: str) -> Card:
     if (
         card.type != "PHYSICAL"
-        or card.status != "INACTIVE"
-        or card.fulfillment_status
-        not in (
-            "SHIPPED",
-            "DELIVERED",
-        )
+        or card.status != CardStatus.INACTIVE
+        or card.fulfillment_status not in ACTIVATABLE
     ):
         raise CardcoreError("CARD_NOT_ACTIVATABLE")
     return await lifecycle.transition(
@@ -498,7 +509,7 @@ async def reset_cvv(session: AsyncSession, card: Card) -> Card:
 
 
 async def set_pin(session: AsyncSession, services: CardServices, card: Card, pin: str) -> Card:
-    if card.status not in ("ACTIVE", "INACTIVE"):
+    if card.status not in (CardStatus.ACTIVE, CardStatus.INACTIVE):
         raise CardcoreError("CARD_NOT_ACTIVE")
     card.pin_hash = pin_hash(services.keyring, card.pin_scope or card.id, check_pin(pin))
     card.pin_failures = 0

@@ -47,7 +47,7 @@ from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.kit.storage import DocumentStorage
-from cardcore.models import Corporation, User, VerificationStatus
+from cardcore.models import Corporation, CustomerStatus, User, VerificationStatus
 
 routes = router(
     tags=["customers"],
@@ -163,7 +163,7 @@ async def list_users(
     session: DbSession,
     keyring: KeyringDep,
     page: Pagination,
-    user_status: Annotated[str | None, Query(alias="status", pattern="^(ACTIVE|CLOSED)$")] = None,
+    user_status: Annotated[CustomerStatus | None, Query(alias="status")] = None,
     kyc_status: Annotated[VerificationStatus | None, Query()] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=30)] = None,

@@ -6,7 +6,14 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.repository import TenantRepository
-from cardcore.models import Address, Corporation, User, VerificationHistory, VerificationStatus
+from cardcore.models import (
+    Address,
+    Corporation,
+    CustomerStatus,
+    User,
+    VerificationHistory,
+    VerificationStatus,
+)
 
 
 class UserRepository(TenantRepository[User]):
@@ -16,7 +23,7 @@ class UserRepository(TenantRepository[User]):
     def listed(
         self,
         *,
-        status: str | None = None,
+        status: CustomerStatus | None = None,
         kyc_status: VerificationStatus | None = None,
         email: str | None = None,
         phone: str | None = None,

@@ -27,6 +27,7 @@ from cardcore.models import (
     Address,
     Corporation,
     CorporationEmployee,
+    CustomerStatus,
     KycDocument,
     User,
     VerificationStatus,
@@ -84,7 +85,7 @@ async def create_user(
 
 
 def require_open(user: User) -> None:
-    if user.status == "CLOSED":
+    if user.status == CustomerStatus.CLOSED:
         raise CardcoreError("USER_CLOSED")
 
 
@@ -108,8 +109,8 @@ async def update_user(session: AsyncSession, user: User, changes: dict[str, Any]
 
 
 async def close_user(session: AsyncSession, user: User) -> User:
-    if user.status != "CLOSED":
-        user.status = "CLOSED"
+    if user.status != CustomerStatus.CLOSED:
+        user.status = CustomerStatus.CLOSED
         user.closed_at = datetime.now(UTC)
         await session.flush()
         record_event(

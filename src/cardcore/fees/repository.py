@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.kit.repository import TenantRepository
 from cardcore.models import (
     Balance,
+    BalanceStatus,
     Card,
     CardProduct,
     Fee,
@@ -121,7 +122,7 @@ async def periodic_fee_due(
             Card.status.not_in(TERMINAL_STATUSES),
             Card.replaced_by.is_(None),
             Card.created_at < ended,
-            Balance.status != "CLOSED",
+            Balance.status != BalanceStatus.CLOSED,
             ~charged,
         )
         .order_by(Card.id)

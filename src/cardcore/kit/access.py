@@ -36,9 +36,11 @@ from cardcore.kit.tokens import Audience, InvalidToken, lifetimes
 from cardcore.models import (
     AdminUser,
     CardholderSession,
+    CustomerStatus,
     JwsRequestId,
     Program,
     ProgramMode,
+    ProgramStatus,
     User,
     ids,
 )
@@ -119,7 +121,7 @@ async def _from_api_key(request: Request, session: AsyncSession, secret: str) ->
 
 
 def _require_active(program_status: str) -> None:
-    if program_status != "ACTIVE":
+    if program_status != ProgramStatus.ACTIVE:
         raise Forbidden("This program is suspended.")
 
 
@@ -168,7 +170,7 @@ async def _cardholder(
         cardholder_session.revoked_at is not None
         or cardholder_session.user_id != user_id
         or cardholder_session.program_id != program_id
-        or user_status != "ACTIVE"
+        or user_status != CustomerStatus.ACTIVE
     ):
         raise ended
     _require_active(program_status)

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore.kit.logging import get_logger
-from cardcore.models import Job
+from cardcore.models import Job, JobStatus
 
 log = get_logger(__name__)
 
@@ -112,7 +112,7 @@ class JobQueue:
                 select(Job)
                 # statement_timestamp, not now(): now() is frozen at the start of the
                 # transaction, which for a caller's long transaction is in the past.
-                .where(Job.status == "pending", Job.run_at <= func.statement_timestamp())
+                .where(Job.status == JobStatus.PENDING, Job.run_at <= func.statement_timestamp())
                 .order_by(Job.run_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -129,14 +129,14 @@ class JobQueue:
             except Exception:
                 claimed.last_error = traceback.format_exc(limit=5)[-4000:]
                 if claimed.attempts >= claimed.max_attempts:
-                    claimed.status = "failed"
+                    claimed.status = JobStatus.FAILED
                     claimed.finished_at = datetime.now(UTC)
                     log.error("job_failed", kind=claimed.kind, job_id=claimed.id)
                 else:
                     claimed.run_at = datetime.now(UTC) + backoff(claimed.attempts)
                     log.warning("job_retry", kind=claimed.kind, job_id=claimed.id)
             else:
-                claimed.status = "done"
+                claimed.status = JobStatus.DONE
                 claimed.finished_at = datetime.now(UTC)
         return True
 
@@ -166,7 +166,8 @@ async def purge_finished_jobs(
     """Finished jobs are kept a week for inspection, then removed."""
     await session.execute(
         delete(Job).where(
-            Job.status.in_(["done", "failed"]), Job.finished_at < func.now() - timedelta(days=7)
+            Job.status.in_([JobStatus.DONE, JobStatus.FAILED]),
+            Job.finished_at < func.now() - timedelta(days=7),
         )
     )
 

@@ -8,7 +8,14 @@ from cardcore.models.auth import (
     RefreshToken,
     ServerKey,
 )
-from cardcore.models.balances import Balance, MoneyTransfer, PartnerBalance, PaymentContact
+from cardcore.models.balances import (
+    Balance,
+    BalanceStatus,
+    MoneyTransfer,
+    PartnerBalance,
+    PaymentContact,
+    TransferStatus,
+)
 from cardcore.models.base import Base
 from cardcore.models.cards import (
     Card,
@@ -18,6 +25,7 @@ from cardcore.models.cards import (
     CardSpend,
     CardStatus,
     CompromisedPan,
+    FulfillmentStatus,
     PanDataKey,
     PhysicalRequest,
     ReportStatus,
@@ -28,6 +36,7 @@ from cardcore.models.customers import (
     Address,
     Corporation,
     CorporationEmployee,
+    CustomerStatus,
     KycDocument,
     User,
     VerificationHistory,
@@ -36,16 +45,21 @@ from cardcore.models.customers import (
 from cardcore.models.events import Event
 from cardcore.models.fees import Fee, FeeRefund, FeeSchedule, FeeStatus
 from cardcore.models.idempotency import IdempotencyRecord
-from cardcore.models.jobs import Job
+from cardcore.models.jobs import Job, JobStatus
 from cardcore.models.ledger import LedgerAccount, LedgerAccountDelta, LedgerTransfer
-from cardcore.models.programs import AdminUser, ApiKey, Program, ProgramMode
+from cardcore.models.programs import AdminUser, ApiKey, Program, ProgramMode, ProgramStatus
 from cardcore.models.transactions import (
     CardTransaction,
     CardTransactionEvent,
     FxRate,
     TransactionStatus,
 )
-from cardcore.models.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from cardcore.models.webhooks import (
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookMessageStatus,
+)
 
 __all__ = [
     "Address",
@@ -53,6 +67,7 @@ __all__ = [
     "ApiKey",
     "AuditLog",
     "Balance",
+    "BalanceStatus",
     "Base",
     "Card",
     "CardProduct",
@@ -67,14 +82,17 @@ __all__ = [
     "Corporation",
     "CorporationEmployee",
     "Credential",
+    "CustomerStatus",
     "Event",
     "Fee",
     "FeeRefund",
     "FeeSchedule",
     "FeeStatus",
+    "FulfillmentStatus",
     "FxRate",
     "IdempotencyRecord",
     "Job",
+    "JobStatus",
     "JwsRequestId",
     "KycDocument",
     "LedgerAccount",
@@ -87,16 +105,19 @@ __all__ = [
     "PhysicalRequest",
     "Program",
     "ProgramMode",
+    "ProgramStatus",
     "RefreshToken",
     "ReportStatus",
     "RequestStatus",
     "ServerKey",
     "TransactionStatus",
+    "TransferStatus",
     "User",
     "VerificationHistory",
     "VerificationStatus",
     "WebhookAttempt",
     "WebhookEndpoint",
     "WebhookMessage",
+    "WebhookMessageStatus",
     "ZonePinKey",
 ]

@@ -2,12 +2,34 @@
 outgoing transfers. Each balance is backed by one ledger account; amounts live only there."""
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardcore.models.base import Base, CreatedAt
+from cardcore.models.base import Base, CreatedAt, Status
 from cardcore.models.ids import PrefixedId, new_id
+
+
+# The docstrings of these enums are the API's descriptions of them (OpenAPI); the transitions
+# are in balances/service.py.
+class BalanceStatus(StrEnum):
+    """Where a balance is: ACTIVE; BLOCKED by its partner until unblocked (no card is issued on
+    it or moved to it meanwhile); or CLOSED for good, which only an empty balance may be."""
+
+    ACTIVE = "ACTIVE"
+    BLOCKED = "BLOCKED"
+    CLOSED = "CLOSED"
+
+
+class TransferStatus(StrEnum):
+    """Where a money transfer is: an internal one is COMPLETED at once; an external one (to an
+    IBAN) is PENDING, its amount held, until the issuer's operations settle it COMPLETED or
+    FAILED (the hold released)."""
+
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
 
 
 class Balance(CreatedAt, Base):
@@ -21,7 +43,9 @@ class Balance(CreatedAt, Base):
     owner_type: Mapped[str] = mapped_column(String(20))
     owner_id: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
+    status: Mapped[BalanceStatus] = mapped_column(
+        Status(BalanceStatus, 20), server_default="ACTIVE"
+    )
     ledger_account_id: Mapped[str] = mapped_column(
         PrefixedId("lac"), ForeignKey("ledger_accounts.id"), unique=True
     )
@@ -79,7 +103,7 @@ class MoneyTransfer(CreatedAt, Base):
     )
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[TransferStatus] = mapped_column(Status(TransferStatus, 20))
     reference: Mapped[str | None] = mapped_column(String(140))
     ledger_transfer_id: Mapped[str] = mapped_column(
         PrefixedId("ltr"), ForeignKey("ledger_transfers.id")

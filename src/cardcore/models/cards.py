@@ -68,6 +68,18 @@ class RequestStatus(StrEnum):
     REJECTED = "REJECTED"  # physical card: the partner refused
 
 
+class FulfillmentStatus(StrEnum):
+    """Where a physical card's plastic is, from its order to its holder."""
+
+    ORDERED = "ORDERED"
+    ISSUANCE_IN_PROGRESS = "ISSUANCE_IN_PROGRESS"  # the processor took the order
+    MANUFACTURED = "MANUFACTURED"
+    MANUFACTURING_FAILED = "MANUFACTURING_FAILED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    RETURNED = "RETURNED"  # sent back undelivered
+
+
 class CardProduct(CreatedAt, Base):
     __tablename__ = "card_products"
 
@@ -144,7 +156,9 @@ class Card(CreatedAt, Base):
     cvv_key_index: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     embossing_name: Mapped[str | None] = mapped_column(String(26))
     # Physical cards: the production and delivery journey, and where the card goes.
-    fulfillment_status: Mapped[str | None] = mapped_column(String(30))
+    fulfillment_status: Mapped[FulfillmentStatus | None] = mapped_column(
+        Status(FulfillmentStatus, 30)
+    )
     delivery_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     carrier: Mapped[str | None] = mapped_column(String(50))
     tracking_number: Mapped[str | None] = mapped_column(String(100))

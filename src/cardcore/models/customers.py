@@ -33,6 +33,14 @@ class VerificationStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
+class CustomerStatus(StrEnum):
+    """Whether a user or a corporation is still a customer: ACTIVE, or CLOSED for good (the
+    record stays, for history; a closed user gets no new balance, card or session)."""
+
+    ACTIVE = "ACTIVE"
+    CLOSED = "CLOSED"
+
+
 class User(CreatedAt, Base):
     """An individual cardholder. The national id number is personal data that must be
     searchable: it is kept encrypted, with a keyed hash for lookups and its last four digits for
@@ -53,7 +61,9 @@ class User(CreatedAt, Base):
     program_id: Mapped[str] = mapped_column(
         PrefixedId("prg"), ForeignKey("programs.id"), index=True
     )
-    status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
+    status: Mapped[CustomerStatus] = mapped_column(
+        Status(CustomerStatus, 20), server_default="ACTIVE"
+    )
     external_reference: Mapped[str | None] = mapped_column(String(100))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(20))
@@ -110,7 +120,9 @@ class Corporation(CreatedAt, Base):
     city: Mapped[str] = mapped_column(String(100))
     postal_code: Mapped[str | None] = mapped_column(String(20))
     state: Mapped[str | None] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
+    status: Mapped[CustomerStatus] = mapped_column(
+        Status(CustomerStatus, 20), server_default="ACTIVE"
+    )
     kyb_status: Mapped[VerificationStatus] = mapped_column(
         Status(VerificationStatus, 20), server_default="NOT_STARTED"
     )

@@ -8,7 +8,7 @@ from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, String, Text, UniqueC
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardcore.models.base import Base, CreatedAt
+from cardcore.models.base import Base, CreatedAt, Status
 from cardcore.models.ids import PrefixedId, new_id
 
 
@@ -21,6 +21,14 @@ class ProgramMode(StrEnum):
     TEST = "test"
 
 
+class ProgramStatus(StrEnum):
+    """Whether a program works: ACTIVE, or SUSPENDED, when none of its credentials, cardholder
+    sessions or ops staff are let in."""
+
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+
+
 class Program(CreatedAt, Base):
     """One issuing partner: everything it owns carries its `program_id`."""
 
@@ -31,7 +39,9 @@ class Program(CreatedAt, Base):
         PrefixedId("prg"), primary_key=True, default=lambda: new_id("prg")
     )
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), server_default="ACTIVE")
+    status: Mapped[ProgramStatus] = mapped_column(
+        Status(ProgramStatus, 20), server_default="ACTIVE"
+    )
     mode: Mapped[str] = mapped_column(String(4), server_default=ProgramMode.LIVE.value)
     currencies: Mapped[list[str]] = mapped_column(ARRAY(String(3)), server_default="{}")
     # The program's own day, week and month for spend limits (IANA zone name).

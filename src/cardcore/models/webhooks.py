@@ -1,6 +1,7 @@
 """Webhook subscriptions, one message per (event, subscription), one row per delivery attempt."""
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     ARRAY,
@@ -16,8 +17,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardcore.models.base import Base, CreatedAt
+from cardcore.models.base import Base, CreatedAt, Status
 from cardcore.models.ids import PrefixedId, new_id
+
+
+class WebhookMessageStatus(StrEnum):
+    """Where a webhook message's delivery is: pending (not yet delivered; retried with backoff
+    after a failed attempt), succeeded (the subscriber answered 2xx), or failed (every attempt
+    failed, or the subscription was disabled); a redelivery makes it pending again."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class WebhookEndpoint(CreatedAt, Base):
@@ -77,7 +88,9 @@ class WebhookMessage(CreatedAt, Base):
     endpoint_id: Mapped[str] = mapped_column(PrefixedId("whk"), ForeignKey("webhook_endpoints.id"))
     event_id: Mapped[str] = mapped_column(PrefixedId("evt"), ForeignKey("events.id"))
     object_id: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), server_default="pending")
+    status: Mapped[WebhookMessageStatus] = mapped_column(
+        Status(WebhookMessageStatus, 20), server_default="pending"
+    )
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_attempt_at: Mapped[datetime | None]

@@ -32,7 +32,13 @@ from cardcore.kit.inputs import scrub
 from cardcore.kit.logging import get_logger
 from cardcore.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_LATENCY
 from cardcore.kit.outbox import record_event
-from cardcore.models import Event, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from cardcore.models import (
+    Event,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookMessageStatus,
+)
 from cardcore.webhooks.events import WebhookDisabled
 from cardcore.webhooks.repository import subscribed
 from cardcore.webhooks.service import matches, sign, signing_secrets
@@ -149,7 +155,7 @@ class DeliveryQueue:
             assert endpoint is not None
             assert event is not None
             if not endpoint.enabled or endpoint.deleted_at is not None:
-                message.status = "failed"
+                message.status = WebhookMessageStatus.FAILED
                 message.last_error = "the subscription is disabled or deleted"
                 return True
             await self._deliver(session, message, endpoint, event)
@@ -160,13 +166,13 @@ class DeliveryQueue:
         return await session.scalar(
             select(WebhookMessage)
             .where(
-                WebhookMessage.status == "pending",
+                WebhookMessage.status == WebhookMessageStatus.PENDING,
                 WebhookMessage.next_attempt_at <= func.statement_timestamp(),
                 ~exists().where(
                     and_(
                         earlier.endpoint_id == WebhookMessage.endpoint_id,
                         earlier.object_id == WebhookMessage.object_id,
-                        earlier.status == "pending",
+                        earlier.status == WebhookMessageStatus.PENDING,
                         earlier.event_id < WebhookMessage.event_id,
                     )
                 ),
@@ -248,7 +254,7 @@ class DeliveryQueue:
         message.attempts += 1
         message.last_attempt_at = now
         if success:
-            message.status = "succeeded"
+            message.status = WebhookMessageStatus.SUCCEEDED
             message.succeeded_at = now
             message.last_error = None
             if endpoint.failing_since is not None:
@@ -257,7 +263,7 @@ class DeliveryQueue:
         message.last_error = error or f"HTTP {status_code}"
         delay = retry_delay(message.attempts)
         if delay is None:
-            message.status = "failed"
+            message.status = WebhookMessageStatus.FAILED
         else:
             message.next_attempt_at = now + delay
         await self._note_failure(session, endpoint, now)

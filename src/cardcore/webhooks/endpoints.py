@@ -16,6 +16,7 @@ from cardcore.kit.outbox import catalog
 from cardcore.kit.pagination import Pagination
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
+from cardcore.models import WebhookMessageStatus
 from cardcore.webhooks import service
 from cardcore.webhooks.repository import AttemptRepository, MessageRepository, WebhookRepository
 from cardcore.webhooks.schemas import (
@@ -223,9 +224,7 @@ async def webhook_messages(
     principal: Partner,
     session: DbSession,
     page: Pagination,
-    message_status: Annotated[
-        str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
-    ] = None,
+    message_status: Annotated[WebhookMessageStatus | None, Query(alias="status")] = None,
 ) -> Many[MessageOut]:
     await WebhookRepository(session, principal.tenant_id).get_or_404(webhook_id)
     repository = MessageRepository(session, principal.tenant_id)

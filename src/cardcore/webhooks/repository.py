@@ -7,7 +7,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.repository import TenantRepository
-from cardcore.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from cardcore.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookMessageStatus
 
 
 class WebhookRepository(TenantRepository[WebhookEndpoint]):
@@ -24,7 +24,9 @@ class MessageRepository(TenantRepository[WebhookMessage]):
     model = WebhookMessage
     noun = "webhook message"
 
-    def of_endpoint(self, endpoint_id: str, status: str | None) -> Select[WebhookMessage]:
+    def of_endpoint(
+        self, endpoint_id: str, status: WebhookMessageStatus | None
+    ) -> Select[WebhookMessage]:
         statement = self.readable().where(WebhookMessage.endpoint_id == endpoint_id)
         if status is not None:
             statement = statement.where(WebhookMessage.status == status)

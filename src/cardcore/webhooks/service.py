@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.kit.crypto import Keyring
 from cardcore.kit.errors import validation_error
 from cardcore.kit.outbox import EVENT_TYPES, record_event
-from cardcore.models import Event, WebhookEndpoint, WebhookMessage
+from cardcore.models import Event, WebhookEndpoint, WebhookMessage, WebhookMessageStatus
 from cardcore.webhooks.events import WebhookTest
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
@@ -133,7 +133,7 @@ async def send_test(session: AsyncSession, endpoint: WebhookEndpoint) -> Webhook
 
 
 async def retry_message(session: AsyncSession, message: WebhookMessage) -> WebhookMessage:
-    message.status = "pending"
+    message.status = WebhookMessageStatus.PENDING
     message.attempts = 0
     now = await session.scalar(select(func.statement_timestamp()))
     assert now is not None
@@ -148,10 +148,14 @@ async def recover(session: AsyncSession, endpoint: WebhookEndpoint, since: datet
         update(WebhookMessage)
         .where(
             WebhookMessage.endpoint_id == endpoint.id,
-            WebhookMessage.status == "failed",
+            WebhookMessage.status == WebhookMessageStatus.FAILED,
             WebhookMessage.created_at >= since,
         )
-        .values(status="pending", attempts=0, next_attempt_at=func.statement_timestamp())
+        .values(
+            status=WebhookMessageStatus.PENDING,
+            attempts=0,
+            next_attempt_at=func.statement_timestamp(),
+        )
     )
     return cast(CursorResult[Any], result).rowcount or 0
 
@@ -165,7 +169,7 @@ async def oldest_undelivered_age(session: AsyncSession) -> float:
                 .where(Event.dispatched_at.is_(None))
                 .scalar_subquery(),
                 select(func.min(WebhookMessage.created_at))
-                .where(WebhookMessage.status == "pending")
+                .where(WebhookMessage.status == WebhookMessageStatus.PENDING)
                 .scalar_subquery(),
             )
         )
