@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.authorizations.follow_ups import follow_up
 from cardcore.kit.jobs import JobContext
-from cardcore.models import CardTransaction, Program
+from cardcore.models import CardTransaction, Program, TransactionStatus
 
 
 async def expire_now(
@@ -32,7 +32,7 @@ async def expire_holds(session: AsyncSession, payload: dict[str, Any], context: 
         select(CardTransaction.program_id, CardTransaction.id)
         .join(Program, Program.id == CardTransaction.program_id)
         .where(
-            CardTransaction.status == "PENDING",
+            CardTransaction.status == TransactionStatus.PENDING,
             CardTransaction.created_at
             < func.now() - func.make_interval(0, 0, 0, Program.hold_expiry_days),
         )

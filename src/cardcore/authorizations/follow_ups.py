@@ -56,11 +56,11 @@ CLEARING_TOLERANCES = {
 }
 # The state an authorization must be in for each kind of message.
 _EXPECTED = {
-    "reversal": "PENDING",
-    "clearing": "PENDING",
-    "increment": "PENDING",
-    "expiry": "PENDING",
-    "refund": "SETTLED",
+    "reversal": TransactionStatus.PENDING,
+    "clearing": TransactionStatus.PENDING,
+    "increment": TransactionStatus.PENDING,
+    "expiry": TransactionStatus.PENDING,
+    "refund": TransactionStatus.SETTLED,
 }
 
 
@@ -146,7 +146,11 @@ async def _follow_up(
             raise reused_ids()
         return found.previous
     if row.status != _EXPECTED[kind]:
-        code = "TRANSFER_NOT_PENDING" if _EXPECTED[kind] == "PENDING" else "TRANSACTION_NOT_SETTLED"
+        code = (
+            "TRANSFER_NOT_PENDING"
+            if _EXPECTED[kind] == TransactionStatus.PENDING
+            else "TRANSACTION_NOT_SETTLED"
+        )
         raise CardcoreError(code, f"The authorization is {row.status}.")
 
     before = Facts(dict(row.__dict__))

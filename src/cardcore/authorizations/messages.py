@@ -19,7 +19,7 @@ from cardcore.kit.errors import CardcoreError
 from cardcore.kit.outbox import new_event, record_event
 from cardcore.kit.rows import plain
 from cardcore.ledger import service as ledger
-from cardcore.models import CardTransaction, CardTransactionEvent, Event
+from cardcore.models import CardTransaction, CardTransactionEvent, Event, TransactionStatus
 from cardcore.models.ids import new_id
 
 # The authorization path's plain rows (`kit/rows.plain`) of a network message and an event.
@@ -74,7 +74,7 @@ def check_reuse(
 def response_of(transaction: CardTransaction, available: int | None) -> dict[str, Any]:
     return {
         "authorization_id": transaction.id,
-        "approved": transaction.status == "PENDING",
+        "approved": transaction.status == TransactionStatus.PENDING,
         "response_code": transaction.response_code,
         "authorization_code": transaction.authorization_code,
         "decline_reason": transaction.decline_reason,
@@ -109,7 +109,7 @@ def decided_event(row: CardTransaction, card: Any) -> Event:
         data=AuthorizationDecided(
             transaction_id=row.id,
             card_id=card.id,
-            approved=row.status == "PENDING",
+            approved=row.status == TransactionStatus.PENDING,
             response_code=row.response_code,
             decline_reason=row.decline_reason,
             amount=row.amount,

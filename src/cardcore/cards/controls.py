@@ -22,7 +22,7 @@ from cardcore.cards.lifecycle import LOCK_REASONS, expired
 from cardcore.cards.response_codes import ResponseCode
 from cardcore.kit.errors import CardcoreError, FieldError
 from cardcore.kit.money import MAX_AMOUNT
-from cardcore.models import Card, Program
+from cardcore.models import Card, CardStatus, Program
 from cardcore.models.ids import PrefixedId
 
 Channel = Literal["POS", "ECOM", "ATM", "CONTACTLESS", "MAGSTRIPE", "MOTO", "INTERNATIONAL"]
@@ -231,15 +231,15 @@ def _channels(transaction: Transaction, program: ProgramRules) -> list[str]:
 
 
 def status_decision(card: CardState, now: datetime) -> Decision | None:
-    if card.status == "EXPIRED" or expired(card, now):
+    if card.status == CardStatus.EXPIRED or expired(card, now):
         return Decision.decline(ResponseCode.EXPIRED_CARD, "CARD_EXPIRED")
-    if card.status == "LOCKED":
+    if card.status == CardStatus.LOCKED:
         reason = LOCK_REASONS.get(card.lock_reason or 0)
         code = reason.iso_response if reason else ResponseCode.DO_NOT_HONOUR
         return Decision.decline(code, f"CARD_LOCKED_{reason.name if reason else 'UNKNOWN'}")
-    if card.status == "FROZEN":
+    if card.status == CardStatus.FROZEN:
         return Decision.decline(ResponseCode.DO_NOT_HONOUR, "CARD_FROZEN")
-    if card.status != "ACTIVE":
+    if card.status != CardStatus.ACTIVE:
         return Decision.decline(ResponseCode.DO_NOT_HONOUR, f"CARD_{card.status}")
     return None
 

@@ -23,7 +23,7 @@ async def issue_requested_card(
     session: AsyncSession, payload: dict[str, Any], context: JobContext
 ) -> None:
     request = await session.get(CardRequest, payload["request_id"], with_for_update=True)
-    if request is None or request.status != "PENDING":
+    if request is None or request.status != RequestStatus.PENDING:
         return  # done already (a retried job must not issue twice)
     services = build_card_services(context.settings, context.keyring)
     try:

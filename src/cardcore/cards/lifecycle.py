@@ -77,14 +77,17 @@ COMPROMISE_LOCKS = {"LOST": 1, "STOLEN": 2, "FRAUD": 7}
 # The locks that say, from outside, that the number left its holder's hands.
 _COMPROMISING_LOCKS = {1: "LOST", 2: "STOLEN"}
 # States from which a card can authorize, or get back to authorizing.
-_CAN_COME_BACK = frozenset({"ACTIVE", "INACTIVE", "FROZEN"})
+_CAN_COME_BACK = frozenset({CardStatus.ACTIVE, CardStatus.INACTIVE, CardStatus.FROZEN})
+# A freeze or lock pauses a running card; an unfreeze or unlock returns it to where it was.
+_RUNNING = (CardStatus.ACTIVE, CardStatus.INACTIVE)
+_PAUSED = (CardStatus.FROZEN, CardStatus.LOCKED)
 # The errors a transition may end in (the routes that make one document them).
 TRANSITION_CODES = ("INVALID_CARD_TRANSITION", "LOCK_IRREVERSIBLE", "CARD_NUMBER_COMPROMISED")
 
 
 def finally_locked(card: Card) -> bool:
     reason = LOCK_REASONS.get(card.lock_reason or 0)
-    return card.status == "LOCKED" and reason is not None and reason.irreversible
+    return card.status == CardStatus.LOCKED and reason is not None and reason.irreversible
 
 
 async def compromised(session: AsyncSession, card: Card) -> bool:
@@ -133,7 +136,7 @@ async def compromise(session: AsyncSession, card: Card, reason: str, *, actor: s
     for carrier in await carriers(session, card):
         if carrier.status in TERMINAL_STATUSES or finally_locked(carrier):
             continue
-        if carrier.status == "LOCKED" and carrier.lock_reason == COMPROMISE_LOCKS[reason]:
+        if carrier.status == CardStatus.LOCKED and carrier.lock_reason == COMPROMISE_LOCKS[reason]:
             continue
         await transition(
             session, carrier, CardStatus.LOCKED, actor=actor, lock_code=COMPROMISE_LOCKS[reason]
@@ -157,20 +160,20 @@ async def transition(
     # Checked here, under the caller's row lock, so no route can bring such a card back.
     if to in _CAN_COME_BACK and await compromised(session, card):
         raise CardcoreError("CARD_NUMBER_COMPROMISED")
-    if to == "LOCKED":
+    if to == CardStatus.LOCKED:
         if lock_code not in LOCK_REASONS:
             raise CardcoreError("VALIDATION_ERROR", f"Unknown lock reason code {lock_code}.")
         final = card.lock_reason in LOCK_REASONS and LOCK_REASONS[card.lock_reason].irreversible
         # Only "replaced" (8) may succeed another final lock: a lost card is then replaced.
-        if current == "LOCKED" and final and lock_code != 8:
+        if current == CardStatus.LOCKED and final and lock_code != 8:
             raise CardcoreError("LOCK_IRREVERSIBLE", "An irreversible lock cannot be replaced.")
         card.lock_reason = lock_code
         reason = reason or LOCK_REASONS[lock_code].name
-    if current in ("ACTIVE", "INACTIVE") and to in ("FROZEN", "LOCKED"):
+    if current in _RUNNING and to in _PAUSED:
         card.previous_status = current
-    if to in ("ACTIVE", "INACTIVE") and current in ("FROZEN", "LOCKED"):
+    if to in _RUNNING and current in _PAUSED:
         card.lock_reason = None
-    if to == "ACTIVE" and card.activated_at is None:
+    if to == CardStatus.ACTIVE and card.activated_at is None:
         card.activated_at = datetime.now(UTC)
     card.status = to
     await session.flush()
@@ -184,7 +187,7 @@ async def transition(
             to_status=to,
             reason=reason,
             actor=actor,
-            lock_reason=card.lock_reason if to == "LOCKED" else None,
+            lock_reason=card.lock_reason if to == CardStatus.LOCKED else None,
         ),
     )
     return card
@@ -198,7 +201,7 @@ async def lock(session: AsyncSession, card: Card, code: int, *, actor: str) -> C
 
 
 async def unlock(session: AsyncSession, card: Card, *, actor: str) -> Card:
-    if card.status != "LOCKED":
+    if card.status != CardStatus.LOCKED:
         raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}, not LOCKED.")
     reason = LOCK_REASONS.get(card.lock_reason or 0)
     if reason is not None and reason.irreversible:
@@ -209,15 +212,15 @@ async def unlock(session: AsyncSession, card: Card, *, actor: str) -> Card:
 
 
 async def freeze(session: AsyncSession, card: Card, *, actor: str) -> Card:
-    if card.status == "FROZEN":
+    if card.status == CardStatus.FROZEN:
         return card
-    if card.status == "LOCKED":
+    if card.status == CardStatus.LOCKED:
         raise CardcoreError("INVALID_CARD_TRANSITION", "The card is LOCKED; it cannot be frozen.")
     return await transition(session, card, CardStatus.FROZEN, actor=actor, reason="frozen")
 
 
 async def unfreeze(session: AsyncSession, card: Card, *, actor: str) -> Card:
-    if card.status != "FROZEN":
+    if card.status != CardStatus.FROZEN:
         raise CardcoreError("INVALID_CARD_TRANSITION", f"The card is {card.status}, not FROZEN.")
     return await transition(
         session, card, card.previous_status or CardStatus.ACTIVE, actor=actor, reason="unfrozen"
@@ -227,7 +230,7 @@ async def unfreeze(session: AsyncSession, card: Card, *, actor: str) -> Card:
 def failure_action_code(card: Card) -> str | None:
     """What a locked card answers at a POS or ATM (its failure action code), for the
     authorization engine."""
-    reason = LOCK_REASONS.get(card.lock_reason or 0) if card.status == "LOCKED" else None
+    reason = LOCK_REASONS.get(card.lock_reason or 0) if card.status == CardStatus.LOCKED else None
     return reason.failure_action_code if reason else None
 
 

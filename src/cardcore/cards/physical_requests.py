@@ -14,7 +14,7 @@ from cardcore.customers import reference
 from cardcore.customers.embossing import embossing_names
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError
-from cardcore.models import Card, CardProduct, PhysicalRequest, RequestStatus, User
+from cardcore.models import Card, CardProduct, CardStatus, PhysicalRequest, RequestStatus, User
 
 
 async def _convertible(session: AsyncSession, card: Card) -> None:
@@ -22,7 +22,7 @@ async def _convertible(session: AsyncSession, card: Card) -> None:
         raise CardcoreError("CARD_REPLACED")
     if await lifecycle.compromised(session, card):
         raise CardcoreError("CARD_NUMBER_COMPROMISED")
-    if card.type != "VIRTUAL" or card.status != "ACTIVE":
+    if card.type != "VIRTUAL" or card.status != CardStatus.ACTIVE:
         raise CardcoreError("INVALID_CARD_TYPE", "Only an ACTIVE virtual card becomes physical.")
 
 
@@ -66,7 +66,7 @@ async def decide_physical(
     reason: str | None,
     actor: str,
 ) -> PhysicalRequest:
-    if found.status != "PENDING":
+    if found.status != RequestStatus.PENDING:
         raise CardcoreError("INVALID_CARD_TRANSITION", f"The request is already {found.status}.")
     if approve:
         virtual = await session.get(

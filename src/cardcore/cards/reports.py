@@ -29,6 +29,7 @@ from cardcore.models import (
     Card,
     CardProduct,
     CardReport,
+    CardStatus,
     ReportStatus,
 )
 from cardcore.models.cards import TERMINAL_STATUSES
@@ -41,7 +42,7 @@ NEW_NUMBER = frozenset(lifecycle.COMPROMISE_LOCKS)
 async def open_report(session: AsyncSession, card: Card) -> CardReport | None:
     return await session.scalar(
         select(CardReport)
-        .where(CardReport.card_id == card.id, CardReport.status == "OPEN")
+        .where(CardReport.card_id == card.id, CardReport.status == ReportStatus.OPEN)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -93,7 +94,7 @@ async def _reported_card(session: AsyncSession, found: CardReport) -> Card:
     card = await session.get(Card, found.card_id, with_for_update=True, populate_existing=True)
     assert card is not None
     await session.refresh(found, with_for_update=True)
-    if found.status != "OPEN":
+    if found.status != ReportStatus.OPEN:
         raise CardcoreError("REPORT_NOT_OPEN", f"The report is already {found.status}.")
     if card.replaced_by is not None:
         raise CardcoreError("CARD_REPLACED")
@@ -107,7 +108,7 @@ async def replace(
     # A number that was compromised since the report (a lock from outside) is not handed out
     # again on a new card, whatever the report said.
     same_number = found.reason not in NEW_NUMBER and not await lifecycle.compromised(session, old)
-    if same_number and old.status == "CLOSED":
+    if same_number and old.status == CardStatus.CLOSED:
         raise CardcoreError(
             "INVALID_CARD_TRANSITION", "The card is CLOSED: its number stays closed."
         )

@@ -8,7 +8,7 @@ from cardcore.cards.controls import Controls
 from cardcore.cards.lifecycle import failure_action_code
 from cardcore.cards.service import masked_pan
 from cardcore.kit.money import CurrencyCode, MinorUnits
-from cardcore.models import Card
+from cardcore.models import Card, CardStatus
 
 CardId = Annotated[str, Path(description="A card id (`card_…`).")]
 
@@ -146,7 +146,7 @@ class CardOut(BaseModel):
             else None,
             gift_recipient_name=card.gift_recipient_name,
             gift_message=card.gift_message,
-            lock_reason=card.lock_reason if card.status == "LOCKED" else None,
+            lock_reason=card.lock_reason if card.status == CardStatus.LOCKED else None,
             failure_action_code=failure_action_code(card),
             three_ds=card.three_ds,
             replaced_by=card.replaced_by,
