@@ -436,7 +436,7 @@ async def retry_due(session: AsyncSession, *, now: datetime | None = None, limit
             select(Fee, Balance.ledger_account_id, Program)
             .join(Balance, Balance.id == Fee.balance_id)
             .join(Program, Program.id == Fee.program_id)
-            .where(Fee.status == "DUE", Fee.next_attempt_at <= (now or datetime.now(UTC)))
+            .where(Fee.status == FeeStatus.DUE, Fee.next_attempt_at <= (now or datetime.now(UTC)))
             .order_by(Fee.next_attempt_at)
             .limit(limit)
             .with_for_update(of=Fee, skip_locked=True)
@@ -452,7 +452,7 @@ async def collect_due(session: AsyncSession, balance: Balance) -> None:
     oldest first, as far as it goes — rather than at the next daily try."""
     due = await session.scalars(
         select(Fee)
-        .where(Fee.balance_id == balance.id, Fee.status == "DUE")
+        .where(Fee.balance_id == balance.id, Fee.status == FeeStatus.DUE)
         .order_by(Fee.id)
         .with_for_update(skip_locked=True)
     )
@@ -574,7 +574,7 @@ async def held_for(session: AsyncSession, **link: str) -> list[Fee]:
     return list(
         await session.scalars(
             select(Fee)
-            .where(getattr(Fee, column) == value, Fee.status == "HELD")
+            .where(getattr(Fee, column) == value, Fee.status == FeeStatus.HELD)
             .order_by(Fee.id)
             .with_for_update()
         )
@@ -669,7 +669,7 @@ async def refund(
 ) -> FeeRefund:
     """Pay all or part of a charged fee back to its balance, from the fee revenue account."""
     refundable = fee.amount - fee.refunded_amount
-    if fee.status != "CHARGED" or refundable == 0:
+    if fee.status != FeeStatus.CHARGED or refundable == 0:
         raise CardcoreError(
             "FEE_NOT_REFUNDABLE",
             f"The fee is {fee.status}." if refundable else "The fee is refunded in full.",
