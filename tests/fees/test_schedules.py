@@ -7,7 +7,7 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.fees import service as fees
+from cardcore.fees import schedules
 from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
 from tests.cards.helpers import DELIVERY, issue, make_product, ops_token, setup_cards
@@ -29,7 +29,7 @@ async def _price(
     at: datetime | None = None,
     **narrowing: str,
 ) -> tuple[int, str] | None:
-    priced = await fees.price(
+    priced = await schedules.price(
         session,
         program_id=partner.program_id,
         product_id=product_id,

@@ -34,7 +34,7 @@ from cardcore.authorizations.messages import (
 )
 from cardcore.cards.response_codes import ResponseCode
 from cardcore.db import driver_connection
-from cardcore.fees import service as fees
+from cardcore.fees import transaction_fees
 from cardcore.kit.errors import CardcoreError, NotFound
 from cardcore.kit.outbox import EventData, new_event
 from cardcore.kit.rows import Facts
@@ -285,7 +285,7 @@ def _rehold(
     for held in holds:
         released = moves.resolve(held, kind=kind, code=code).id
     fee_holds = [found.holds[f.ledger_transfer_id] for f in found.held_fees]
-    fees.release(moves, found.held_fees, found.holds, kind=kind)
+    transaction_fees.release(moves, found.held_fees, found.holds, kind=kind)
     if amount == 0:
         forget_holds(row)
         return released
@@ -296,7 +296,7 @@ def _rehold(
         available = found.available + sum(
             h.amount for h in (*holds, *fee_holds) if h.debit_account_id == found.user_account
         )
-        needed = amount + sum(fees.reprice(fee, amount) for fee in found.held_fees)
+        needed = amount + sum(transaction_fees.reprice(fee, amount) for fee in found.held_fees)
         allowance = max(0, needed - available)
     new_holds = [
         moves.transfer(
@@ -312,7 +312,7 @@ def _rehold(
         )
         for held in holds
     ]
-    fees.hold_anew(
+    transaction_fees.hold_anew(
         moves, found.held_fees, found.holds, found.user_account, amount, overdraft_limit=allowance
     )
     set_holds(row, new_holds)
@@ -369,8 +369,10 @@ def _clearing(found: store.FollowUpContext, amount: int | None) -> _Outcome:
                 code="card_clearing",
                 details={"transaction_id": row.id},
             )
-    settled = fees.settle(moves, found.held_fees, found.holds, found.user_account, amount)
-    outcome.events += fees.mark_settled(settled)
+    settled = transaction_fees.settle(
+        moves, found.held_fees, found.holds, found.user_account, amount
+    )
+    outcome.events += transaction_fees.mark_settled(settled)
     forget_holds(row)
     row.status, row.settled_amount, row.held_amount = TransactionStatus.SETTLED, amount, 0
     outcome.events.append(_updated(row, "clearing", amount))

@@ -44,6 +44,7 @@ from cardcore.cards.response_codes import ResponseCode
 from cardcore.cards.service import CardServices
 from cardcore.db import driver_connection
 from cardcore.fees import service as fees
+from cardcore.fees import transaction_fees
 from cardcore.kit.errors import NotFound
 from cardcore.kit.rows import plain
 from cardcore.ledger import service as ledger
@@ -350,7 +351,7 @@ async def _approve(
     cannot pay."""
     legs = await legs_of(session, row, context.user_account)
     balance = _BalanceFacts(card.balance_id, card.program_id, context.balance_currency)
-    fee_lines = await fees.transaction_fees(
+    fee_lines = await transaction_fees.lines_for(
         session, row, card, balance, versions=context.fee_versions
     )
     moves = ledger.Linked()
@@ -468,8 +469,8 @@ async def post_without_authorization(
             if kind == "FORCE_POST":
                 spend = _spend(request, billing, balance.currency)
                 await controls.record_spend(session, card, program, spend, datetime.now(UTC))
-                fee_lines = await fees.transaction_fees(session, row, card, balance)
-                await fees.charge_each(session, fee_lines, balance.ledger_account_id)
+                fee_lines = await transaction_fees.lines_for(session, row, card, balance)
+                await transaction_fees.charge_each(session, fee_lines, balance.ledger_account_id)
     response = await record_answer(
         session,
         row,

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from cardcore.fees import service as fees
+from cardcore.fees import schedules
 from cardcore.kit.rows import Facts, as_row, id_prefixes, plain, public, to_json
 from cardcore.ledger import service as ledger
 from cardcore.models import Base, Card, CardTransaction, Fee, LedgerTransfer
@@ -131,7 +131,7 @@ class Context:
     previous_amount: int | None = None
     previous_card: str | None = None
     spent: list[Any] | None = None
-    fee_versions: fees.Versions | None = None
+    fee_versions: schedules.Versions | None = None
     fx_rate: Decimal | None = None
 
 
@@ -204,7 +204,7 @@ async def read(
             else None
         ),
         spent=record["spent"],
-        fee_versions=fees.parse_versions(record["fee_versions"]),
+        fee_versions=schedules.parse_versions(record["fee_versions"]),
         fx_rate=record["fx_rate"],
     )
 

@@ -38,6 +38,7 @@ from cardcore.balances.events import (
     TransferFailed,
 )
 from cardcore.balances.repository import PartnerBalanceRepository
+from cardcore.fees import schedules, transaction_fees
 from cardcore.fees import service as fees
 from cardcore.kit.errors import CardcoreError, FieldError, validation_error
 from cardcore.kit.outbox import record_event
@@ -433,7 +434,7 @@ async def create_transfer(
             session, program_id=source.program_id, currency=currency, kind="settlement"
         )
         transfer_id = new_id("trf")
-        priced = await fees.price(
+        priced = await schedules.price(
             session,
             program_id=source.program_id,
             product_id=None,
@@ -499,7 +500,7 @@ async def settle_transfer(
     """Ops: the bank executed (complete) or refused (fail) an external transfer."""
     if transfer.status != TransferStatus.PENDING:
         raise CardcoreError("TRANSFER_NOT_PENDING", f"The transfer is {transfer.status}.")
-    held_fees = await fees.held_for(session, money_transfer_id=transfer.id)
+    held_fees = await transaction_fees.held_for(session, money_transfer_id=transfer.id)
     holds = await ledger.pending_transfers(
         session,
         [
@@ -514,12 +515,14 @@ async def settle_transfer(
         source = await session.get(Balance, transfer.source_balance_id)
         assert source is not None
         # Priced on the amount they were held for: posted from their holds, nothing more taken.
-        settled = fees.settle(moves, held_fees, holds, source.ledger_account_id, transfer.amount)
+        settled = transaction_fees.settle(
+            moves, held_fees, holds, source.ledger_account_id, transfer.amount
+        )
     else:
-        fees.release(moves, held_fees, holds)
+        transaction_fees.release(moves, held_fees, holds)
     if await ledger.apply(session, moves) is not None:
         raise CardcoreError("INTERNAL_ERROR")  # only releases and posts of holds: never refused
-    for charged in fees.mark_settled(settled):
+    for charged in transaction_fees.mark_settled(settled):
         record_event(
             session, program_id=transfer.program_id, object_id=charged.fee_id, data=charged
         )

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Body, Depends, Path, Query, Security, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.fees import service
+from cardcore.fees import refunds, repository, schedules
 from cardcore.fees.repository import FeeRefundRepository, FeeRepository, ScheduleRepository
 from cardcore.fees.schemas import (
     FeeOut,
@@ -67,7 +67,9 @@ ProductFilter = Annotated[str | None, id_filter("prd")]
 async def create_schedule(
     body: FeeScheduleCreate, principal: ScheduleWriter, session: DbSession
 ) -> One[FeeScheduleOut]:
-    schedule = await service.create_schedule(session, principal.tenant_id, body, principal.actor_id)
+    schedule = await schedules.create_schedule(
+        session, principal.tenant_id, body, principal.actor_id
+    )
     await session.refresh(schedule)
     return One(data=FeeScheduleOut.model_validate(schedule))
 
@@ -165,7 +167,7 @@ async def refund_fee(
     fee_id: FeeId, body: RefundOptions, principal: FeeRefunder, session: DbSession
 ) -> One[FeeRefundOut]:
     fee = await FeeRepository(session, principal.tenant_id).get_or_404(fee_id, for_update=True)
-    made = await service.refund(
+    made = await refunds.refund(
         session, fee, amount=body.amount, reason=body.reason, actor=principal.actor_id or ""
     )
     await session.refresh(made)
@@ -200,7 +202,7 @@ async def fee_revenue(
         raise CardcoreError("VALIDATION_ERROR", "Give from and to with a time zone offset.")
     if end <= start:
         raise CardcoreError("VALIDATION_ERROR", "to must be after from.")
-    rows = await service.revenue(session, principal.tenant_id, start, end)
+    rows = await repository.revenue(session, principal.tenant_id, start, end)
     return Many(
         data=[
             FeeRevenueRow(

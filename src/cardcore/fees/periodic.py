@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from cardcore.fees import repository, service
+from cardcore.fees import repository, schedules, service
 from cardcore.fees.schemas import FeeRule
 from cardcore.models import Card, LedgerTransfer, Program
 
@@ -145,12 +145,12 @@ async def waiver_for(
 
 async def _fees_by_product(
     session: AsyncSession, program: Program, kind: str, at: datetime
-) -> dict[str, service.Priced]:
+) -> dict[str, schedules.Priced]:
     """Per product with a periodic fee of `kind` priced in its currency: that fee."""
     found = {}
     for product_id, currency in await repository.product_currencies(session, program.id):
-        versions = await service.schedules_in_effect(session, program.id, product_id, at)
-        priced = service.priced_from(versions, "CARD_PERIODIC", currency, None, period=kind)
+        versions = await schedules.schedules_in_effect(session, program.id, product_id, at)
+        priced = schedules.priced_from(versions, "CARD_PERIODIC", currency, None, period=kind)
         if priced is not None:
             found[product_id] = priced
     return found

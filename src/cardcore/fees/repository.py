@@ -1,9 +1,10 @@
 """Reads of fee schedules, fee lines and fee refunds, scoped to a program; the cards whose
-periodic fee is due."""
+periodic fee is due; fee revenue, from the ledger."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Row, Select, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.repository import TenantRepository
@@ -19,6 +20,7 @@ from cardcore.models import (
     ids,
 )
 from cardcore.models.cards import TERMINAL_STATUSES
+from cardcore.models.ids import to_uuid
 
 
 class ScheduleRepository(TenantRepository[FeeSchedule]):
@@ -144,3 +146,32 @@ async def earlier_cards(session: AsyncSession, card: Card) -> int:
         )
     )
     return found or 0
+
+
+_REVENUE = text(
+    """
+    SELECT t.currency, t.details->>'fee_type' AS type,
+           sum(t.amount) FILTER (WHERE t.code = 'fee') AS charged,
+           sum(t.amount) FILTER (WHERE t.code = 'fee_refund') AS refunded,
+           count(DISTINCT t.details->>'fee_id') FILTER (WHERE t.code = 'fee') AS fee_count
+    FROM ledger_transfers t
+    JOIN ledger_accounts a ON a.id IN (t.credit_account_id, t.debit_account_id)
+    WHERE a.program_id = :program_id AND a.kind = 'fee_revenue' AND a.owner_id IS NULL
+      AND t.program_id = :program_id
+      AND t.kind IN ('single', 'post') AND t.code IN ('fee', 'fee_refund')
+      AND t.created_at >= :start AND t.created_at < :end
+    GROUP BY 1, 2 ORDER BY 1, 2
+    """
+)
+
+
+async def revenue(
+    session: AsyncSession, program_id: str, start: datetime, end: datetime
+) -> list[Row[Any]]:
+    """Fee revenue per currency and fee type, from the ledger: posted fee transfers into the fee
+    revenue account less fee refunds out of it, created in [start, end)."""
+    return list(
+        await session.execute(
+            _REVENUE, {"program_id": to_uuid("prg", program_id), "start": start, "end": end}
+        )
+    )

@@ -1,4 +1,6 @@
-"""Fees: pricing from the schedule in effect, and charging through the ledger.
+"""Fee lines, and charging them through the ledger: one-off fees at once, a fee that follows a
+transaction with it (`fees/transaction_fees.py`); what a fee costs comes from the schedule in
+effect (`fees/schedules.py`).
 
 A fee is a ledger transfer from the balance to the program's `fee_revenue` account (code `fee`,
 details naming the fee line and its type), and a fee line (`fees`) that says what caused it and
@@ -6,210 +8,45 @@ what became of it. The line's `key` names its cause (`CARD_ISSUANCE|card_…`,
 `CARD_PERIODIC|card_…|2026-11`, `TRANSACTION|txn_…`), unique, so no cause is charged twice — a
 retried request or a job run twice finds the line already there.
 
-- One-off fees (balance creation, card issuance and replacement) and periodic fees are charged
-  at once; when the balance cannot pay, the program's policy decides: SKIP, RETRY daily for
-  `fee_retry_days`, or ALLOW_NEGATIVE — the same transfer, allowed by the ledger to take the
-  balance down to the program's limit for the currency (`ledger.transfer(overdraft_limit=…)`).
-- Fees of a transaction (card TRANSACTION and FX fees, IBAN TRANSFER fees) follow it: held
-  with it (no funds for the fee, no authorization), posted when it settles, released when it is
-  reversed, expires or fails.
-
-Schedules: the program's version in effect at the time, with the card product's version (if
-any) overriding rules of the same type, form factor, period and channel.
+One-off fees (balance creation, card issuance and replacement) and periodic fees are charged at
+once; when the balance cannot pay, the program's policy decides: SKIP, RETRY daily for
+`fee_retry_days`, or ALLOW_NEGATIVE — the same transfer, allowed by the ledger to take the
+balance down to the program's limit for the currency (`ledger.transfer(overdraft_limit=…)`).
 """
 
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.fees import repository
-from cardcore.fees.events import FeeCharged, FeeRefunded, FeeSkipped, FeeWaived
-from cardcore.fees.repository import ScheduleRepository
-from cardcore.fees.schemas import FeeRule, FeeScheduleCreate
-from cardcore.kit.errors import CardcoreError, validation_error
+from cardcore.fees.events import FeeCharged, FeeSkipped, FeeWaived
+from cardcore.fees.schedules import Priced, price
+from cardcore.fees.schemas import FeeRule
 from cardcore.kit.outbox import record_event
 from cardcore.ledger import service as ledger
 from cardcore.models import (
     Balance,
     Card,
-    CardTransaction,
     Fee,
-    FeeRefund,
-    FeeSchedule,
     FeeStatus,
     LedgerTransfer,
     Program,
     User,
 )
-from cardcore.models.ids import from_uuid, new_id, to_uuid
+from cardcore.models.ids import new_id
 
 FEE_ACCOUNT = "fee_revenue"
 FEE_CODE = "fee"
 REFUND_CODE = "fee_refund"
 
 
-# -- schedules -----------------------------------------------------------------------------------
-
-
-async def create_schedule(
-    session: AsyncSession, program_id: str, body: FeeScheduleCreate, actor: str | None
-) -> FeeSchedule:
-    """A new version of the program's (or a product's) schedule."""
-    # Versions are numbered under the program's row lock: two at once cannot take one number.
-    program = await session.get(Program, program_id, with_for_update=True)
-    assert program is not None
-    schedules = ScheduleRepository(session, program_id)
-    if body.product_id is not None and not await schedules.names_a_product(body.product_id):
-        raise validation_error("product_id", "NOT_FOUND", "No such product.")
-    now = datetime.now(UTC)
-    effective_from = body.effective_from or now
-    if effective_from.tzinfo is None:
-        raise validation_error("effective_from", "NO_TIME_ZONE", "Give a time zone offset.")
-    if effective_from < now - timedelta(seconds=60):
-        raise validation_error(
-            "effective_from", "IN_THE_PAST", "A schedule cannot change fees retroactively."
-        )
-    for rule in body.fees:
-        for currency in rule.prices:
-            if currency not in program.currencies:
-                raise validation_error(
-                    "fees", "CURRENCY_NOT_ALLOWED", f"This program does not hold {currency}."
-                )
-    latest = await schedules.latest_version(body.product_id)
-    schedule = FeeSchedule(
-        program_id=program_id,
-        product_id=body.product_id,
-        version=latest + 1,
-        effective_from=max(effective_from, now),
-        fees=[rule.model_dump(mode="json", exclude_none=True) for rule in body.fees],
-        created_by=actor,
-    )
-    session.add(schedule)
-    await session.flush()
-    return schedule
-
-
-# A version never changes, so its parsed rules are kept by id for the life of the process.
-_PARSED: dict[str, list[FeeRule]] = {}
-
-
-def rules_of(schedule_id: str, fees: list[dict[str, Any]]) -> list[FeeRule]:
-    parsed = _PARSED.get(schedule_id)
-    if parsed is None:
-        parsed = _PARSED[schedule_id] = [FeeRule.model_validate(f) for f in fees]
-    return parsed
-
-
-@dataclass(frozen=True, slots=True)
-class Priced:
-    """A fee as the schedule prices it."""
-
-    type: str
-    rule: FeeRule
-    schedule_id: str
-    amount: int
-    currency: str
-    basis: int | None
-
-
-Versions = list[tuple[str, list[FeeRule]]]
-
-
-# The versions in effect are chosen by `fee_versions_in_effect` in the database (migration
-# 2026_12_03_authorization_functions), which the authorization path's one read calls too.
-_IN_EFFECT = (
-    text(
-        "SELECT id, fees FROM fee_versions_in_effect(:program_id, :product_id, :at)"
-        " ORDER BY product_id NULLS FIRST"
-    )
-    .bindparams(
-        bindparam("program_id", type_=FeeSchedule.program_id.type),
-        bindparam("product_id", type_=FeeSchedule.product_id.type),
-    )
-    .columns(id=FeeSchedule.id.type, fees=FeeSchedule.fees.type)
-)
-
-
-def parse_versions(value: list[Any] | None) -> Versions:
-    """The versions as the authorization path's read returns them: [[id, fees], …], as JSON."""
-    return [
-        (schedule_id := from_uuid("fsc", uuid.UUID(raw_id)), rules_of(schedule_id, fees))
-        for raw_id, fees in value or []
-    ]
-
-
-async def schedules_in_effect(
-    session: AsyncSession, program_id: str, product_id: str | None, at: datetime
-) -> Versions:
-    """The program's version in effect at `at`, then the product's: (id, rules) each."""
-    rows = await session.execute(
-        _IN_EFFECT, {"program_id": program_id, "product_id": product_id, "at": at}
-    )
-    return [(row.id, rules_of(row.id, row.fees)) for row in rows]
-
-
-def _matches(rule: FeeRule, type_: str, **narrowing: str | None) -> bool:
-    if rule.type != type_:
-        return False
-    if rule.form_factor is not None and rule.form_factor != narrowing.get("form_factor"):
-        return False
-    return rule.period == narrowing.get("period") and rule.channel == narrowing.get("channel")
-
-
-def pick_rule(
-    versions: list[tuple[str, list[FeeRule]]], type_: str, **narrowing: str | None
-) -> tuple[str, FeeRule] | None:
-    """The rule pricing a fee: the product's over the program's, a form factor's own rule over
-    the one for every card."""
-    merged: dict[tuple[str, str | None, str | None, str | None], tuple[str, FeeRule]] = {}
-    for schedule_id, rules in versions:  # the product's version comes last and overrides
-        for rule in rules:
-            merged[rule.identity] = (schedule_id, rule)
-    found = [(s, r) for s, r in merged.values() if _matches(r, type_, **narrowing)]
-    found.sort(key=lambda pair: pair[1].form_factor is None)
-    return found[0] if found else None
-
-
-def priced_from(
-    versions: Versions, type_: str, currency: str, basis: int | None, **narrowing: str | None
-) -> Priced | None:
-    """The fee of `type_` in `currency` under `versions`, or None when there is none. A rule
-    priced at 0 is None too: nothing to charge or waive."""
-    picked = pick_rule(versions, type_, **narrowing)
-    if picked is None:
-        return None
-    schedule_id, rule = picked
-    price = rule.prices.get(currency)
-    amount = price.fee_for(basis or 0) if price is not None else 0
-    return Priced(rule.type, rule, schedule_id, amount, currency, basis) if amount > 0 else None
-
-
-async def price(
-    session: AsyncSession,
-    *,
-    program_id: str,
-    product_id: str | None,
-    type_: str,
-    currency: str,
-    basis: int | None = None,
-    at: datetime | None = None,
-    **narrowing: str | None,
-) -> Priced | None:
-    """`priced_from` the schedules in effect at `at` (now)."""
-    versions = await schedules_in_effect(session, program_id, product_id, at or datetime.now(UTC))
-    return priced_from(versions, type_, currency, basis, **narrowing)
-
-
 # -- fee lines -----------------------------------------------------------------------------------
 
 
-def _event_fields(fee: Fee) -> dict[str, Any]:
+def event_fields(fee: Fee) -> dict[str, Any]:
     return {
         "fee_id": fee.id,
         "type": fee.type,
@@ -263,7 +100,7 @@ async def claim_line(session: AsyncSession, fee: Fee) -> Fee | None:
     return claimed
 
 
-def _details(fee: Fee) -> dict[str, Any]:
+def transfer_details(fee: Fee) -> dict[str, Any]:
     return {"fee_id": fee.id, "fee_type": fee.type}
 
 
@@ -278,7 +115,7 @@ def charged(fee: Fee, transfer_id: str) -> FeeCharged:
     with the change."""
     fee.status, fee.ledger_transfer_id = FeeStatus.CHARGED, transfer_id
     fee.charged_at, fee.reason, fee.next_attempt_at = datetime.now(UTC), None, None
-    return FeeCharged(**_event_fields(fee), ledger_transfer_id=transfer_id)
+    return FeeCharged(**event_fields(fee), ledger_transfer_id=transfer_id)
 
 
 def mark_charged(session: AsyncSession, fee: Fee, transfer_id: str) -> None:
@@ -293,7 +130,7 @@ def mark_waived(session: AsyncSession, fee: Fee, waiver: dict[str, Any]) -> None
         session,
         program_id=fee.program_id,
         object_id=fee.id,
-        data=FeeWaived(**_event_fields(fee), rule=str(waiver["rule"])),
+        data=FeeWaived(**event_fields(fee), rule=str(waiver["rule"])),
     )
 
 
@@ -303,7 +140,7 @@ def mark_skipped(session: AsyncSession, fee: Fee, reason: str) -> None:
         session,
         program_id=fee.program_id,
         object_id=fee.id,
-        data=FeeSkipped(**_event_fields(fee), reason=reason),
+        data=FeeSkipped(**event_fields(fee), reason=reason),
     )
 
 
@@ -327,12 +164,12 @@ async def _pay(
 async def _fee_transfer_fields(
     session: AsyncSession, fee: Fee, account_id: str, amount: int
 ) -> dict[str, Any]:
-    return _fee_transfer(
+    return fee_transfer(
         fee, account_id, await revenue_account(session, fee.program_id, fee.currency), amount
     )
 
 
-def _fee_transfer(fee: Fee, account_id: str, revenue_id: str, amount: int) -> dict[str, Any]:
+def fee_transfer(fee: Fee, account_id: str, revenue_id: str, amount: int) -> dict[str, Any]:
     """The fields of (part of) a fee's transfer from the balance's account to fee revenue."""
     return {
         "program_id": fee.program_id,
@@ -341,7 +178,7 @@ def _fee_transfer(fee: Fee, account_id: str, revenue_id: str, amount: int) -> di
         "amount": amount,
         "currency": fee.currency,
         "code": FEE_CODE,
-        "details": _details(fee),
+        "details": transfer_details(fee),
     }
 
 
@@ -357,7 +194,7 @@ async def hold_linked(
         fee.status, fee.ledger_transfer_id = FeeStatus.HELD, held.id
 
 
-async def _take(
+async def take(
     session: AsyncSession, fee: Fee, account_id: str, *, overdraft_limit: int = 0
 ) -> str | None:
     """Move the fee now; the transfer id, or None (nothing moved) if the balance cannot pay."""
@@ -380,10 +217,10 @@ async def charge(
     `now` is the job's clock (the retry job's), so the retry window is counted on it."""
     now = now or datetime.now(UTC)
     fee.attempts += 1
-    transfer_id = await _take(session, fee, account_id)
+    transfer_id = await take(session, fee, account_id)
     if transfer_id is None and program.fee_shortfall_policy == "ALLOW_NEGATIVE":
         limit = int(program.fee_overdraft_limits.get(fee.currency, 0))
-        transfer_id = await _take(session, fee, account_id, overdraft_limit=limit)
+        transfer_id = await take(session, fee, account_id, overdraft_limit=limit)
         if transfer_id is None:
             mark_skipped(session, fee, "OVERDRAFT_LIMIT_REACHED")
             return fee
@@ -457,7 +294,7 @@ async def collect_due(session: AsyncSession, balance: Balance) -> None:
         .with_for_update(skip_locked=True)
     )
     for fee in due:
-        transfer_id = await _take(session, fee, balance.ledger_account_id)
+        transfer_id = await take(session, fee, balance.ledger_account_id)
         if transfer_id is None:
             return
         fee.attempts += 1
@@ -517,231 +354,3 @@ async def on_card_issued(session: AsyncSession, card: Card) -> Fee | None:
 
 async def on_card_replaced(session: AsyncSession, card: Card) -> Fee | None:
     return await _card_fee(session, card, "CARD_REPLACEMENT")
-
-
-# -- fees that follow a transaction --------------------------------------------------------------
-
-
-async def transaction_fees(
-    session: AsyncSession,
-    row: CardTransaction,
-    card: Card,
-    balance: Charged,
-    *,
-    versions: Versions | None = None,
-) -> list[Fee]:
-    """The fee lines (not yet added) of a card transaction, on its amount in the balance's
-    currency: its channel's TRANSACTION fee, and the FX fee when the merchant's currency is
-    another. `versions`: the schedules in effect, when the caller has read them already."""
-    if versions is None:
-        versions = await schedules_in_effect(
-            session, card.program_id, card.product_id, datetime.now(UTC)
-        )
-    wanted = [("TRANSACTION", {"channel": row.channel})]
-    if row.currency != row.billing_currency:
-        wanted.append(("FX", {}))
-    lines = []
-    for type_, narrowing in wanted:
-        priced = priced_from(versions, type_, balance.currency, row.billing_amount, **narrowing)
-        if priced is not None:
-            lines.append(
-                new_line(
-                    priced,
-                    key=f"{type_}|{row.id}",
-                    balance=balance,
-                    card_id=card.id,
-                    transaction_id=row.id,
-                )
-            )
-    return lines
-
-
-async def charge_each(session: AsyncSession, fees: list[Fee], account_id: str) -> None:
-    """Fees of a transaction that is already settled (a force post): each is taken now if the
-    balance can pay it, else SKIPPED — the network has paid the merchant either way."""
-    for fee in fees:
-        fee.attempts += 1
-        transfer_id = await _take(session, fee, account_id)
-        if transfer_id is None:
-            mark_skipped(session, fee, "INSUFFICIENT_FUNDS")
-        else:
-            mark_charged(session, fee, transfer_id)
-
-
-async def held_for(session: AsyncSession, **link: str) -> list[Fee]:
-    """The HELD fees of a transaction (`transaction_id=…` or `money_transfer_id=…`), locked."""
-    ((column, value),) = link.items()
-    return list(
-        await session.scalars(
-            select(Fee)
-            .where(getattr(Fee, column) == value, Fee.status == FeeStatus.HELD)
-            .order_by(Fee.id)
-            .with_for_update()
-        )
-    )
-
-
-def release(
-    moves: ledger.Linked, fees: list[Fee], holds: Mapping[str, Any], *, kind: str = "void"
-) -> None:
-    """The transaction was reversed, expired or failed (or is held anew): the holds go back.
-    `holds`: the fees' pending transfers by id, as read."""
-    for fee in fees:
-        assert fee.ledger_transfer_id is not None
-        moves.resolve(holds[fee.ledger_transfer_id], kind=kind, code=FEE_CODE)
-        fee.status = FeeStatus.RELEASED
-
-
-def reprice(fee: Fee, basis: int) -> int:
-    """The fee on a new amount, by the rule that priced it at first."""
-    return FeeRule.model_validate(fee.rule).prices[fee.currency].fee_for(basis)
-
-
-def hold_anew(
-    moves: ledger.Linked,
-    fees: list[Fee],
-    holds: Mapping[str, Any],
-    account_id: str,
-    basis: int,
-    *,
-    overdraft_limit: int = 0,
-) -> None:
-    """Released fees of a transaction whose held amount changed (an increment, a partial
-    reversal), held again as priced on the new amount, to the revenue account their first hold
-    went to."""
-    for fee in fees:
-        assert fee.ledger_transfer_id is not None
-        revenue_id = holds[fee.ledger_transfer_id].credit_account_id
-        fee.amount, fee.basis_amount = reprice(fee, basis), basis
-        if fee.amount > 0:
-            held = moves.transfer(
-                **_fee_transfer(fee, account_id, revenue_id, fee.amount),
-                pending=True,
-                overdraft_limit=overdraft_limit,
-            )
-            fee.status, fee.ledger_transfer_id = FeeStatus.HELD, held.id
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    fee: Fee
-    amount: int
-    basis: int
-    transfer_id: str
-
-
-def settle(
-    moves: ledger.Linked, fees: list[Fee], holds: Mapping[str, Any], account_id: str, basis: int
-) -> list[Settled]:
-    """The transaction settled for `basis`: post each fee as priced on it — from the hold, and
-    beyond it (a clearing above its authorization) as a further charge. Moves money only: the
-    caller, once the whole settlement has gone through, records it with `mark_settled`."""
-    settled = []
-    for fee in fees:
-        assert fee.ledger_transfer_id is not None
-        held = holds[fee.ledger_transfer_id]
-        final = reprice(fee, basis)
-        posted = moves.resolve(
-            held, kind="post", amount=min(final, fee.amount), code=FEE_CODE, details=_details(fee)
-        )
-        if final > fee.amount:
-            moves.transfer(
-                **_fee_transfer(fee, account_id, held.credit_account_id, final - fee.amount)
-            )
-        settled.append(Settled(fee, final, basis, posted.id))
-    return settled
-
-
-def mark_settled(settled: list[Settled]) -> list[FeeCharged]:
-    """Each settled fee CHARGED; the events to record with the change."""
-    events = []
-    for done in settled:
-        done.fee.amount, done.fee.basis_amount = done.amount, done.basis
-        events.append(charged(done.fee, done.transfer_id))
-    return events
-
-
-# -- refunds -------------------------------------------------------------------------------------
-
-
-async def refund(
-    session: AsyncSession, fee: Fee, *, amount: int | None, reason: str | None, actor: str
-) -> FeeRefund:
-    """Pay all or part of a charged fee back to its balance, from the fee revenue account."""
-    refundable = fee.amount - fee.refunded_amount
-    if fee.status != FeeStatus.CHARGED or refundable == 0:
-        raise CardcoreError(
-            "FEE_NOT_REFUNDABLE",
-            f"The fee is {fee.status}." if refundable else "The fee is refunded in full.",
-        )
-    amount = refundable if amount is None else amount
-    if not 0 < amount <= refundable:
-        raise validation_error(
-            "amount", "ABOVE_REFUNDABLE", f"At most {refundable} of this fee can be refunded."
-        )
-    balance = await session.get(Balance, fee.balance_id)
-    assert balance is not None
-    try:
-        moved = await ledger.transfer(
-            session,
-            program_id=fee.program_id,
-            debit_account_id=await revenue_account(session, fee.program_id, fee.currency),
-            credit_account_id=balance.ledger_account_id,
-            amount=amount,
-            currency=fee.currency,
-            code=REFUND_CODE,
-            details=_details(fee),
-        )
-    except ledger.Overdraft as exc:  # the balance's rules never refuse a credit
-        raise CardcoreError("INTERNAL_ERROR") from exc
-    fee.refunded_amount += amount
-    made = FeeRefund(
-        id=new_id("frf"),
-        program_id=fee.program_id,
-        fee_id=fee.id,
-        amount=amount,
-        currency=fee.currency,
-        reason=reason,
-        refunded_by=actor,
-        ledger_transfer_id=moved.id,
-    )
-    session.add(made)
-    await session.flush()
-    record_event(
-        session,
-        program_id=fee.program_id,
-        object_id=fee.id,
-        data=FeeRefunded(**_event_fields(fee), refund_id=made.id, refunded_amount=amount),
-    )
-    return made
-
-
-# -- reporting -----------------------------------------------------------------------------------
-
-_REVENUE = text(
-    """
-    SELECT t.currency, t.details->>'fee_type' AS type,
-           sum(t.amount) FILTER (WHERE t.code = 'fee') AS charged,
-           sum(t.amount) FILTER (WHERE t.code = 'fee_refund') AS refunded,
-           count(DISTINCT t.details->>'fee_id') FILTER (WHERE t.code = 'fee') AS fee_count
-    FROM ledger_transfers t
-    JOIN ledger_accounts a ON a.id IN (t.credit_account_id, t.debit_account_id)
-    WHERE a.program_id = :program_id AND a.kind = 'fee_revenue' AND a.owner_id IS NULL
-      AND t.program_id = :program_id
-      AND t.kind IN ('single', 'post') AND t.code IN ('fee', 'fee_refund')
-      AND t.created_at >= :start AND t.created_at < :end
-    GROUP BY 1, 2 ORDER BY 1, 2
-    """
-)
-
-
-async def revenue(
-    session: AsyncSession, program_id: str, start: datetime, end: datetime
-) -> list[Row[Any]]:
-    """Fee revenue per currency and fee type, from the ledger: posted fee transfers into the fee
-    revenue account less fee refunds out of it, created in [start, end)."""
-    return list(
-        await session.execute(
-            _REVENUE, {"program_id": to_uuid("prg", program_id), "start": start, "end": end}
-        )
-    )

@@ -46,7 +46,7 @@ class FeeSchedule(CreatedAt, Base):
     product_id: Mapped[str | None] = mapped_column(
         PrefixedId("prd"), ForeignKey("card_products.id")
     )
-    # 1, 2, … per program or product; numbered under the program's row lock (fees/service.py).
+    # 1, 2, … per program or product; numbered under the program's row lock (fees/schedules.py).
     version: Mapped[int] = mapped_column(Integer)
     effective_from: Mapped[datetime]
     # The rules, as validated by fees/schemas.FeeRule.

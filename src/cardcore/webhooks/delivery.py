@@ -41,7 +41,8 @@ from cardcore.models import (
 )
 from cardcore.webhooks.events import WebhookDisabled
 from cardcore.webhooks.repository import subscribed
-from cardcore.webhooks.service import matches, sign, signing_secrets
+from cardcore.webhooks.service import matches
+from cardcore.webhooks.signing import sign, signing_secrets
 from cardcore.webhooks.ssrf import RefusedDestination, pin
 
 log = get_logger(__name__)

@@ -1,10 +1,7 @@
-"""Webhook subscriptions and their secrets: the rules, with no HTTP."""
+"""Webhook subscriptions: the rules, with no HTTP (their secrets and signatures:
+`webhooks/signing.py`)."""
 
-import base64
-import hashlib
-import hmac
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
@@ -15,24 +12,7 @@ from cardcore.kit.errors import validation_error
 from cardcore.kit.outbox import EVENT_TYPES, record_event
 from cardcore.models import Event, WebhookEndpoint, WebhookMessage, WebhookMessageStatus
 from cardcore.webhooks.events import WebhookTest
-
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
-PREVIOUS_SECRET_LIFETIME = timedelta(hours=24)
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def signing_key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """Standard Webhooks: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`."""
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+from cardcore.webhooks.signing import PREVIOUS_SECRET_LIFETIME, new_secret, seal
 
 
 def matches(patterns: list[str], event_type: str) -> bool:
@@ -57,10 +37,6 @@ def check_event_types(patterns: list[str]) -> list[str]:
     return sorted(set(patterns))
 
 
-def _context(endpoint_id: str) -> str:
-    return f"webhook_secret:{endpoint_id}"
-
-
 async def create_endpoint(
     session: AsyncSession,
     keyring: Keyring,
@@ -82,7 +58,7 @@ async def create_endpoint(
     session.add(endpoint)
     await session.flush()
     secret = new_secret()
-    endpoint.secret_ciphertext = keyring.encrypt(secret.encode(), _context(endpoint.id))
+    endpoint.secret_ciphertext = seal(keyring, endpoint.id, secret)
     await session.flush()
     return endpoint, secret
 
@@ -92,23 +68,9 @@ async def rotate_secret(session: AsyncSession, keyring: Keyring, endpoint: Webho
     secret = new_secret()
     endpoint.previous_secret_ciphertext = endpoint.secret_ciphertext
     endpoint.previous_secret_expires_at = datetime.now(UTC) + PREVIOUS_SECRET_LIFETIME
-    endpoint.secret_ciphertext = keyring.encrypt(secret.encode(), _context(endpoint.id))
+    endpoint.secret_ciphertext = seal(keyring, endpoint.id, secret)
     await session.flush()
     return secret
-
-
-def signing_secrets(keyring: Keyring, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    current = keyring.decrypt(endpoint.secret_ciphertext, _context(endpoint.id)).decode()
-    found = [current]
-    if (
-        endpoint.previous_secret_ciphertext is not None
-        and endpoint.previous_secret_expires_at is not None
-        and endpoint.previous_secret_expires_at > now
-    ):
-        found.append(
-            keyring.decrypt(endpoint.previous_secret_ciphertext, _context(endpoint.id)).decode()
-        )
-    return found
 
 
 async def send_test(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookMessage:
