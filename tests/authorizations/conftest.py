@@ -6,9 +6,9 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.auth.helpers import bearer
+from tests.balances.helpers import reload
 from tests.cards.helpers import issue, setup_cards
 from tests.conftest import Partner
-from tests.money.helpers import reload
 
 
 @pytest.fixture

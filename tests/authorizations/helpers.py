@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import ProgramMode
 from tests.auth.helpers import bearer
+from tests.balances.helpers import reload
 from tests.cards.helpers import cardholder, issue, setup_cards
 from tests.conftest import Partner, make_partner
-from tests.money.helpers import reload
 
 
 @dataclass

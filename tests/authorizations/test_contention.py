@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
+from tests.balances.helpers import reload
 from tests.cards.helpers import issue, setup_cards
 from tests.conftest import make_partner
-from tests.money.helpers import reload
 
 
 async def test_500_concurrent_authorizations_funds_for_100(

@@ -13,10 +13,10 @@ from cardcore.cli import alembic_config
 from cardcore.config import Settings
 from cardcore.db import create_engine, create_sessionmaker
 from tests.auth.helpers import admin_token, bearer, make_admin
+from tests.balances.helpers import fund_partner
 from tests.conftest import Partner, make_partner
 from tests.customers.helpers import ADDRESS, PERSONAL
-from tests.money.helpers import fund_partner
-from tests.test_encryption import decrypt_answer, encrypt_to, public_key_header, server_key
+from tests.kit.test_encryption import decrypt_answer, encrypt_to, public_key_header, server_key
 
 CALLER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 

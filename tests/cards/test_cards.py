@@ -28,7 +28,7 @@ from tests.cards.helpers import (
     setup_cards,
 )
 from tests.conftest import CVK_A, CVK_B, Partner
-from tests.test_encryption import decrypt_answer, public_key_header
+from tests.kit.test_encryption import decrypt_answer, public_key_header
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import Card
 from tests.auth.helpers import bearer
+from tests.balances.helpers import reload
 from tests.cards.helpers import DELIVERY, issue, setup_cards
 from tests.conftest import Partner
-from tests.money.helpers import reload
 
 # A state from which a card can authorize, or get back to one that can.
 CAN_COME_BACK = ("ACTIVE", "INACTIVE", "FROZEN")

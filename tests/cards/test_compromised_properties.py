@@ -28,9 +28,9 @@ from cardcore.cards.service import CardServices
 from cardcore.config import Settings
 from cardcore.models import Card
 from tests.authorizations.helpers import make_base
+from tests.balances.helpers import reload
 from tests.cards.helpers import DELIVERY, issue
 from tests.machines import RolledBackApp, run_machine
-from tests.money.helpers import reload
 
 REASONS = ("LOST", "STOLEN", "FRAUD", "DAMAGED", "NOT_RECEIVED")
 COMPROMISING = frozenset({"LOST", "STOLEN", "FRAUD"})

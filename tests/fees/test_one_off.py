@@ -17,10 +17,10 @@ from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
 from cardcore.models import Balance, Card, LedgerAccount
 from tests.auth.helpers import bearer
+from tests.balances.helpers import open_balance, reload
 from tests.cards.helpers import DELIVERY, cardholder, issue, setup_cards
 from tests.conftest import Partner
 from tests.fees.helpers import eur, fees_of, set_policy, set_schedule
-from tests.money.helpers import open_balance, reload
 
 
 async def _balance(client: AsyncClient, partner: Partner, balance_id: str) -> dict[str, Any]:

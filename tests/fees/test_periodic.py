@@ -42,10 +42,10 @@ from cardcore.models import Balance, Card, Event, Fee, FeeSchedule, Job, LedgerT
 from cardcore.worker import JOBS
 from tests.authorizations.helpers import fund_cards, make_base
 from tests.authorizations.network import authorize, body, follow_up
+from tests.balances.helpers import reload
 from tests.cards.helpers import issue
 from tests.conftest import Partner
 from tests.fees.helpers import eur, fees_of, set_policy, set_schedule
-from tests.money.helpers import reload
 
 
 def utc(*parts: int) -> datetime:

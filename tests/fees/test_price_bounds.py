@@ -11,9 +11,9 @@ from cardcore.kit.money import MAX_AMOUNT
 from cardcore.models import PartnerBalance
 from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, available
+from tests.balances.helpers import reload
 from tests.conftest import Partner
 from tests.fees.helpers import fees_of, set_schedule
-from tests.money.helpers import reload
 
 HIGHEST = {"EUR": {"fixed": MAX_AMOUNT, "percent_bps": 10_000}}
 ECOM = {"channel": "ECOM", "entry_mode": "ECOM"}

@@ -12,10 +12,10 @@ from cardcore.ledger.verify import verify
 from cardcore.models import LedgerTransfer, Program
 from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
+from tests.balances.helpers import open_balance, reload
 from tests.cards.helpers import cardholder, issue, ops_token, setup_cards
 from tests.conftest import Partner
 from tests.fees.helpers import eur, fees_of, set_policy, set_schedule
-from tests.money.helpers import open_balance, reload
 
 
 async def _card_fee(

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.fees import schedules
 from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
+from tests.balances.helpers import reload
 from tests.cards.helpers import DELIVERY, issue, make_product, ops_token, setup_cards
 from tests.conftest import Partner
 from tests.fees.helpers import eur, fees_of, set_schedule
-from tests.money.helpers import reload
 
 
 async def _post(client: AsyncClient, token: str, body: dict[str, Any]):  # type: ignore[no-untyped-def]

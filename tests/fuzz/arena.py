@@ -34,10 +34,10 @@ from cardcore.db import create_engine
 from cardcore.kit.crypto import generate_key_spec
 from cardcore.models.programs import ProgramMode
 from tests.auth.helpers import admin_token, bearer, create_credential, make_admin, partner_token
+from tests.balances.helpers import fund_partner
 from tests.cards.helpers import DELIVERY, PRODUCT
 from tests.conftest import CVK_A, CVK_B, Partner, make_partner
 from tests.customers.helpers import ADDRESS, JPEG, PDF, PERSONAL, PNG
-from tests.money.helpers import fund_partner
 
 BASE_URL = "http://cardcore"
 # The key a caller asks for encrypted answers with (routes that require JWE).

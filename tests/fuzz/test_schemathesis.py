@@ -32,9 +32,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.auth.test_jws import sign
 from tests.fuzz.arena import BASE_URL, CALLER_KEY, Arena, ProgramWorld, document
-from tests.test_encryption import public_key_header
+from tests.kit.test_encryption import public_key_header
+from tests.kit.test_jws import sign
 
 pytestmark = pytest.mark.fuzz
 

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.kit.money import MAX_AMOUNT
 from cardcore.models import Balance, LedgerAccount
 from tests.auth.helpers import bearer
+from tests.balances.helpers import fund_partner, open_balance, reload
 from tests.cards.helpers import PRODUCT
 from tests.conftest import Partner
-from tests.money.helpers import fund_partner, open_balance, reload
 
 BIGINT_MAX = 2**63 - 1
 

@@ -11,9 +11,9 @@ import pytest
 from httpx import AsyncClient, Response
 
 from cardcore.kit.logging import luhn_valid
+from tests.balances.helpers import approved_user
 from tests.conftest import Partner
 from tests.customers.helpers import ADDRESS, PERSONAL, create_user
-from tests.money.helpers import approved_user
 
 PAN = "4111111111111111"
 SPACED = "4111 1111 1111 1111"

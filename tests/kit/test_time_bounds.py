@@ -7,8 +7,8 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.auth.helpers import admin_token, bearer, make_admin
+from tests.balances.helpers import open_balance
 from tests.conftest import Partner
-from tests.money.helpers import open_balance
 
 TOO_EARLY = "0001-01-01T00:00:00+14:00"
 TOO_LATE = "9999-12-31T23:59:59-14:00"

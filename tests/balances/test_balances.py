@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.ledger.verify import verify
 from cardcore.models import Event
 from tests.auth.helpers import admin_token, bearer, make_admin
+from tests.balances.helpers import approved_user, fund_partner, open_balance, reload
 from tests.conftest import Partner
-from tests.money.helpers import approved_user, fund_partner, open_balance, reload
 
 
 async def test_a_balance_needs_approved_kyc_and_an_allowed_currency(

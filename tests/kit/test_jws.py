@@ -23,7 +23,7 @@ from tests.auth.helpers import create_credential
 from tests.cards.helpers import CALLER_KEY, issue, opened, setup_cards
 from tests.conftest import Partner
 from tests.customers.helpers import PERSONAL
-from tests.test_encryption import encrypt_to, public_key_header, server_key
+from tests.kit.test_encryption import encrypt_to, public_key_header, server_key
 
 SEED_SIGNATURE = (
     "eyJ1cmkiOiIvdjUvY2FyZC1hcGkvcmVxdWVzdC9zdGF0dXMiLCJhdXRoX2lkIjoiMTIzNDU2IiwibWV0aG9kIjoiUE9TVC"
