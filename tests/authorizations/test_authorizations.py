@@ -10,8 +10,8 @@ from cardcore.ledger.verify import verify
 from cardcore.models.ids import new_id
 from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, available, body, network_ids
-from tests.cards.helpers import encrypted_post, opened
 from tests.conftest import Partner
+from tests.kit.jose import encrypted_post, opened
 
 
 async def test_approve_holds_and_retransmission_holds_once(

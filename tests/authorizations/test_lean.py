@@ -22,9 +22,8 @@ from cardcore.models import ApiKey, AuditLog, Card, CardTransactionEvent, Event,
 from tests.authorizations import helpers
 from tests.authorizations.conftest import make_world
 from tests.authorizations.network import body
+from tests.authorizations.own_pool import PATH, close, follow_up_body, own_pool, warm_up
 from tests.conftest import make_partner
-
-PATH = "/v1/network/authorizations"
 
 
 def _known(world: dict[str, Any]) -> bool:
@@ -35,14 +34,6 @@ async def _audited(session: AsyncSession, path: str = PATH) -> int:
     return await session.scalar(  # type: ignore[return-value]
         select(func.count()).select_from(AuditLog).where(AuditLog.path == path)
     )
-
-
-def _follow_up(authorization_id: str, ids: str, amount: int | None = None) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "authorization_id": authorization_id,
-        "network": {"network_transaction_id": ids},
-    }
-    return message if amount is None else {**message, "amount": amount}
 
 
 async def test_a_known_key_goes_lean_with_the_same_answers(
@@ -106,7 +97,7 @@ async def test_follow_ups_go_lean_with_the_same_answers(
     authorized = await client.post(PATH, json=body(world), headers=world["network"])
     assert authorized.status_code == 200, authorized.text
     assert _known(world)
-    message = _follow_up(authorized.json()["authorization_id"], f"lean-{path}", amount)
+    message = follow_up_body(authorized.json()["authorization_id"], f"lean-{path}", amount)
     answer = await client.post(path, json=message, headers=world["network"])
     assert answer.status_code == 200, answer.text
     assert answer.json()["approved"]
@@ -138,14 +129,14 @@ async def test_follow_up_errors_are_the_standard_routes(
     clearings = "/v1/network/clearings"
     above = await client.post(
         clearings,
-        json=_follow_up(authorized["authorization_id"], "c-1", 5_000),
+        json=follow_up_body(authorized["authorization_id"], "c-1", 5_000),
         headers=world["network"],
     )
     assert above.status_code == 422
     assert above.json()["code"] == "CLEARING_ABOVE_TOLERANCE"
     unknown = await client.post(
         clearings,
-        json=_follow_up("txn_01jd3xk0000000000000000000", "c-2"),
+        json=follow_up_body("txn_01jd3xk0000000000000000000", "c-2"),
         headers=world["network"],
     )
     assert unknown.status_code == 404
@@ -164,7 +155,9 @@ async def test_follow_up_errors_are_the_standard_routes(
     )
     await session.commit()
     refused = await client.post(
-        clearings, json=_follow_up(authorized["authorization_id"], "c-3"), headers=world["network"]
+        clearings,
+        json=follow_up_body(authorized["authorization_id"], "c-3"),
+        headers=world["network"],
     )
     assert refused.status_code == 401, refused.text
     assert not _known(world)
@@ -248,7 +241,7 @@ async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_t
             first = await c.post(PATH, json=message, headers=world.network)
             assert first.json()["approved"], first.text
             # The connection's first follow-up learns the type of the row its read returns.
-            warm = _follow_up(first.json()["authorization_id"], "counted-warm", 10)
+            warm = follow_up_body(first.json()["authorization_id"], "counted-warm", 10)
             warmed = await c.post(
                 "/v1/network/incremental-authorizations", json=warm, headers=world.network
             )
@@ -273,7 +266,9 @@ async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_t
                 sent.clear()
                 ids = f"counted-{path}"
                 followed = await c.post(
-                    path, json=_follow_up(authorization_id, ids, amount), headers=world.network
+                    path,
+                    json=follow_up_body(authorization_id, ids, amount),
+                    headers=world.network,
                 )
                 assert followed.json()["approved"], followed.text
                 trips.append(list(sent))
@@ -345,7 +340,7 @@ async def test_the_lean_paths_own_connections(
                 "released",
             ]
             # ... and the type of the row a follow-up's read returns.
-            warm = _follow_up(warmed.json()["authorization_id"], "own-warm-increment", 10)
+            warm = follow_up_body(warmed.json()["authorization_id"], "own-warm-increment", 10)
             warmed = await c.post(
                 "/v1/network/incremental-authorizations", json=warm, headers=world.network
             )
@@ -365,7 +360,7 @@ async def test_the_lean_paths_own_connections(
             again = await c.post(PATH, json=message, headers=world.network)
             assert again.content == answer.content
             sent.clear()
-            clearing = _follow_up(answer.json()["authorization_id"], "own-clearing", 200)
+            clearing = follow_up_body(answer.json()["authorization_id"], "own-clearing", 200)
             cleared = await c.post("/v1/network/clearings", json=clearing, headers=world.network)
             assert cleared.json()["approved"], cleared.text
             assert cleared.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 200
@@ -424,37 +419,6 @@ def _stale_or_not(
     return recorded, writes
 
 
-async def _own_pool(
-    committed_app: FastAPI, engine: AsyncEngine, settings: Settings, name: str, *funding: int
-) -> tuple[FastAPI, helpers.World, str]:
-    """Funded cards (one of 10,000 unless `funding` says otherwise), and an app serving the lean
-    path from its own pool; the first card's id."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, name, *(funding or (10_000,)))
-    return (
-        create_app(settings.model_copy(update={"run_worker": False})),
-        world,
-        world.cards[0].card_id,
-    )
-
-
-async def _warm(c: AsyncClient, world: helpers.World, card: str, name: str) -> dict[str, Any]:
-    """Three authorizations: the key, the network account, the connection's types learnt."""
-    for n in (1, 2, 3):
-        warm = helpers.authorization(card, 100, f"{name}-warm-{n}")
-        answer = (await c.post(PATH, json=warm, headers=world.network)).json()
-        assert answer["approved"]
-    return answer  # type: ignore[no-any-return]
-
-
-async def _close(app: FastAPI) -> None:
-    await app.state.lean_connections.close()
-    await app.state.sessionmaker.kw["bind"].dispose()
-
-
 @pytest.mark.parametrize("meanwhile", ["card locked", "card spent"])
 async def test_a_decision_on_a_changed_card_is_made_again(
     committed_app: FastAPI,
@@ -466,7 +430,7 @@ async def test_a_decision_on_a_changed_card_is_made_again(
     """The own pool's authorization reads without the card's lock; when the card changes
     before its write (here: locked, or authorized by another message, each committed in between),
     the write records nothing and the message is read and decided again."""
-    app, world, card = await _own_pool(committed_app, engine, settings, f"Changed {meanwhile}")
+    app, world, card = await own_pool(committed_app, engine, settings, f"Changed {meanwhile}")
 
     async def change(arguments: dict[str, Any]) -> None:
         if meanwhile == "card locked":
@@ -484,12 +448,12 @@ async def test_a_decision_on_a_changed_card_is_made_again(
     write, writes = _stale_or_not(store.write, "unlocked", change)
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
-            await _warm(c, world, card, meanwhile)
+            await warm_up(c, world, card, meanwhile)
             monkeypatch.setattr(store, "write", write)
             message = helpers.authorization(card, 500, f"{meanwhile}-changed")
             answer = await c.post(PATH, json=message, headers=world.network)
     finally:
-        await _close(app)
+        await close(app)
     assert writes == [False, True]
     if meanwhile == "card locked":
         assert not answer.json()["approved"], answer.text
@@ -513,10 +477,10 @@ async def test_a_follow_up_on_a_changed_authorization_is_decided_again(
     reversal's write: the write records nothing, and read again the reversal finds the
     authorization settled (409, from the standard route) — the hold is released once, by the
     clearing."""
-    app, world, card = await _own_pool(committed_app, engine, settings, "Changed authorization")
+    app, world, card = await own_pool(committed_app, engine, settings, "Changed authorization")
 
     async def clear(arguments: dict[str, Any]) -> None:
-        clearing = _follow_up(arguments["transaction"].id, "meanwhile-clearing")
+        clearing = follow_up_body(arguments["transaction"].id, "meanwhile-clearing")
         async with AsyncClient(
             transport=ASGITransport(app=committed_app), base_url="http://cardcore"
         ) as c:
@@ -526,12 +490,12 @@ async def test_a_follow_up_on_a_changed_authorization_is_decided_again(
     write, writes = _stale_or_not(store.write_follow_up, "version", clear)
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
-            warmed = await _warm(c, world, card, "changed")
+            warmed = await warm_up(c, world, card, "changed")
             monkeypatch.setattr(store, "write_follow_up", write)
-            reversal = _follow_up(warmed["authorization_id"], "changed-reversal")
+            reversal = follow_up_body(warmed["authorization_id"], "changed-reversal")
             answer = await c.post("/v1/network/reversals", json=reversal, headers=world.network)
     finally:
-        await _close(app)
+        await close(app)
     assert writes[0] is False
     assert answer.status_code == 409, answer.text
     assert answer.json()["code"] == "TRANSFER_NOT_PENDING"

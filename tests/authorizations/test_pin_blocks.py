@@ -23,8 +23,8 @@ from tests.authorizations.pin_blocks import (
     format4_block,
     kcv,
 )
-from tests.cards.helpers import encrypted_post, opened
 from tests.conftest import Partner
+from tests.kit.jose import encrypted_post, opened
 
 PIN = "739184"
 KEYRING = parse_keys(generate_key_spec("pins"))

@@ -21,7 +21,7 @@ from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
 from cardcore.models import CardTransactionEvent
 from tests.authorizations import helpers
-from tests.authorizations.test_lean import PATH, _close, _follow_up, _own_pool, _warm
+from tests.authorizations.own_pool import PATH, close, follow_up_body, own_pool, warm_up
 from tests.conftest import _asyncpg_dsn
 
 # A call: 10 divided by its number; alone it says so, together the batch does.
@@ -116,14 +116,14 @@ async def test_authorizations_in_flight_together(
     card's approved, the fourth declined 51, read and written in fewer transactions than
     messages; a message and its retransmission in flight at once get the same answer, byte for
     byte, and one record."""
-    app, world, warm_card = await _own_pool(
+    app, world, warm_card = await own_pool(
         committed_app, engine, settings, "Together", 10_000, *[300] * 6
     )
     cards = [funded.card_id for funded in world.cards[1:]]
     pooled = app.state.lean_connections.pooled
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
-            await _warm(c, world, warm_card, "together")
+            await warm_up(c, world, warm_card, "together")
             reads, writes = pooled.reads.transactions, pooled.writes.transactions
             messages = [
                 helpers.authorization(card, 100, f"together-{n}-{i}")
@@ -135,7 +135,7 @@ async def test_authorizations_in_flight_together(
                 *(c.post(PATH, json=m, headers=world.network) for m in [*messages, twice, twice])
             )
     finally:
-        await _close(app)
+        await close(app)
     assert all(answer.status_code == 200 for answer in answers)
     assert answers[-1].content == answers[-2].content
     approved = Counter(
@@ -170,15 +170,15 @@ async def test_follow_ups_in_flight_together(
     clearing of a seventh at once: every clearing approved and posted once, the twice-sent
     answered the same, byte for byte; of the reversal and the clearing racing for one hold,
     exactly one moves it and the other finds it gone — in fewer transactions than messages."""
-    app, world, warm_card = await _own_pool(
+    app, world, warm_card = await own_pool(
         committed_app, engine, settings, "Together follow-ups", 10_000, *[500] * 7
     )
     cards = [funded.card_id for funded in world.cards[1:]]
     pooled = app.state.lean_connections.pooled
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
-            warmed = await _warm(c, world, warm_card, "together-follow-ups")
-            warm = _follow_up(warmed["authorization_id"], "together-follow-ups-warm", 10)
+            warmed = await warm_up(c, world, warm_card, "together-follow-ups")
+            warm = follow_up_body(warmed["authorization_id"], "together-follow-ups-warm", 10)
             increment = await c.post(
                 "/v1/network/incremental-authorizations", json=warm, headers=world.network
             )
@@ -190,10 +190,12 @@ async def test_follow_ups_in_flight_together(
                 assert answer.json()["approved"], answer.text
                 held.append(answer.json()["authorization_id"])
             writes = pooled.follow_up_writes.transactions
-            clearings = [_follow_up(id_, f"together-clearing-{n}") for n, id_ in enumerate(held)]
+            clearings = [
+                follow_up_body(id_, f"together-clearing-{n}") for n, id_ in enumerate(held)
+            ]
             racing = [
-                ("/v1/network/reversals", _follow_up(held[-1], "together-racing-reversal")),
-                ("/v1/network/clearings", _follow_up(held[-1], "together-racing-clearing")),
+                ("/v1/network/reversals", follow_up_body(held[-1], "together-racing-reversal")),
+                ("/v1/network/clearings", follow_up_body(held[-1], "together-racing-clearing")),
             ]
             sent = [
                 *(("/v1/network/clearings", clearing) for clearing in clearings[:-1]),
@@ -204,7 +206,7 @@ async def test_follow_ups_in_flight_together(
                 *(c.post(path, json=body, headers=world.network) for path, body in sent)
             )
     finally:
-        await _close(app)
+        await close(app)
     for answer in answers[:6]:
         assert answer.json()["approved"], answer.text
         assert answer.json()["held_amount"] == 0

@@ -3,7 +3,6 @@ from typing import Any
 
 from alembic import command
 from alembic.script import ScriptDirectory
-from cryptography.hazmat.primitives.asymmetric import rsa
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,9 +15,7 @@ from tests.auth.helpers import admin_token, bearer, make_admin
 from tests.balances.helpers import fund_partner
 from tests.conftest import Partner, make_partner
 from tests.customers.helpers import ADDRESS, PERSONAL
-from tests.kit.test_encryption import decrypt_answer, encrypt_to, public_key_header, server_key
-
-CALLER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+from tests.kit.jose import encrypted_post
 
 PRODUCT = {
     "name": "Classic",
@@ -100,32 +97,6 @@ async def issue_encrypted(
         **body,
     }
     return await encrypted_post(client, f"/v1/cards{query}", payload, partner.headers)
-
-
-async def encrypted_post(
-    client: AsyncClient,
-    path: str,
-    body: dict[str, Any],
-    headers: dict[str, str],
-    method: str = "POST",
-):  # type: ignore[no-untyped-def]
-    server = await server_key(client)
-    return await client.request(
-        method,
-        path,
-        content=encrypt_to(server, body),
-        headers={
-            **headers,
-            "Public-Key": public_key_header(CALLER_KEY),
-            "Encrypted-Request": "true",
-            "Content-Type": "application/json",
-        },
-    )
-
-
-def opened(response) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    assert response.status_code in (200, 201), response.text
-    return decrypt_answer(CALLER_KEY, response.json())
 
 
 async def cards_at_head(url: URL, settings: Settings, count: int) -> tuple[str, list[str]]:

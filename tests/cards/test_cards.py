@@ -17,18 +17,15 @@ from cardcore.kit.logging import luhn_valid as log_luhn
 from cardcore.worker import JOBS
 from tests.auth.helpers import bearer
 from tests.cards.helpers import (
-    CALLER_KEY,
     DELIVERY,
     cardholder,
-    encrypted_post,
     issue,
     issue_encrypted,
     make_product,
-    opened,
     setup_cards,
 )
 from tests.conftest import CVK_A, CVK_B, Partner
-from tests.kit.test_encryption import decrypt_answer, public_key_header
+from tests.kit.jose import CALLER_KEY, decrypt_answer, encrypted_post, opened, public_key_header
 
 
 @pytest.fixture

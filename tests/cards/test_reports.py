@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.service import pin_matches
 from cardcore.models import Card, Program
-from tests.cards.helpers import DELIVERY, encrypted_post, issue, opened, setup_cards
+from tests.cards.helpers import DELIVERY, issue, setup_cards
 from tests.conftest import Partner
+from tests.kit.jose import encrypted_post, opened
 
 
 @pytest.fixture

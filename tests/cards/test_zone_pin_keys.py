@@ -16,8 +16,9 @@ from cardcore.config import Settings
 from cardcore.kit.crypto import parse_keys
 from tests.auth.helpers import bearer
 from tests.authorizations.pin_blocks import AES_ZPK, TDES_ZPK, kcv
-from tests.cards.helpers import encrypted_post, opened, ops_token
+from tests.cards.helpers import ops_token
 from tests.conftest import Partner
+from tests.kit.jose import encrypted_post, opened
 
 PATH = "/v1/admin/zone-pin-keys"
 

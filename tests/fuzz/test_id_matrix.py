@@ -34,7 +34,7 @@ from cardcore.models import Base
 from cardcore.models.ids import new_id
 from tests.customers.helpers import JPEG, PDF
 from tests.fuzz.arena import BASE_URL, CALLER_KEY, Arena, ProgramWorld, document
-from tests.kit.test_encryption import encrypt_to, public_key_header
+from tests.kit.jose import encrypt_to, public_key_header
 
 pytestmark = pytest.mark.fuzz
 

@@ -33,8 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fuzz.arena import BASE_URL, CALLER_KEY, Arena, ProgramWorld, document
-from tests.kit.test_encryption import public_key_header
-from tests.kit.test_jws import sign
+from tests.kit.jose import public_key_header, sign
 
 pytestmark = pytest.mark.fuzz
 

@@ -22,49 +22,12 @@ from cardcore.kit.routing import router
 from cardcore.kit.server_keys import rotate_server_keys
 from cardcore.models import ServerKey
 from tests.conftest import Partner
+from tests.kit.jose import decrypt_answer, encrypt_to, public_key_header, server_key
 
 
 @pytest.fixture(scope="module")
 def caller_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def public_key_header(key: rsa.RSAPrivateKey) -> str:
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(pem).decode()
-
-
-async def server_key(client: AsyncClient) -> dict[str, Any]:
-    response = await client.get("/v1/encryption/public-key")
-    assert response.status_code == 200
-    return response.json()["data"]  # type: ignore[no-any-return]
-
-
-def encrypt_to(server: dict[str, Any], body: dict[str, Any], alg: str = "RSA-OAEP-256") -> bytes:
-    key = RSAKey.import_key(server["jwk"])
-    token = jwe.encrypt_compact(
-        {"alg": alg, "enc": "A256GCM", "kid": server["kid"]},
-        json.dumps(body).encode(),
-        key,
-        algorithms=[alg, "A256GCM"],
-    )
-    return json.dumps({"payload": token}).encode()
-
-
-def decrypt_answer(caller: rsa.RSAPrivateKey, body: dict[str, Any]) -> dict[str, Any]:
-    assert set(body) == {"payload"}
-    pem = caller.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    result = jwe.decrypt_compact(
-        body["payload"], RSAKey.import_key(pem), algorithms=["RSA-OAEP-256", "A256GCM"]
-    )
-    assert result.protected == {"alg": "RSA-OAEP-256", "enc": "A256GCM"}
-    return json.loads(result.plaintext or b"")  # type: ignore[no-any-return]
 
 
 def encrypted_headers(partner: Partner, caller: rsa.RSAPrivateKey) -> dict[str, str]:

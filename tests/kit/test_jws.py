@@ -11,19 +11,16 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient, Response
-from jwcrypto import jwk
-from jwcrypto import jws as jwcrypto_jws
-from jwcrypto.common import json_encode
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.jws import InvalidSignature, verify_request_signature
 from cardcore.models import ApiKey, Card, JwsRequestId
 from tests.auth.helpers import create_credential
-from tests.cards.helpers import CALLER_KEY, issue, opened, setup_cards
+from tests.cards.helpers import issue, setup_cards
 from tests.conftest import Partner
 from tests.customers.helpers import PERSONAL
-from tests.kit.test_encryption import encrypt_to, public_key_header, server_key
+from tests.kit.jose import CALLER_KEY, encrypt_to, opened, public_key_header, server_key, sign
 
 SEED_SIGNATURE = (
     "eyJ1cmkiOiIvdjUvY2FyZC1hcGkvcmVxdWVzdC9zdGF0dXMiLCJhdXRoX2lkIjoiMTIzNDU2IiwibWV0aG9kIjoiUE9TVC"
@@ -66,34 +63,6 @@ def test_the_seed_example_fails_when_anything_changes(change: dict) -> None:  # 
     }
     with pytest.raises(InvalidSignature):
         verify_request_signature(SEED_SIGNATURE, **request)
-
-
-def sign(
-    credential: dict[str, str],
-    method: str,
-    uri: str,
-    body: bytes = b"",
-    params: str = "",
-    secret: str | None = None,
-    **extra_header: str,
-) -> str:
-    """What a partner does: a compact HS512 JWS over the body, with the payload cut out."""
-    key = jwk.JWK(kty="oct", k=jwk.base64url_encode((secret or credential["secret"]).encode()))
-    header = {
-        "uri": uri,
-        "auth_id": credential["auth_id"],
-        "method": method,
-        "params": params,
-        "alg": "HS512",
-        **extra_header,
-    }
-    token = jwcrypto_jws.JWS(body)
-    token.add_signature(key, None, json_encode(header))
-    token.detach_payload()
-    compact: str = token.serialize(compact=True)
-    assert compact.count(".") == 2
-    assert ".." in compact
-    return compact
 
 
 def signed_json(body: dict[str, Any], signature: str) -> dict[str, Any]:
