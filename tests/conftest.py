@@ -10,17 +10,12 @@ under test and invisible to the next test. Tests that need real concurrent trans
 
 import asyncio
 import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,19 +24,10 @@ from cardcore.cli import run_migrations
 from cardcore.config import Settings, get_settings
 from cardcore.db import create_engine, start_embedded_postgres, to_async_url
 from cardcore.kit.crypto import generate_key_spec
-from cardcore.models import Base, ProgramMode
-from cardcore.programs import service
+from tests.factories import Partner, World, make_partner, make_world
+from tests.harness import CVK_A, CVK_B, scratch_database, truncate_all
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _asyncpg_dsn(url: URL) -> tuple[str, dict[str, str]]:
-    """asyncpg wants a plain DSN; a Unix-socket host travels as a keyword."""
-    query = dict(url.query)
-    host = query.pop("host", None) or url.host
-    return url.set(drivername="postgresql", query=query).render_as_string(hide_password=False), (
-        {"host": host} if host else {}
-    )
 
 
 @pytest.fixture(scope="session")
@@ -50,21 +36,6 @@ def server_url() -> URL:
     if external:
         return to_async_url(external)
     return start_embedded_postgres(ROOT / ".cardcore-test", database="postgres")
-
-
-@asynccontextmanager
-async def scratch_database(server_url: URL, prefix: str) -> AsyncIterator[URL]:
-    """An empty database of its own on the test server (one per pytest worker and purpose),
-    dropped afterwards."""
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    dsn, extra = _asyncpg_dsn(server_url)
-    admin = await asyncpg.connect(dsn, **extra)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield server_url.set(database=name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +51,6 @@ async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
     """An empty database for a test that migrates down and up on its own."""
     async with scratch_database(server_url, "cardcore_scratch") as url:
         yield url
-
-
-CVK_A, CVK_B = "0123456789ABCDEF", "FEDCBA9876543210"
 
 
 @pytest.fixture(scope="session")
@@ -149,26 +117,6 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
         yield c
 
 
-@dataclass
-class Partner:
-    program_id: str
-    api_key: str
-    api_key_id: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.api_key}
-
-
-async def make_partner(
-    session: AsyncSession, name: str = "Test Program", mode: ProgramMode = ProgramMode.LIVE
-) -> Partner:
-    program = await service.create_program(session, name=name, currencies=["EUR"], mode=mode)
-    key, secret = await service.create_api_key(session, program_id=program.id, name="test")
-    await session.commit()
-    return Partner(program_id=program.id, api_key=secret, api_key_id=key.id)
-
-
 @pytest.fixture
 async def partner(session: AsyncSession) -> Partner:
     return await make_partner(session, "Program A")
@@ -179,10 +127,11 @@ async def other_partner(session: AsyncSession) -> Partner:
     return await make_partner(session, "Program B")
 
 
-async def truncate_all(engine: AsyncEngine) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+@pytest.fixture
+async def world(app: FastAPI, partner: Partner) -> World:
+    """What tests of cards and their money start from: `partner`'s program set up to issue,
+    one card on a balance of 100.00 EUR, and the card processor's network key (factories.py)."""
+    return await make_world(app, partner)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cardcore.config import Settings
 from cardcore.db import forget_dead_processes, postgres_processes
+from tests.factories import make_partner
 
 CARDCORE = [sys.executable, "-m", "cardcore"]
 
@@ -202,7 +203,6 @@ async def test_ledger_verify_exit_codes(
     from cardcore.db import create_sessionmaker
     from cardcore.ledger import service as ledger
     from cardcore.models import LedgerAccount
-    from tests.conftest import make_partner
 
     env = _env(CARDCORE_DATABASE_URL=settings.database_url or "")
     async with create_sessionmaker(engine)() as session:

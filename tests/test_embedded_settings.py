@@ -21,7 +21,7 @@ from cardcore.embedded_settings import (
     compute,
     parse_overrides,
 )
-from tests.conftest import _asyncpg_dsn
+from tests.harness import asyncpg_dsn
 
 
 def machine(
@@ -278,7 +278,7 @@ async def test_a_fresh_embedded_server_runs_with_the_computed_settings(tmp_path:
     settings = Settings(data_dir=data_dir)
     url = await asyncio.to_thread(start_embedded_postgres, data_dir, "postgres", settings)
     try:
-        dsn, extra = _asyncpg_dsn(url)
+        dsn, extra = asyncpg_dsn(url)
         _, expected = embedded_server_settings(data_dir.resolve() / "postgres", settings)
         shown = await _show(dsn, extra, list(embedded_settings.TUNED))
         for name in ("shared_buffers", "effective_cache_size", "max_wal_size", "work_mem"):
@@ -322,7 +322,7 @@ async def test_a_fresh_embedded_server_runs_with_the_computed_settings(tmp_path:
     settings = Settings(data_dir=data_dir, embedded_pg_settings=override)
     url = await asyncio.to_thread(start_embedded_postgres, data_dir, "postgres", settings)
     try:
-        dsn, extra = _asyncpg_dsn(url)
+        dsn, extra = asyncpg_dsn(url)
         shown = await _show(dsn, extra, ["shared_buffers", "work_mem", "fsync"])
         assert shown == {"shared_buffers": "256MB", "work_mem": "8MB", "fsync": "on"}
     finally:

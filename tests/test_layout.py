@@ -4,7 +4,8 @@
 tests the top-level module `src/cardcore/<name>.py`, or something no one package owns (the
 README, the OpenAPI document, the layering). Set-up and helpers that several test modules use
 live in modules of their own (`tests/factories.py`, a package's `helpers.py`, …): a test module
-is never imported, so reading one never means reading another's tests.
+is never imported, so reading one never means reading another's tests; nor is a conftest.py,
+which pytest loads as a plugin and which holds fixtures only.
 """
 
 import ast
@@ -42,10 +43,11 @@ def _imported_modules(source: str) -> Iterator[tuple[int, str]]:
 
 
 def _shared_from_a_test_module(name: str) -> bool:
-    return name.startswith("tests.") and any(p.startswith("test_") for p in name.split("."))
+    parts = name.split(".")
+    return parts[0] == "tests" and any(p.startswith("test_") or p == "conftest" for p in parts)
 
 
-def test_no_module_imports_a_test_module() -> None:
+def test_no_module_imports_a_test_module_or_a_conftest() -> None:
     offenders = [
         f"{path.relative_to(TESTS.parent)}:{line} imports {name}"
         for path in sorted(TESTS.rglob("*.py"))
@@ -75,6 +77,14 @@ def test_the_layout_checks_see_the_tests() -> None:
     they look at this one, and find an import wherever it is written."""
     assert (TESTS / "cards" / "test_cards.py").is_file()
     assert (SOURCE / "cards" / "__init__.py").is_file()
-    source = "def f():\n    from tests.kit import test_jws\n    import tests.cards.test_cards\n"
+    source = (
+        "def f():\n    from tests.kit import test_jws\n    import tests.cards.test_cards\n"
+        "from tests.conftest import Partner\nfrom tests.factories import World\n"
+    )
     found = [name for _, name in _imported_modules(source) if _shared_from_a_test_module(name)]
-    assert found == ["tests.kit.test_jws", "tests.cards.test_cards"]
+    assert found == [
+        "tests.conftest",
+        "tests.conftest.Partner",
+        "tests.kit.test_jws",
+        "tests.cards.test_cards",
+    ]

@@ -2,29 +2,34 @@
 
 from datetime import UTC, datetime, timedelta
 
-from httpx import AsyncClient
+from fastapi import FastAPI
+from httpx import AsyncClient, Response
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.roles import ROLE_MATRIX, Role
 from cardcore.models import AdminUser, AuditLog
-from tests.auth.helpers import admin_token, bearer, make_admin
-from tests.conftest import Partner
+from tests.factories import PASSWORD, Partner, bearer, make_admin
 
 
-async def _login(client: AsyncClient, partner: Partner, email: str, password: str):  # type: ignore[no-untyped-def]
+async def _login(client: AsyncClient, partner: Partner, email: str, password: str) -> Response:
     return await client.post(
         "/v1/admin/auth/login",
         json={"program_id": partner.program_id, "email": email, "password": password},
     )
 
 
-async def test_login_and_me(client: AsyncClient, partner: Partner, session: AsyncSession) -> None:
-    admin_id = await make_admin(session, partner, "manager")
-    token = await admin_token(client, partner, "manager")
+async def test_login_and_me(
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
+) -> None:
+    admin = await make_admin(app, partner, "manager")
+    # Logging in is what this test is about: through the route, not the factory's token.
+    logged_in = await _login(client, partner, admin.email, PASSWORD)
+    assert logged_in.status_code == 200, logged_in.text
+    token = logged_in.json()["data"]["access_token"]
     me = await client.get("/v1/admin/me", headers=bearer(token))
     assert me.status_code == 200
-    assert me.json()["data"] == {**me.json()["data"], "id": admin_id, "role": "manager"}
+    assert me.json()["data"] == {**me.json()["data"], "id": admin.id, "role": "manager"}
     # An admin token is not a partner credential, nor a cardholder's.
     assert (await client.get("/v1/events", headers=bearer(token))).status_code == 403
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 403
@@ -33,9 +38,9 @@ async def test_login_and_me(client: AsyncClient, partner: Partner, session: Asyn
 
 
 async def test_five_failures_lock_the_account_for_15_minutes(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    await make_admin(session, partner, "admin")
+    await make_admin(app, partner, "admin")
     for _ in range(5):
         wrong = await _login(client, partner, "admin@example.com", "wrong password!")
         assert wrong.status_code == 401
@@ -71,11 +76,11 @@ async def test_unknown_admin_or_program_is_the_same_401(
 
 
 async def test_logins_are_audited(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    admin_id = await make_admin(session, partner, "admin")
+    admin_id = (await make_admin(app, partner, "admin")).id
     await _login(client, partner, "admin@example.com", "wrong password!")
-    await admin_token(client, partner, "admin")
+    assert (await _login(client, partner, "admin@example.com", PASSWORD)).status_code == 200
     rows = (
         await session.scalars(
             select(AuditLog).where(AuditLog.action == "login").order_by(AuditLog.id)
@@ -90,10 +95,9 @@ async def test_logins_are_audited(
 
 
 async def test_employee_is_refused_admin_only_routes(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    await make_admin(session, partner, "employee")
-    token = await admin_token(client, partner, "employee")
+    token = (await make_admin(app, partner, "employee")).token
     assert (await client.get("/v1/admin/me", headers=bearer(token))).status_code == 200
     for method, path, body in (
         ("GET", "/v1/admin/users", None),
@@ -106,7 +110,7 @@ async def test_employee_is_refused_admin_only_routes(
 
 
 async def test_the_role_matrix_decides_every_admin_route(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
     routes = {
         "admin_users.manage": ("GET", "/v1/admin/users"),
@@ -115,8 +119,7 @@ async def test_the_role_matrix_decides_every_admin_route(
     }
     tokens = {}
     for role in Role:
-        await make_admin(session, partner, role.value)
-        tokens[role] = await admin_token(client, partner, role.value)
+        tokens[role] = (await make_admin(app, partner, role.value)).token
     for action, (method, path) in routes.items():
         for role in Role:
             response = await client.request(method, path, headers=bearer(tokens[role]))
@@ -125,10 +128,10 @@ async def test_the_role_matrix_decides_every_admin_route(
 
 
 async def test_admins_manage_admins(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    admin_id = await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    admin = await make_admin(app, partner, "admin")
+    admin_id, token = admin.id, admin.token
     created = await client.post(
         "/v1/admin/users",
         json={
@@ -160,10 +163,9 @@ async def test_admins_manage_admins(
 
 
 async def test_network_keys_are_network_principals(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    token = (await make_admin(app, partner, "admin")).token
     created = await client.post(
         "/v1/admin/network-keys", json={"name": "processor"}, headers=bearer(token)
     )
@@ -176,10 +178,13 @@ async def test_network_keys_are_network_principals(
 
 
 async def test_audit_log_lists_with_filters_and_stays_in_program(
-    client: AsyncClient, partner: Partner, other_partner: Partner, session: AsyncSession
+    client: AsyncClient,
+    app: FastAPI,
+    partner: Partner,
+    other_partner: Partner,
+    session: AsyncSession,
 ) -> None:
-    await make_admin(session, partner, "manager")
-    token = await admin_token(client, partner, "manager")
+    token = (await make_admin(app, partner, "manager")).token
     await client.post(
         "/v1/api-keys", json={"name": "a"}, headers={**partner.headers, "X-Request-Id": "aud-a"}
     )

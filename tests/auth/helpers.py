@@ -1,3 +1,5 @@
+"""Partner credentials and tokens, and tokens forged with our own key, for the auth tests."""
+
 import base64
 import json
 import time
@@ -7,11 +9,8 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cardcore.models import User
-from cardcore.programs import service as programs
-from tests.conftest import Partner
+from tests.factories import Partner
 
 
 async def create_credential(client: AsyncClient, partner: Partner, type: str) -> dict[str, Any]:
@@ -35,44 +34,6 @@ async def partner_token(client: AsyncClient, partner: Partner) -> dict[str, Any]
     response = await request_token(client, credential["client_id"], credential["client_secret"])
     assert response.status_code == 200, response.text
     return {**response.json(), "client_id": credential["client_id"]}
-
-
-async def make_user(session: AsyncSession, partner: Partner, status: str = "ACTIVE") -> str:
-    user = User(program_id=partner.program_id, status=status)
-    session.add(user)
-    await session.commit()
-    return user.id
-
-
-async def make_admin(
-    session: AsyncSession, partner: Partner, role: str, password: str = "correct horse battery"
-) -> str:
-    admin = await programs.create_admin_user(
-        session,
-        program_id=partner.program_id,
-        email=f"{role}@example.com",
-        password=password,
-        role=role,
-    )
-    await session.commit()
-    return admin.id
-
-
-async def admin_token(client: AsyncClient, partner: Partner, role: str) -> str:
-    response = await client.post(
-        "/v1/admin/auth/login",
-        json={
-            "program_id": partner.program_id,
-            "email": f"{role}@example.com",
-            "password": "correct horse battery",
-        },
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["data"]["access_token"]  # type: ignore[no-any-return]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def signing_key(app: FastAPI) -> RSAKey:

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import time
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -14,20 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import AuditLog, RefreshToken
 from tests.auth.helpers import (
-    admin_token,
     b64,
     base_claims,
-    bearer,
     create_credential,
     forge,
-    make_admin,
-    make_user,
     partner_token,
     request_token,
     signing_key,
     unsigned,
 )
-from tests.conftest import Partner
+from tests.factories import Partner, bearer, make_admin, make_user
 
 
 async def test_client_credentials_token_works_as_bearer_and_x_auth_token(
@@ -264,20 +261,19 @@ async def test_a_token_with_several_audiences_is_refused(
 
 
 async def _token_of_each_kind(
-    kind: str, client: AsyncClient, partner: Partner, session: AsyncSession
+    kind: str, client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> tuple[str, str, str]:
     """(a real access token, a route it opens, the setting capping its lifetime)."""
     if kind == "partner":
         token = (await partner_token(client, partner))["access_token"]
         return token, "/v1/program", "access_token_ttl_seconds"
     if kind == "cardholder":
-        user_id = await make_user(session, partner)
+        user_id = await make_user(app, partner)
         minted = await client.post(
             f"/v1/users/{user_id}/sessions", json={}, headers=partner.headers
         )
         return minted.json()["data"]["access_token"], "/v1/me", "session_ttl_seconds"
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    token = (await make_admin(app, partner, "admin")).token
     return token, "/v1/admin/audit-log", "admin_token_ttl_seconds"
 
 
@@ -285,12 +281,12 @@ async def _token_of_each_kind(
 async def test_a_token_living_longer_than_its_kind_allows_is_refused(
     client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession, kind: str
 ) -> None:
-    token, route, setting = await _token_of_each_kind(kind, client, partner, session)
+    token, route, setting = await _token_of_each_kind(kind, client, app, partner, session)
     claims = jwt.decode(token, signing_key(app), algorithms=["RS256"]).claims
     limit = getattr(app.state.settings, setting)
     assert claims["exp"] - claims["iat"] == limit
 
-    async def status(changed: dict) -> int:  # type: ignore[type-arg]
+    async def status(changed: dict[str, Any]) -> int:
         new = {k: v for k, v in {**claims, **changed}.items() if v is not None}
         return (await client.get(route, headers=bearer(forge(app, new)))).status_code
 

@@ -4,8 +4,8 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.auth.helpers import base_claims, bearer, forge, make_user
-from tests.conftest import Partner
+from tests.auth.helpers import base_claims, forge
+from tests.factories import Partner, bearer, make_user
 
 
 async def _mint(client: AsyncClient, partner: Partner, user_id: str, **body):  # type: ignore[no-untyped-def]
@@ -13,9 +13,9 @@ async def _mint(client: AsyncClient, partner: Partner, user_id: str, **body):  #
 
 
 async def test_session_reaches_me_and_only_me(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    user_id = await make_user(session, partner)
+    user_id = await make_user(app, partner)
     minted = await _mint(client, partner, user_id, device_id="iphone-1")
     assert minted.status_code == 201, minted.text
     data = minted.json()["data"]
@@ -38,9 +38,9 @@ async def test_a_partner_key_on_me_is_forbidden(client: AsyncClient, partner: Pa
 
 
 async def test_ending_the_session_kills_token_and_refresh(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    user_id = await make_user(session, partner)
+    user_id = await make_user(app, partner)
     data = (await _mint(client, partner, user_id)).json()["data"]
     ended = await client.delete("/v1/me/session", headers=bearer(data["access_token"]))
     assert ended.status_code == 204
@@ -53,9 +53,9 @@ async def test_ending_the_session_kills_token_and_refresh(
 
 
 async def test_session_refresh_rotates(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    user_id = await make_user(session, partner)
+    user_id = await make_user(app, partner)
     data = (await _mint(client, partner, user_id)).json()["data"]
     refreshed = await client.post(
         "/v1/auth/refresh",
@@ -74,20 +74,24 @@ async def test_session_refresh_rotates(
 
 
 async def test_sessions_only_for_the_partners_own_active_users(
-    client: AsyncClient, partner: Partner, other_partner: Partner, session: AsyncSession
+    client: AsyncClient,
+    app: FastAPI,
+    partner: Partner,
+    other_partner: Partner,
+    session: AsyncSession,
 ) -> None:
-    theirs = await make_user(session, other_partner)
+    theirs = await make_user(app, other_partner)
     assert (await _mint(client, partner, theirs)).status_code == 404
     assert (await _mint(client, partner, "usr_bad")).status_code == 404
-    closed = await make_user(session, partner, status="CLOSED")
+    closed = await make_user(app, partner, closed=True)
     assert (await _mint(client, partner, closed)).status_code == 403
 
 
 async def test_a_session_cannot_be_pointed_at_another_user(
     client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    alice = await make_user(session, partner)
-    bob = await make_user(session, partner)
+    alice = await make_user(app, partner)
+    bob = await make_user(app, partner)
     data = (await _mint(client, partner, alice)).json()["data"]
     # Even with our own signing key, a token whose subject is not the session's user fails.
     claims = {

@@ -4,13 +4,12 @@ process does, for the tests that drive it (test_lean, test_together); and the me
 from typing import Any
 
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
-from sqlalchemy.ext.asyncio import AsyncEngine
+from httpx import AsyncClient
 
 from cardcore.app import create_app
 from cardcore.config import Settings
-from cardcore.db import create_sessionmaker
-from tests.authorizations import helpers
+from tests.authorizations.network import authorization
+from tests.factories import World, new_world
 
 PATH = "/v1/network/authorizations"
 
@@ -24,27 +23,23 @@ def follow_up_body(authorization_id: str, ids: str, amount: int | None = None) -
 
 
 async def own_pool(
-    committed_app: FastAPI, engine: AsyncEngine, settings: Settings, name: str, *funding: int
-) -> tuple[FastAPI, helpers.World, str]:
-    """Funded cards (one of 10,000 unless `funding` says otherwise), and an app serving the lean
-    path from its own pool; the first card's id."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, name, *(funding or (10_000,)))
+    committed_app: FastAPI, settings: Settings, name: str, *funding: int
+) -> tuple[FastAPI, World, str]:
+    """Funded cards (one of 10,000 unless `funding` says otherwise), made on `committed_app`, and
+    an app serving the lean path from its own pool; the first card's id."""
+    world = await new_world(committed_app, name, funding or (10_000,))
     return (
         create_app(settings.model_copy(update={"run_worker": False})),
         world,
-        world.cards[0].card_id,
+        world.card.id,
     )
 
 
-async def warm_up(c: AsyncClient, world: helpers.World, card: str, name: str) -> dict[str, Any]:
+async def warm_up(c: AsyncClient, world: World, card: str, name: str) -> dict[str, Any]:
     """Three authorizations: the key, the network account, the connection's types learnt."""
     for n in (1, 2, 3):
-        warm = helpers.authorization(card, 100, f"{name}-warm-{n}")
-        answer = (await c.post(PATH, json=warm, headers=world.network)).json()
+        warm = authorization(card, 100, f"{name}-warm-{n}")
+        answer = (await c.post(PATH, json=warm, headers=world.network.headers)).json()
         assert answer["approved"]
     return answer  # type: ignore[no-any-return]
 

@@ -2,27 +2,31 @@
 reversal, clearing — and the books still balance."""
 
 from datetime import timedelta
+from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.ledger.verify import verify
 from cardcore.models.ids import new_id
-from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, available, body, network_ids
-from tests.conftest import Partner
+from tests.factories import Partner, World, bearer
 from tests.kit.jose import encrypted_post, opened
 
 
 async def test_approve_holds_and_retransmission_holds_once(
     client: AsyncClient,
     partner: Partner,
-    world: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    world: World,
+    session: AsyncSession,
 ) -> None:
     message = body(world)
-    first = await client.post("/v1/network/authorizations", json=message, headers=world["network"])
-    again = await client.post("/v1/network/authorizations", json=message, headers=world["network"])
+    first = await client.post(
+        "/v1/network/authorizations", json=message, headers=world.network.headers
+    )
+    again = await client.post(
+        "/v1/network/authorizations", json=message, headers=world.network.headers
+    )
     assert first.json() == again.json()
     answer = first.json()
     assert (answer["approved"], answer["response_code"], answer["held_amount"]) == (
@@ -43,7 +47,7 @@ async def test_approve_holds_and_retransmission_holds_once(
 async def test_declines_are_transactions_with_their_reason(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
     funds = await authorize(client, world, amount=10_001)
     assert (funds["approved"], funds["response_code"], funds["decline_reason"]) == (
@@ -52,7 +56,7 @@ async def test_declines_are_transactions_with_their_reason(
         "INSUFFICIENT_FUNDS",
     )
     await client.put(
-        f"/v1/cards/{world['card']['id']}/controls",
+        f"/v1/cards/{world.card.id}/controls",
         json={"channels": {"ATM": False}},
         headers=partner.headers,
     )
@@ -64,7 +68,7 @@ async def test_declines_are_transactions_with_their_reason(
     assert expiry["response_code"] == "54"
     real_cvv = opened(
         await encrypted_post(
-            client, f"/v1/cards/{world['card']['id']}/reveal", {"fields": ["cvv"]}, partner.headers
+            client, f"/v1/cards/{world.card.id}/reveal", {"fields": ["cvv"]}, partner.headers
         )
     )["data"]["cvv"]
     wrong = await authorize(client, world, cvv2=f"{(int(real_cvv) + 1) % 1000:03d}")
@@ -80,15 +84,15 @@ async def test_declines_are_transactions_with_their_reason(
         "EXPIRY_MISMATCH",
     }
     await client.post(
-        f"/v1/cards/{world['card']['id']}/lock", json={"reason_code": 2}, headers=partner.headers
+        f"/v1/cards/{world.card.id}/lock", json={"reason_code": 2}, headers=partner.headers
     )
     stolen = await authorize(client, world)
     assert stolen["response_code"] == "43"
 
 
 async def test_reversal_and_clearing(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
+) -> None:
     hold = await authorize(client, world, amount=3_000)
     partial = await client.post(
         "/v1/network/reversals",
@@ -97,7 +101,7 @@ async def test_reversal_and_clearing(
             "amount": 1_000,
             "network": {"network_transaction_id": "rev-1"},
         },
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert partial.json()["held_amount"] == 2_000
     assert await available(client, partner, world) == 8_000
@@ -108,11 +112,11 @@ async def test_reversal_and_clearing(
             "amount": 1_500,
             "network": {"network_transaction_id": "clr-1"},
         },
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert cleared.status_code == 200, cleared.text
     balance = (
-        await client.get(f"/v1/balances/{world['balance_id']}", headers=partner.headers)
+        await client.get(f"/v1/balances/{world.card.balance_id}", headers=partner.headers)
     ).json()["data"]
     assert (balance["total"], balance["available"], balance["pending"]) == (8_500, 8_500, 0)
     replay = await client.post(
@@ -122,7 +126,7 @@ async def test_reversal_and_clearing(
             "amount": 1_500,
             "network": {"network_transaction_id": "clr-1"},
         },
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert replay.json() == cleared.json()
     twice = await client.post(
@@ -132,7 +136,7 @@ async def test_reversal_and_clearing(
             "amount": 100,
             "network": {"network_transaction_id": "clr-2"},
         },
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert twice.json()["code"] == "TRANSFER_NOT_PENDING"
     full = await authorize(client, world, amount=500)
@@ -142,7 +146,7 @@ async def test_reversal_and_clearing(
             "authorization_id": full["authorization_id"],
             "network": {"network_transaction_id": "rev-2"},
         },
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert reversed_.json()["held_amount"] == 0
     txn = (
@@ -159,8 +163,8 @@ async def test_reversal_and_clearing(
 async def test_fx_conversion_with_markup(
     client: AsyncClient,
     partner: Partner,
-    world: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    world: World,
+    session: AsyncSession,
 ) -> None:
     from sqlalchemy import update
 
@@ -175,7 +179,7 @@ async def test_fx_conversion_with_markup(
     put = await client.put(
         "/v1/admin/fx-rates",
         json={"base": "USD", "quote": "EUR", "rate": "0.9"},
-        headers=bearer(world["token"]),
+        headers=world.admin.headers,
     )
     assert put.status_code == 200, put.text
     converted = await authorize(client, world, currency="USD", amount=1_000)
@@ -188,21 +192,21 @@ async def test_fx_conversion_with_markup(
     jpy = await client.put(
         "/v1/admin/fx-rates",
         json={"base": "JPY", "quote": "EUR", "rate": "0.0062"},
-        headers=bearer(world["token"]),
+        headers=world.admin.headers,
     )
     assert jpy.status_code == 200
     yen = await authorize(client, world, currency="JPY", amount=1_000)
     # 1000 JPY (no minor unit) × 0.0062 × 1.01 = 6.2620 EUR → 626 cents, rounded half up
     assert yen["held_amount"] == 626
-    rates = (await client.get("/v1/admin/fx-rates", headers=bearer(world["token"]))).json()["data"]
+    rates = (await client.get("/v1/admin/fx-rates", headers=world.admin.headers)).json()["data"]
     assert {(r["base"], r["quote"]) for r in rates} == {("USD", "EUR"), ("JPY", "EUR")}
 
 
 async def test_increment_refund_and_hold_expiry(
     client: AsyncClient,
     partner: Partner,
-    world: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    world: World,
+    session: AsyncSession,
 ) -> None:
     from sqlalchemy import update
 
@@ -212,7 +216,7 @@ async def test_increment_refund_and_hold_expiry(
 
     hold = await authorize(client, world, amount=2_000)
 
-    async def follow(path: str, amount: int, ntx: str) -> dict:  # type: ignore[type-arg]
+    async def follow(path: str, amount: int, ntx: str) -> dict[str, Any]:
         response = await client.post(
             path,
             json={
@@ -220,7 +224,7 @@ async def test_increment_refund_and_hold_expiry(
                 "amount": amount,
                 "network": {"network_transaction_id": ntx},
             },
-            headers=world["network"],
+            headers=world.network.headers,
         )
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
@@ -262,8 +266,8 @@ async def test_increment_refund_and_hold_expiry(
 
 
 async def test_transaction_history_and_filters(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World
+) -> None:
     hold = await authorize(client, world, amount=700)
     await client.post(
         "/v1/network/clearings",
@@ -272,7 +276,7 @@ async def test_transaction_history_and_filters(
             "amount": 600,
             "network": {"network_transaction_id": "h-clr"},
         },
-        headers=world["network"],
+        headers=world.network.headers,
     )
     await authorize(client, world, amount=99_999)
     detail = (
@@ -280,7 +284,7 @@ async def test_transaction_history_and_filters(
     ).json()["data"]
     assert [h["kind"] for h in detail["history"]] == ["authorization", "clearing"]
     card_view = (
-        await client.get(f"/v1/cards/{world['card']['id']}/transactions", headers=partner.headers)
+        await client.get(f"/v1/cards/{world.card.id}/transactions", headers=partner.headers)
     ).json()["data"]
     assert len(card_view) == 2
     big = (await client.get("/v1/transactions?min_amount=1000", headers=partner.headers)).json()[
@@ -289,14 +293,14 @@ async def test_transaction_history_and_filters(
     assert [t["decline_reason"] for t in big] == ["INSUFFICIENT_FUNDS"]
     by_balance = (
         await client.get(
-            f"/v1/transactions?balance_id={world['balance_id']}&status=SETTLED",
+            f"/v1/transactions?balance_id={world.card.balance_id}&status=SETTLED",
             headers=partner.headers,
         )
     ).json()["data"]
     assert [t["id"] for t in by_balance] == [hold["authorization_id"]]
     token = (
         await client.post(
-            f"/v1/users/{world['user_id']}/sessions", json={}, headers=partner.headers
+            f"/v1/users/{world.card.user_id}/sessions", json={}, headers=partner.headers
         )
     ).json()["data"]["access_token"]
     mine = (await client.get("/v1/me/transactions", headers=bearer(token))).json()["data"]
@@ -304,10 +308,10 @@ async def test_transaction_history_and_filters(
 
 
 async def test_the_transactions_of_an_unknown_or_foreign_card_are_a_404(
-    client: AsyncClient, partner: Partner, other_partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, other_partner: Partner, world: World
+) -> None:
     await authorize(client, world, amount=700)
-    path = f"/v1/cards/{world['card']['id']}/transactions"
+    path = f"/v1/cards/{world.card.id}/transactions"
     foreign = await client.get(path, headers=other_partner.headers)
     unknown = await client.get(f"/v1/cards/{new_id('card')}/transactions", headers=partner.headers)
     for answer in (foreign, unknown):
@@ -317,51 +321,51 @@ async def test_the_transactions_of_an_unknown_or_foreign_card_are_a_404(
     assert foreign.json()["code"] == "NOT_FOUND"
 
 
-async def test_balance_inquiry(client: AsyncClient, partner: Partner, world: dict) -> None:  # type: ignore[type-arg]
+async def test_balance_inquiry(client: AsyncClient, partner: Partner, world: World) -> None:
     await authorize(client, world, amount=2_500)
     asked = await client.post(
         "/v1/network/balance-inquiries",
-        json={"card_id": world["card"]["id"]},
-        headers=world["network"],
+        json={"card_id": world.card.id},
+        headers=world.network.headers,
     )
     assert asked.json() == {
-        "card_id": world["card"]["id"],
+        "card_id": world.card.id,
         "response_code": "00",
         "available_balance": 7_500,
         "currency": "EUR",
     }
-    await client.post(f"/v1/cards/{world['card']['id']}/freeze", headers=partner.headers)
+    await client.post(f"/v1/cards/{world.card.id}/freeze", headers=partner.headers)
     frozen = await client.post(
         "/v1/network/balance-inquiries",
-        json={"card_id": world["card"]["id"]},
-        headers=world["network"],
+        json={"card_id": world.card.id},
+        headers=world.network.headers,
     )
     assert (frozen.json()["response_code"], frozen.json()["available_balance"]) == ("05", None)
 
 
-async def test_balance_inquiries_take_the_network_ids(client: AsyncClient, world: dict) -> None:  # type: ignore[type-arg]
+async def test_balance_inquiries_take_the_network_ids(client: AsyncClient, world: World) -> None:
     ids = network_ids()
-    inquiry = {"card_id": world["card"]["id"], "network": ids}
+    inquiry = {"card_id": world.card.id, "network": ids}
     first = await client.post(
-        "/v1/network/balance-inquiries", json=inquiry, headers=world["network"]
+        "/v1/network/balance-inquiries", json=inquiry, headers=world.network.headers
     )
     assert first.status_code == 200, first.text
     assert (first.json()["response_code"], first.json()["available_balance"]) == ("00", 10_000)
     by_rrn = await client.post(
         "/v1/network/balance-inquiries",
-        json={"card_id": world["card"]["id"], "network": {"rrn": "123456789012", "stan": "000001"}},
-        headers=world["network"],
+        json={"card_id": world.card.id, "network": {"rrn": "123456789012", "stan": "000001"}},
+        headers=world.network.headers,
     )
     assert by_rrn.status_code == 200, by_rrn.text
     # An inquiry holds nothing: its retransmission answers the balance as it is now.
     await authorize(client, world, amount=2_500)
     again = await client.post(
-        "/v1/network/balance-inquiries", json=inquiry, headers=world["network"]
+        "/v1/network/balance-inquiries", json=inquiry, headers=world.network.headers
     )
     assert again.json()["available_balance"] == 7_500
     half = await client.post(
         "/v1/network/balance-inquiries",
-        json={"card_id": world["card"]["id"], "network": {"rrn": "123456789012"}},
-        headers=world["network"],
+        json={"card_id": world.card.id, "network": {"rrn": "123456789012"}},
+        headers=world.network.headers,
     )
     assert half.status_code == 422

@@ -38,8 +38,9 @@ from cardcore.models import (
     LedgerAccountDelta,
     LedgerTransfer,
 )
-from tests.authorizations.helpers import World, authorization, balance, make_world
+from tests.authorizations.network import authorization, balance
 from tests.authorizations.servers import Server, crash, servers
+from tests.factories import World, new_world
 
 CLIENTS = 12
 CARDS = 4
@@ -74,11 +75,11 @@ async def stream_until_crash(server: Server, world: World) -> Stream:
             for seq in itertools.count():
                 network_id = f"crash-{c:02d}-{seq:05d}"
                 card = world.cards[(c + seq) % CARDS]
-                body = authorization(card.card_id, 100 + (7 * c + seq) % 100, network_id)
+                body = authorization(card.id, 100 + (7 * c + seq) % 100, network_id)
                 stream.sent[network_id] = body
                 try:
                     response = await http.post(
-                        "/v1/network/authorizations", json=body, headers=world.network
+                        "/v1/network/authorizations", json=body, headers=world.network.headers
                     )
                 except httpx.ConnectError:
                     stream.refused.add(network_id)
@@ -248,13 +249,13 @@ async def check_books(
                     CardSpend.day_count,
                     CardSpend.lifetime_amount,
                     CardSpend.lifetime_count,
-                ).where(CardSpend.card_id == card.card_id, CardSpend.channel == "ALL")
+                ).where(CardSpend.card_id == card.id, CardSpend.channel == "ALL")
             )
         ).all()
-        count = sum(1 for row in transactions.values() if row.card_id == card.card_id)
+        count = sum(1 for row in transactions.values() if row.card_id == card.id)
         # (The lifetime's: the day's may have begun afresh at midnight during the stream.)
         assert [(amount, n) for _, _, amount, n in counted] == (
-            [(spent[card.card_id], count)] if count else []
+            [(spent[card.id], count)] if count else []
         ), card
 
     assert await verify(session) == []
@@ -271,8 +272,8 @@ async def check_balances(app: FastAPI, world: World, sent: dict[str, dict[str, A
             got = await balance(local, world.partner, card.balance_id)
             assert (got["total"], got["pending"], got["available"]) == (
                 FUNDING,
-                held[card.card_id],
-                FUNDING - held[card.card_id],
+                held[card.id],
+                FUNDING - held[card.id],
             )
 
 
@@ -280,13 +281,8 @@ async def test_killed_server_leaves_every_authorization_whole(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings, tmp_path: Path
 ) -> None:
     sessions = create_sessionmaker(engine)
-    async with (
-        sessions() as session,
-        AsyncClient(
-            transport=ASGITransport(app=committed_app), base_url="http://cardcore", timeout=60
-        ) as local,
-    ):
-        world = await make_world(local, session, "Crash", *[FUNDING] * CARDS)
+    world = await new_world(committed_app, "Crash", [FUNDING] * CARDS)
+    async with sessions() as session:
         before = set(
             (
                 await session.execute(
@@ -340,7 +336,7 @@ async def test_killed_server_leaves_every_authorization_whole(
             response = await http.post(
                 "/v1/network/authorizations",
                 json=stream.sent[network_id],
-                headers=world.network,
+                headers=world.network.headers,
             )
             assert response.status_code == 200, response.text
             return response.json()  # type: ignore[no-any-return]

@@ -13,17 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.cards.lifecycle import LOCK_REASONS
 from cardcore.models import Card, Program
 from tests.authorizations.network import authorize, available
-from tests.conftest import Partner
+from tests.factories import Partner, World
 
-Setup = Callable[[AsyncClient, AsyncSession, Partner, dict[str, Any]], Awaitable[None]]
+Setup = Callable[[AsyncClient, AsyncSession, Partner, World], Awaitable[None]]
 
 
 def controls(**body: Any) -> Setup:
     async def put(
-        client: AsyncClient, session: AsyncSession, partner: Partner, world: dict[str, Any]
+        client: AsyncClient, session: AsyncSession, partner: Partner, world: World
     ) -> None:
         response = await client.put(
-            f"/v1/cards/{world['card']['id']}/controls", json=body, headers=partner.headers
+            f"/v1/cards/{world.card.id}/controls", json=body, headers=partner.headers
         )
         assert response.status_code == 200, response.text
 
@@ -32,9 +32,9 @@ def controls(**body: Any) -> Setup:
 
 def card_row(**values: Any) -> Setup:
     async def change(
-        client: AsyncClient, session: AsyncSession, partner: Partner, world: dict[str, Any]
+        client: AsyncClient, session: AsyncSession, partner: Partner, world: World
     ) -> None:
-        await session.execute(update(Card).where(Card.id == world["card"]["id"]).values(**values))
+        await session.execute(update(Card).where(Card.id == world.card.id).values(**values))
         await session.commit()
 
     return change
@@ -42,7 +42,7 @@ def card_row(**values: Any) -> Setup:
 
 def program_row(**values: Any) -> Setup:
     async def change(
-        client: AsyncClient, session: AsyncSession, partner: Partner, world: dict[str, Any]
+        client: AsyncClient, session: AsyncSession, partner: Partner, world: World
     ) -> None:
         await session.execute(
             update(Program).where(Program.id == partner.program_id).values(**values)
@@ -54,7 +54,7 @@ def program_row(**values: Any) -> Setup:
 
 def both(*steps: Setup) -> Setup:
     async def run(
-        client: AsyncClient, session: AsyncSession, partner: Partner, world: dict[str, Any]
+        client: AsyncClient, session: AsyncSession, partner: Partner, world: World
     ) -> None:
         for step in steps:
             await step(client, session, partner, world)
@@ -64,11 +64,9 @@ def both(*steps: Setup) -> Setup:
 
 def call(path: str) -> Setup:
     async def post(
-        client: AsyncClient, session: AsyncSession, partner: Partner, world: dict[str, Any]
+        client: AsyncClient, session: AsyncSession, partner: Partner, world: World
     ) -> None:
-        response = await client.post(
-            f"/v1/cards/{world['card']['id']}/{path}", headers=partner.headers
-        )
+        response = await client.post(f"/v1/cards/{world.card.id}/{path}", headers=partner.headers)
         assert response.status_code in (200, 204), response.text
 
     return post
@@ -78,7 +76,7 @@ def spend_first(amount: int) -> Setup:
     """An approved purchase first, so that a period's counters are not empty."""
 
     async def buy(
-        client: AsyncClient, session: AsyncSession, partner: Partner, world: dict[str, Any]
+        client: AsyncClient, session: AsyncSession, partner: Partner, world: World
     ) -> None:
         assert (await authorize(client, world, amount=amount))["approved"] is True
 
@@ -226,7 +224,7 @@ async def test_each_rule_declines_through_the_network(
     client: AsyncClient,
     session: AsyncSession,
     partner: Partner,
-    world: dict[str, Any],
+    world: World,
     setup: Setup,
     message: dict[str, Any],
     code: str,

@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy.engine import URL
 
 from cardcore.cli import alembic_config, run_migrations
-from tests.conftest import _asyncpg_dsn
+from tests.harness import asyncpg_dsn
 
 REVISION = "2026_12_03_follow_ups"
 BEFORE = "2026_12_03_auth_functions"
@@ -19,7 +19,7 @@ BEFORE = "2026_12_03_auth_functions"
 
 async def _by_name(url: URL, column: str, where: str) -> dict[str, Any]:
     """`column` of the functions `where` picks, by name."""
-    dsn, extra = _asyncpg_dsn(url)
+    dsn, extra = asyncpg_dsn(url)
     db = await asyncpg.connect(dsn, **extra)
     try:
         rows = await db.fetch(f"SELECT proname, {column} FROM pg_proc WHERE {where}")  # noqa: S608
@@ -116,7 +116,7 @@ async def test_many_at_a_time_down_and_up_again(scratch_url: URL) -> None:
 
 
 async def _argument_types(url: URL) -> set[str]:
-    dsn, extra = _asyncpg_dsn(url)
+    dsn, extra = asyncpg_dsn(url)
     db = await asyncpg.connect(dsn, **extra)
     try:
         rows = await db.fetch(

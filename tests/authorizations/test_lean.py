@@ -19,15 +19,13 @@ from cardcore.db import create_engine, create_sessionmaker
 from cardcore.kit.crypto import sha256_digest
 from cardcore.ledger.verify import verify
 from cardcore.models import ApiKey, AuditLog, Card, CardTransactionEvent, Event, Program
-from tests.authorizations import helpers
-from tests.authorizations.conftest import make_world
-from tests.authorizations.network import body
+from tests.authorizations.network import authorization, body
 from tests.authorizations.own_pool import PATH, close, follow_up_body, own_pool, warm_up
-from tests.conftest import make_partner
+from tests.factories import World, new_world
 
 
-def _known(world: dict[str, Any]) -> bool:
-    return sha256_digest(world["network"]["X-API-Key"]) in lean._KNOWN_KEYS
+def _known(world: World) -> bool:
+    return sha256_digest(world.network.secret) in lean._KNOWN_KEYS
 
 
 async def _audited(session: AsyncSession, path: str = PATH) -> int:
@@ -37,16 +35,16 @@ async def _audited(session: AsyncSession, path: str = PATH) -> int:
 
 
 async def test_a_known_key_goes_lean_with_the_same_answers(
-    client: AsyncClient, world: dict[str, Any], session: AsyncSession
+    client: AsyncClient, world: World, session: AsyncSession
 ) -> None:
     lean._KNOWN_KEYS.clear()
-    first = await client.post(PATH, json=body(world), headers=world["network"])
+    first = await client.post(PATH, json=body(world), headers=world.network.headers)
     assert first.status_code == 200, first.text
     # The first message of a key in a process takes the standard route, which learns the key.
     assert _known(world)
     assert await _audited(session) == 1
     message = body(world)
-    lean_answer = await client.post(PATH, json=message, headers=world["network"])
+    lean_answer = await client.post(PATH, json=message, headers=world.network.headers)
     assert lean_answer.status_code == 200, lean_answer.text
     # The lean route writes no audit row: the network message is the record.
     assert await _audited(session) == 1
@@ -66,10 +64,10 @@ async def test_a_known_key_goes_lean_with_the_same_answers(
         == 1
     )
     # A retransmission is answered byte for byte, by either route.
-    again = await client.post(PATH, json=message, headers=world["network"])
+    again = await client.post(PATH, json=message, headers=world.network.headers)
     assert again.content == lean_answer.content
     standard = await client.post(
-        PATH, json=message, headers={**world["network"], "Idempotency-Key": "retransmitted"}
+        PATH, json=message, headers={**world.network.headers, "Idempotency-Key": "retransmitted"}
     )
     assert standard.content == lean_answer.content
     assert lean_answer.json()["available_balance"] == 10_000 - 2 * 1_000
@@ -86,7 +84,7 @@ async def test_a_known_key_goes_lean_with_the_same_answers(
 )
 async def test_follow_ups_go_lean_with_the_same_answers(
     client: AsyncClient,
-    world: dict[str, Any],
+    world: World,
     session: AsyncSession,
     path: str,
     amount: int,
@@ -94,11 +92,11 @@ async def test_follow_ups_go_lean_with_the_same_answers(
     available: int,
 ) -> None:
     lean._KNOWN_KEYS.clear()
-    authorized = await client.post(PATH, json=body(world), headers=world["network"])
+    authorized = await client.post(PATH, json=body(world), headers=world.network.headers)
     assert authorized.status_code == 200, authorized.text
     assert _known(world)
     message = follow_up_body(authorized.json()["authorization_id"], f"lean-{path}", amount)
-    answer = await client.post(path, json=message, headers=world["network"])
+    answer = await client.post(path, json=message, headers=world.network.headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["approved"]
     assert answer.json()["held_amount"] == held
@@ -111,10 +109,10 @@ async def test_follow_ups_go_lean_with_the_same_answers(
         )
     )
     assert stored == answer.json()
-    again = await client.post(path, json=message, headers=world["network"])
+    again = await client.post(path, json=message, headers=world.network.headers)
     assert again.content == answer.content
     standard = await client.post(
-        path, json=message, headers={**world["network"], "Idempotency-Key": "retransmitted"}
+        path, json=message, headers={**world.network.headers, "Idempotency-Key": "retransmitted"}
     )
     assert standard.content == answer.content
     assert await _audited(session, path) == 1
@@ -122,22 +120,22 @@ async def test_follow_ups_go_lean_with_the_same_answers(
 
 
 async def test_follow_up_errors_are_the_standard_routes(
-    client: AsyncClient, world: dict[str, Any], session: AsyncSession
+    client: AsyncClient, world: World, session: AsyncSession
 ) -> None:
     lean._KNOWN_KEYS.clear()
-    authorized = (await client.post(PATH, json=body(world), headers=world["network"])).json()
+    authorized = (await client.post(PATH, json=body(world), headers=world.network.headers)).json()
     clearings = "/v1/network/clearings"
     above = await client.post(
         clearings,
         json=follow_up_body(authorized["authorization_id"], "c-1", 5_000),
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert above.status_code == 422
     assert above.json()["code"] == "CLEARING_ABOVE_TOLERANCE"
     unknown = await client.post(
         clearings,
         json=follow_up_body("txn_01jd3xk0000000000000000000", "c-2"),
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert unknown.status_code == 404
     assert (
@@ -150,29 +148,31 @@ async def test_follow_up_errors_are_the_standard_routes(
     )
     await session.execute(
         update(ApiKey)
-        .where(ApiKey.secret_hash == sha256_digest(world["network"]["X-API-Key"]))
+        .where(ApiKey.secret_hash == sha256_digest(world.network.secret))
         .values(revoked_at=func.now())
     )
     await session.commit()
     refused = await client.post(
         clearings,
         json=follow_up_body(authorized["authorization_id"], "c-3"),
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert refused.status_code == 401, refused.text
     assert not _known(world)
 
 
 async def test_errors_are_the_standard_routes(
-    client: AsyncClient, world: dict[str, Any], session: AsyncSession
+    client: AsyncClient, world: World, session: AsyncSession
 ) -> None:
-    await client.post(PATH, json=body(world), headers=world["network"])
+    await client.post(PATH, json=body(world), headers=world.network.headers)
     assert _known(world)
-    invalid = await client.post(PATH, json=body(world, amount=-5), headers=world["network"])
+    invalid = await client.post(PATH, json=body(world, amount=-5), headers=world.network.headers)
     assert invalid.status_code == 422
     assert invalid.json()["code"] == "VALIDATION_ERROR"
     unknown = await client.post(
-        PATH, json=body(world, card_id="card_01jd3xk0000000000000000000"), headers=world["network"]
+        PATH,
+        json=body(world, card_id="card_01jd3xk0000000000000000000"),
+        headers=world.network.headers,
     )
     assert unknown.status_code == 404
     # Failures are audited, as on every route.
@@ -188,11 +188,13 @@ async def test_errors_are_the_standard_routes(
 
 @pytest.mark.parametrize("change", ["revoke", "suspend"])
 async def test_a_key_stops_working_at_once(
-    client: AsyncClient, world: dict[str, Any], session: AsyncSession, change: str
+    client: AsyncClient, world: World, session: AsyncSession, change: str
 ) -> None:
-    assert (await client.post(PATH, json=body(world), headers=world["network"])).status_code == 200
+    assert (
+        await client.post(PATH, json=body(world), headers=world.network.headers)
+    ).status_code == 200
     assert _known(world)
-    digest = sha256_digest(world["network"]["X-API-Key"])
+    digest = sha256_digest(world.network.secret)
     if change == "revoke":
         await session.execute(
             update(ApiKey).where(ApiKey.secret_hash == digest).values(revoked_at=func.now())
@@ -203,18 +205,20 @@ async def test_a_key_stops_working_at_once(
             update(Program).where(Program.id == program_id).values(status="SUSPENDED")
         )
     await session.commit()
-    refused = await client.post(PATH, json=body(world), headers=world["network"])
+    refused = await client.post(PATH, json=body(world), headers=world.network.headers)
     assert refused.status_code == (401 if change == "revoke" else 403), refused.text
     assert not _known(world)
 
 
 async def test_another_programs_card_is_not_found(
-    client: AsyncClient, world: dict[str, Any], session: AsyncSession
+    client: AsyncClient, app: FastAPI, world: World, session: AsyncSession
 ) -> None:
-    other = await make_world(client, session, await make_partner(session, "Other"))
-    assert (await client.post(PATH, json=body(world), headers=world["network"])).status_code == 200
+    other = await new_world(app, "Other")
+    assert (
+        await client.post(PATH, json=body(world), headers=world.network.headers)
+    ).status_code == 200
     stolen = await client.post(
-        PATH, json=body(world, card_id=other["card"]["id"]), headers=world["network"]
+        PATH, json=body(world, card_id=other.card.id), headers=world.network.headers
     )
     assert stolen.status_code == 404
 
@@ -224,11 +228,7 @@ async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_t
 ) -> None:
     """BEGIN, the read, the write, COMMIT, on an app with a session of its own engine (here of
     one pooled connection, whose every statement is logged while one runs)."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, "Counted", 10_000)
+    world = await new_world(committed_app, "Counted")
     one = create_engine(
         settings.database_url or "",
         settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}),
@@ -237,13 +237,13 @@ async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_t
     sent: list[str] = []
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
-            message = helpers.authorization(world.cards[0].card_id, 100, "counted-1")
-            first = await c.post(PATH, json=message, headers=world.network)
+            message = authorization(world.card.id, 100, "counted-1")
+            first = await c.post(PATH, json=message, headers=world.network.headers)
             assert first.json()["approved"], first.text
             # The connection's first follow-up learns the type of the row its read returns.
             warm = follow_up_body(first.json()["authorization_id"], "counted-warm", 10)
             warmed = await c.post(
-                "/v1/network/incremental-authorizations", json=warm, headers=world.network
+                "/v1/network/incremental-authorizations", json=warm, headers=world.network.headers
             )
             assert warmed.json()["approved"], warmed.text
             async with one.connect() as probe:
@@ -253,8 +253,8 @@ async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_t
                 sent.append(record.query)
 
             connection.add_query_logger(log)
-            message = helpers.authorization(world.cards[0].card_id, 100, "counted-2")
-            answer = await c.post(PATH, json=message, headers=world.network)
+            message = authorization(world.card.id, 100, "counted-2")
+            answer = await c.post(PATH, json=message, headers=world.network.headers)
             assert answer.json()["approved"], answer.text
             authorization_id = answer.json()["authorization_id"]
             trips = [list(sent)]
@@ -268,7 +268,7 @@ async def test_in_a_session_an_authorization_and_its_follow_ups_are_four_round_t
                 followed = await c.post(
                     path,
                     json=follow_up_body(authorization_id, ids, amount),
-                    headers=world.network,
+                    headers=world.network.headers,
                 )
                 assert followed.json()["approved"], followed.text
                 trips.append(list(sent))
@@ -292,11 +292,7 @@ async def test_the_lean_paths_own_connections(
     an authorization's or a follow-up's read and write, each a transaction of its own, the read's
     connection given back while the message is decided; whatever it cannot do there (a PIN
     block, a key no longer good) goes the standard way."""
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://cardcore") as c,
-    ):
-        world = await helpers.make_world(c, session, "Own pool", 10_000)
+    world = await new_world(committed_app, "Own pool")
     app = create_app(settings.model_copy(update={"run_worker": False}))
     connections = app.state.lean_connections
     assert connections is not None
@@ -320,11 +316,11 @@ async def test_the_lean_paths_own_connections(
         return opening
 
     connections.connection = logged(connections.connection)
-    card = world.cards[0].card_id
+    card = world.card.id
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
             first = await c.post(
-                PATH, json=helpers.authorization(card, 100, "own-1"), headers=world.network
+                PATH, json=authorization(card, 100, "own-1"), headers=world.network.headers
             )
             assert first.json()["approved"], first.text
             assert sent == []  # the first message of a key takes the standard route
@@ -332,8 +328,8 @@ async def test_the_lean_paths_own_connections(
             # still open then: this process learns it on the next, which the lean path leaves
             # (rolled back) to the standard route. Then a new connection learns the types.
             for n in (2, 3):
-                warm = helpers.authorization(card, 100, f"own-warm-{n}")
-                warmed = await c.post(PATH, json=warm, headers=world.network)
+                warm = authorization(card, 100, f"own-warm-{n}")
+                warmed = await c.post(PATH, json=warm, headers=world.network.headers)
                 assert warmed.json()["approved"]
             assert [" ".join(q.split()[:2]) for q in sent[-2:]] == [
                 "SELECT refused_account,",
@@ -342,12 +338,12 @@ async def test_the_lean_paths_own_connections(
             # ... and the type of the row a follow-up's read returns.
             warm = follow_up_body(warmed.json()["authorization_id"], "own-warm-increment", 10)
             warmed = await c.post(
-                "/v1/network/incremental-authorizations", json=warm, headers=world.network
+                "/v1/network/incremental-authorizations", json=warm, headers=world.network.headers
             )
             assert warmed.json()["approved"]
             sent.clear()
-            message = helpers.authorization(card, 250, "own-2")
-            answer = await c.post(PATH, json=message, headers=world.network)
+            message = authorization(card, 250, "own-2")
+            answer = await c.post(PATH, json=message, headers=world.network.headers)
             assert answer.json()["approved"], answer.text
             assert answer.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 250
             # The read's connection is given back while the message is decided.
@@ -357,11 +353,13 @@ async def test_the_lean_paths_own_connections(
                 "SELECT refused_account,",
                 "released",
             ]
-            again = await c.post(PATH, json=message, headers=world.network)
+            again = await c.post(PATH, json=message, headers=world.network.headers)
             assert again.content == answer.content
             sent.clear()
             clearing = follow_up_body(answer.json()["authorization_id"], "own-clearing", 200)
-            cleared = await c.post("/v1/network/clearings", json=clearing, headers=world.network)
+            cleared = await c.post(
+                "/v1/network/clearings", json=clearing, headers=world.network.headers
+            )
             assert cleared.json()["approved"], cleared.text
             assert cleared.json()["available_balance"] == 10_000 - 3 * 100 - 10 - 200
             assert [" ".join(q.split()[:2]) for q in sent] == [
@@ -380,12 +378,12 @@ async def test_the_lean_paths_own_connections(
                 # A revoked key: the read refuses it, the standard route answers 401.
                 await session.execute(
                     update(ApiKey)
-                    .where(ApiKey.secret_hash == sha256_digest(world.network["X-API-Key"]))
+                    .where(ApiKey.secret_hash == sha256_digest(world.network.secret))
                     .values(revoked_at=func.now())
                 )
                 await session.commit()
             refused = await c.post(
-                PATH, json=helpers.authorization(card, 100, "own-3"), headers=world.network
+                PATH, json=authorization(card, 100, "own-3"), headers=world.network.headers
             )
             assert refused.status_code == 401, refused.text
             async with create_sessionmaker(engine)() as session:
@@ -430,7 +428,7 @@ async def test_a_decision_on_a_changed_card_is_made_again(
     """The own pool's authorization reads without the card's lock; when the card changes
     before its write (here: locked, or authorized by another message, each committed in between),
     the write records nothing and the message is read and decided again."""
-    app, world, card = await own_pool(committed_app, engine, settings, f"Changed {meanwhile}")
+    app, world, card = await own_pool(committed_app, settings, f"Changed {meanwhile}")
 
     async def change(arguments: dict[str, Any]) -> None:
         if meanwhile == "card locked":
@@ -438,11 +436,11 @@ async def test_a_decision_on_a_changed_card_is_made_again(
                 await other.execute(update(Card).where(Card.id == card).values(status="LOCKED"))
                 await other.commit()
             return
-        other_message = helpers.authorization(card, 300, f"{meanwhile}-other")
+        other_message = authorization(card, 300, f"{meanwhile}-other")
         async with AsyncClient(
             transport=ASGITransport(app=committed_app), base_url="http://cardcore"
         ) as c:
-            other_answer = await c.post(PATH, json=other_message, headers=world.network)
+            other_answer = await c.post(PATH, json=other_message, headers=world.network.headers)
             assert other_answer.json()["approved"]
 
     write, writes = _stale_or_not(store.write, "unlocked", change)
@@ -450,8 +448,8 @@ async def test_a_decision_on_a_changed_card_is_made_again(
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
             await warm_up(c, world, card, meanwhile)
             monkeypatch.setattr(store, "write", write)
-            message = helpers.authorization(card, 500, f"{meanwhile}-changed")
-            answer = await c.post(PATH, json=message, headers=world.network)
+            message = authorization(card, 500, f"{meanwhile}-changed")
+            answer = await c.post(PATH, json=message, headers=world.network.headers)
     finally:
         await close(app)
     assert writes == [False, True]
@@ -477,14 +475,16 @@ async def test_a_follow_up_on_a_changed_authorization_is_decided_again(
     reversal's write: the write records nothing, and read again the reversal finds the
     authorization settled (409, from the standard route) — the hold is released once, by the
     clearing."""
-    app, world, card = await own_pool(committed_app, engine, settings, "Changed authorization")
+    app, world, card = await own_pool(committed_app, settings, "Changed authorization")
 
     async def clear(arguments: dict[str, Any]) -> None:
         clearing = follow_up_body(arguments["transaction"].id, "meanwhile-clearing")
         async with AsyncClient(
             transport=ASGITransport(app=committed_app), base_url="http://cardcore"
         ) as c:
-            other = await c.post("/v1/network/clearings", json=clearing, headers=world.network)
+            other = await c.post(
+                "/v1/network/clearings", json=clearing, headers=world.network.headers
+            )
             assert other.json()["approved"], other.text
 
     write, writes = _stale_or_not(store.write_follow_up, "version", clear)
@@ -493,7 +493,9 @@ async def test_a_follow_up_on_a_changed_authorization_is_decided_again(
             warmed = await warm_up(c, world, card, "changed")
             monkeypatch.setattr(store, "write_follow_up", write)
             reversal = follow_up_body(warmed["authorization_id"], "changed-reversal")
-            answer = await c.post("/v1/network/reversals", json=reversal, headers=world.network)
+            answer = await c.post(
+                "/v1/network/reversals", json=reversal, headers=world.network.headers
+            )
     finally:
         await close(app)
     assert writes[0] is False

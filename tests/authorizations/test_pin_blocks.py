@@ -2,6 +2,7 @@
 against the card's keyed PIN hash, with the clear PIN never in a message, a row or a log line."""
 
 import json
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
@@ -12,7 +13,6 @@ from cardcore.cards.pin_blocks import PinVerdict, ZoneKey, verify_pin_block
 from cardcore.cards.security import pin_hash
 from cardcore.kit.crypto import generate_key_spec, parse_keys
 from cardcore.kit.logging import configure_logging
-from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, body
 from tests.authorizations.pin_blocks import (
     AES_ZPK,
@@ -23,7 +23,7 @@ from tests.authorizations.pin_blocks import (
     format4_block,
     kcv,
 )
-from tests.conftest import Partner
+from tests.factories import Partner, World
 from tests.kit.jose import encrypted_post, opened
 
 PIN = "739184"
@@ -101,22 +101,22 @@ def test_any_pin_and_pan_verify_in_both_formats(pin: str, other: str, pan: str, 
 
 
 async def install_zpk(
-    client: AsyncClient, world: dict, algorithm: str, key: str, **extra: object
-) -> dict:  # type: ignore[type-arg]
+    client: AsyncClient, world: World, algorithm: str, key: str, **extra: object
+) -> dict[str, Any]:
     answer = opened(
         await encrypted_post(
             client,
             "/v1/admin/zone-pin-keys",
             {"algorithm": algorithm, "key": key, **extra},
-            bearer(world["token"]),
+            world.admin.headers,
         )
     )
     return answer["data"]  # type: ignore[no-any-return]
 
 
-async def card_with_pin(client: AsyncClient, partner: Partner, world: dict) -> str:  # type: ignore[type-arg]
+async def card_with_pin(client: AsyncClient, partner: Partner, world: World) -> str:
     """Sets the world card's PIN; returns its PAN."""
-    card_id = world["card"]["id"]
+    card_id = world.card.id
     await encrypted_post(client, f"/v1/cards/{card_id}/pin", {"pin": PIN}, partner.headers, "PUT")
     revealed = opened(
         await encrypted_post(
@@ -126,17 +126,17 @@ async def card_with_pin(client: AsyncClient, partner: Partner, world: dict) -> s
     return revealed["data"]["pan"]  # type: ignore[no-any-return]
 
 
-async def with_block(client: AsyncClient, world: dict, block: str, fmt: int) -> dict:  # type: ignore[type-arg]
+async def with_block(client: AsyncClient, world: World, block: str, fmt: int) -> dict[str, Any]:
     return await authorize(client, world, pin_block=block, pin_block_format=fmt)
 
 
-def outcome(answer: dict) -> tuple[bool, str, str | None]:  # type: ignore[type-arg]
+def outcome(answer: dict[str, Any]) -> tuple[bool, str, str | None]:
     return answer["approved"], answer["response_code"], answer["decline_reason"]
 
 
 async def test_format_0_right_pin_approves_and_the_third_wrong_pin_locks(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World
+) -> None:
     pan = await card_with_pin(client, partner, world)
     installed = await install_zpk(client, world, "TDES", TDES_ZPK)
     assert (installed["kcv"], installed["key_bits"], installed["status"]) == (
@@ -159,9 +159,7 @@ async def test_format_0_right_pin_approves_and_the_third_wrong_pin_locks(
         (False, "55", "WRONG_PIN"),
         (False, "75", "PIN_TRIES_EXCEEDED"),
     ]
-    card = (await client.get(f"/v1/cards/{world['card']['id']}", headers=partner.headers)).json()[
-        "data"
-    ]
+    card = (await client.get(f"/v1/cards/{world.card.id}", headers=partner.headers)).json()["data"]
     assert (card["status"], card["lock_reason"], card["failure_action_code"]) == (
         "LOCKED",
         6,
@@ -171,8 +169,8 @@ async def test_format_0_right_pin_approves_and_the_third_wrong_pin_locks(
 
 
 async def test_a_right_pin_resets_the_wrong_pin_count(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World
+) -> None:
     pan = await card_with_pin(client, partner, world)
     await install_zpk(client, world, "TDES", TDES3_ZPK)
     for _ in range(2):
@@ -184,8 +182,8 @@ async def test_a_right_pin_resets_the_wrong_pin_count(
 
 
 async def test_format_4_under_aes_and_key_rotation_with_a_grace_period(
-    client: AsyncClient, partner: Partner, world: dict, session
-) -> None:  # type: ignore[no-untyped-def, type-arg]
+    client: AsyncClient, partner: Partner, world: World, session
+) -> None:  # type: ignore[no-untyped-def]
     pan = await card_with_pin(client, partner, world)
     old = await install_zpk(client, world, "TDES", TDES_ZPK)
     aes = await install_zpk(client, world, "AES", AES_ZPK, kcv=kcv("AES", AES_ZPK))
@@ -202,7 +200,7 @@ async def test_format_4_under_aes_and_key_rotation_with_a_grace_period(
     await install_zpk(client, world, "TDES", TDES3_ZPK, previous_key_grace_seconds=3600)
     assert (await with_block(client, world, format0_block(PIN, pan, TDES3_ZPK), 0))["approved"]
     assert (await with_block(client, world, format4_block(PIN, pan), 4))["approved"]
-    listed = await client.get("/v1/admin/zone-pin-keys", headers=bearer(world["token"]))
+    listed = await client.get("/v1/admin/zone-pin-keys", headers=world.admin.headers)
     rows = listed.json()["data"]
     assert [(r["algorithm"], r["key_bits"], r["kcv"], r["status"]) for r in rows] == [
         ("TDES", 192, kcv("TDES", TDES3_ZPK), "CURRENT"),
@@ -228,8 +226,8 @@ async def test_format_4_under_aes_and_key_rotation_with_a_grace_period(
 
 
 async def test_a_block_for_another_pan_or_under_another_key_is_unreadable_and_no_try(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World
+) -> None:
     pan = await card_with_pin(client, partner, world)
     await install_zpk(client, world, "TDES", TDES_ZPK)
     # Another card's number: the digit before the check digit differs, which lands in the fill.
@@ -241,14 +239,14 @@ async def test_a_block_for_another_pan_or_under_another_key_is_unreadable_and_no
     answer = await with_block(client, world, format4_block(PIN, other_pan), 4)
     assert outcome(answer) == (False, "81", "PIN_BLOCK_UNREADABLE")
     # None of those was the cardholder's try: the card is active and the right PIN works.
-    card = (await client.get(f"/v1/cards/{world['card']['id']}", headers=partner.headers)).json()
+    card = (await client.get(f"/v1/cards/{world.card.id}", headers=partner.headers)).json()
     assert card["data"]["status"] == "ACTIVE"
     assert (await with_block(client, world, format4_block(PIN, pan), 4))["approved"] is True
 
 
 async def test_without_a_zone_pin_key_a_pin_block_is_declined_clearly(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World
+) -> None:
     pan = await card_with_pin(client, partner, world)
     answer = await with_block(client, world, format0_block(PIN, pan), 0)
     assert outcome(answer) == (False, "86", "NO_ZONE_PIN_KEY")
@@ -268,11 +266,11 @@ MALFORMED = [
 
 
 async def test_a_malformed_pin_block_is_a_clear_422(
-    client: AsyncClient, partner: Partner, world: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World
+) -> None:
     for fields in MALFORMED:
         response = await client.post(
-            "/v1/network/authorizations", json=body(world, **fields), headers=world["network"]
+            "/v1/network/authorizations", json=body(world, **fields), headers=world.network.headers
         )
         assert response.status_code == 422, (fields, response.text)
         assert response.json()["code"] == "VALIDATION_ERROR"
@@ -283,8 +281,8 @@ async def test_a_malformed_pin_block_is_a_clear_422(
 
 
 async def test_no_pin_key_or_block_reaches_a_log_line(
-    client: AsyncClient, partner: Partner, world: dict, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     pan = await card_with_pin(client, partner, world)
     configure_logging("DEBUG", "json")
     capsys.readouterr()

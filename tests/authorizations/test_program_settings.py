@@ -1,12 +1,11 @@
 """Ops set the program's rules over the API, and the authorization engine follows them."""
 
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, follow_up
-from tests.cards.helpers import ops_token
-from tests.conftest import Partner
+from tests.factories import Partner, World, make_admin
 
 BAR = {"name": "Bar", "mcc": "5813", "country": "PL"}
 
@@ -15,9 +14,9 @@ async def test_ops_read_and_change_the_rules(
     client: AsyncClient,
     session: AsyncSession,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
-    admin = bearer(world["token"])
+    admin = world.admin.headers
     current = (await client.get("/v1/admin/program-settings", headers=admin)).json()["data"]
     assert (current["timezone"], current["fx_markup_bps"], current["hold_expiry_days"]) == (
         "UTC",
@@ -64,9 +63,9 @@ async def test_ops_read_and_change_the_rules(
 
 
 async def test_managers_read_only_admins_write(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    manager = bearer(await ops_token(client, session, partner, "manager"))
+    manager = (await make_admin(app, partner, "manager")).headers
     assert (await client.get("/v1/admin/program-settings", headers=manager)).status_code == 200
     assert (
         await client.patch("/v1/admin/program-settings", json={"fx_markup_bps": 1}, headers=manager)

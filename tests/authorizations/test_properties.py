@@ -1,7 +1,7 @@
 """Random sequences of network messages — authorizations, increments, reversals, clearings,
 refunds, expiries and retransmissions — keep a simple model and the ledger's invariants true after
 every step, without fees and with a POS transaction fee that follows every hold. Everything goes
-through the HTTP API."""
+through the HTTP API; the program and cards they start from are made by the factories."""
 
 import asyncio
 import itertools
@@ -27,8 +27,8 @@ from cardcore.config import Settings
 from cardcore.fees.schemas import Price
 from cardcore.ledger.verify import verify
 from cardcore.models import ProgramMode
-from tests.auth.helpers import bearer
-from tests.authorizations.helpers import Funded, authorization, fund_cards, make_base
+from tests.authorizations.network import authorization
+from tests.factories import World, make_partner, make_world
 from tests.machines import RolledBackApp, run_machine
 
 # Two cards on balances of their own; authorizations of up to 4,000 and increments of up to
@@ -71,8 +71,7 @@ class AuthorizationMachine(RuleBasedStateMachine):
     connection: AsyncConnection
     sessionmaker: async_sessionmaker[AsyncSession]
     client: AsyncClient
-    base: dict[str, Any]
-    cards: list[Funded]
+    world: World
     # The program's POS transaction fee, if it has one (FeeAuthorizationMachine).
     fee_price: Price | None = None
 
@@ -83,7 +82,7 @@ class AuthorizationMachine(RuleBasedStateMachine):
         super().__init__()
         self.savepoint = self.run(self.connection.begin_nested())
         self.available = {
-            card.balance_id: amount for card, amount in zip(self.cards, FUNDING, strict=True)
+            card.balance_id: amount for card, amount in zip(self.world.cards, FUNDING, strict=True)
         }
         self.total = dict(self.available)
         self.auths: dict[str, Auth] = {}
@@ -97,17 +96,19 @@ class AuthorizationMachine(RuleBasedStateMachine):
 
     @property
     def partner_headers(self) -> dict[str, str]:
-        return self.base["partner"].headers  # type: ignore[no-any-return]
+        return self.world.partner.headers
 
     # -- talking to the API ----------------------------------------------------------------------
 
     def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-        return self.run(self.client.post(path, json=body, headers=headers or self.base["network"]))
+        return self.run(
+            self.client.post(path, json=body, headers=headers or self.world.network.headers)
+        )
 
     def answered(
         self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        headers = headers or self.base["network"]
+        headers = headers or self.world.network.headers
         response = self.post(path, body, headers)
         assert response.status_code == 200, (path, body, response.text)
         answer: dict[str, Any] = response.json()
@@ -170,10 +171,10 @@ class AuthorizationMachine(RuleBasedStateMachine):
 
     @rule(card=st.sampled_from(range(len(FUNDING))), amount=st.integers(1, 4_000))
     def authorize(self, card: int, amount: int) -> None:
-        funded = self.cards[card]
+        funded = self.world.cards[card]
         answer = self.answered(
             "/v1/network/authorizations",
-            authorization(funded.card_id, amount, f"p-{next(_ids)}"),
+            authorization(funded.id, amount, f"p-{next(_ids)}"),
         )
         auth_id = answer["authorization_id"]
         fee = self.fee_of(amount)
@@ -323,7 +324,7 @@ class AuthorizationMachine(RuleBasedStateMachine):
 
     @invariant()
     def balances_match_the_model(self) -> None:
-        for card in self.cards:
+        for card in self.world.cards:
             response = self.run(
                 self.client.get(f"/v1/balances/{card.balance_id}", headers=self.partner_headers)
             )
@@ -368,12 +369,12 @@ def test_random_network_messages_with_a_transaction_fee(settings_for_tests: Sett
 
 
 def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> None:
-    async def prepare(world: RolledBackApp) -> None:
-        client = world.client
-        async with world.sessionmaker() as session:
+    async def prepare(rolled: RolledBackApp) -> None:
+        client = rolled.client
+        async with rolled.sessionmaker() as session:
             # A test program, for POST /v1/simulate/expire; nothing else here depends on it.
-            base = await make_base(client, session, "Properties", ProgramMode.TEST)
-        cards = await fund_cards(client, base["partner"], base, *FUNDING)
+            partner = await make_partner(session, "Properties", ProgramMode.TEST)
+        world = await make_world(rolled.app, partner, FUNDING)
         # The first authorization of a program makes its card network account (and, with a fee,
         # its fee revenue account), whose ids the app caches per process: made inside an example,
         # they would be rolled back with the example but stay cached for the next ones. So they
@@ -391,13 +392,13 @@ def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> N
                             }
                         ]
                     },
-                    headers=bearer(base["token"]),
+                    headers=world.admin.headers,
                 )
                 assert scheduled.status_code == 201, scheduled.text
             primer = await client.post(
                 "/v1/network/authorizations",
-                json=authorization(cards[0].card_id, 1, f"p-{next(_ids)}"),
-                headers=base["network"],
+                json=authorization(world.cards[0].id, 1, f"p-{next(_ids)}"),
+                headers=world.network.headers,
             )
             assert primer.json()["approved"] is True, primer.text
             released = await client.post(
@@ -406,13 +407,12 @@ def _run(settings_for_tests: Settings, machine: type[AuthorizationMachine]) -> N
                     "authorization_id": primer.json()["authorization_id"],
                     "network": {"network_transaction_id": f"p-{next(_ids)}"},
                 },
-                headers=base["network"],
+                headers=world.network.headers,
             )
             assert released.json()["held_amount"] == 0, released.text
-        machine.cards = cards
-        machine.connection = world.connection
-        machine.sessionmaker = world.sessionmaker
+        machine.world = world
+        machine.connection = rolled.connection
+        machine.sessionmaker = rolled.sessionmaker
         machine.client = client
-        machine.base = base
 
     run_machine(settings_for_tests, machine, prepare, max_examples=15)

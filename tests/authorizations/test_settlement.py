@@ -2,6 +2,9 @@
 refunds with and without their purchase, and programs whose partner DEPOSIT balance is charged
 alongside every hold."""
 
+from typing import Any
+
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +14,7 @@ from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
 from cardcore.models import Event, PartnerBalance, Program
 from tests.authorizations.network import authorize, available, balance_of, body, follow_up
-from tests.conftest import Partner
+from tests.factories import Partner, World, make_world
 
 RESTAURANT = {"name": "Bistro", "mcc": "5812", "country": "PL", "city": "Kraków"}
 
@@ -19,7 +22,7 @@ RESTAURANT = {"name": "Bistro", "mcc": "5812", "country": "PL", "city": "Kraków
 async def test_clearing_above_the_hold_within_the_tolerance(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     dinner = await authorize(client, world, amount=1_000, merchant=RESTAURANT)
@@ -73,7 +76,7 @@ async def test_clearing_above_the_hold_within_the_tolerance(
 async def test_excess_the_balance_cannot_cover_leaves_the_hold(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     dinner = await authorize(client, world, amount=9_000, merchant=RESTAURANT)
@@ -95,42 +98,44 @@ async def test_excess_the_balance_cannot_cover_leaves_the_hold(
 async def test_force_post_clearing_without_authorization(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     message = body(world, amount=2_500)
     posted = await client.post(
-        "/v1/network/force-post-clearings", json=message, headers=world["network"]
+        "/v1/network/force-post-clearings", json=message, headers=world.network.headers
     )
     assert posted.status_code == 200, posted.text
     assert (posted.json()["approved"], posted.json()["available_balance"]) == (True, 7_500)
     again = await client.post(
-        "/v1/network/force-post-clearings", json=message, headers=world["network"]
+        "/v1/network/force-post-clearings", json=message, headers=world.network.headers
     )
     assert again.json() == posted.json(), "a retransmission posts once"
     # A locked card still settles: the network already paid the merchant.
     assert (
         await client.post(
-            f"/v1/cards/{world['card']['id']}/lock",
+            f"/v1/cards/{world.card.id}/lock",
             json={"reason_code": 2},
             headers=partner.headers,
         )
     ).status_code == 200
     late = await client.post(
-        "/v1/network/force-post-clearings", json=body(world, amount=500), headers=world["network"]
+        "/v1/network/force-post-clearings",
+        json=body(world, amount=500),
+        headers=world.network.headers,
     )
     assert late.json()["approved"] is True
     # More than the balance holds is recorded as declined; the balance never goes negative.
     short = await client.post(
         "/v1/network/force-post-clearings",
         json=body(world, amount=7_001),
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert (short.json()["approved"], short.json()["response_code"]) == (False, "51")
     assert (await balance_of(client, partner, world))["total"] == 7_000
     listed = (
         await client.get(
-            "/v1/transactions", params={"card_id": world["card"]["id"]}, headers=partner.headers
+            "/v1/transactions", params={"card_id": world.card.id}, headers=partner.headers
         )
     ).json()["data"]
     assert sorted((t["kind"], t["status"]) for t in listed) == [
@@ -144,7 +149,7 @@ async def test_force_post_clearing_without_authorization(
 async def test_refunds_linked_capped_and_unlinked(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     purchase = await authorize(client, world, amount=3_000)
@@ -161,7 +166,7 @@ async def test_refunds_linked_capped_and_unlinked(
         client,
         world,
         "refunds",
-        card_id=world["card"]["id"],
+        card_id=world.card.id,
         amount=700,
         currency="EUR",
         merchant=RESTAURANT,
@@ -190,7 +195,7 @@ async def _deposit(
 async def test_partner_deposit_is_charged_with_every_hold(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     deposit = await _deposit(session, partner, 5_000)
@@ -238,7 +243,7 @@ async def test_partner_deposit_is_charged_with_every_hold(
 async def test_hold_expiry_is_its_own_event(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     from cardcore.authorizations.expiry import expire_now
@@ -259,16 +264,15 @@ async def test_hold_expiry_is_its_own_event(
 
 async def test_network_ids_belong_to_one_program_and_one_message(
     client: AsyncClient,
+    app: FastAPI,
     partner: Partner,
     other_partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
-    from tests.authorizations.conftest import make_world
-
     ids = {"network_transaction_id": "SAME-1"}
     mine = await authorize(client, world, amount=1_000, network=ids)
-    theirs_world = await make_world(client, session, other_partner)
+    theirs_world = await make_world(app, other_partner)
     theirs = await authorize(client, theirs_world, amount=50, network=ids)
     assert theirs["authorization_id"] != mine["authorization_id"]
     assert (theirs["approved"], theirs["available_balance"]) == (True, 9_950)
@@ -277,7 +281,7 @@ async def test_network_ids_belong_to_one_program_and_one_message(
     changed = await client.post(
         "/v1/network/authorizations",
         json=body(world, amount=999, network=ids),
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert (changed.status_code, changed.json()["code"]) == (409, "DUPLICATE_REQUEST_ID")
     other = await authorize(client, world, amount=100)
@@ -285,13 +289,13 @@ async def test_network_ids_belong_to_one_program_and_one_message(
     first = await client.post(
         "/v1/network/reversals",
         json={"authorization_id": mine["authorization_id"], "network": reversal_ids},
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert first.status_code == 200
     elsewhere = await client.post(
         "/v1/network/reversals",
         json={"authorization_id": other["authorization_id"], "network": reversal_ids},
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert elsewhere.json()["code"] == "DUPLICATE_REQUEST_ID"
     # A refund needs a settled purchase.
@@ -305,7 +309,7 @@ async def test_network_ids_belong_to_one_program_and_one_message(
 async def test_card_spending_below_the_deposit_threshold_warns_once(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     deposit = await _deposit(session, partner, 5_000, threshold=3_000)
@@ -327,7 +331,7 @@ async def test_card_spending_below_the_deposit_threshold_warns_once(
 async def test_force_post_on_a_deposit_program_moves_both_legs_or_neither(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     """The deposit leg and the user's leg of a force post are linked: when either side cannot
@@ -338,11 +342,11 @@ async def test_force_post_on_a_deposit_program_moves_both_legs_or_neither(
         deposit_left = (await ledger.totals(session, deposit.ledger_account_id)).available
         return deposit_left, await available(client, partner, world)
 
-    async def force_post(amount: int) -> dict:  # type: ignore[type-arg]
+    async def force_post(amount: int) -> dict[str, Any]:
         posted = await client.post(
             "/v1/network/force-post-clearings",
             json=body(world, amount=amount),
-            headers=world["network"],
+            headers=world.network.headers,
         )
         assert posted.status_code == 200, posted.text
         return posted.json()  # type: ignore[no-any-return]

@@ -9,20 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import Card, CardStatus, CardTransaction, TransactionStatus
 from tests.authorizations.network import authorize
-from tests.conftest import Partner
+from tests.factories import Partner, World
 
 
 async def test_statuses_are_read_back_as_members(
     client: AsyncClient,
     session: AsyncSession,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
     approved = await authorize(client, world, amount=1_000)
     row = await session.get(CardTransaction, approved["authorization_id"])
     assert row is not None
     await session.refresh(row)
     assert row.status is TransactionStatus.PENDING
-    card = await session.get(Card, world["card"]["id"])
+    card = await session.get(Card, world.card.id)
     assert card is not None
     await session.refresh(card)
     assert card.status is CardStatus.ACTIVE
@@ -32,9 +32,9 @@ async def test_statuses_are_read_back_as_members(
 
 async def test_a_status_the_enum_does_not_have_is_refused(
     session: AsyncSession,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
-    card = await session.get(Card, world["card"]["id"])
+    card = await session.get(Card, world.card.id)
     assert card is not None
     card.status = "MISPLACED"  # type: ignore[assignment]  # what the type forbids, at run time
     with pytest.raises(StatementError, match="MISPLACED"):
@@ -44,12 +44,12 @@ async def test_a_status_the_enum_does_not_have_is_refused(
 async def test_a_list_filtered_on_an_unknown_status_is_a_clear_error(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
     frozen = await client.get("/v1/cards", params={"status": "FROZEN"}, headers=partner.headers)
     assert (frozen.status_code, frozen.json()["data"]) == (200, [])
     active = await client.get("/v1/cards", params={"status": "ACTIVE"}, headers=partner.headers)
-    assert [card["id"] for card in active.json()["data"]] == [world["card"]["id"]]
+    assert [card["id"] for card in active.json()["data"]] == [world.card.id]
     # The same for every list filtered on a status (the webhook's id need not exist: the query
     # is refused first).
     for path in (

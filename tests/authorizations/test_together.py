@@ -20,9 +20,9 @@ from cardcore.config import Settings
 from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
 from cardcore.models import CardTransactionEvent
-from tests.authorizations import helpers
+from tests.authorizations.network import authorization
 from tests.authorizations.own_pool import PATH, close, follow_up_body, own_pool, warm_up
-from tests.conftest import _asyncpg_dsn
+from tests.harness import asyncpg_dsn
 
 # A call: 10 divided by its number; alone it says so, together the batch does.
 ONE = "SELECT 10 / $1::int AS value, 'alone' AS way"
@@ -34,7 +34,7 @@ MANY = (
 
 @pytest.fixture
 async def probe_pool(scratch_url: URL) -> Any:
-    dsn, extra = _asyncpg_dsn(scratch_url)
+    dsn, extra = asyncpg_dsn(scratch_url)
     setup = await asyncpg.connect(dsn, **extra)
     await setup.execute("CREATE TYPE together_probe AS (divisor int)")
     await setup.close()
@@ -116,23 +116,24 @@ async def test_authorizations_in_flight_together(
     card's approved, the fourth declined 51, read and written in fewer transactions than
     messages; a message and its retransmission in flight at once get the same answer, byte for
     byte, and one record."""
-    app, world, warm_card = await own_pool(
-        committed_app, engine, settings, "Together", 10_000, *[300] * 6
-    )
-    cards = [funded.card_id for funded in world.cards[1:]]
+    app, world, warm_card = await own_pool(committed_app, settings, "Together", 10_000, *[300] * 6)
+    cards = [funded.id for funded in world.cards[1:]]
     pooled = app.state.lean_connections.pooled
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
             await warm_up(c, world, warm_card, "together")
             reads, writes = pooled.reads.transactions, pooled.writes.transactions
             messages = [
-                helpers.authorization(card, 100, f"together-{n}-{i}")
+                authorization(card, 100, f"together-{n}-{i}")
                 for n, card in enumerate(cards)
                 for i in range(4)
             ]
-            twice = helpers.authorization(warm_card, 1, "together-twice")
+            twice = authorization(warm_card, 1, "together-twice")
             answers = await asyncio.gather(
-                *(c.post(PATH, json=m, headers=world.network) for m in [*messages, twice, twice])
+                *(
+                    c.post(PATH, json=m, headers=world.network.headers)
+                    for m in [*messages, twice, twice]
+                )
             )
     finally:
         await close(app)
@@ -171,22 +172,22 @@ async def test_follow_ups_in_flight_together(
     answered the same, byte for byte; of the reversal and the clearing racing for one hold,
     exactly one moves it and the other finds it gone — in fewer transactions than messages."""
     app, world, warm_card = await own_pool(
-        committed_app, engine, settings, "Together follow-ups", 10_000, *[500] * 7
+        committed_app, settings, "Together follow-ups", 10_000, *[500] * 7
     )
-    cards = [funded.card_id for funded in world.cards[1:]]
+    cards = [funded.id for funded in world.cards[1:]]
     pooled = app.state.lean_connections.pooled
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://cardcore") as c:
             warmed = await warm_up(c, world, warm_card, "together-follow-ups")
             warm = follow_up_body(warmed["authorization_id"], "together-follow-ups-warm", 10)
             increment = await c.post(
-                "/v1/network/incremental-authorizations", json=warm, headers=world.network
+                "/v1/network/incremental-authorizations", json=warm, headers=world.network.headers
             )
             assert increment.json()["approved"], increment.text
             held = []
             for n, card in enumerate(cards):
-                message = helpers.authorization(card, 300, f"together-held-{n}")
-                answer = await c.post(PATH, json=message, headers=world.network)
+                message = authorization(card, 300, f"together-held-{n}")
+                answer = await c.post(PATH, json=message, headers=world.network.headers)
                 assert answer.json()["approved"], answer.text
                 held.append(answer.json()["authorization_id"])
             writes = pooled.follow_up_writes.transactions
@@ -203,7 +204,7 @@ async def test_follow_ups_in_flight_together(
                 *racing,
             ]
             answers = await asyncio.gather(
-                *(c.post(path, json=body, headers=world.network) for path, body in sent)
+                *(c.post(path, json=body, headers=world.network.headers) for path, body in sent)
             )
     finally:
         await close(app)

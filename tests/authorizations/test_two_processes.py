@@ -4,6 +4,7 @@ two `cardcore serve` processes on the same PostgreSQL: only the database can kee
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cardcore.config import Settings
 from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
-from tests.authorizations.helpers import authorization, balance, make_world
+from tests.authorizations.network import authorization, balance
 from tests.authorizations.servers import servers
+from tests.factories import new_world
 
 ATTEMPTS, AMOUNT, FUNDS = 500, 100, 10_000
 
@@ -22,14 +24,8 @@ ATTEMPTS, AMOUNT, FUNDS = 500, 100, 10_000
 async def test_500_authorizations_across_two_server_processes(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings, tmp_path: Path
 ) -> None:
-    async with (
-        create_sessionmaker(engine)() as session,
-        AsyncClient(
-            transport=ASGITransport(app=committed_app), base_url="http://cardcore", timeout=60
-        ) as local,
-    ):
-        world = await make_world(local, session, "Two processes", FUNDS)
-    card = world.cards[0]
+    world = await new_world(committed_app, "Two processes", [FUNDS])
+    card = world.card
 
     async with servers(settings, tmp_path, 2) as running:
         urls = [server.url for server in running]
@@ -38,11 +34,11 @@ async def test_500_authorizations_across_two_server_processes(
         limits = httpx.Limits(max_connections=ATTEMPTS, max_keepalive_connections=0)
         async with httpx.AsyncClient(timeout=300, limits=limits) as http:
 
-            async def attempt(n: int) -> dict:  # type: ignore[type-arg]
+            async def attempt(n: int) -> dict[str, Any]:
                 response = await http.post(
                     f"{urls[n % 2]}/v1/network/authorizations",
-                    json=authorization(card.card_id, AMOUNT, f"two-{n}"),
-                    headers=world.network,
+                    json=authorization(card.id, AMOUNT, f"two-{n}"),
+                    headers=world.network.headers,
                 )
                 assert response.status_code == 200, response.text
                 return response.json()  # type: ignore[no-any-return]

@@ -1,11 +1,10 @@
+"""Balances through the API: an approved user's balance opened, a balance reloaded."""
+
 from typing import Any
 
-from httpx import AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession
+from httpx import AsyncClient, Response
 
-from cardcore.balances import service
-from cardcore.models import PartnerBalance
-from tests.conftest import Partner
+from tests.factories import Partner
 
 
 async def approved_user(client: AsyncClient, partner: Partner) -> str:
@@ -30,29 +29,9 @@ async def open_balance(
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
-async def fund_partner(
-    session: AsyncSession,
-    partner: Partner,
-    amount: int,
-    currency: str = "EUR",
-    threshold: int | None = None,
-) -> PartnerBalance:
-    credit = await service.create_partner_balance(
-        session,
-        program_id=partner.program_id,
-        type="CREDIT",
-        currency=currency,
-        low_balance_threshold=threshold,
-    )
-    if amount:
-        await service.reload_partner_balance(session, credit, amount=amount, reference="wire 1")
-    await session.commit()
-    return credit
-
-
 async def reload(
     client: AsyncClient, partner: Partner, balance_id: str, amount: int, **headers: str
-):  # type: ignore[no-untyped-def]
+) -> Response:
     return await client.post(
         f"/v1/balances/{balance_id}/reload",
         json={"amount": amount, "currency": "EUR"},

@@ -1,14 +1,14 @@
 """Balances, reloads, partner balances, summaries, IBAN transfers — through the API."""
 
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.ledger.verify import verify
 from cardcore.models import Event
-from tests.auth.helpers import admin_token, bearer, make_admin
-from tests.balances.helpers import approved_user, fund_partner, open_balance, reload
-from tests.conftest import Partner
+from tests.balances.helpers import approved_user, open_balance, reload
+from tests.factories import Partner, bearer, fund_partner, make_admin
 
 
 async def test_a_balance_needs_approved_kyc_and_an_allowed_currency(
@@ -164,7 +164,7 @@ async def test_iban_validation(client: AsyncClient, partner: Partner) -> None:
 
 
 async def test_iban_transfer_is_held_then_completed_or_failed(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
     await fund_partner(session, partner, 5_000)
     balance = await open_balance(client, partner)
@@ -203,8 +203,7 @@ async def test_iban_transfer_is_held_then_completed_or_failed(
     too_much = await send(401)
     assert (too_much.status_code, too_much.json()["code"]) == (409, "INSUFFICIENT_FUNDS")
 
-    await make_admin(session, partner, "manager")
-    token = await admin_token(client, partner, "manager")
+    token = (await make_admin(app, partner, "manager")).token
     done = await client.post(
         f"/v1/admin/transfers/{first['id']}/complete", json={}, headers=bearer(token)
     )
@@ -245,10 +244,9 @@ async def test_iban_transfer_is_held_then_completed_or_failed(
 
 
 async def test_summary_and_partner_balances_for_ops(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    token = (await make_admin(app, partner, "admin")).token
     created = await client.post(
         "/v1/admin/partner-balances",
         json={"type": "CREDIT", "currency": "EUR"},

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
-from tests.balances.helpers import fund_partner, open_balance, reload
-from tests.conftest import Partner, make_partner
+from tests.balances.helpers import open_balance, reload
+from tests.factories import Partner, fund_partner, make_partner
 
 
 async def _setup(

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -15,27 +16,29 @@ from cardcore.config import Settings
 from cardcore.kit.jobs import JobContext, JobQueue
 from cardcore.kit.logging import luhn_valid as log_luhn
 from cardcore.worker import JOBS
-from tests.auth.helpers import bearer
-from tests.cards.helpers import (
+from tests.cards.helpers import issue, issue_encrypted
+from tests.factories import (
     DELIVERY,
-    cardholder,
-    issue,
-    issue_encrypted,
+    CardProgram,
+    Partner,
+    bearer,
+    make_admin,
+    make_card_program,
+    make_cardholder,
     make_product,
-    setup_cards,
 )
-from tests.conftest import CVK_A, CVK_B, Partner
+from tests.harness import CVK_A, CVK_B
 from tests.kit.jose import CALLER_KEY, decrypt_answer, encrypted_post, opened, public_key_header
 
 
 @pytest.fixture
-async def setup(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict:  # type: ignore[type-arg]
-    return await setup_cards(client, session, partner)
+async def setup(app: FastAPI, partner: Partner) -> CardProgram:
+    return await make_card_program(app, partner)
 
 
 async def reveal(
     client: AsyncClient, partner: Partner, card_id: str, fields: list[str] | None = None
-) -> dict:  # type: ignore[type-arg]
+) -> dict[str, Any]:
     body = {"fields": fields} if fields else {}
     return opened(
         await encrypted_post(client, f"/v1/cards/{card_id}/reveal", body, partner.headers)
@@ -43,8 +46,8 @@ async def reveal(
 
 
 async def test_a_virtual_card_is_active_and_masked(
-    client: AsyncClient, partner: Partner, setup: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram
+) -> None:
     response = await issue(client, partner, setup)
     assert response.status_code == 201, response.text
     card = response.json()["data"]
@@ -52,7 +55,7 @@ async def test_a_virtual_card_is_active_and_masked(
     assert re.fullmatch(r"45717360\*{4}\d{4}", card["masked_pan"])
     assert card["fulfillment"] is None
     balance = (
-        await client.get(f"/v1/balances/{setup['balance_id']}", headers=partner.headers)
+        await client.get(f"/v1/balances/{setup.holder.balance_id}", headers=partner.headers)
     ).json()["data"]
     assert balance["cards"] == [card["id"]]
     data = await reveal(client, partner, card["id"])
@@ -67,8 +70,8 @@ async def test_a_virtual_card_is_active_and_masked(
 
 
 async def test_pans_are_unique_and_luhn_valid(
-    client: AsyncClient, partner: Partner, setup: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram
+) -> None:
     pans = set()
     for _ in range(15):
         card = (await issue(client, partner, setup)).json()["data"]
@@ -80,8 +83,8 @@ async def test_pans_are_unique_and_luhn_valid(
 async def test_a_colliding_processor_gets_a_clear_error(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    app: FastAPI,  # type: ignore[type-arg]
+    setup: CardProgram,
+    app: FastAPI,
 ) -> None:
     class SameNumber:
         name = "same"
@@ -89,7 +92,9 @@ async def test_a_colliding_processor_gets_a_clear_error(
         def new_pan(self, bin: str, length: int) -> str:
             return "4571736000000008"
 
-        async def order_plastic(self, card_id: str, embossing_name: str, address: dict) -> str:  # type: ignore[type-arg]
+        async def order_plastic(
+            self, card_id: str, embossing_name: str, address: dict[str, Any]
+        ) -> str:
             return "x"
 
     from dataclasses import replace
@@ -101,32 +106,32 @@ async def test_a_colliding_processor_gets_a_clear_error(
 
 
 async def test_preconditions(
-    client: AsyncClient, partner: Partner, setup: dict, session: AsyncSession
-) -> None:  # type: ignore[type-arg]
-    unapproved = await cardholder(client, partner, approve=False)
+    client: AsyncClient, app: FastAPI, partner: Partner, setup: CardProgram, session: AsyncSession
+) -> None:
+    unapproved = await make_cardholder(app, partner, approve=False)
     refused = await issue(
-        client, partner, setup, user_id=unapproved["user_id"], balance_id=setup["balance_id"]
+        client, partner, setup, user_id=unapproved.user_id, balance_id=setup.holder.balance_id
     )
     assert refused.json()["code"] == "KYC_NOT_APPROVED"
-    other = await cardholder(client, partner)
-    theirs = await issue(client, partner, setup, balance_id=other["balance_id"])
+    other = await make_cardholder(app, partner)
+    theirs = await issue(client, partner, setup, balance_id=other.balance_id)
     assert theirs.json()["errors"][0]["code"] == "NOT_THE_OWNERS"
-    virtual_only = await make_product(client, setup["token"], name="V", form_factors=["VIRTUAL"])
+    virtual_only = await make_product(app, partner, name="V", form_factors=["VIRTUAL"])
     physical = await issue(
         client,
         partner,
         setup,
         type="PHYSICAL",
-        product_id=virtual_only["id"],
+        product_id=virtual_only.id,
         delivery_address=DELIVERY,
     )
     assert physical.json()["code"] == "FORM_FACTOR_NOT_ALLOWED"
     bad_name = await issue(client, partner, setup, embossing_name="SOMEONE ELSE")
     assert bad_name.json()["code"] == "EMBOSSING_NAME_NOT_ALLOWED"
-    await client.post(f"/v1/balances/{setup['balance_id']}/block", headers=partner.headers)
+    await client.post(f"/v1/balances/{setup.holder.balance_id}/block", headers=partner.headers)
     blocked = await issue(client, partner, setup)
     assert blocked.json()["code"] == "BALANCE_NOT_ACTIVE"
-    await client.post(f"/v1/balances/{setup['balance_id']}/unblock", headers=partner.headers)
+    await client.post(f"/v1/balances/{setup.holder.balance_id}/unblock", headers=partner.headers)
     missing = await issue(client, partner, setup, product_id="prd_01m80k0t4srfsqm4vtjebjnzfq")
     assert missing.status_code == 404
 
@@ -134,14 +139,12 @@ async def test_preconditions(
 async def test_reveal_needs_jwe_and_refuses_admins(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,  # type: ignore[type-arg]
+    setup: CardProgram,
 ) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     plain = await client.post(f"/v1/cards/{card['id']}/reveal", json={}, headers=partner.headers)
     assert (plain.status_code, plain.json()["code"]) == (400, "ENCRYPTION_REQUIRED")
-    admin = await encrypted_post(
-        client, f"/v1/cards/{card['id']}/reveal", {}, bearer(setup["token"])
-    )
+    admin = await encrypted_post(client, f"/v1/cards/{card['id']}/reveal", {}, setup.admin.headers)
     assert admin.status_code == 403
     only_last = await reveal(client, partner, card["id"], ["expiry"])
     assert only_last["pan"] is None
@@ -149,8 +152,8 @@ async def test_reveal_needs_jwe_and_refuses_admins(
 
 
 async def test_cvv_reset_changes_the_answer(
-    client: AsyncClient, partner: Partner, setup: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram
+) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     before = await reveal(client, partner, card["id"])
     reset = await client.post(f"/v1/cards/{card['id']}/reset-cvv", headers=partner.headers)
@@ -165,8 +168,8 @@ async def test_cvv_reset_changes_the_answer(
 
 
 async def test_pin(
-    client: AsyncClient, partner: Partner, setup: dict, app: FastAPI, session: AsyncSession
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram, app: FastAPI, session: AsyncSession
+) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     plain = await client.put(
         f"/v1/cards/{card['id']}/pin", json={"pin": "7391"}, headers=partner.headers
@@ -195,15 +198,15 @@ async def test_pin(
 async def test_a_pin_at_issue_travels_only_encrypted(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
+    setup: CardProgram,
     app: FastAPI,
-    session: AsyncSession,  # type: ignore[type-arg]
+    session: AsyncSession,
 ) -> None:
     physical = {"type": "PHYSICAL", "delivery_address": DELIVERY, "pin": "739184"}
     for query in ("", "?async=true"):
         plain = await client.post(
             f"/v1/cards{query}",
-            json={"product_id": setup["product"]["id"], "user_id": setup["user_id"], **physical},
+            json={"product_id": setup.product.id, "user_id": setup.holder.user_id, **physical},
             headers=partner.headers,
         )
         assert plain.status_code == 400, plain.text
@@ -213,7 +216,7 @@ async def test_a_pin_at_issue_travels_only_encrypted(
     # Asking only for an encrypted answer leaves the PIN in a clear body: refused too.
     half = await client.post(
         "/v1/cards",
-        json={"product_id": setup["product"]["id"], "user_id": setup["user_id"], **physical},
+        json={"product_id": setup.product.id, "user_id": setup.holder.user_id, **physical},
         headers={
             **partner.headers,
             "Public-Key": public_key_header(CALLER_KEY),
@@ -241,11 +244,11 @@ async def test_a_pin_at_issue_travels_only_encrypted(
 async def test_an_asynchronous_issue_keeps_no_pin_while_it_waits(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
+    setup: CardProgram,
     app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,  # type: ignore[type-arg]
+    settings: Settings,
 ) -> None:
     physical = {"type": "PHYSICAL", "delivery_address": DELIVERY, "pin": "739184"}
     accepted = await issue_encrypted(client, partner, setup, "?async=true", **physical)
@@ -275,14 +278,14 @@ async def test_an_asynchronous_issue_keeps_no_pin_while_it_waits(
 async def test_an_idempotency_record_does_not_give_the_pin_back(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    setup: CardProgram,
+    session: AsyncSession,
 ) -> None:
     body = {
         "type": "PHYSICAL",
-        "product_id": setup["product"]["id"],
-        "user_id": setup["user_id"],
-        "balance_id": setup["balance_id"],
+        "product_id": setup.product.id,
+        "user_id": setup.holder.user_id,
+        "balance_id": setup.holder.balance_id,
         "delivery_address": DELIVERY,
         "pin": "7391",
     }
@@ -310,7 +313,9 @@ async def test_an_idempotency_record_does_not_give_the_pin_back(
     assert opened(again)["data"]["id"] == opened(first)["data"]["id"]
 
 
-async def test_the_physical_journey(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]
+async def test_the_physical_journey(
+    client: AsyncClient, partner: Partner, setup: CardProgram
+) -> None:
     card = opened(
         await issue_encrypted(
             client, partner, setup, type="PHYSICAL", delivery_address=DELIVERY, pin="2580"
@@ -324,7 +329,7 @@ async def test_the_physical_journey(client: AsyncClient, partner: Partner, setup
     assert card["embossing_name"] == "ZOFIA MARIA KOWALSKA"
     base = f"/v1/cards/{card['id']}"
 
-    async def step(path: str, body: dict | None = None):  # type: ignore[no-untyped-def, type-arg]
+    async def step(path: str, body: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
         return await client.post(base + path, json=body, headers=partner.headers)
 
     # Refused at every point before its time.
@@ -369,14 +374,12 @@ async def test_the_physical_journey(client: AsyncClient, partner: Partner, setup
 
 async def test_manufacturing_can_fail_and_ops_may_drive_the_journey(
     client: AsyncClient,
+    app: FastAPI,
     partner: Partner,
-    setup: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    setup: CardProgram,
+    session: AsyncSession,
 ) -> None:
-    from tests.auth.helpers import admin_token, make_admin
-
-    await make_admin(session, partner, "employee")
-    employee = await admin_token(client, partner, "employee")
+    employee = (await make_admin(app, partner, "employee")).token
     card = (await issue(client, partner, setup, type="PHYSICAL", delivery_address=DELIVERY)).json()[
         "data"
     ]
@@ -396,9 +399,9 @@ async def test_manufacturing_can_fail_and_ops_may_drive_the_journey(
         "/v1/cards",
         json={
             "type": "VIRTUAL",
-            "product_id": setup["product"]["id"],
-            "user_id": setup["user_id"],
-            "balance_id": setup["balance_id"],
+            "product_id": setup.product.id,
+            "user_id": setup.holder.user_id,
+            "balance_id": setup.holder.balance_id,
         },
         headers=bearer(employee),
     )
@@ -407,18 +410,18 @@ async def test_manufacturing_can_fail_and_ops_may_drive_the_journey(
         "/v1/cards",
         json={
             "type": "VIRTUAL",
-            "product_id": setup["product"]["id"],
-            "user_id": setup["user_id"],
-            "balance_id": setup["balance_id"],
+            "product_id": setup.product.id,
+            "user_id": setup.holder.user_id,
+            "balance_id": setup.holder.balance_id,
         },
-        headers=bearer(setup["token"]),
+        headers=setup.admin.headers,
     )
     assert manager_made.status_code == 201
 
 
 async def test_activation_by_pan_and_expiry(
-    client: AsyncClient, partner: Partner, setup: dict, other_partner: Partner
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram, other_partner: Partner
+) -> None:
     card = (await issue(client, partner, setup, type="PHYSICAL", delivery_address=DELIVERY)).json()[
         "data"
     ]
@@ -454,24 +457,26 @@ async def test_activation_by_pan_and_expiry(
     assert done["data"]["status"] == "ACTIVE"
 
 
-async def test_gift_cards(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]
+async def test_gift_cards(
+    client: AsyncClient, app: FastAPI, partner: Partner, setup: CardProgram
+) -> None:
     gift = await make_product(
-        client,
-        setup["token"],
+        app,
+        partner,
         name="Gift",
         kind="GIFT",
         form_factors=["VIRTUAL"],
         kyc_required=False,
         max_load=5_000,
     )
-    buyer = await cardholder(client, partner, approve=False)
+    buyer = await make_cardholder(app, partner, approve=False)
     too_much = await issue(
         client,
         partner,
         setup,
         type="GIFT",
-        product_id=gift["id"],
-        user_id=buyer["user_id"],
+        product_id=gift.id,
+        user_id=buyer.user_id,
         balance_id=None,
         gift_amount=5_001,
     )
@@ -481,8 +486,8 @@ async def test_gift_cards(client: AsyncClient, partner: Partner, setup: dict) ->
         partner,
         setup,
         type="GIFT",
-        product_id=gift["id"],
-        user_id=buyer["user_id"],
+        product_id=gift.id,
+        user_id=buyer.user_id,
         balance_id=None,
         gift_amount=2_500,
         gift_recipient_name="Ola",
@@ -506,8 +511,8 @@ async def test_gift_cards(client: AsyncClient, partner: Partner, setup: dict) ->
 async def test_async_issuance_through_the_worker(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[type-arg]
+    setup: CardProgram,
+    sessionmaker: async_sessionmaker[AsyncSession],
     app: FastAPI,
     settings: Settings,
 ) -> None:
@@ -515,24 +520,24 @@ async def test_async_issuance_through_the_worker(
         "/v1/cards?async=true",
         json={
             "type": "VIRTUAL",
-            "product_id": setup["product"]["id"],
-            "user_id": setup["user_id"],
-            "balance_id": setup["balance_id"],
+            "product_id": setup.product.id,
+            "user_id": setup.holder.user_id,
+            "balance_id": setup.holder.balance_id,
         },
         headers=partner.headers,
     )
     assert accepted.status_code == 202
     request = accepted.json()["data"]
     assert (request["status"], request["card_id"]) == ("PENDING", None)
-    unapproved = await cardholder(client, partner, approve=False)
+    unapproved = await make_cardholder(app, partner, approve=False)
     doomed = (
         await client.post(
             "/v1/cards?async=true",
             json={
                 "type": "VIRTUAL",
-                "product_id": setup["product"]["id"],
-                "user_id": unapproved["user_id"],
-                "balance_id": setup["balance_id"],
+                "product_id": setup.product.id,
+                "user_id": unapproved.user_id,
+                "balance_id": setup.holder.balance_id,
             },
             headers=partner.headers,
         )
@@ -560,20 +565,19 @@ async def test_async_issuance_through_the_worker(
 
 async def test_cardholder_views_and_strong_auth_reveal(
     client: AsyncClient,
+    app: FastAPI,
     partner: Partner,
-    setup: dict,  # type: ignore[type-arg]
+    setup: CardProgram,
 ) -> None:
     mine = (await issue(client, partner, setup)).json()["data"]
-    other = await cardholder(client, partner)
+    other = await make_cardholder(app, partner)
     theirs = (
-        await issue(
-            client, partner, setup, user_id=other["user_id"], balance_id=other["balance_id"]
-        )
+        await issue(client, partner, setup, user_id=other.user_id, balance_id=other.balance_id)
     ).json()["data"]
 
     async def session_for(strong: bool) -> dict[str, str]:
         minted = await client.post(
-            f"/v1/users/{setup['user_id']}/sessions",
+            f"/v1/users/{setup.holder.user_id}/sessions",
             json={"strong_auth": strong},
             headers=partner.headers,
         )
@@ -591,7 +595,7 @@ async def test_cardholder_views_and_strong_auth_reveal(
     assert not_mine.status_code == 404
 
 
-async def test_holder_check(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]
+async def test_holder_check(client: AsyncClient, partner: Partner, setup: CardProgram) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     path = f"/v1/cards/{card['id']}/verify-holder"
     same = await client.post(
@@ -627,8 +631,8 @@ async def test_holder_check(client: AsyncClient, partner: Partner, setup: dict) 
 
 
 async def test_cards_stay_in_their_program(
-    client: AsyncClient, partner: Partner, other_partner: Partner, setup: dict
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, other_partner: Partner, setup: CardProgram
+) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     assert (
         await client.get(f"/v1/cards/{card['id']}", headers=other_partner.headers)
@@ -647,8 +651,8 @@ async def test_cards_stay_in_their_program(
 async def test_no_pan_pin_or_cvv_in_the_database(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    setup: CardProgram,
+    session: AsyncSession,
 ) -> None:
     card = opened(
         await issue_encrypted(
@@ -694,9 +698,9 @@ async def test_no_pan_pin_or_cvv_in_the_database(
 async def test_pan_key_rotation_keeps_every_card_readable(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
+    setup: CardProgram,
     session: AsyncSession,
-    app: FastAPI,  # type: ignore[type-arg]
+    app: FastAPI,
 ) -> None:
     from sqlalchemy import select
 

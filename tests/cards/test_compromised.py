@@ -11,31 +11,33 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import Card
-from tests.auth.helpers import bearer
-from tests.balances.helpers import reload
-from tests.cards.helpers import DELIVERY, issue, setup_cards
-from tests.conftest import Partner
+from tests.cards.helpers import issue
+from tests.factories import (
+    DELIVERY,
+    Partner,
+    World,
+    fund_balance,
+    make_world,
+)
 
 # A state from which a card can authorize, or get back to one that can.
 CAN_COME_BACK = ("ACTIVE", "INACTIVE", "FROZEN")
 
 
 @pytest.fixture
-async def setup(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict[str, Any]:
-    setup = await setup_cards(client, session, partner)
-    reloaded = await reload(client, partner, setup["balance_id"], 10_000)
-    assert reloaded.status_code == 200, reloaded.text
-    key = await client.post(
-        "/v1/admin/network-keys", json={"name": "processor"}, headers=bearer(setup["token"])
-    )
-    assert key.status_code == 201, key.text
-    return {**setup, "network": {"X-API-Key": key.json()["data"]["secret"]}}
+async def setup(app: FastAPI, partner: Partner) -> World:
+    """A card program with a network key and 100.00 EUR on its holder's balance, but no card:
+    each test issues its own."""
+    setup = await make_world(app, partner, funding=())
+    assert setup.holder.balance_id is not None
+    await fund_balance(app, setup.holder.balance_id, 10_000)
+    return setup
 
 
 _ids = iter(range(1, 1_000_000))
 
 
-async def _authorize(client: AsyncClient, setup: dict[str, Any], **card: str) -> Response:
+async def _authorize(client: AsyncClient, setup: World, **card: str) -> Response:
     """A 10.00 EUR chip purchase, by `pan=` or `card_id=`."""
     return await client.post(
         "/v1/network/authorizations",
@@ -48,7 +50,7 @@ async def _authorize(client: AsyncClient, setup: dict[str, Any], **card: str) ->
             "entry_mode": "CHIP",
             "network": {"network_transaction_id": f"cmp-{next(_ids)}"},
         },
-        headers=setup["network"],
+        headers=setup.network.headers,
     )
 
 
@@ -57,7 +59,7 @@ def _approved(answer: Response) -> bool:
     return answer.status_code == 200 and answer.json()["approved"] is True
 
 
-async def _card(client: AsyncClient, partner: Partner, setup: dict[str, Any]) -> dict[str, Any]:
+async def _card(client: AsyncClient, partner: Partner, setup: World) -> dict[str, Any]:
     issued = await issue(client, partner, setup)
     assert issued.status_code == 201, issued.text
     return issued.json()["data"]  # type: ignore[no-any-return]
@@ -100,7 +102,7 @@ async def _act(client: AsyncClient, partner: Partner, report_id: str, action: st
 async def test_a_stolen_number_does_not_come_back_through_an_older_damaged_report(
     client: AsyncClient,
     partner: Partner,
-    setup: dict[str, Any],
+    setup: World,
     session: AsyncSession,
     app: FastAPI,
 ) -> None:
@@ -131,7 +133,7 @@ async def test_a_stolen_number_does_not_come_back_through_an_older_damaged_repor
 
 
 async def test_two_damaged_reports_on_one_card_are_one_report(
-    client: AsyncClient, partner: Partner, setup: dict[str, Any]
+    client: AsyncClient, partner: Partner, setup: World
 ) -> None:
     card = await _card(client, partner, setup)
     first = await _report(client, partner, card["id"], "DAMAGED")
@@ -153,7 +155,7 @@ async def test_two_damaged_reports_on_one_card_are_one_report(
 async def test_a_reported_number_is_never_unlocked_renewed_or_declined_back_to_life(
     client: AsyncClient,
     partner: Partner,
-    setup: dict[str, Any],
+    setup: World,
     session: AsyncSession,
     app: FastAPI,
     reason: str,
@@ -195,7 +197,7 @@ async def test_a_reported_number_is_never_unlocked_renewed_or_declined_back_to_l
 async def test_a_number_the_network_locked_as_stolen_is_replaced_with_a_new_one(
     client: AsyncClient,
     partner: Partner,
-    setup: dict[str, Any],
+    setup: World,
     session: AsyncSession,
     app: FastAPI,
 ) -> None:
@@ -203,7 +205,7 @@ async def test_a_number_the_network_locked_as_stolen_is_replaced_with_a_new_one(
     pan = await _pan_of(app, session, card["id"])
     damaged = await _report(client, partner, card["id"], "DAMAGED")
     locked = await client.post(
-        f"/v1/cards/{card['id']}/lock", json={"reason_code": 2}, headers=setup["network"]
+        f"/v1/cards/{card['id']}/lock", json={"reason_code": 2}, headers=setup.network.headers
     )
     assert locked.status_code == 200, locked.text
     renewed = await _act(client, partner, damaged.json()["data"]["id"], "renew")
@@ -215,14 +217,14 @@ async def test_a_number_the_network_locked_as_stolen_is_replaced_with_a_new_one(
     # A report on a card locked for good is refused: there is nothing left to decide.
     other = await _card(client, partner, setup)
     await client.post(
-        f"/v1/cards/{other['id']}/lock", json={"reason_code": 1}, headers=setup["network"]
+        f"/v1/cards/{other['id']}/lock", json={"reason_code": 1}, headers=setup.network.headers
     )
     refused = await _report(client, partner, other["id"], "DAMAGED")
     assert (refused.status_code, refused.json()["code"]) == (409, "CARD_NOT_REPORTABLE")
 
 
 async def test_a_closed_card_takes_no_report(
-    client: AsyncClient, partner: Partner, setup: dict[str, Any]
+    client: AsyncClient, partner: Partner, setup: World
 ) -> None:
     card = await _card(client, partner, setup)
     closed = await client.delete(f"/v1/cards/{card['id']}", headers=partner.headers)
@@ -242,7 +244,7 @@ async def _physical_request(client: AsyncClient, partner: Partner, card_id: str)
 async def test_a_converted_virtual_card_dies_with_its_stolen_plastic(
     client: AsyncClient,
     partner: Partner,
-    setup: dict[str, Any],
+    setup: World,
     session: AsyncSession,
     app: FastAPI,
 ) -> None:
@@ -268,7 +270,7 @@ async def test_a_converted_virtual_card_dies_with_its_stolen_plastic(
 async def test_a_lost_card_is_not_converted_and_a_card_is_converted_once(
     client: AsyncClient,
     partner: Partner,
-    setup: dict[str, Any],
+    setup: World,
     session: AsyncSession,
     app: FastAPI,
 ) -> None:

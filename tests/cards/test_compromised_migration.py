@@ -13,7 +13,7 @@ from cardcore.cli import run_migrations
 from cardcore.config import Settings
 from cardcore.models.ids import to_uuid
 from tests.cards.helpers import cards_at_head, down_before
-from tests.conftest import _asyncpg_dsn
+from tests.harness import asyncpg_dsn
 
 REVISION = "2026_12_03_i16_reports"
 
@@ -33,7 +33,7 @@ async def test_upgrading_cleans_up_what_the_old_rules_left(
     )
     await down_before(scratch_url, REVISION)
 
-    dsn, extra = _asyncpg_dsn(scratch_url)
+    dsn, extra = asyncpg_dsn(scratch_url)
     db = await asyncpg.connect(dsn, **extra)
     try:
         program, card = (

@@ -27,9 +27,7 @@ from cardcore.cards.lifecycle import LOCK_REASONS
 from cardcore.cards.service import CardServices
 from cardcore.config import Settings
 from cardcore.models import Card
-from tests.authorizations.helpers import make_base
-from tests.balances.helpers import reload
-from tests.cards.helpers import DELIVERY, issue
+from tests.factories import DELIVERY, World, fund_balance, make_card, new_world
 from tests.machines import RolledBackApp, run_machine
 
 REASONS = ("LOST", "STOLEN", "FRAUD", "DAMAGED", "NOT_RECEIVED")
@@ -60,7 +58,7 @@ class CompromisedNumberMachine(RuleBasedStateMachine):
     sessionmaker: async_sessionmaker[AsyncSession]
     client: AsyncClient
     services: CardServices
-    base: dict[str, Any]
+    world: World
     first_cards: list[str]
 
     def __init__(self) -> None:
@@ -83,7 +81,7 @@ class CompromisedNumberMachine(RuleBasedStateMachine):
 
     @property
     def partner(self) -> dict[str, str]:
-        return self.base["partner"].headers  # type: ignore[no-any-return]
+        return self.world.partner.headers
 
     def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Response:
         return self.run(self.client.post(path, json=body, headers=headers or self.partner))  # type: ignore[no-any-return]
@@ -104,7 +102,7 @@ class CompromisedNumberMachine(RuleBasedStateMachine):
         async def read() -> list[Card]:
             async with self.sessionmaker() as session:
                 found = await session.scalars(
-                    select(Card).where(Card.program_id == self.base["partner"].program_id)
+                    select(Card).where(Card.program_id == self.world.partner.program_id)
                 )
                 return list(found)
 
@@ -122,7 +120,7 @@ class CompromisedNumberMachine(RuleBasedStateMachine):
                 "entry_mode": "CHIP",
                 "network": {"network_transaction_id": f"cmp-{next(_ids)}"},
             },
-            self.base["network"],
+            self.world.network.headers,
         )
 
     # -- rules -----------------------------------------------------------------------------------
@@ -171,7 +169,7 @@ class CompromisedNumberMachine(RuleBasedStateMachine):
     )
     def lock(self, data: st.DataObject, code: int, by_network: bool) -> None:
         card_id = data.draw(st.sampled_from(self.cards))
-        headers = self.base["network"] if by_network else self.partner
+        headers = self.world.network.headers if by_network else self.partner
         response = ok(
             self.post(f"/v1/cards/{card_id}/lock", {"reason_code": code}, headers), 200, 409
         )
@@ -279,21 +277,19 @@ def test_a_compromised_number_never_belongs_to_a_card_that_can_authorize(
 ) -> None:
     machine = CompromisedNumberMachine
 
-    async def prepare(world: RolledBackApp) -> None:
-        client = world.client
-        async with world.sessionmaker() as session:
-            base = await make_base(client, session, "Compromised numbers")
-        partner = base["partner"]
-        assert (await reload(client, partner, base["balance_id"], 1_000_000)).status_code == 200
+    async def prepare(rolled: RolledBackApp) -> None:
+        client = rolled.client
+        world = await new_world(rolled.app, "Compromised numbers", funding=())
+        assert world.holder.balance_id is not None
+        await fund_balance(rolled.app, world.holder.balance_id, 1_000_000)
         cards = []
         for body in (
             {},
             {},
             {"type": "PHYSICAL", "delivery_address": DELIVERY},
         ):
-            issued = await issue(client, partner, base, **body)
-            assert issued.status_code == 201, issued.text
-            cards.append(issued.json()["data"]["id"])
+            card = await make_card(rolled.app, world.partner, world.product, world.holder, **body)
+            cards.append(card.id)
         # The program's first authorization makes its network account, which the app caches:
         # made inside an example it would be rolled back but stay cached. So it is made here.
         primer = await client.post(
@@ -307,14 +303,14 @@ def test_a_compromised_number_never_belongs_to_a_card_that_can_authorize(
                 "entry_mode": "CHIP",
                 "network": {"network_transaction_id": f"cmp-{next(_ids)}"},
             },
-            headers=base["network"],
+            headers=world.network.headers,
         )
         assert primer.json()["approved"] is True, primer.text
-        machine.connection = world.connection
-        machine.sessionmaker = world.sessionmaker
+        machine.connection = rolled.connection
+        machine.sessionmaker = rolled.sessionmaker
         machine.client = client
-        machine.services = world.app.state.card_services
-        machine.base = base
+        machine.services = rolled.app.state.card_services
+        machine.world = world
         machine.first_cards = cards
 
     run_machine(settings_for_tests, machine, prepare, max_examples=10)

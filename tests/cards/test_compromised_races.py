@@ -3,7 +3,6 @@ transactions: each race ends in a state the rules allow (one open report at most
 number on a card that can authorize), and none ends in a 5xx or a deadlock."""
 
 import asyncio
-from typing import Any
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
@@ -12,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cardcore.db import create_sessionmaker
 from cardcore.models import Card, CardReport
-from tests.auth.helpers import bearer
-from tests.cards.helpers import DELIVERY, issue, setup_cards
-from tests.conftest import Partner, make_partner
+from tests.cards.helpers import issue
+from tests.factories import (
+    DELIVERY,
+    Partner,
+    World,
+    new_world,
+)
 
 ROUNDS = 8
 CAN_COME_BACK = ("ACTIVE", "INACTIVE", "FROZEN")
@@ -37,32 +40,28 @@ def _no_5xx(responses: list[Response]) -> None:
 async def test_racing_reports_and_actions_keep_the_rules(
     committed_app: FastAPI, engine: AsyncEngine
 ) -> None:
+    setup = await new_world(committed_app, "Races", funding=())
+    partner = setup.partner
     maker = create_sessionmaker(engine)
-    async with maker() as session:
-        partner = await make_partner(session, "Races")
-        async with AsyncClient(
+    async with (
+        maker() as session,
+        AsyncClient(
             transport=ASGITransport(app=committed_app), base_url="http://cardcore", timeout=120
-        ) as client:
-            setup = await setup_cards(client, session, partner)
-            await session.commit()
-            network = await client.post(
-                "/v1/admin/network-keys", json={"name": "p"}, headers=bearer(setup["token"])
-            )
-            setup["network"] = {"X-API-Key": network.json()["data"]["secret"]}
-            for _ in range(ROUNDS):
-                setup["app"] = committed_app
-                await _older_report_against_newer_ones(client, partner, setup, session)
-                await _two_compromises_from_two_cards(client, partner, setup, session)
+        ) as client,
+    ):
+        for _ in range(ROUNDS):
+            await _older_report_against_newer_ones(client, committed_app, partner, setup, session)
+            await _two_compromises_from_two_cards(client, committed_app, partner, setup, session)
 
 
-async def _card(client: AsyncClient, partner: Partner, setup: dict[str, Any]) -> str:
+async def _card(client: AsyncClient, partner: Partner, setup: World) -> str:
     issued = await issue(client, partner, setup)
     assert issued.status_code == 201, issued.text
     return issued.json()["data"]["id"]  # type: ignore[no-any-return]
 
 
 async def _older_report_against_newer_ones(
-    client: AsyncClient, partner: Partner, setup: dict[str, Any], session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, setup: World, session: AsyncSession
 ) -> None:
     """The issue's sequence, all at once: a damaged report acted on while stolen and fraud
     reports arrive."""
@@ -91,14 +90,14 @@ async def _older_report_against_newer_ones(
     if stolen.status_code == 201 or fraud.status_code == 201:
         live = [
             (c.id, c.status)
-            for c in await _carriers(setup["app"], session, card_id)
+            for c in await _carriers(app, session, card_id)
             if c.status in CAN_COME_BACK
         ]
         assert live == []
 
 
 async def _two_compromises_from_two_cards(
-    client: AsyncClient, partner: Partner, setup: dict[str, Any], session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, setup: World, session: AsyncSession
 ) -> None:
     """A virtual card and the plastic made from it share a number: the network locks one as
     stolen while the cardholder reports the other lost. Both lock both cards; neither waits on
@@ -114,7 +113,9 @@ async def _two_compromises_from_two_cards(
     )
     physical = approved.json()["data"]["physical_card_id"]
     responses = await asyncio.gather(
-        client.post(f"/v1/cards/{virtual}/lock", json={"reason_code": 2}, headers=setup["network"]),
+        client.post(
+            f"/v1/cards/{virtual}/lock", json={"reason_code": 2}, headers=setup.network.headers
+        ),
         client.post(
             f"/v1/cards/{physical}/reports", json={"reason": "LOST"}, headers=partner.headers
         ),
@@ -124,7 +125,7 @@ async def _two_compromises_from_two_cards(
     # Whichever came first decided; the other finds a final lock on its card (409).
     locked, reported = responses[0].status_code, responses[1].status_code
     assert sorted((locked, reported)) in ([200, 409], [201, 409]), (locked, reported)
-    carriers = await _carriers(setup["app"], session, virtual)
+    carriers = await _carriers(app, session, virtual)
     assert {c.id for c in carriers} == {virtual, physical}
     assert all(c.status == "LOCKED" and c.lock_reason in (1, 2) for c in carriers), [
         (c.id, c.status, c.lock_reason) for c in carriers

@@ -3,8 +3,10 @@ control on both its approve and decline side."""
 
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,19 +15,18 @@ from cardcore.cards import controls, jobs, lifecycle
 from cardcore.cards.lifecycle import LOCK_REASONS, STATES, TRANSITIONS
 from cardcore.kit.errors import CardcoreError
 from cardcore.models import Card, Program
-from tests.auth.helpers import bearer
-from tests.cards.helpers import issue, setup_cards
-from tests.conftest import Partner
+from tests.cards.helpers import issue
+from tests.factories import CardProgram, Partner, bearer, make_card_program
 
 
 @pytest.fixture
-async def setup(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict:  # type: ignore[type-arg]
-    return await setup_cards(client, session, partner)
+async def setup(app: FastAPI, partner: Partner) -> CardProgram:
+    return await make_card_program(app, partner)
 
 
 async def _card(
-    session: AsyncSession, client: AsyncClient, partner: Partner, setup: dict, status: str
-) -> Card:  # type: ignore[type-arg]
+    session: AsyncSession, client: AsyncClient, partner: Partner, setup: CardProgram, status: str
+) -> Card:
     card_id = (await issue(client, partner, setup)).json()["data"]["id"]
     await session.execute(
         update(Card)
@@ -40,8 +41,8 @@ async def _card(
 
 
 async def test_every_pair_of_states(
-    client: AsyncClient, partner: Partner, setup: dict, session: AsyncSession
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram, session: AsyncSession
+) -> None:
     for start, to in itertools.product(STATES, STATES):
         card = await _card(session, client, partner, setup, start)
         code = 3 if to == "LOCKED" else None
@@ -59,8 +60,8 @@ async def test_every_pair_of_states(
 
 @pytest.mark.parametrize("code", sorted(LOCK_REASONS))
 async def test_every_lock_code(
-    client: AsyncClient, partner: Partner, setup: dict, code: int
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram, code: int
+) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     locked = await client.post(
         f"/v1/cards/{card['id']}/lock", json={"reason_code": code}, headers=partner.headers
@@ -96,8 +97,8 @@ def test_seed_003_failure_action_codes() -> None:
 async def test_freeze_close_network_lock_and_seed_002_status(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    setup: CardProgram,
+    session: AsyncSession,
 ) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     base = f"/v1/cards/{card['id']}"
@@ -116,7 +117,7 @@ async def test_freeze_close_network_lock_and_seed_002_status(
         await client.post(base + "/status", json={"status": "ACTIVE"}, headers=partner.headers)
     ).json()["data"]["status"] == "ACTIVE"
     network = await client.post(
-        "/v1/admin/network-keys", json={"name": "processor"}, headers=bearer(setup["token"])
+        "/v1/admin/network-keys", json={"name": "processor"}, headers=setup.admin.headers
     )
     network_key = {"X-API-Key": network.json()["data"]["secret"]}
     by_network = await client.post(base + "/lock", json={"reason_code": 6}, headers=network_key)
@@ -134,12 +135,12 @@ async def test_freeze_close_network_lock_and_seed_002_status(
 async def test_cardholder_freeze_and_tighten_only(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,  # type: ignore[type-arg]
+    setup: CardProgram,
 ) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     token = (
         await client.post(
-            f"/v1/users/{setup['user_id']}/sessions", json={}, headers=partner.headers
+            f"/v1/users/{setup.holder.user_id}/sessions", json={}, headers=partner.headers
         )
     ).json()["data"]["access_token"]
     me = bearer(token)
@@ -183,8 +184,8 @@ async def test_cardholder_freeze_and_tighten_only(
 async def test_program_maxima_bound_every_card(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    setup: CardProgram,
+    session: AsyncSession,
 ) -> None:
     await session.execute(
         update(Program)
@@ -224,7 +225,9 @@ async def test_program_maxima_bound_every_card(
 # -- evaluate(): each control on both sides ------------------------------------------------------
 
 
-def _card_with(raw_controls: dict, status: str = "ACTIVE", lock: int | None = None) -> Card:  # type: ignore[type-arg]
+def _card_with(
+    raw_controls: dict[str, Any], status: str = "ACTIVE", lock: int | None = None
+) -> Card:
     return Card(
         status=status, lock_reason=lock, controls=raw_controls, expiry_month=12, expiry_year=2099
     )
@@ -246,7 +249,9 @@ def _tx(**overrides) -> controls.Transaction:  # type: ignore[no-untyped-def]
     return controls.Transaction(**{**values, **overrides})
 
 
-def _decide(card: Card, tx: controls.Transaction, spent: dict | None = None) -> tuple[bool, str]:  # type: ignore[type-arg]
+def _decide(
+    card: Card, tx: controls.Transaction, spent: dict[str, Any] | None = None
+) -> tuple[bool, str]:
     decision = controls.evaluate(card, tx, program=PROGRAM, spent=spent or {}, now=NOW)
     return decision.approved, decision.response_code
 
@@ -303,8 +308,8 @@ def _decide(card: Card, tx: controls.Transaction, spent: dict | None = None) -> 
     ],
 )
 def test_each_control_approves_and_declines(
-    raw: dict, allowed_tx: dict, declined_tx: dict, code: str
-) -> None:  # type: ignore[type-arg]
+    raw: dict[str, Any], allowed_tx: dict[str, Any], declined_tx: dict[str, Any], code: str
+) -> None:
     card = _card_with(controls.parse(raw).model_dump(mode="json", exclude_none=True))
     assert _decide(card, _tx(**allowed_tx)) == (True, "00")
     assert _decide(card, _tx(**declined_tx)) == (False, code)
@@ -361,8 +366,8 @@ def test_periods_follow_the_programs_time_zone() -> None:
 async def test_counters_feed_the_evaluate_endpoint(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    session: AsyncSession,  # type: ignore[type-arg]
+    setup: CardProgram,
+    session: AsyncSession,
 ) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     await client.put(
@@ -394,8 +399,8 @@ async def test_counters_feed_the_evaluate_endpoint(
 
 
 async def test_the_expiry_job(
-    client: AsyncClient, partner: Partner, setup: dict, session: AsyncSession
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram, session: AsyncSession
+) -> None:
     from cardcore.kit.jobs import JobContext
 
     card = (await issue(client, partner, setup)).json()["data"]

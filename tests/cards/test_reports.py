@@ -1,5 +1,7 @@
 """Reported cards, replacement and renewal, virtual to physical, 3DS, balance moves."""
 
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -8,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.cards.service import pin_matches
 from cardcore.models import Card, Program
-from tests.cards.helpers import DELIVERY, issue, setup_cards
-from tests.conftest import Partner
+from tests.cards.helpers import issue
+from tests.factories import DELIVERY, CardProgram, Partner, make_card_program
 from tests.kit.jose import encrypted_post, opened
 
 
 @pytest.fixture
-async def setup(client: AsyncClient, session: AsyncSession, partner: Partner) -> dict:  # type: ignore[type-arg]
-    return await setup_cards(client, session, partner)
+async def setup(app: FastAPI, partner: Partner) -> CardProgram:
+    return await make_card_program(app, partner)
 
 
 async def _pan(client: AsyncClient, partner: Partner, card_id: str) -> str:
@@ -26,7 +28,9 @@ async def _pan(client: AsyncClient, partner: Partner, card_id: str) -> str:
     return data["pan"] + ":" + data["cvv"]  # type: ignore[no-any-return]
 
 
-async def _report(client: AsyncClient, partner: Partner, card_id: str, reason: str) -> dict:  # type: ignore[type-arg]
+async def _report(
+    client: AsyncClient, partner: Partner, card_id: str, reason: str
+) -> dict[str, Any]:
     response = await client.post(
         f"/v1/cards/{card_id}/reports", json={"reason": reason}, headers=partner.headers
     )
@@ -38,11 +42,11 @@ async def _report(client: AsyncClient, partner: Partner, card_id: str, reason: s
 async def test_reports_that_lock_and_replacement_with_a_new_number(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
+    setup: CardProgram,
     session: AsyncSession,
     app: FastAPI,
     reason: str,
-    lock: int,  # type: ignore[type-arg]
+    lock: int,
 ) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     await encrypted_post(
@@ -94,8 +98,8 @@ async def test_reports_that_lock_and_replacement_with_a_new_number(
 async def test_damaged_or_not_received_keep_the_number(
     client: AsyncClient,
     partner: Partner,
-    setup: dict,
-    reason: str,  # type: ignore[type-arg]
+    setup: CardProgram,
+    reason: str,
 ) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     old = await _pan(client, partner, card["id"])
@@ -112,8 +116,8 @@ async def test_damaged_or_not_received_keep_the_number(
 
 
 async def test_renew_and_decline(
-    client: AsyncClient, partner: Partner, setup: dict, session: AsyncSession
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram, session: AsyncSession
+) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     await session.execute(
         update(Card).where(Card.id == card["id"]).values(expiry_year=2027, expiry_month=1)
@@ -156,7 +160,9 @@ async def test_renew_and_decline(
         assert (again.status_code, again.json()["code"]) == (409, "REPORT_NOT_OPEN")
 
 
-async def test_virtual_to_physical(client: AsyncClient, partner: Partner, setup: dict) -> None:  # type: ignore[type-arg]
+async def test_virtual_to_physical(
+    client: AsyncClient, partner: Partner, setup: CardProgram
+) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     pan = await _pan(client, partner, card["id"])
     bad = await client.post(
@@ -193,8 +199,8 @@ async def test_virtual_to_physical(client: AsyncClient, partner: Partner, setup:
 
 
 async def test_3ds_and_balance_moves(
-    client: AsyncClient, partner: Partner, setup: dict, session: AsyncSession
-) -> None:  # type: ignore[type-arg]
+    client: AsyncClient, partner: Partner, setup: CardProgram, session: AsyncSession
+) -> None:
     card = (await issue(client, partner, setup)).json()["data"]
     enrolled = (
         await client.post(
@@ -214,7 +220,7 @@ async def test_3ds_and_balance_moves(
 
     second = await client.post(
         "/v1/balances",
-        json={"user_id": setup["user_id"], "currency": "EUR"},
+        json={"user_id": setup.holder.user_id, "currency": "EUR"},
         headers=partner.headers,
     )
     target = second.json()["data"]["id"]

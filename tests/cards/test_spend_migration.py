@@ -16,7 +16,7 @@ from cardcore.cli import alembic_config, run_migrations
 from cardcore.config import Settings
 from cardcore.models.ids import to_uuid
 from tests.cards.helpers import cards_at_head, down_before
-from tests.conftest import _asyncpg_dsn
+from tests.harness import asyncpg_dsn
 
 REVISION = "2026_12_03_card_spend"
 TODAY = datetime(2026, 12, 3, tzinfo=UTC)
@@ -61,7 +61,7 @@ async def test_the_current_periods_come_over_and_go_back(
     before = await down_before(scratch_url, REVISION)
     config = alembic_config(scratch_url)
 
-    dsn, extra = _asyncpg_dsn(scratch_url)
+    dsn, extra = asyncpg_dsn(scratch_url)
     db = await asyncpg.connect(dsn, **extra)
     try:
         # What the old table held: yesterday's and today's rows for ALL, every period's current

@@ -14,20 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from cardcore.cards import zone_pin_keys
 from cardcore.config import Settings
 from cardcore.kit.crypto import parse_keys
-from tests.auth.helpers import bearer
 from tests.authorizations.pin_blocks import AES_ZPK, TDES_ZPK, kcv
-from tests.cards.helpers import ops_token
-from tests.conftest import Partner
+from tests.factories import Partner, bearer, make_admin
 from tests.kit.jose import encrypted_post, opened
 
 PATH = "/v1/admin/zone-pin-keys"
 
 
 async def test_only_an_admin_installs_it_and_only_encrypted(
-    client: AsyncClient, session: AsyncSession, partner: Partner, other_partner: Partner
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    partner: Partner,
+    other_partner: Partner,
 ) -> None:
-    admin = await ops_token(client, session, partner)
-    manager = await ops_token(client, session, partner, "manager")
+    admin = (await make_admin(app, partner)).token
+    manager = (await make_admin(app, partner, "manager")).token
     body = {"algorithm": "TDES", "key": TDES_ZPK, "kcv": "08d7b4"}
 
     plain = await client.post(PATH, json=body, headers=bearer(admin))
@@ -57,7 +59,7 @@ async def test_only_an_admin_installs_it_and_only_encrypted(
     assert bytes.fromhex(TDES_ZPK) not in row.wrapped_key
 
     # Another program sees none of it.
-    other_admin = await ops_token(client, session, other_partner)
+    other_admin = (await make_admin(app, other_partner)).token
     assert (await client.get(PATH, headers=bearer(other_admin))).json()["data"] == []
 
 
@@ -73,9 +75,9 @@ BAD_KEYS = [
 
 
 async def test_a_bad_key_is_refused_and_not_echoed(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    admin = await ops_token(client, session, partner)
+    admin = (await make_admin(app, partner)).token
     for body, code in BAD_KEYS:
         response = await encrypted_post(client, PATH, body, bearer(admin))
         assert response.status_code == 422, (body, response.text)

@@ -1,30 +1,14 @@
+"""KYC through the API: users, documents, everything a review needs."""
+
 from typing import Any
 
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
-from tests.conftest import Partner
+from tests.factories import ADDRESS, PERSONAL, Partner
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 100
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 PDF = b"%PDF-1.7\n" + b"\x00" * 100
-
-PERSONAL = {
-    "first_name": "Zofia",
-    "middle_name": "Maria",
-    "last_name": "Kowalska",
-    "date_of_birth": "1990-04-01",
-    "nationality": "PL",
-    "national_id_type": "NATIONAL_ID",
-    "national_id_number": "ABC 123456",
-}
-ADDRESS = {
-    "type": "RESIDENTIAL",
-    "line1": "ul. Marszałkowska 1",
-    "city": "Warszawa",
-    "postal_code": "00-001",
-    "state": "14",
-    "country": "pl",
-}
 
 
 async def create_user(client: AsyncClient, partner: Partner, **body: Any) -> dict[str, Any]:
@@ -41,7 +25,7 @@ async def upload(
     side: str | None = None,
     content: bytes = JPEG,
     content_type: str = "image/jpeg",
-):  # type: ignore[no-untyped-def]
+) -> Response:
     data = {"type": type, **({"side": side} if side else {})}
     return await client.post(
         f"/v1/users/{user_id}/kyc/documents",

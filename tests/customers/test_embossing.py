@@ -2,8 +2,8 @@ import pytest
 from httpx import AsyncClient
 
 from cardcore.customers.embossing import MAX_LENGTH, embossable, embossing_names
-from tests.conftest import Partner
-from tests.customers.helpers import PERSONAL, create_user
+from tests.customers.helpers import create_user
+from tests.factories import PERSONAL, Partner
 
 
 @pytest.mark.parametrize(

@@ -13,18 +13,8 @@ from cardcore.customers.verification import TRANSITIONS, Action, transition
 from cardcore.kit.errors import CardcoreError
 from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.models import Event, KycDocument, User, VerificationStatus
-from tests.auth.helpers import admin_token, bearer, make_admin
-from tests.conftest import Partner
-from tests.customers.helpers import (
-    ADDRESS,
-    JPEG,
-    PDF,
-    PERSONAL,
-    PNG,
-    complete_kyc,
-    create_user,
-    upload,
-)
+from tests.customers.helpers import JPEG, PDF, PNG, complete_kyc, create_user, upload
+from tests.factories import ADDRESS, PERSONAL, Partner, bearer, make_admin
 
 PARTNER = Principal(PrincipalKind.PARTNER, program_id="prg_x", actor_id="key_x")
 
@@ -89,7 +79,7 @@ def test_the_table_is_the_documented_machine() -> None:
 
 
 async def test_the_full_journey_with_ops_review(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
     user = await create_user(client, partner)
     uid = user["id"]
@@ -114,8 +104,7 @@ async def test_the_full_journey_with_ops_review(
     assert (locked.status_code, locked.json()["code"]) == (409, "KYC_LOCKED")
     assert (await upload(client, partner, uid, "selfie")).json()["code"] == "KYC_LOCKED"
 
-    await make_admin(session, partner, "manager")
-    token = await admin_token(client, partner, "manager")
+    token = (await make_admin(app, partner, "manager")).token
     queue = await client.get("/v1/admin/kyc-reviews", headers=bearer(token))
     assert [u["id"] for u in queue.json()["data"]] == [uid]
     rejected = await client.post(
@@ -182,11 +171,10 @@ async def test_partner_decides_its_own_kyc(client: AsyncClient, partner: Partner
 
 
 async def test_an_ops_decision_needs_no_body(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
     """Approve and reject have nothing required to send: a bare POST is a complete request."""
-    await make_admin(session, partner, "manager")
-    token = await admin_token(client, partner, "manager")
+    token = (await make_admin(app, partner, "manager")).token
     decided = {}
     for action in ("approve", "reject"):
         uid = (await create_user(client, partner))["id"]
@@ -199,13 +187,11 @@ async def test_an_ops_decision_needs_no_body(
 
 
 async def test_ops_review_needs_the_right_role_and_state(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
     user = await create_user(client, partner)
-    await make_admin(session, partner, "employee")
-    await make_admin(session, partner, "admin")
-    employee = await admin_token(client, partner, "employee")
-    admin = await admin_token(client, partner, "admin")
+    employee = (await make_admin(app, partner, "employee")).token
+    admin = (await make_admin(app, partner, "admin")).token
     refused = await client.post(
         f"/v1/admin/kyc-reviews/{user['id']}/approve", json={}, headers=bearer(employee)
     )
@@ -287,7 +273,9 @@ async def test_addresses_are_validated(client: AsyncClient, partner: Partner) ->
     assert (patched.json()["data"]["type"], patched.json()["data"]["state"]) == ("MAILING", "PL-12")
 
 
-async def test_kyb_journey(client: AsyncClient, partner: Partner, session: AsyncSession) -> None:
+async def test_kyb_journey(
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
+) -> None:
     body = {
         "legal_name": "Acme Sp. z o.o.",
         "registration_number": "0000123456",
@@ -321,8 +309,7 @@ async def test_kyb_journey(client: AsyncClient, partner: Partner, session: Async
     )
     assert submitted.json()["data"]["status"] == "IN_REVIEW"
 
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    token = (await make_admin(app, partner, "admin")).token
     queue = await client.get("/v1/admin/kyb-reviews", headers=bearer(token))
     assert [c["id"] for c in queue.json()["data"]] == [corp["id"]]
     approved = await client.post(

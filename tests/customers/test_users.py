@@ -2,8 +2,8 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import Partner
-from tests.customers.helpers import PERSONAL, create_user
+from tests.customers.helpers import create_user
+from tests.factories import PERSONAL, Partner
 
 
 async def test_create_validates_and_normalizes(client: AsyncClient, partner: Partner) -> None:

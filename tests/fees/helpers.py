@@ -5,7 +5,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
-from tests.auth.helpers import bearer
+from tests.factories import bearer
 
 
 async def set_schedule(

@@ -3,10 +3,12 @@ conversion), the FIRST_CARDS_FREE waiver, the outbox events and ledger entries t
 idempotence, and the program's policies when the balance cannot pay: SKIP, RETRY,
 ALLOW_NEGATIVE."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,10 +18,9 @@ from cardcore.fees import service as fees
 from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
 from cardcore.models import Balance, Card, LedgerAccount
-from tests.auth.helpers import bearer
 from tests.balances.helpers import open_balance, reload
-from tests.cards.helpers import DELIVERY, cardholder, issue, setup_cards
-from tests.conftest import Partner
+from tests.cards.helpers import issue
+from tests.factories import DELIVERY, CardProgram, Partner, make_card_program, make_cardholder
 from tests.fees.helpers import eur, fees_of, set_policy, set_schedule
 
 
@@ -51,7 +52,7 @@ async def _fee(client: AsyncClient, partner: Partner, fee_id: str) -> dict[str, 
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
-async def _issued(client: AsyncClient, partner: Partner, setup: dict[str, Any], **body: Any):  # type: ignore[no-untyped-def]
+async def _issued(client: AsyncClient, partner: Partner, setup: CardProgram, **body: Any):  # type: ignore[no-untyped-def]
     response = await issue(client, partner, setup, **body)
     assert response.status_code == 201, response.text
     return response.json()["data"]
@@ -73,13 +74,13 @@ async def _replace(client: AsyncClient, partner: Partner, card_id: str, reason: 
 
 
 async def test_issuance_fee_per_form_factor_with_its_event_and_ledger_entry(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
+    setup = await make_card_program(app, partner)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
     schedule = await set_schedule(
         client,
-        setup["token"],
+        setup.admin.token,
         [
             {"type": "CARD_ISSUANCE", "form_factor": "VIRTUAL", "prices": eur(300)},
             {"type": "CARD_ISSUANCE", "form_factor": "PHYSICAL", "prices": eur(1_200)},
@@ -98,7 +99,7 @@ async def test_issuance_fee_per_form_factor_with_its_event_and_ledger_entry(
             "EUR",
         )
         assert (line["balance_id"], line["schedule_id"], line["refunded_amount"]) == (
-            setup["balance_id"],
+            setup.holder.balance_id,
             schedule["id"],
             0,
         )
@@ -106,10 +107,10 @@ async def test_issuance_fee_per_form_factor_with_its_event_and_ledger_entry(
         assert line["charged_at"] is not None
         assert (line["waiver"], line["reason"], line["transaction_id"]) == (None, None, None)
         lines[card["id"]] = line
-    assert (await _balance(client, partner, setup["balance_id"]))["total"] == 10_000 - 1_500
+    assert (await _balance(client, partner, setup.holder.balance_id))["total"] == 10_000 - 1_500
 
     # The balance's ledger shows each as a `fee` debit, the fee line names its transfer.
-    entries = await _fee_entries(client, partner, setup["balance_id"])
+    entries = await _fee_entries(client, partner, setup.holder.balance_id)
     assert sorted(entries) == sorted(
         ("debit", line["amount"], line["ledger_transfer_id"]) for line in lines.values()
     )
@@ -121,7 +122,7 @@ async def test_issuance_fee_per_form_factor_with_its_event_and_ledger_entry(
             "type": "CARD_ISSUANCE",
             "amount": line["amount"],
             "currency": "EUR",
-            "balance_id": setup["balance_id"],
+            "balance_id": setup.holder.balance_id,
             "card_id": card_id,
             "transaction_id": None,
             "money_transfer_id": None,
@@ -133,13 +134,13 @@ async def test_issuance_fee_per_form_factor_with_its_event_and_ledger_entry(
 
 
 async def test_replacement_fee_and_no_issuance_fee_for_the_replacement(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
+    setup = await make_card_program(app, partner)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
     await set_schedule(
         client,
-        setup["token"],
+        setup.admin.token,
         [
             {"type": "CARD_ISSUANCE", "prices": eur(500)},
             {"type": "CARD_REPLACEMENT", "prices": eur(700)},
@@ -166,19 +167,19 @@ async def test_replacement_fee_and_no_issuance_fee_for_the_replacement(
             headers=partner.headers,
         )
         assert done.status_code == 200, (action, done.text)
-    assert len(await fees_of(client, partner.headers, balance_id=setup["balance_id"])) == 2
-    assert (await _balance(client, partner, setup["balance_id"]))["total"] == 10_000 - 1_200
+    assert len(await fees_of(client, partner.headers, balance_id=setup.holder.balance_id)) == 2
+    assert (await _balance(client, partner, setup.holder.balance_id))["total"] == 10_000 - 1_200
     assert await verify(session) == []
 
 
 async def test_physical_conversion_pays_the_physical_issuance_fee(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
+    setup = await make_card_program(app, partner)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
     await set_schedule(
         client,
-        setup["token"],
+        setup.admin.token,
         [
             {"type": "CARD_ISSUANCE", "form_factor": "VIRTUAL", "prices": eur(100)},
             {"type": "CARD_ISSUANCE", "form_factor": "PHYSICAL", "prices": eur(900)},
@@ -199,7 +200,7 @@ async def test_physical_conversion_pays_the_physical_issuance_fee(
         f"/v1/physical-requests/{await request()}/reject", json={}, headers=partner.headers
     )
     assert rejected.status_code == 200, rejected.text
-    assert len(await fees_of(client, partner.headers, balance_id=setup["balance_id"])) == 1
+    assert len(await fees_of(client, partner.headers, balance_id=setup.holder.balance_id)) == 1
 
     approved = await client.post(
         f"/v1/physical-requests/{await request()}/approve", headers=partner.headers
@@ -208,17 +209,17 @@ async def test_physical_conversion_pays_the_physical_issuance_fee(
     physical_id = approved.json()["data"]["physical_card_id"]
     (line,) = await fees_of(client, partner.headers, card_id=physical_id)
     assert (line["type"], line["status"], line["amount"]) == ("CARD_ISSUANCE", "CHARGED", 900)
-    assert (await _balance(client, partner, setup["balance_id"]))["total"] == 10_000 - 1_000
+    assert (await _balance(client, partner, setup.holder.balance_id))["total"] == 10_000 - 1_000
 
 
 async def test_first_cards_free_waives_the_first_n_and_replacements_do_not_count(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
+    setup = await make_card_program(app, partner)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
     await set_schedule(
         client,
-        setup["token"],
+        setup.admin.token,
         [
             {
                 "type": "CARD_ISSUANCE",
@@ -249,8 +250,8 @@ async def test_first_cards_free_waives_the_first_n_and_replacements_do_not_count
         None,
     ]
     assert [f["ledger_transfer_id"] is None for f in shown] == [True, True, False]
-    assert (await _balance(client, partner, setup["balance_id"]))["total"] == 10_000 - 400
-    assert await _fee_entries(client, partner, setup["balance_id"]) == [
+    assert (await _balance(client, partner, setup.holder.balance_id))["total"] == 10_000 - 400
+    assert await _fee_entries(client, partner, setup.holder.balance_id) == [
         ("debit", 400, shown[2]["ledger_transfer_id"])
     ]
     waived = await _events(client, partner, "fee.waived")
@@ -262,24 +263,24 @@ async def test_first_cards_free_waives_the_first_n_and_replacements_do_not_count
     ]
 
     # The count is per user: another cardholder's first card is free.
-    other = await cardholder(client, partner, phone="+48601230001")
-    theirs = await _issued(client, partner, {**setup, **other})
+    other = await make_cardholder(app, partner, phone="+48601230001")
+    theirs = await _issued(client, partner, replace(setup, holder=other))
     (line,) = await fees_of(client, partner.headers, card_id=theirs["id"])
     assert (line["status"], line["waiver"]["earlier_cards"]) == ("WAIVED", 0)
 
 
 async def test_a_retried_request_or_a_second_call_charges_once(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
-    await set_schedule(client, setup["token"], [{"type": "CARD_ISSUANCE", "prices": eur(500)}])
+    setup = await make_card_program(app, partner)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
+    await set_schedule(client, setup.admin.token, [{"type": "CARD_ISSUANCE", "prices": eur(500)}])
 
     body = {
         "type": "VIRTUAL",
-        "product_id": setup["product"]["id"],
-        "user_id": setup["user_id"],
-        "balance_id": setup["balance_id"],
+        "product_id": setup.product.id,
+        "user_id": setup.holder.user_id,
+        "balance_id": setup.holder.balance_id,
     }
     retried = {**partner.headers, "Idempotency-Key": "issue-once"}
     replies = [await client.post("/v1/cards", json=body, headers=retried) for _ in range(2)]
@@ -293,20 +294,20 @@ async def test_a_retried_request_or_a_second_call_charges_once(
     card = await session.get(Card, card_id)
     assert card is not None
     assert await fees.on_card_issued(session, card) is None
-    balance = await session.get(Balance, setup["balance_id"])
+    balance = await session.get(Balance, setup.holder.balance_id)
     assert balance is not None
-    await set_schedule(client, setup["token"], [{"type": "BALANCE_CREATION", "prices": eur(50)}])
+    await set_schedule(client, setup.admin.token, [{"type": "BALANCE_CREATION", "prices": eur(50)}])
     assert await fees.on_balance_created(session, balance) is not None
     assert await fees.on_balance_created(session, balance) is None
     await session.flush()
 
-    lines = await fees_of(client, partner.headers, balance_id=setup["balance_id"])
+    lines = await fees_of(client, partner.headers, balance_id=setup.holder.balance_id)
     assert sorted((f["type"], f["status"]) for f in lines) == [
         ("BALANCE_CREATION", "CHARGED"),
         ("CARD_ISSUANCE", "CHARGED"),
     ]
-    assert (await _balance(client, partner, setup["balance_id"]))["total"] == 10_000 - 550
-    assert len(await _fee_entries(client, partner, setup["balance_id"])) == 2
+    assert (await _balance(client, partner, setup.holder.balance_id))["total"] == 10_000 - 550
+    assert len(await _fee_entries(client, partner, setup.holder.balance_id)) == 2
     assert await verify(session) == []
 
 
@@ -314,12 +315,12 @@ async def test_a_retried_request_or_a_second_call_charges_once(
 
 
 async def test_skip_policy_leaves_the_balance_untouched(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
+    setup = await make_card_program(app, partner)
     await set_schedule(
         client,
-        setup["token"],
+        setup.admin.token,
         [
             {"type": "BALANCE_CREATION", "prices": eur(250)},
             {"type": "CARD_ISSUANCE", "prices": eur(500)},
@@ -349,18 +350,20 @@ async def test_skip_policy_leaves_the_balance_untouched(
     card = await _issued(client, partner, setup)
     (card_fee,) = await fees_of(client, partner.headers, card_id=card["id"])
     assert (card_fee["status"], card_fee["reason"]) == ("SKIPPED", "INSUFFICIENT_FUNDS")
-    await reload(client, partner, setup["balance_id"], 1_000)
+    await reload(client, partner, setup.holder.balance_id, 1_000)
     assert await fees.retry_due(session, now=datetime.now(UTC) + timedelta(days=30)) == 0
-    assert (await _balance(client, partner, setup["balance_id"]))["total"] == 1_000
+    assert (await _balance(client, partner, setup.holder.balance_id))["total"] == 1_000
     assert await _events(client, partner, "fee.charged") == []
 
 
 async def test_retry_policy_charges_once_funded(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await set_policy(client, setup["token"], fee_shortfall_policy="RETRY", fee_retry_days=3)
-    await set_schedule(client, setup["token"], [{"type": "BALANCE_CREATION", "prices": eur(250)}])
+    setup = await make_card_program(app, partner)
+    await set_policy(client, setup.admin.token, fee_shortfall_policy="RETRY", fee_retry_days=3)
+    await set_schedule(
+        client, setup.admin.token, [{"type": "BALANCE_CREATION", "prices": eur(250)}]
+    )
     start = datetime.now(UTC)
     balance = await open_balance(client, partner)
     (line,) = await fees_of(client, partner.headers, balance_id=balance["id"])
@@ -419,13 +422,13 @@ async def test_retry_policy_charges_once_funded(
 
 
 async def test_a_reload_pays_the_fees_waiting_for_funds_at_once(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await set_policy(client, setup["token"], fee_shortfall_policy="RETRY", fee_retry_days=3)
+    setup = await make_card_program(app, partner)
+    await set_policy(client, setup.admin.token, fee_shortfall_policy="RETRY", fee_retry_days=3)
     await set_schedule(
         client,
-        setup["token"],
+        setup.admin.token,
         [
             {"type": "BALANCE_CREATION", "prices": eur(250)},
             {"type": "CARD_ISSUANCE", "prices": eur(500)},
@@ -434,7 +437,11 @@ async def test_a_reload_pays_the_fees_waiting_for_funds_at_once(
     balance = await open_balance(client, partner)
     card = (
         await issue(
-            client, partner, {**setup, "user_id": balance["owner_id"], "balance_id": balance["id"]}
+            client,
+            partner,
+            setup,
+            user_id=balance["owner_id"],
+            balance_id=balance["id"],
         )
     ).json()["data"]
     assert [
@@ -459,11 +466,13 @@ async def test_a_reload_pays_the_fees_waiting_for_funds_at_once(
 
 
 async def test_retry_policy_gives_up_after_the_retry_days(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await set_policy(client, setup["token"], fee_shortfall_policy="RETRY", fee_retry_days=2)
-    await set_schedule(client, setup["token"], [{"type": "BALANCE_CREATION", "prices": eur(250)}])
+    setup = await make_card_program(app, partner)
+    await set_policy(client, setup.admin.token, fee_shortfall_policy="RETRY", fee_retry_days=2)
+    await set_schedule(
+        client, setup.admin.token, [{"type": "BALANCE_CREATION", "prices": eur(250)}]
+    )
     start = datetime.now(UTC)
     balance = await open_balance(client, partner)
     (line,) = await fees_of(client, partner.headers, balance_id=balance["id"])
@@ -487,29 +496,29 @@ async def test_retry_policy_gives_up_after_the_retry_days(
 
 
 async def test_allow_negative_goes_below_zero_up_to_the_limit_and_a_reload_pays_it_back(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
+    setup = await make_card_program(app, partner)
     await set_policy(
         client,
-        setup["token"],
+        setup.admin.token,
         fee_shortfall_policy="ALLOW_NEGATIVE",
         fee_overdraft_limits={"EUR": 1_000},
     )
     await set_schedule(
         client,
-        setup["token"],
+        setup.admin.token,
         [
             {"type": "BALANCE_CREATION", "prices": eur(600)},
             {"type": "CARD_ISSUANCE", "form_factor": "VIRTUAL", "prices": eur(300)},
             {"type": "CARD_ISSUANCE", "form_factor": "PHYSICAL", "prices": eur(500)},
         ],
     )
-    holder = await cardholder(client, partner, phone="+48601230002")
-    world = {**setup, **holder}
-    (creation,) = await fees_of(client, partner.headers, balance_id=holder["balance_id"])
+    holder = await make_cardholder(app, partner, phone="+48601230002")
+    world = replace(setup, holder=holder)
+    (creation,) = await fees_of(client, partner.headers, balance_id=holder.balance_id)
     assert (creation["status"], creation["amount"]) == ("CHARGED", 600)
-    shown = await _balance(client, partner, holder["balance_id"])
+    shown = await _balance(client, partner, holder.balance_id)
     assert (shown["total"], shown["available"]) == (-600, -600)
 
     # 300 more takes it to -900, within the limit; 500 more would be -1,400: skipped.
@@ -522,13 +531,13 @@ async def test_allow_negative_goes_below_zero_up_to_the_limit_and_a_reload_pays_
         "SKIPPED",
         "OVERDRAFT_LIMIT_REACHED",
     )
-    assert (await _balance(client, partner, holder["balance_id"]))["total"] == -900
+    assert (await _balance(client, partner, holder.balance_id))["total"] == -900
     (skipped,) = await _events(client, partner, "fee.skipped")
     assert skipped["data"]["reason"] == "OVERDRAFT_LIMIT_REACHED"
 
     # While negative, the card cannot spend: the overdraft is for fees only.
     key = await client.post(
-        "/v1/admin/network-keys", json={"name": "processor"}, headers=bearer(setup["token"])
+        "/v1/admin/network-keys", json={"name": "processor"}, headers=setup.admin.headers
     )
     network = {"X-API-Key": key.json()["data"]["secret"]}
 
@@ -551,10 +560,10 @@ async def test_allow_negative_goes_below_zero_up_to_the_limit_and_a_reload_pays_
 
     declined = await authorize(100, "fee-negative-1")
     assert (declined["approved"], declined["response_code"]) == (False, "51")
-    assert (await _balance(client, partner, holder["balance_id"]))["total"] == -900
+    assert (await _balance(client, partner, holder.balance_id))["total"] == -900
 
     # Nor can any other transfer take it lower: only a fee's transfer carries the allowance...
-    account_id = (await session.get(Balance, holder["balance_id"])).ledger_account_id  # type: ignore[union-attr]
+    account_id = (await session.get(Balance, holder.balance_id)).ledger_account_id  # type: ignore[union-attr]
     funding = await ledger.system_account_id(
         session, program_id=partner.program_id, currency="EUR", kind="funding"
     )
@@ -592,10 +601,10 @@ async def test_allow_negative_goes_below_zero_up_to_the_limit_and_a_reload_pays_
                     await session.execute(overdraw)
 
     # A reload pays the overdraft back first; then the card spends again.
-    reloaded = await reload(client, partner, holder["balance_id"], 1_500)
+    reloaded = await reload(client, partner, holder.balance_id, 1_500)
     assert reloaded.status_code == 200, reloaded.text
-    assert (await _balance(client, partner, holder["balance_id"]))["total"] == 600
+    assert (await _balance(client, partner, holder.balance_id))["total"] == 600
     approved = await authorize(100, "fee-negative-2")
     assert (approved["approved"], approved["response_code"]) == (True, "00")
-    assert (await _balance(client, partner, holder["balance_id"]))["available"] == 500
+    assert (await _balance(client, partner, holder.balance_id))["available"] == 500
     assert await verify(session) == []

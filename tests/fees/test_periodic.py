@@ -6,12 +6,12 @@ program's policy when the balance cannot pay. A card made at or after a period's
 charged for it.
 
 Time. The job takes `now`; most tests pass a fixed `now` in 2030, so the periods in play are
-fixed ones. A card made through the API (in 2026 or later, real time) exists before every one of
+fixed ones. A card made now (in 2026 or later, real time) exists before every one of
 them ends, and so would be charged for all of them: where a test is about one period, it moves
 the card's `created_at` into that period with an UPDATE (or has the schedule take effect inside
 it), so that the earlier periods of the window are not in play, and says so; or it states the
 exact periods charged. Ledger transfers are moved in time the same way. Inside the rolled-back
-test transaction `now()` is frozen, so every row made through the API has the same `created_at`.
+test transaction `now()` is frozen, so every row made in it has the same `created_at`.
 
 The last tests commit for real and run the job through `cardcore worker --once` processes (real
 time: the periods are the last days) and through two sessions at once.
@@ -21,6 +21,7 @@ import asyncio
 import os
 import sys
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,11 @@ from cardcore.kit.jobs import JobQueue, enqueue
 from cardcore.ledger.verify import verify
 from cardcore.models import Balance, Card, Event, Fee, FeeSchedule, Job, LedgerTransfer
 from cardcore.worker import JOBS
-from tests.authorizations.helpers import fund_cards, make_base
+from tests import factories
 from tests.authorizations.network import authorize, body, follow_up
 from tests.balances.helpers import reload
 from tests.cards.helpers import issue
-from tests.conftest import Partner
+from tests.factories import Partner, World, new_world
 from tests.fees.helpers import eur, fees_of, set_policy, set_schedule
 
 
@@ -127,10 +128,12 @@ async def charged_periods(session: AsyncSession, card_id: str) -> list[str]:
 
 
 async def world(
-    client: AsyncClient, session: AsyncSession, *funding: int, name: str = "Fees"
-) -> tuple[Partner, dict[str, Any], list[Any]]:
-    base = await make_base(client, session, name)
-    return base["partner"], base, await fund_cards(client, base["partner"], base, *funding)
+    app: FastAPI, *funding: int, name: str = "Fees"
+) -> tuple[Partner, World, tuple[factories.Card, ...]]:
+    """A program of its own (not the `partner` fixture's) with a card per amount in `funding`,
+    each on a balance of its own funded by it (factories.make_world)."""
+    made = await new_world(app, name, funding)
+    return made.partner, made, made.cards
 
 
 # -- charging --------------------------------------------------------------------------------------
@@ -138,18 +141,19 @@ async def world(
 
 async def test_a_monthly_fee_is_charged_once_for_the_month_that_ended(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The cards are made in January 2030 (an UPDATE): December, also in the window at `FEB`,
     is not theirs."""
-    partner, base, (first, second) = await world(client, session, 10_000, 2_000)
+    partner, base, (first, second) = await world(app, 10_000, 2_000)
     await move_cards(session, partner.program_id, MID_JANUARY)
-    schedule = await set_schedule(client, base["token"], [monthly(499)])
+    schedule = await set_schedule(client, base.admin.token, [monthly(499)])
 
     assert await run(sessionmaker, FEB) == 2
-    assert await charged_periods(session, first.card_id) == ["2030-01"]
-    (line,) = await periodic_fees(client, partner, first.card_id)
+    assert await charged_periods(session, first.id) == ["2030-01"]
+    (line,) = await periodic_fees(client, partner, first.id)
     assert {k: line[k] for k in ("type", "status", "amount", "currency", "period")} == {
         "type": "CARD_PERIODIC",
         "status": "CHARGED",
@@ -183,21 +187,21 @@ async def test_a_monthly_fee_is_charged_once_for_the_month_that_ended(
         "fee_id": line["id"],
         "type": "CARD_PERIODIC",
         "amount": 499,
-        "card_id": first.card_id,
+        "card_id": first.id,
         "ledger_transfer_id": moved.id,
     }
 
     # Again, and again later in the same month: nothing more.
     assert await run(sessionmaker, FEB) == 0
     assert await run(sessionmaker, FEB + timedelta(days=20)) == 0
-    assert len(await periodic_fees(client, partner, first.card_id)) == 1
+    assert len(await periodic_fees(client, partner, first.id)) == 1
     assert await available(client, partner, first.balance_id) == 9_501
     assert len(await fee_transfers(session, line["id"])) == 1
 
     # March: February is due; January, still in the window, is not charged again.
     assert await run(sessionmaker, MAR) == 2
     assert await run(sessionmaker, MAR) == 0
-    lines = await periodic_fees(client, partner, first.card_id)
+    lines = await periodic_fees(client, partner, first.id)
     assert [(f["period"], f["status"], f["amount"]) for f in lines] == [
         ("2030-01", "CHARGED", 499),
         ("2030-02", "CHARGED", 499),
@@ -208,6 +212,7 @@ async def test_a_monthly_fee_is_charged_once_for_the_month_that_ended(
 
 async def test_daily_and_weekly_fees_in_the_programs_time_zone(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -215,12 +220,12 @@ async def test_daily_and_weekly_fees_in_the_programs_time_zone(
     23:30 UTC on Saturday 26 January (an UPDATE): already Sunday the 27th in Warsaw, the last
     day of 2030-W04 there. So Warsaw's 26 January (it ended at 23:00 UTC) and the weeks before
     W04 are not the card's, although they are in the window; in UTC they would be."""
-    partner, base, (card,) = await world(client, session, 1_000)
-    await move_card(session, card.card_id, utc(2030, 1, 26, 23, 30))
-    await set_policy(client, base["token"], timezone="Europe/Warsaw")
+    partner, base, (card,) = await world(app, 1_000)
+    await move_card(session, card.id, utc(2030, 1, 26, 23, 30))
+    await set_policy(client, base.admin.token, timezone="Europe/Warsaw")
     await set_schedule(
         client,
-        base["token"],
+        base.admin.token,
         [
             {"type": "CARD_PERIODIC", "period": "DAILY", "prices": eur(10)},
             {"type": "CARD_PERIODIC", "period": "WEEKLY", "prices": eur(50)},
@@ -232,7 +237,7 @@ async def test_daily_and_weekly_fees_in_the_programs_time_zone(
     # 00:30 in Warsaw on Friday 1 February (still the 31st in UTC): the 31st has ended.
     assert await run(sessionmaker, utc(2030, 1, 31, 23, 30)) == 1
     assert await run(sessionmaker, utc(2030, 1, 31, 23, 59)) == 0
-    lines = await periodic_fees(client, partner, card.card_id)
+    lines = await periodic_fees(client, partner, card.id)
     assert [
         (
             f["period"],
@@ -256,11 +261,12 @@ async def test_daily_and_weekly_fees_in_the_programs_time_zone(
 
 async def test_closed_replaced_and_newer_cards_are_not_charged(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    partner, base, _ = await world(client, session)
-    assert (await reload(client, partner, base["balance_id"], 10_000)).status_code == 200
+    partner, base, _ = await world(app)
+    assert (await reload(client, partner, base.holder.balance_id, 10_000)).status_code == 200
 
     async def new_card() -> str:
         issued = await issue(client, partner, base)
@@ -280,7 +286,7 @@ async def test_closed_replaced_and_newer_cards_are_not_charged(
     # January ends at 2030-02-01 00:00 UTC: a card made at that instant is February's.
     await move_card(session, newer, utc(2030, 2, 1))
     await move_card(session, just_before, utc(2030, 2, 1) - timedelta(microseconds=1))
-    await set_schedule(client, base["token"], [monthly(100)])
+    await set_schedule(client, base.admin.token, [monthly(100)])
 
     async def charged() -> list[tuple[str, str]]:
         rows = await session.execute(
@@ -301,7 +307,7 @@ async def test_closed_replaced_and_newer_cards_are_not_charged(
             (just_before, "2030-01"),
         ]
     )
-    assert await available(client, partner, base["balance_id"]) == 10_000 - 500
+    assert await available(client, partner, base.holder.balance_id) == 10_000 - 500
 
     # The newer card pays for February, its first whole period; the closed and replaced never.
     assert await run(sessionmaker, MAR) == 4
@@ -318,7 +324,7 @@ async def test_closed_replaced_and_newer_cards_are_not_charged(
             (newer, "2030-02"),
         ]
     )
-    assert await available(client, partner, base["balance_id"]) == 10_000 - 900
+    assert await available(client, partner, base.holder.balance_id) == 10_000 - 900
     assert (
         await session.scalar(
             select(func.count()).select_from(Fee).where(Fee.card_id.in_([closed, lost]))
@@ -330,33 +336,34 @@ async def test_closed_replaced_and_newer_cards_are_not_charged(
 
 async def test_the_version_in_effect_when_the_period_ended_prices_it(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The card is made through the API (real time, years before): every period in the window
     is the card's, and only the schedule's versions decide what each one costs."""
-    partner, base, (card,) = await world(client, session, 10_000)
+    partner, base, (card,) = await world(app, 10_000)
     # The first version takes effect in the middle of January: December, in the window at the
     # first run, ended before any version was in effect and has no fee.
     v1 = await set_schedule(
-        client, base["token"], [monthly(300)], effective_from="2030-01-15T00:00:00Z"
+        client, base.admin.token, [monthly(300)], effective_from="2030-01-15T00:00:00Z"
     )
     # One second after January ended: not January's price, although it is in effect at `now`.
     v2 = await set_schedule(
-        client, base["token"], [monthly(700)], effective_from="2030-02-01T00:00:01Z"
+        client, base.admin.token, [monthly(700)], effective_from="2030-02-01T00:00:01Z"
     )
     # One second after February ended: not February's.
     v3 = await set_schedule(
-        client, base["token"], [monthly(900)], effective_from="2030-03-01T00:00:01Z"
+        client, base.admin.token, [monthly(900)], effective_from="2030-03-01T00:00:01Z"
     )
     assert [v["version"] for v in (v1, v2, v3)] == [1, 2, 3]
 
     assert await run(sessionmaker, utc(2030, 2, 20)) == 1
-    assert await charged_periods(session, card.card_id) == ["2030-01"]
+    assert await charged_periods(session, card.id) == ["2030-01"]
     # No run in March: in April, February and March are both due, each priced by the version
     # in effect when it ended.
     assert await run(sessionmaker, utc(2030, 4, 20)) == 2
-    lines = await periodic_fees(client, partner, card.card_id)
+    lines = await periodic_fees(client, partner, card.id)
     assert [(f["period"], f["amount"], f["schedule_id"]) for f in lines] == [
         ("2030-01", 300, v1["id"]),
         ("2030-02", 700, v2["id"]),
@@ -365,9 +372,9 @@ async def test_the_version_in_effect_when_the_period_ended_prices_it(
     assert await available(client, partner, card.balance_id) == 10_000 - 1_900
 
     # A version that drops the fee: April is not charged, and nothing charged before changes.
-    await set_schedule(client, base["token"], [], effective_from="2030-04-15T00:00:00Z")
+    await set_schedule(client, base.admin.token, [], effective_from="2030-04-15T00:00:00Z")
     assert await run(sessionmaker, utc(2030, 5, 2)) == 0
-    again = await periodic_fees(client, partner, card.card_id)
+    again = await periodic_fees(client, partner, card.id)
     assert [(f["period"], f["amount"]) for f in again] == [
         ("2030-01", 300),
         ("2030-02", 700),
@@ -384,19 +391,20 @@ def daily(amount: int) -> dict[str, Any]:
 
 async def test_days_the_job_did_not_run_for_are_charged_late_once_each(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The card is made at noon on 24 January 2030 (an UPDATE). The job runs on the 28th and
     the 29th, then not for three days (workers down): the run on 1 February charges the 29th,
     30th and 31st, each once, each for its own day."""
-    partner, base, (card,) = await world(client, session, 1_000)
-    await move_card(session, card.card_id, utc(2030, 1, 24, 12))
-    await set_schedule(client, base["token"], [daily(10)])
+    partner, base, (card,) = await world(app, 1_000)
+    await move_card(session, card.id, utc(2030, 1, 24, 12))
+    await set_schedule(client, base.admin.token, [daily(10)])
 
     # The first run: every day since the card was made (the 24th, its first, in full).
     assert await run(sessionmaker, utc(2030, 1, 28, 0, 5)) == 4
-    assert await charged_periods(session, card.card_id) == [
+    assert await charged_periods(session, card.id) == [
         "2030-01-24",
         "2030-01-25",
         "2030-01-26",
@@ -411,7 +419,7 @@ async def test_days_the_job_did_not_run_for_are_charged_late_once_each(
     assert await run(sessionmaker, FEB + timedelta(hours=6)) == 0
     assert await run(sessionmaker, utc(2030, 1, 29, 0, 5)) == 0, "an earlier `now` adds nothing"
 
-    lines = await periodic_fees(client, partner, card.card_id)
+    lines = await periodic_fees(client, partner, card.id)
     assert [
         (
             f["period"],
@@ -426,13 +434,14 @@ async def test_days_the_job_did_not_run_for_are_charged_late_once_each(
         for day in range(24, 32)
     ]
     counts = await _per_card_and_period(session)
-    assert counts == {(card.card_id, f"2030-01-{day}"): (1, 1) for day in range(24, 32)}
+    assert counts == {(card.id, f"2030-01-{day}"): (1, 1) for day in range(24, 32)}
     assert await available(client, partner, card.balance_id) == 1_000 - 8 * 10
     assert await verify(session) == []
 
 
 async def test_nothing_older_than_the_window_is_charged(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -440,11 +449,11 @@ async def test_nothing_older_than_the_window_is_charged(
     time (2026): every period since is the card's and has a price. The first run, at `FEB`,
     charges 7 days, 4 weeks and 2 months back, and nothing before: not 24 January (8 days
     back), not 2029-W52, not November. No later run goes back for them."""
-    partner, base, (card,) = await world(client, session, 10_000)
-    await move_card(session, card.card_id, utc(2029, 11, 15))
+    partner, base, (card,) = await world(app, 10_000)
+    await move_card(session, card.id, utc(2029, 11, 15))
     await set_schedule(
         client,
-        base["token"],
+        base.admin.token,
         [daily(1), {"type": "CARD_PERIODIC", "period": "WEEKLY", "prices": eur(10)}, monthly(100)],
     )
 
@@ -452,8 +461,8 @@ async def test_nothing_older_than_the_window_is_charged(
     days = [f"2030-01-{day}" for day in range(25, 32)]
     weeks = ["2030-W01", "2030-W02", "2030-W03", "2030-W04"]
     months = ["2029-12", "2030-01"]
-    assert await charged_periods(session, card.card_id) == sorted(days + weeks + months)
-    lines = {f["period"]: f for f in await periodic_fees(client, partner, card.card_id)}
+    assert await charged_periods(session, card.id) == sorted(days + weeks + months)
+    lines = {f["period"]: f for f in await periodic_fees(client, partner, card.id)}
     # The oldest of each: 25 January; Monday 31 December 2029 to 7 January 2030; December.
     assert [
         (datetime.fromisoformat(lines[p]["period_start"]), lines[p]["amount"])
@@ -462,34 +471,33 @@ async def test_nothing_older_than_the_window_is_charged(
 
     # The next day: 1 February only.
     assert await run(sessionmaker, FEB + timedelta(days=1)) == 1
-    assert await charged_periods(session, card.card_id) == sorted(
-        [*days, "2030-02-01", *weeks, *months]
-    )
+    assert await charged_periods(session, card.id) == sorted([*days, "2030-02-01", *weeks, *months])
     assert await available(client, partner, card.balance_id) == 10_000 - 8 - 40 - 200
     assert await verify(session) == []
 
 
 async def test_months_the_job_did_not_run_for_are_charged_two_back(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The card is made in November 2029 (an UPDATE). The job runs on 1 December, then not until
     1 February: December and January are charged then, each once. Then not until 1 May: March
     and April are charged, and February, three months back, never is."""
-    partner, base, (card,) = await world(client, session, 10_000)
-    await move_card(session, card.card_id, utc(2029, 11, 10))
-    await set_schedule(client, base["token"], [monthly(499)])
+    partner, base, (card,) = await world(app, 10_000)
+    await move_card(session, card.id, utc(2029, 11, 10))
+    await set_schedule(client, base.admin.token, [monthly(499)])
 
     assert await run(sessionmaker, utc(2029, 12, 1, 0, 5)) == 1
-    assert await charged_periods(session, card.card_id) == ["2029-11"]
+    assert await charged_periods(session, card.id) == ["2029-11"]
     assert await run(sessionmaker, FEB) == 2
     assert await run(sessionmaker, FEB) == 0
-    assert await charged_periods(session, card.card_id) == ["2029-11", "2029-12", "2030-01"]
+    assert await charged_periods(session, card.id) == ["2029-11", "2029-12", "2030-01"]
     assert await run(sessionmaker, utc(2030, 5, 1, 0, 5)) == 2
     assert await run(sessionmaker, utc(2030, 5, 20)) == 0
 
-    lines = await periodic_fees(client, partner, card.card_id)
+    lines = await periodic_fees(client, partner, card.id)
     assert [
         (f["period"], f["status"], datetime.fromisoformat(f["period_start"])) for f in lines
     ] == [
@@ -509,21 +517,22 @@ async def test_months_the_job_did_not_run_for_are_charged_two_back(
 
 async def test_first_month_free(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """A period that ends within a month of the card's creation is waived. The cards' creation
     times are set with an UPDATE."""
-    partner, base, cards = await world(client, session, 1_000, 1_000, 1_000, 1_000)
+    partner, base, cards = await world(app, 1_000, 1_000, 1_000, 1_000)
     recent, old, edge, last_minute = cards
-    await move_card(session, recent.card_id, utc(2030, 1, 20, 12))
+    await move_card(session, recent.id, utc(2030, 1, 20, 12))
     # A month later is 31 January 23:59:59: before January ended.
-    await move_card(session, old.card_id, utc(2029, 12, 31, 23, 59, 59))
+    await move_card(session, old.id, utc(2029, 12, 31, 23, 59, 59))
     # A month later is 1 February 00:00, the very end of January: still the first month.
-    await move_card(session, edge.card_id, utc(2030, 1, 1))
+    await move_card(session, edge.id, utc(2030, 1, 1))
     # 31 January → 28 February (2030 is no leap year): February ends later, on 1 March.
-    await move_card(session, last_minute.card_id, utc(2030, 1, 31, 23))
-    await set_schedule(client, base["token"], [monthly(499, {"rule": "FIRST_MONTH_FREE"})])
+    await move_card(session, last_minute.id, utc(2030, 1, 31, 23))
+    await set_schedule(client, base.admin.token, [monthly(499, {"rule": "FIRST_MONTH_FREE"})])
 
     # At `FEB`, December is in the window too: only `old` was made before it ended, within a
     # month of its end (waived).
@@ -531,13 +540,13 @@ async def test_first_month_free(
     assert await run(sessionmaker, MAR) == 4
     outcome = {}
     for card in cards:
-        lines = await periodic_fees(client, partner, card.card_id)
-        outcome[card.card_id] = [(f["period"], f["status"]) for f in lines]
+        lines = await periodic_fees(client, partner, card.id)
+        outcome[card.id] = [(f["period"], f["status"]) for f in lines]
     assert outcome == {
-        recent.card_id: [("2030-01", "WAIVED"), ("2030-02", "CHARGED")],
-        old.card_id: [("2029-12", "WAIVED"), ("2030-01", "CHARGED"), ("2030-02", "CHARGED")],
-        edge.card_id: [("2030-01", "WAIVED"), ("2030-02", "CHARGED")],
-        last_minute.card_id: [("2030-01", "WAIVED"), ("2030-02", "CHARGED")],
+        recent.id: [("2030-01", "WAIVED"), ("2030-02", "CHARGED")],
+        old.id: [("2029-12", "WAIVED"), ("2030-01", "CHARGED"), ("2030-02", "CHARGED")],
+        edge.id: [("2030-01", "WAIVED"), ("2030-02", "CHARGED")],
+        last_minute.id: [("2030-01", "WAIVED"), ("2030-02", "CHARGED")],
     }
     assert [await available(client, partner, c.balance_id) for c in cards] == [
         501,
@@ -546,7 +555,7 @@ async def test_first_month_free(
         501,
     ]
 
-    (waived, _) = await periodic_fees(client, partner, recent.card_id)
+    (waived, _) = await periodic_fees(client, partner, recent.id)
     assert waived["waiver"] == {
         "rule": "FIRST_MONTH_FREE",
         "card_created_at": "2030-01-20T12:00:00+00:00",
@@ -561,13 +570,13 @@ async def test_first_month_free(
     assert (kind, data["rule"], data["card_id"]) == (
         "fee.waived",
         "FIRST_MONTH_FREE",
-        recent.card_id,
+        recent.id,
     )
     assert await verify(session) == []
 
 
 async def _purchases(
-    client: AsyncClient, session: AsyncSession, base: dict[str, Any], card_id: str, account: str
+    client: AsyncClient, session: AsyncSession, base: World, card: factories.Card, account: str
 ) -> None:
     """Card spending on the balance, made through the network endpoints (real time), then moved
     in time by UPDATEs of the ledger transfers' created_at:
@@ -575,7 +584,7 @@ async def _purchases(
     - in January 2030: 30.00 cleared, 25.00 authorized and cleared for 20.00, a force-posted
       10.00, a refund of 5.00 on the first, and 4.00 authorized but never cleared.
     Settled spend in January: 30 + 20 + 10 - 5 = 55.00 in three purchases."""
-    world = {"card": {"id": card_id}, "network": base["network"]}
+    world = replace(base, cards=(card,))
 
     async def clear(authorization: dict[str, Any], **amount: int) -> None:
         cleared = await follow_up(
@@ -603,7 +612,7 @@ async def _purchases(
     forced = await client.post(
         "/v1/network/force-post-clearings",
         json=body(world, amount=1_000),
-        headers=world["network"],
+        headers=world.network.headers,
     )
     assert forced.json()["approved"] is True, forced.text
     refunded = await follow_up(
@@ -621,19 +630,20 @@ async def _purchases(
 
 async def test_spend_and_transaction_waivers_read_the_ledger(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The card is made on 1 December 2029 (an UPDATE): December and January are its periods,
     November is not."""
-    partner, base, (funded,) = await world(client, session, 20_000)
+    partner, base, (funded,) = await world(app, 20_000)
     account = await session.scalar(
         select(Balance.ledger_account_id).where(Balance.id == funded.balance_id)
     )
     assert account is not None
-    await _purchases(client, session, base, funded.card_id, account)
-    await move_card(session, funded.card_id, utc(2029, 12, 1))
-    card = await session.get(Card, funded.card_id)
+    await _purchases(client, session, base, funded, account)
+    await move_card(session, funded.id, utc(2029, 12, 1))
+    card = await session.get(Card, funded.id)
     assert card is not None
     _, jan_start, jan_end = last_period("MONTHLY", FEB, "UTC")
     _, dec_start, dec_end = last_period("MONTHLY", utc(2030, 1, 1), "UTC")
@@ -674,13 +684,13 @@ async def test_spend_and_transaction_waivers_read_the_ledger(
     before = await available(client, partner, funded.balance_id)
     await set_schedule(
         client,
-        base["token"],
+        base.admin.token,
         [monthly(499, spend, {"rule": "TRANSACTIONS_AT_LEAST", "count": 10})],
     )
     assert await run(sessionmaker, FEB) == 2
     # Earlier: December is already done, November was before the card.
     assert await run(sessionmaker, utc(2030, 1, 1)) == 0
-    december, january = await periodic_fees(client, partner, funded.card_id)
+    december, january = await periodic_fees(client, partner, funded.id)
     assert (january["period"], january["status"], january["waiver"]) == (
         "2030-01",
         "WAIVED",
@@ -698,21 +708,22 @@ async def test_spend_and_transaction_waivers_read_the_ledger(
 
 async def test_transactions_waiver_through_the_job(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    partner, base, (funded,) = await world(client, session, 20_000)
+    partner, base, (funded,) = await world(app, 20_000)
     account = await session.scalar(
         select(Balance.ledger_account_id).where(Balance.id == funded.balance_id)
     )
     assert account is not None
-    await _purchases(client, session, base, funded.card_id, account)
+    await _purchases(client, session, base, funded, account)
     # Made as December ended (an UPDATE): January is its only period in the window.
-    await move_card(session, funded.card_id, utc(2030, 1, 1))
+    await move_card(session, funded.id, utc(2030, 1, 1))
     before = await available(client, partner, funded.balance_id)
     await set_schedule(
         client,
-        base["token"],
+        base.admin.token,
         [
             monthly(
                 499,
@@ -722,7 +733,7 @@ async def test_transactions_waiver_through_the_job(
         ],
     )
     assert await run(sessionmaker, FEB) == 1
-    (january,) = await periodic_fees(client, partner, funded.card_id)
+    (january,) = await periodic_fees(client, partner, funded.id)
     assert (january["period"], january["status"], january["waiver"]) == (
         "2030-01",
         "WAIVED",
@@ -736,15 +747,16 @@ async def test_transactions_waiver_through_the_job(
 
 async def test_skip_by_default(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The card is made in January 2030 (an UPDATE): its only period at `FEB`."""
-    partner, base, (card,) = await world(client, session, 100)
-    await move_card(session, card.card_id, MID_JANUARY)
-    await set_schedule(client, base["token"], [monthly(499)])
+    partner, base, (card,) = await world(app, 100)
+    await move_card(session, card.id, MID_JANUARY)
+    await set_schedule(client, base.admin.token, [monthly(499)])
     assert await run(sessionmaker, FEB) == 1
-    (line,) = await periodic_fees(client, partner, card.card_id)
+    (line,) = await periodic_fees(client, partner, card.id)
     assert (line["period"], line["status"], line["reason"], line["ledger_transfer_id"]) == (
         "2030-01",
         "SKIPPED",
@@ -758,7 +770,7 @@ async def test_skip_by_default(
     assert await available(client, partner, card.balance_id) == 1_100
     # Nor when it is the older of the two months in the window: only February is charged.
     assert await run(sessionmaker, MAR) == 1
-    lines = await periodic_fees(client, partner, card.card_id)
+    lines = await periodic_fees(client, partner, card.id)
     assert [(f["period"], f["status"]) for f in lines] == [
         ("2030-01", "SKIPPED"),
         ("2030-02", "CHARGED"),
@@ -768,18 +780,19 @@ async def test_skip_by_default(
 
 async def test_retry_leaves_the_fee_due_until_the_balance_can_pay(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The cards are made in January 2030 (an UPDATE): their only period at `FEB`. The retry
     window is counted on the clocks of the jobs: from the periodic job's `now` (`FEB`), retried
     by the retry job's."""
-    partner, base, (card, other) = await world(client, session, 100, 100)
+    partner, base, (card, other) = await world(app, 100, 100)
     await move_cards(session, partner.program_id, MID_JANUARY)
-    await set_policy(client, base["token"], fee_shortfall_policy="RETRY", fee_retry_days=3)
-    await set_schedule(client, base["token"], [monthly(499)])
+    await set_policy(client, base.admin.token, fee_shortfall_policy="RETRY", fee_retry_days=3)
+    await set_schedule(client, base.admin.token, [monthly(499)])
     assert await run(sessionmaker, FEB) == 2
-    (line,) = await periodic_fees(client, partner, card.card_id)
+    (line,) = await periodic_fees(client, partner, card.id)
     assert (line["period"], line["status"], line["reason"], line["ledger_transfer_id"]) == (
         "2030-01",
         "DUE",
@@ -808,25 +821,25 @@ async def test_retry_leaves_the_fee_due_until_the_balance_can_pay(
         return retried
 
     # The reload paid the due fee at once; the day's retry finds only the other card's.
-    (line,) = await periodic_fees(client, partner, card.card_id)
+    (line,) = await periodic_fees(client, partner, card.id)
     assert (line["status"], line["reason"]) == ("CHARGED", None)
     assert [kind for kind, _ in await events_of(session, line["id"])] == ["fee.charged"]
     assert await available(client, partner, card.balance_id) == 1_100 - 499
     assert await retry(FEB + timedelta(days=1)) == 1
-    (line,) = await periodic_fees(client, partner, card.card_id)
+    (line,) = await periodic_fees(client, partner, card.id)
     assert line["status"] == "CHARGED"
     assert await available(client, partner, card.balance_id) == 1_100 - 499
 
     # The other balance never had the money: tried on each of the three days; at the end of
     # the window, the fee is skipped.
-    (short,) = await periodic_fees(client, partner, other.card_id)
+    (short,) = await periodic_fees(client, partner, other.id)
     assert short["status"] == "DUE"
     assert await retry(FEB + timedelta(days=1, hours=12)) == 0
     assert await retry(FEB + timedelta(days=2)) == 1
-    (short,) = await periodic_fees(client, partner, other.card_id)
+    (short,) = await periodic_fees(client, partner, other.id)
     assert short["status"] == "DUE"
     assert await retry(FEB + timedelta(days=3)) == 1
-    (short,) = await periodic_fees(client, partner, other.card_id)
+    (short,) = await periodic_fees(client, partner, other.id)
     assert (short["status"], short["reason"]) == ("SKIPPED", "INSUFFICIENT_FUNDS after 4 attempts")
     assert await retry(FEB + timedelta(days=30)) == 0
     assert await available(client, partner, other.balance_id) == 100
@@ -835,24 +848,25 @@ async def test_retry_leaves_the_fee_due_until_the_balance_can_pay(
 
 async def test_allow_negative_up_to_the_programs_limit(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The card is made in January 2030 (an UPDATE): at `FEB`, January is its only period."""
-    partner, base, (card,) = await world(client, session, 100)
-    await move_card(session, card.card_id, MID_JANUARY)
+    partner, base, (card,) = await world(app, 100)
+    await move_card(session, card.id, MID_JANUARY)
     await set_policy(
         client,
-        base["token"],
+        base.admin.token,
         fee_shortfall_policy="ALLOW_NEGATIVE",
         fee_overdraft_limits={"EUR": 500},
     )
-    await set_schedule(client, base["token"], [monthly(499)])
+    await set_schedule(client, base.admin.token, [monthly(499)])
     assert await run(sessionmaker, FEB) == 1
-    assert await charged_periods(session, card.card_id) == ["2030-01"]
+    assert await charged_periods(session, card.id) == ["2030-01"]
     assert await available(client, partner, card.balance_id) == -399
     assert await run(sessionmaker, MAR) == 1  # -898 would pass the limit of -500
-    lines = await periodic_fees(client, partner, card.card_id)
+    lines = await periodic_fees(client, partner, card.id)
     assert [(f["period"], f["status"], f["reason"]) for f in lines] == [
         ("2030-01", "CHARGED", None),
         ("2030-02", "SKIPPED", "OVERDRAFT_LIMIT_REACHED"),
@@ -866,16 +880,17 @@ async def test_allow_negative_up_to_the_programs_limit(
 
 async def test_limit_is_respected_and_the_next_call_continues(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The cards are made at noon on 30 January 2030 (an UPDATE): at `FEB` their periods are
     30 and 31 January and the month of January."""
-    partner, base, cards = await world(client, session, 1_000, 1_000, 1_000)
+    partner, base, cards = await world(app, 1_000, 1_000, 1_000)
     await move_cards(session, partner.program_id, utc(2030, 1, 30, 12))
     await set_schedule(
         client,
-        base["token"],
+        base.admin.token,
         [monthly(100), {"type": "CARD_PERIODIC", "period": "DAILY", "prices": eur(1)}],
     )
 
@@ -892,7 +907,7 @@ async def test_limit_is_respected_and_the_next_call_continues(
     assert await run(sessionmaker, FEB, limit=4) == 0
     rows = (await session.execute(select(Fee.card_id, Fee.period, Fee.status))).all()
     assert sorted(rows) == sorted(
-        (c.card_id, period, "CHARGED")
+        (c.id, period, "CHARGED")
         for c in cards
         for period in ("2030-01", "2030-01-30", "2030-01-31")
     )
@@ -901,6 +916,7 @@ async def test_limit_is_respected_and_the_next_call_continues(
 
 async def test_a_full_batch_queues_the_next_one(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -908,9 +924,9 @@ async def test_a_full_batch_queues_the_next_one(
     full batch queues the next one, until every card is charged. The cards and the schedule are
     moved back to the start of yesterday (UTC) with an UPDATE: yesterday is their only period
     in the window."""
-    partner, base, cards = await world(client, session, 1_000, 1_000, 1_000, 1_000, 1_000)
+    partner, base, cards = await world(app, 1_000, 1_000, 1_000, 1_000, 1_000)
     await set_schedule(
-        client, base["token"], [{"type": "CARD_PERIODIC", "period": "DAILY", "prices": eur(10)}]
+        client, base.admin.token, [{"type": "CARD_PERIODIC", "period": "DAILY", "prices": eur(10)}]
     )
     before, yesterday, _ = last_period("DAILY", datetime.now(UTC), "UTC")
     await session.execute(
@@ -933,7 +949,7 @@ async def test_a_full_batch_queues_the_next_one(
         )
     ).all()
     counts = await _per_card_and_period(session)
-    assert {card for card, _ in counts} == {c.card_id for c in cards}
+    assert {card for card, _ in counts} == {c.id for c in cards}
     assert before in {period for _, period in counts}
     assert set(counts.values()) == {(1, 1)}
     if last_period("DAILY", datetime.now(UTC), "UTC")[0] == before:  # not across midnight
@@ -1016,10 +1032,10 @@ async def test_once_across_worker_restarts_and_concurrent_runs(
         AsyncClient(transport=ASGITransport(app=committed_app), base_url="http://t") as client,
         sessionmaker() as session,
     ):
-        partner, base, cards = await world(client, session, 2_000, 2_000, 2_000, name="Restart")
+        partner, base, cards = await world(committed_app, 2_000, 2_000, 2_000, name="Restart")
         await set_schedule(
             client,
-            base["token"],
+            base.admin.token,
             [{"type": "CARD_PERIODIC", "period": "DAILY", "prices": eur(100)}],
         )
         # The job charges the days that have ended (UTC); the API stamps cards and schedules
@@ -1037,7 +1053,7 @@ async def test_once_across_worker_restarts_and_concurrent_runs(
             .values(effective_from=three_days_ago)
         )
         await session.commit()
-        card_ids = {c.card_id for c in cards}
+        card_ids = {c.id for c in cards}
 
         def due_days(now: datetime) -> set[str]:
             """The days in the job's window at `now` that ended after the cards were made."""
@@ -1100,6 +1116,6 @@ async def test_once_across_worker_restarts_and_concurrent_runs(
         }
         assert len(counts) == 3 * 8 + charged_by_workers
         for card in cards:
-            expected = 2_000 - 100 * sum(1 for (c, _) in counts if c == card.card_id)
+            expected = 2_000 - 100 * sum(1 for (c, _) in counts if c == card.id)
             assert await available(client, partner, card.balance_id) == expected
         assert await verify(session) == []

@@ -9,17 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.balances import service as balances
 from cardcore.kit.money import MAX_AMOUNT
 from cardcore.models import PartnerBalance
-from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, available
 from tests.balances.helpers import reload
-from tests.conftest import Partner
+from tests.factories import Partner, World
 from tests.fees.helpers import fees_of, set_schedule
 
 HIGHEST = {"EUR": {"fixed": MAX_AMOUNT, "percent_bps": 10_000}}
 ECOM = {"channel": "ECOM", "entry_mode": "ECOM"}
 
 
-async def test_a_price_above_the_bound_is_refused(client: AsyncClient, world: dict) -> None:  # type: ignore[type-arg]
+async def test_a_price_above_the_bound_is_refused(client: AsyncClient, world: World) -> None:
     for fixed in (MAX_AMOUNT + 1, 2**63 - 1, 2**64):
         refused = await client.post(
             "/v1/admin/fee-schedules",
@@ -28,7 +27,7 @@ async def test_a_price_above_the_bound_is_refused(client: AsyncClient, world: di
                     {"type": "TRANSACTION", "channel": "ECOM", "prices": {"EUR": {"fixed": fixed}}}
                 ]
             },
-            headers=bearer(world["token"]),
+            headers=world.admin.headers,
         )
         assert refused.status_code == 422, refused.text
         assert refused.json()["code"] == "VALIDATION_ERROR"
@@ -37,11 +36,11 @@ async def test_a_price_above_the_bound_is_refused(client: AsyncClient, world: di
 async def test_the_highest_price_declines_instead_of_failing(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
     session: AsyncSession,
 ) -> None:
     await set_schedule(
-        client, world["token"], [{"type": "TRANSACTION", "channel": "ECOM", "prices": HIGHEST}]
+        client, world.admin.token, [{"type": "TRANSACTION", "channel": "ECOM", "prices": HIGHEST}]
     )
     before = await available(client, partner, world)
     # Twice: the first answer must not leave anything behind that breaks the next.
@@ -57,7 +56,7 @@ async def test_the_highest_price_declines_instead_of_failing(
     )
     await balances.reload_partner_balance(session, credit, amount=MAX_AMOUNT, reference="wire")
     await session.commit()
-    topped = await reload(client, partner, world["balance_id"], MAX_AMOUNT - before)
+    topped = await reload(client, partner, world.card.balance_id, MAX_AMOUNT - before)
     assert topped.status_code == 200, topped.text
     answer = await authorize(client, world, amount=MAX_AMOUNT, **ECOM)
     assert (answer["approved"], answer["response_code"]) == (False, "51")
@@ -66,4 +65,4 @@ async def test_the_highest_price_declines_instead_of_failing(
     # Other channels are priced by other rules and go on as before.
     approved = await authorize(client, world, amount=1_000)
     assert approved["approved"], approved
-    assert await fees_of(client, partner.headers, card_id=world["card"]["id"]) == []
+    assert await fees_of(client, partner.headers, card_id=world.card.id) == []

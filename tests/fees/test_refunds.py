@@ -1,9 +1,11 @@
 """Fee refunds (full, partial, capped, only of charged fees, audited) and fee revenue per
 currency and fee type over a window, from the ledger."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,15 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.ledger.verify import verify
 from cardcore.models import LedgerTransfer, Program
 from cardcore.models.ids import new_id
-from tests.auth.helpers import bearer
 from tests.balances.helpers import open_balance, reload
-from tests.cards.helpers import cardholder, issue, ops_token, setup_cards
-from tests.conftest import Partner
+from tests.cards.helpers import issue
+from tests.factories import (
+    CardProgram,
+    Partner,
+    bearer,
+    make_admin,
+    make_card_program,
+    make_cardholder,
+)
 from tests.fees.helpers import eur, fees_of, set_policy, set_schedule
 
 
 async def _card_fee(
-    client: AsyncClient, partner: Partner, setup: dict[str, Any], **body: Any
+    client: AsyncClient, partner: Partner, setup: CardProgram, **body: Any
 ) -> dict[str, Any]:
     issued = await issue(client, partner, setup, **body)
     assert issued.status_code == 201, issued.text
@@ -37,16 +45,19 @@ async def _total(client: AsyncClient, partner: Partner, balance_id: str) -> int:
 
 
 async def test_full_and_partial_refunds_are_capped_audited_and_paid_back(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    admin = setup["token"]
-    manager = await ops_token(client, session, partner, "manager")
-    employee = await ops_token(client, session, partner, "employee")
-    await reload(client, partner, setup["balance_id"], 10_000)
+    setup = await make_card_program(app, partner)
+    admin = setup.admin.token
+    manager = (await make_admin(app, partner, "manager")).token
+    employee = (await make_admin(app, partner, "employee")).token
+    await reload(client, partner, setup.holder.balance_id, 10_000)
     await set_schedule(client, admin, [{"type": "CARD_ISSUANCE", "prices": eur(1_000)}])
     fee = await _card_fee(client, partner, setup)
-    assert (fee["status"], await _total(client, partner, setup["balance_id"])) == ("CHARGED", 9_000)
+    assert (fee["status"], await _total(client, partner, setup.holder.balance_id)) == (
+        "CHARGED",
+        9_000,
+    )
 
     # Employees and partners may not refund.
     refused = await _refund(client, employee, fee["id"], amount=100)
@@ -68,7 +79,7 @@ async def test_full_and_partial_refunds_are_capped_audited_and_paid_back(
     assert made["ledger_transfer_id"].startswith("ltr_")
     second = await _refund(client, admin, fee["id"], amount=500)
     assert second.status_code == 201, second.text
-    assert await _total(client, partner, setup["balance_id"]) == 9_800
+    assert await _total(client, partner, setup.holder.balance_id) == 9_800
 
     # No more than what remains (200), and never nothing or less.
     for amount in (201, 0, -1):
@@ -85,9 +96,9 @@ async def test_full_and_partial_refunds_are_capped_audited_and_paid_back(
 
     shown = (await client.get(f"/v1/fees/{fee['id']}", headers=partner.headers)).json()["data"]
     assert (shown["status"], shown["amount"], shown["refunded_amount"]) == ("CHARGED", 1_000, 1_000)
-    assert await _total(client, partner, setup["balance_id"]) == 10_000
+    assert await _total(client, partner, setup.holder.balance_id) == 10_000
     ledger = await client.get(
-        f"/v1/balances/{setup['balance_id']}/ledger",
+        f"/v1/balances/{setup.holder.balance_id}/ledger",
         params={"code": "fee_refund"},
         headers=partner.headers,
     )
@@ -133,10 +144,14 @@ async def test_full_and_partial_refunds_are_capped_audited_and_paid_back(
 
 
 async def test_only_a_charged_fee_of_the_program_can_be_refunded(
-    client: AsyncClient, session: AsyncSession, partner: Partner, other_partner: Partner
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    partner: Partner,
+    other_partner: Partner,
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    admin = setup["token"]
+    setup = await make_card_program(app, partner)
+    admin = setup.admin.token
     await set_schedule(
         client,
         admin,
@@ -157,9 +172,9 @@ async def test_only_a_charged_fee_of_the_program_can_be_refunded(
             assert (refused.status_code, refused.json()["code"]) == (409, "FEE_NOT_REFUNDABLE")
 
     # Another program's charged fee is not found, as an id that does not exist.
-    other = await setup_cards(client, session, other_partner)
-    await reload(client, other_partner, other["balance_id"], 1_000)
-    await set_schedule(client, other["token"], [{"type": "CARD_ISSUANCE", "prices": eur(400)}])
+    other = await make_card_program(app, other_partner)
+    await reload(client, other_partner, other.holder.balance_id, 1_000)
+    await set_schedule(client, other.admin.token, [{"type": "CARD_ISSUANCE", "prices": eur(400)}])
     theirs = await _card_fee(client, other_partner, other)
     assert theirs["status"] == "CHARGED"
     for fee_id in (theirs["id"], new_id("fee"), "fee_nope"):
@@ -168,8 +183,8 @@ async def test_only_a_charged_fee_of_the_program_can_be_refunded(
         listed = await client.get(f"/v1/admin/fees/{fee_id}/refunds", headers=bearer(admin))
         assert listed.status_code == 404, fee_id
 
-    assert await _total(client, partner, setup["balance_id"]) == 0
-    assert await _total(client, other_partner, other["balance_id"]) == 600
+    assert await _total(client, partner, setup.holder.balance_id) == 0
+    assert await _total(client, other_partner, other.holder.balance_id) == 600
     assert (
         await client.get("/v1/events", params={"type": "fee.refunded"}, headers=partner.headers)
     ).json()["data"] == []
@@ -193,17 +208,21 @@ def _rows(response: Any) -> list[tuple[str, str, int, int, int, int]]:
 
 
 async def test_fee_revenue_per_currency_and_type_within_the_window(
-    client: AsyncClient, session: AsyncSession, partner: Partner, other_partner: Partner
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    partner: Partner,
+    other_partner: Partner,
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    admin = setup["token"]
-    manager = await ops_token(client, session, partner, "manager")
-    employee = await ops_token(client, session, partner, "employee")
+    setup = await make_card_program(app, partner)
+    admin = setup.admin.token
+    manager = (await make_admin(app, partner, "manager")).token
+    employee = (await make_admin(app, partner, "employee")).token
     await session.execute(
         update(Program).where(Program.id == partner.program_id).values(currencies=["EUR", "USD"])
     )
     await session.commit()
-    await reload(client, partner, setup["balance_id"], 10_000)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
     await set_policy(
         client,
         admin,
@@ -241,7 +260,7 @@ async def test_fee_revenue_per_currency_and_type_within_the_window(
     assert (creation_eur["status"], creation_usd["status"]) == ("CHARGED", "CHARGED")
     assert await _total(client, partner, dollars["id"]) == -150
     # A fee that was skipped is not revenue: this card would take the EUR balance past its limit.
-    holder = await cardholder(client, partner, phone="+48601230003")
+    holder = await make_cardholder(app, partner, phone="+48601230003")
     await set_schedule(
         client,
         admin,
@@ -251,7 +270,7 @@ async def test_fee_revenue_per_currency_and_type_within_the_window(
             {"type": "CARD_REPLACEMENT", "prices": eur(700)},
         ],
     )
-    too_dear = await _card_fee(client, partner, {**setup, **holder})
+    too_dear = await _card_fee(client, partner, replace(setup, holder=holder))
     assert too_dear["status"] == "SKIPPED"
 
     for fee_id, amount in (
@@ -297,7 +316,7 @@ async def test_fee_revenue_per_currency_and_type_within_the_window(
     assert _rows(await _revenue(client, admin, moved_at, now + hour)) == everything
 
     # Another program's revenue is its own.
-    other_token = await ops_token(client, session, other_partner)
+    other_token = (await make_admin(app, other_partner)).token
     assert _rows(await _revenue(client, other_token, now - hour, now + hour)) == []
 
     # Employees may not read it; the window needs both ends, with a time zone, in order.

@@ -4,15 +4,15 @@ take effect, and how a product's rules override the program's."""
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.fees import schedules
 from cardcore.models.ids import new_id
-from tests.auth.helpers import bearer
 from tests.balances.helpers import reload
-from tests.cards.helpers import DELIVERY, issue, make_product, ops_token, setup_cards
-from tests.conftest import Partner
+from tests.cards.helpers import issue
+from tests.factories import DELIVERY, Partner, bearer, make_admin, make_card_program, make_product
 from tests.fees.helpers import eur, fees_of, set_schedule
 
 
@@ -42,11 +42,11 @@ async def _price(
 
 
 async def test_only_admins_write_schedules_and_admins_and_managers_read_them(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    manager = await ops_token(client, session, partner, "manager")
-    employee = await ops_token(client, session, partner, "employee")
+    setup = await make_card_program(app, partner)
+    manager = (await make_admin(app, partner, "manager")).token
+    employee = (await make_admin(app, partner, "employee")).token
     body = {"fees": [{"type": "CARD_ISSUANCE", "prices": eur(500)}]}
 
     for token in (manager, employee):
@@ -57,7 +57,7 @@ async def test_only_admins_write_schedules_and_admins_and_managers_read_them(
     ).status_code in (401, 403)
     assert (await client.post("/v1/admin/fee-schedules", json=body)).status_code == 401
 
-    made = await _post(client, setup["token"], body)
+    made = await _post(client, setup.admin.token, body)
     assert made.status_code == 201, made.text
     schedule = made.json()["data"]
     assert (schedule["version"], schedule["product_id"]) == (1, None)
@@ -68,7 +68,7 @@ async def test_only_admins_write_schedules_and_admins_and_managers_read_them(
         500,
     )
 
-    for token in (setup["token"], manager):
+    for token in (setup.admin.token, manager):
         listed = await client.get("/v1/admin/fee-schedules", headers=bearer(token))
         assert [s["id"] for s in listed.json()["data"]] == [schedule["id"]]
         one = await client.get(f"/v1/admin/fee-schedules/{schedule['id']}", headers=bearer(token))
@@ -89,12 +89,15 @@ def _rule(type_: str, amount: int = 100, **fields: Any) -> dict[str, Any]:
 
 
 async def test_invalid_schedules_are_refused_and_nothing_is_written(
-    client: AsyncClient, session: AsyncSession, partner: Partner, other_partner: Partner
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    partner: Partner,
+    other_partner: Partner,
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    product_id = setup["product"]["id"]
-    other_token = await ops_token(client, session, other_partner)
-    foreign_product = (await make_product(client, other_token))["id"]
+    setup = await make_card_program(app, partner)
+    product_id = setup.product.id
+    foreign_product = (await make_product(app, other_partner)).id
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     future_naive = (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None).isoformat()
 
@@ -218,20 +221,20 @@ async def test_invalid_schedules_are_refused_and_nothing_is_written(
         ("an unknown fee type", {"fees": [_rule("MEMBERSHIP")]}, None),
     ]
     for what, body, field_code in cases:
-        response = await _post(client, setup["token"], body)
+        response = await _post(client, setup.admin.token, body)
         assert response.status_code == 422, (what, response.status_code, response.text)
         error = response.json()
         assert error["code"] == "VALIDATION_ERROR", (what, error)
         if field_code is not None:
             assert [e["code"] for e in error["errors"]] == [field_code], (what, error)
 
-    listed = await client.get("/v1/admin/fee-schedules", headers=bearer(setup["token"]))
+    listed = await client.get("/v1/admin/fee-schedules", headers=setup.admin.headers)
     assert listed.json()["data"] == []
     # What the cases got wrong, done right, is accepted: the checks are not refusing everything.
     assert (
         await _post(
             client,
-            setup["token"],
+            setup.admin.token,
             {
                 "fees": [
                     _rule("CARD_ISSUANCE", 100),
@@ -255,13 +258,17 @@ async def test_invalid_schedules_are_refused_and_nothing_is_written(
 
 
 async def test_versions_number_per_scope_and_stay_in_their_program(
-    client: AsyncClient, session: AsyncSession, partner: Partner, other_partner: Partner
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    partner: Partner,
+    other_partner: Partner,
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    token = setup["token"]
-    manager = await ops_token(client, session, partner, "manager")
-    gold = await make_product(client, token, name="Gold")
-    classic = setup["product"]["id"]
+    setup = await make_card_program(app, partner)
+    token = setup.admin.token
+    manager = (await make_admin(app, partner, "manager")).token
+    gold = await make_product(app, partner, name="Gold")
+    classic = setup.product.id
 
     program_versions = [
         await set_schedule(client, token, [_rule("CARD_ISSUANCE", n)]) for n in (100, 200, 300)
@@ -270,7 +277,7 @@ async def test_versions_number_per_scope_and_stay_in_their_program(
         await set_schedule(client, token, [_rule("CARD_ISSUANCE", n)], product_id=classic)
         for n in (10, 20)
     ]
-    gold_version = await set_schedule(client, token, [], product_id=gold["id"])
+    gold_version = await set_schedule(client, token, [], product_id=gold.id)
     assert [s["version"] for s in program_versions] == [1, 2, 3]
     assert [(s["version"], s["product_id"]) for s in classic_versions] == [
         (1, classic),
@@ -278,7 +285,7 @@ async def test_versions_number_per_scope_and_stay_in_their_program(
     ]
     assert (gold_version["version"], gold_version["product_id"], gold_version["fees"]) == (
         1,
-        gold["id"],
+        gold.id,
         [],
     )
     fourth = await set_schedule(client, token, [])
@@ -304,12 +311,12 @@ async def test_versions_number_per_scope_and_stay_in_their_program(
     assert (bad_filter.status_code, bad_filter.json()["data"]) == (200, [])
 
     partner_view = await client.get(
-        "/v1/fee-schedules", params={"product_id": gold["id"]}, headers=partner.headers
+        "/v1/fee-schedules", params={"product_id": gold.id}, headers=partner.headers
     )
     assert [s["id"] for s in partner_view.json()["data"]] == [gold_version["id"]]
 
     # Another program sees none of it, and an id of ours is "not found" to it.
-    other_token = await ops_token(client, session, other_partner)
+    other_token = (await make_admin(app, other_partner)).token
     for path in (
         f"/v1/admin/fee-schedules/{program_versions[0]['id']}",
         f"/v1/admin/fee-schedules/{new_id('fsc')}",
@@ -329,11 +336,11 @@ async def test_versions_number_per_scope_and_stay_in_their_program(
 
 
 async def test_a_version_applies_from_its_effective_time_and_never_rewrites_charged_fees(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
-    token, now = setup["token"], datetime.now(UTC)
+    setup = await make_card_program(app, partner)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
+    token, now = setup.admin.token, datetime.now(UTC)
     tomorrow = now + timedelta(days=1)
 
     first = await set_schedule(client, token, [_rule("CARD_ISSUANCE", 500)])
@@ -376,7 +383,7 @@ async def test_a_version_applies_from_its_effective_time_and_never_rewrites_char
     assert (second_fee["amount"], second_fee["schedule_id"]) == (900, now_version["id"])
     again = (await client.get(f"/v1/fees/{charged['id']}", headers=partner.headers)).json()["data"]
     assert (again["amount"], again["schedule_id"], again["status"]) == (500, first["id"], "CHARGED")
-    balance = await client.get(f"/v1/balances/{setup['balance_id']}", headers=partner.headers)
+    balance = await client.get(f"/v1/balances/{setup.holder.balance_id}", headers=partner.headers)
     assert balance.json()["data"]["total"] == 10_000 - 500 - 900
 
     # An empty version charges nothing from its time on.
@@ -386,13 +393,13 @@ async def test_a_version_applies_from_its_effective_time_and_never_rewrites_char
 
 
 async def test_a_products_rules_override_the_programs_and_a_form_factor_beats_every_card(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    setup = await setup_cards(client, session, partner)
-    await reload(client, partner, setup["balance_id"], 10_000)
-    token = setup["token"]
-    classic = setup["product"]["id"]
-    gold = (await make_product(client, token, name="Gold"))["id"]
+    setup = await make_card_program(app, partner)
+    await reload(client, partner, setup.holder.balance_id, 10_000)
+    token = setup.admin.token
+    classic = setup.product.id
+    gold = (await make_product(app, partner, name="Gold")).id
 
     program = await set_schedule(
         client,

@@ -12,9 +12,8 @@ from cardcore.authorizations.expiry import expire_now
 from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
 from cardcore.models import Balance, Event
-from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize, available, follow_up
-from tests.conftest import Partner
+from tests.factories import Partner, World, bearer
 from tests.fees.helpers import fees_of, set_schedule
 
 # 0.25 EUR + 1.5 %, at least 0.50 and at most 5.00, on POS; ATM 2.00 + 1 %; FX 2.75 %.
@@ -39,9 +38,9 @@ async def _fees(client: AsyncClient, partner: Partner, txn: str) -> list[tuple[A
 
 
 async def test_pos_fee_is_held_then_posted_with_the_clearing(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
 ) -> None:
-    await set_schedule(client, world["token"], SCHEDULE)
+    await set_schedule(client, world.admin.token, SCHEDULE)
     small = await authorize(client, world, amount=1_000)
     # 25 + 1.5 % of 1,000 (15) = 40, raised to the minimum 50; the user holds 1,050 in all.
     assert small["approved"]
@@ -63,7 +62,7 @@ async def test_pos_fee_is_held_then_posted_with_the_clearing(
     ]
     statement = (
         await client.get(
-            f"/v1/balances/{world['balance_id']}/ledger",
+            f"/v1/balances/{world.card.balance_id}/ledger",
             params={"code": "fee", "kind": "post"},
             headers=partner.headers,
         )
@@ -85,9 +84,9 @@ async def test_pos_fee_is_held_then_posted_with_the_clearing(
 
 
 async def test_reversal_releases_and_partial_reversal_or_increment_reprices(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
 ) -> None:
-    await set_schedule(client, world["token"], SCHEDULE)
+    await set_schedule(client, world.admin.token, SCHEDULE)
     held = await authorize(client, world, amount=20_00)
     txn = held["authorization_id"]
     assert await _fees(client, partner, txn) == [("TRANSACTION", "HELD", 55, 2_000)]
@@ -112,9 +111,9 @@ async def test_reversal_releases_and_partial_reversal_or_increment_reprices(
 
 
 async def test_no_funds_for_the_fee_no_authorization(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
 ) -> None:
-    await set_schedule(client, world["token"], SCHEDULE)
+    await set_schedule(client, world.admin.token, SCHEDULE)
     # 9,960 + its fee (25 + 149.4 → 174) is more than the 10,000 there is.
     refused = await authorize(client, world, amount=9_960)
     assert (refused["approved"], refused["response_code"]) == (False, "51")
@@ -141,9 +140,9 @@ async def test_no_funds_for_the_fee_no_authorization(
 
 
 async def test_channels_fx_clearing_above_hold_and_expiry(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
 ) -> None:
-    await set_schedule(client, world["token"], SCHEDULE)
+    await set_schedule(client, world.admin.token, SCHEDULE)
     ecom = await authorize(client, world, channel="ECOM", amount=1_000)
     assert await _fees(client, partner, ecom["authorization_id"]) == []  # no ECOM fee
     atm = await authorize(client, world, channel="ATM", amount=5_000)
@@ -153,7 +152,7 @@ async def test_channels_fx_clearing_above_hold_and_expiry(
     put = await client.put(
         "/v1/admin/fx-rates",
         json={"base": "USD", "quote": "EUR", "rate": "0.9"},
-        headers=bearer(world["token"]),
+        headers=world.admin.headers,
     )
     assert put.status_code == 200
     foreign = await authorize(client, world, currency="USD", amount=1_000)
@@ -185,16 +184,16 @@ async def test_channels_fx_clearing_above_hold_and_expiry(
 
 
 async def test_force_post_charges_its_fee_or_skips_it(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
 ) -> None:
-    await set_schedule(client, world["token"], SCHEDULE)
+    await set_schedule(client, world.admin.token, SCHEDULE)
 
     async def force(amount: int) -> dict[str, Any]:
         response = await follow_up(
             client,
             world,
             "force-post-clearings",
-            card_id=world["card"]["id"],
+            card_id=world.card.id,
             amount=amount,
             currency="EUR",
             channel="POS",
@@ -219,7 +218,7 @@ async def test_force_post_charges_its_fee_or_skips_it(
     # The cardholder sees their own fees, and another user's session sees none of them.
     token = (
         await client.post(
-            f"/v1/users/{world['user_id']}/sessions", json={}, headers=partner.headers
+            f"/v1/users/{world.card.user_id}/sessions", json={}, headers=partner.headers
         )
     ).json()["data"]["access_token"]
     mine = (await client.get("/v1/me/fees", headers=bearer(token))).json()["data"]
@@ -233,15 +232,15 @@ async def test_force_post_charges_its_fee_or_skips_it(
 
 
 async def test_partial_reversal_on_a_balance_a_fee_took_below_zero(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
 ) -> None:
     """A smaller hold replacing a larger one never leaves the balance worse off, so it goes
     through even when an allowed fee overdraft took the balance below zero in between."""
-    await set_schedule(client, world["token"], SCHEDULE)
+    await set_schedule(client, world.admin.token, SCHEDULE)
     held = await authorize(client, world, amount=6_000)
     assert await available(client, partner, world) == 10_000 - 6_115
     account = await session.scalar(
-        select(Balance.ledger_account_id).where(Balance.id == world["balance_id"])
+        select(Balance.ledger_account_id).where(Balance.id == world.card.balance_id)
     )
     assert account is not None
     revenue = await ledger.system_account_id(
@@ -271,14 +270,14 @@ async def test_partial_reversal_on_a_balance_a_fee_took_below_zero(
 
 
 async def test_iban_transfer_fee_is_held_posted_or_released(
-    client: AsyncClient, partner: Partner, world: dict, session: AsyncSession
+    client: AsyncClient, partner: Partner, world: World, session: AsyncSession
 ) -> None:
     await set_schedule(
         client,
-        world["token"],
+        world.admin.token,
         [{"type": "TRANSFER", "prices": {"EUR": {"fixed": 100, "percent_bps": 50}}}],
     )
-    owner = world["user_id"]
+    owner = world.card.user_id
     contact = (
         await client.post(
             "/v1/payment-contacts",
@@ -291,7 +290,7 @@ async def test_iban_transfer_fee_is_held_posted_or_released(
         return await client.post(
             "/v1/transfers",
             json={
-                "from_balance_id": world["balance_id"],
+                "from_balance_id": world.card.balance_id,
                 "payment_contact_id": contact["id"],
                 "amount": amount,
                 "currency": "EUR",
@@ -310,14 +309,14 @@ async def test_iban_transfer_fee_is_held_posted_or_released(
     assert await available(client, partner, world) == 10_000 - 4_120
 
     done = await client.post(
-        f"/v1/admin/transfers/{first['id']}/complete", json={}, headers=bearer(world["token"])
+        f"/v1/admin/transfers/{first['id']}/complete", json={}, headers=world.admin.headers
     )
     assert done.status_code == 200, done.text
     fee = (await fees_of(client, partner.headers, money_transfer_id=first["id"]))[0]
     assert (fee["status"], fee["amount"]) == ("CHARGED", 120)
     second = (await send(1_000)).json()["data"]
     failed = await client.post(
-        f"/v1/admin/transfers/{second['id']}/fail", json={}, headers=bearer(world["token"])
+        f"/v1/admin/transfers/{second['id']}/fail", json={}, headers=world.admin.headers
     )
     assert failed.status_code == 200, failed.text
     fee = (await fees_of(client, partner.headers, money_transfer_id=second["id"]))[0]

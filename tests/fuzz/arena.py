@@ -33,11 +33,20 @@ from cardcore.config import Settings
 from cardcore.db import create_engine
 from cardcore.kit.crypto import generate_key_spec
 from cardcore.models.programs import ProgramMode
-from tests.auth.helpers import admin_token, bearer, create_credential, make_admin, partner_token
-from tests.balances.helpers import fund_partner
-from tests.cards.helpers import DELIVERY, PRODUCT
-from tests.conftest import CVK_A, CVK_B, Partner, make_partner
-from tests.customers.helpers import ADDRESS, JPEG, PDF, PERSONAL, PNG
+from tests.auth.helpers import create_credential, partner_token
+from tests.customers.helpers import JPEG, PDF, PNG
+from tests.factories import (
+    ADDRESS,
+    DELIVERY,
+    PERSONAL,
+    PRODUCT,
+    Partner,
+    bearer,
+    fund_partner,
+    make_admin,
+    make_partner,
+)
+from tests.harness import CVK_A, CVK_B
 
 BASE_URL = "http://cardcore"
 # The key a caller asks for encrypted answers with (routes that require JWE).
@@ -125,7 +134,7 @@ class Arena:
         )
         async with maker() as session:
             for name in ("A", "B"):
-                self.programs[name] = await build_program(self.client, session, name)
+                self.programs[name] = await build_program(self.app, self.client, session, name)
         # Keys the app makes on first use (JWE, token signing) are made now, outside any
         # savepoint, so a rolled-back request never leaves the app holding a key that is gone.
         assert (await self.client.get("/v1/encryption/public-key")).status_code == 200
@@ -237,7 +246,9 @@ async def _upload(
     )
 
 
-async def build_program(client: AsyncClient, session: AsyncSession, name: str) -> ProgramWorld:
+async def build_program(
+    app: FastAPI, client: AsyncClient, session: AsyncSession, name: str
+) -> ProgramWorld:
     """One of every kind of object a path can name, made through the API where it can be."""
     # Test programs, so that the simulation routes (test mode only) are fuzzed too.
     partner = await make_partner(session, f"Program {name}", ProgramMode.TEST)
@@ -250,10 +261,10 @@ async def build_program(client: AsyncClient, session: AsyncSession, name: str) -
     # Ops staff of every role; the employee is the one whose account the matrix points at.
     tokens = {}
     for role in ROLES:
-        admin_id = await make_admin(session, partner, role)
-        tokens[role] = await admin_token(client, partner, role)
+        admin = await make_admin(app, partner, role)
+        tokens[role] = admin.token
         if role == "employee":
-            ids["admin"] = admin_id
+            ids["admin"] = admin.id
     ops = bearer(tokens["admin"])
 
     schedule = _data(

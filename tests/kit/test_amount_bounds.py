@@ -16,10 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.money import MAX_AMOUNT
 from cardcore.models import Balance, LedgerAccount
-from tests.auth.helpers import bearer
-from tests.balances.helpers import fund_partner, open_balance, reload
-from tests.cards.helpers import PRODUCT
-from tests.conftest import Partner
+from tests.balances.helpers import open_balance, reload
+from tests.factories import PRODUCT, Partner, World, fund_partner
 
 BIGINT_MAX = 2**63 - 1
 
@@ -153,10 +151,10 @@ async def test_a_total_that_would_overflow_is_422_and_moves_nothing(
 async def test_limits_above_the_bound_are_422_wherever_they_are_set(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
     too_high = {"limits": [{"kind": "amount", "period": "day", "value": MAX_AMOUNT + 1}]}
-    admin = bearer(world["token"])
+    admin = world.admin.headers
     answers = [
         await client.post(
             "/v1/admin/products",
@@ -164,7 +162,7 @@ async def test_limits_above_the_bound_are_422_wherever_they_are_set(
             headers=admin,
         ),
         await client.put(
-            f"/v1/cards/{world['card']['id']}/controls", json=too_high, headers=partner.headers
+            f"/v1/cards/{world.card.id}/controls", json=too_high, headers=partner.headers
         ),
         await client.patch(
             "/v1/admin/program-settings",

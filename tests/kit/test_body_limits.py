@@ -12,8 +12,8 @@ import httpx
 from httpx import AsyncClient
 
 from cardcore.config import Settings
-from tests.conftest import Partner
 from tests.customers.helpers import JPEG, create_user
+from tests.factories import Partner
 
 MiB = 1024 * 1024
 CHUNK = 64 * 1024

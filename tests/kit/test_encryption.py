@@ -21,7 +21,7 @@ from cardcore.kit.encryption import ENCRYPTION_KEYS
 from cardcore.kit.routing import router
 from cardcore.kit.server_keys import rotate_server_keys
 from cardcore.models import ServerKey
-from tests.conftest import Partner
+from tests.factories import Partner, make_user
 from tests.kit.jose import decrypt_answer, encrypt_to, public_key_header, server_key
 
 
@@ -294,11 +294,13 @@ async def test_an_idempotent_replay_is_encrypted_again(
 
 
 async def test_a_204_answer_stays_plain(
-    client: AsyncClient, partner: Partner, session: AsyncSession, caller_key: rsa.RSAPrivateKey
+    client: AsyncClient,
+    app: FastAPI,
+    partner: Partner,
+    session: AsyncSession,
+    caller_key: rsa.RSAPrivateKey,
 ) -> None:
-    from tests.auth.helpers import make_user
-
-    user_id = await make_user(session, partner)
+    user_id = await make_user(app, partner)
     minted = await client.post(f"/v1/users/{user_id}/sessions", json={}, headers=partner.headers)
     token = minted.json()["data"]["access_token"]
     ended = await client.delete(

@@ -1,13 +1,15 @@
 """Every failure has the one error shape, with the request id in the body and the header."""
 
+from typing import Any
+
 from httpx import AsyncClient
 
-from tests.conftest import Partner
+from tests.factories import Partner
 
 SHAPE = {"code", "message", "type", "errors", "request_id"}
 
 
-def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+def assert_error(response, status: int, code: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == SHAPE

@@ -5,9 +5,8 @@ the id alphabet but inside the old pattern)."""
 from httpx import AsyncClient
 
 from cardcore.models.ids import new_id
-from tests.auth.helpers import bearer
 from tests.authorizations.network import authorize
-from tests.conftest import Partner
+from tests.factories import Partner, World
 
 
 def malformed(prefix: str) -> list[str]:
@@ -47,11 +46,11 @@ ADMIN_FILTERS = [
 async def test_a_malformed_id_filter_matches_nothing(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
     # Something for each list to find, so "nothing" means the filter matched nothing.
     await authorize(client, world, amount=100)
-    admin = bearer(world["token"])
+    admin = world.admin.headers
     for filters, headers in ((FILTERS, partner.headers), (ADMIN_FILTERS, admin)):
         for path, name, prefix in filters:
             for value in malformed(prefix):
@@ -63,18 +62,18 @@ async def test_a_malformed_id_filter_matches_nothing(
 async def test_a_well_formed_id_still_filters(
     client: AsyncClient,
     partner: Partner,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
     approved = await authorize(client, world, amount=100)
     for path, name, value in (
-        ("/v1/transactions", "card_id", world["card"]["id"]),
-        ("/v1/transactions", "balance_id", world["balance_id"]),
-        ("/v1/cards", "balance_id", world["balance_id"]),
+        ("/v1/transactions", "card_id", world.card.id),
+        ("/v1/transactions", "balance_id", world.card.balance_id),
+        ("/v1/cards", "balance_id", world.card.balance_id),
     ):
         response = await client.get(path, params={name: value}, headers=partner.headers)
         assert response.status_code == 200, response.text
         assert len(response.json()["data"]) == 1, (path, name)
     found = await client.get(
-        "/v1/transactions", params={"card_id": world["card"]["id"]}, headers=partner.headers
+        "/v1/transactions", params={"card_id": world.card.id}, headers=partner.headers
     )
     assert found.json()["data"][0]["id"] == approved["authorization_id"]

@@ -10,7 +10,7 @@ from cardcore.kit.access import Partner as PartnerPrincipal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.models import ApiKey, Event, IdempotencyRecord
-from tests.conftest import Partner, make_partner
+from tests.factories import Partner, make_partner
 
 
 async def _count_keys(session: AsyncSession, program_id: str) -> int:

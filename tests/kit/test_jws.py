@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.kit.jws import InvalidSignature, verify_request_signature
 from cardcore.models import ApiKey, Card, JwsRequestId
 from tests.auth.helpers import create_credential
-from tests.cards.helpers import issue, setup_cards
-from tests.conftest import Partner
-from tests.customers.helpers import PERSONAL
+from tests.cards.helpers import issue
+from tests.factories import PERSONAL, Partner, make_card_program
 from tests.kit.jose import CALLER_KEY, encrypt_to, opened, public_key_header, server_key, sign
 
 SEED_SIGNATURE = (
@@ -52,7 +52,7 @@ def test_the_seed_004_example_verifies() -> None:
         {"secret": "Secret"},
     ],
 )
-def test_the_seed_example_fails_when_anything_changes(change: dict) -> None:  # type: ignore[type-arg]
+def test_the_seed_example_fails_when_anything_changes(change: dict[str, Any]) -> None:
     request = {
         "secret": "secret",
         "method": "POST",
@@ -159,11 +159,12 @@ async def _freeze(
 
 async def test_a_captured_bodyless_signature_cannot_freeze_the_card_again(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     jws_credential: dict[str, str],
     partner: Partner,
 ) -> None:
-    setup = await setup_cards(client, session, partner)
+    setup = await make_card_program(app, partner)
     card = (await issue(client, partner, setup)).json()["data"]
     path = f"/v1/cards/{card['id']}/freeze"
 

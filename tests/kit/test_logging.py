@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.logging import configure_logging, get_logger, luhn_valid, mask_pans
 from cardcore.models import AuditLog, Event
-from tests.conftest import Partner
+from tests.factories import Partner
 
 PANS = [
     "4111111111111111",

@@ -5,15 +5,14 @@ IBAN, a currency, an email, an MCC or a JSON key comes back nowhere in the answe
 4111111111111111"; currency codes were quoted too.)"""
 
 import re
-from typing import Any
 
 import pytest
 from httpx import AsyncClient, Response
 
 from cardcore.kit.logging import luhn_valid
 from tests.balances.helpers import approved_user
-from tests.conftest import Partner
-from tests.customers.helpers import ADDRESS, PERSONAL, create_user
+from tests.customers.helpers import create_user
+from tests.factories import ADDRESS, PERSONAL, Partner, World
 
 PAN = "4111111111111111"
 SPACED = "4111 1111 1111 1111"
@@ -95,9 +94,9 @@ async def test_emails_are_not_quoted(client: AsyncClient, partner: Partner) -> N
 async def test_control_codes_are_not_quoted(
     client: AsyncClient,
     partner: Partner,
-    world: dict[str, Any],
+    world: World,
 ) -> None:
-    path = f"/v1/cards/{world['card']['id']}/controls"
+    path = f"/v1/cards/{world.card.id}/controls"
     for controls in (
         {"mcc": {"mode": "block", "codes": ["5411", PAN]}},
         {"countries": {"mode": "allow", "codes": ["PL", PAN]}},

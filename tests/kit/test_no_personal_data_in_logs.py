@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.logging import configure_logging, get_logger
-from tests.conftest import Partner
-from tests.customers.helpers import ADDRESS, PERSONAL, create_user
+from tests.customers.helpers import create_user
+from tests.factories import ADDRESS, PERSONAL, Partner
 
 KYC = {
     **PERSONAL,

@@ -2,7 +2,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.outbox import EventData, event_type, record_event
-from tests.conftest import Partner
+from tests.factories import Partner
 
 
 def _seeded_type(name: str) -> type[EventData]:

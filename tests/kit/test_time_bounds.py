@@ -3,12 +3,11 @@ string outside that (`0001-01-01T00:00:00+14:00` is in year 0 in UTC) is 422 in 
 body, never a 500 from the driver; the extremes themselves work."""
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.auth.helpers import admin_token, bearer, make_admin
 from tests.balances.helpers import open_balance
-from tests.conftest import Partner
+from tests.factories import Partner, bearer, make_admin
 
 TOO_EARLY = "0001-01-01T00:00:00+14:00"
 TOO_LATE = "9999-12-31T23:59:59-14:00"
@@ -17,9 +16,8 @@ LATEST = "9999-12-31T23:59:59.999999Z"
 
 
 @pytest.fixture
-async def token(client: AsyncClient, session: AsyncSession, partner: Partner) -> str:
-    await make_admin(session, partner, "admin")
-    return await admin_token(client, partner, "admin")
+async def token(app: FastAPI, partner: Partner) -> str:
+    return (await make_admin(app, partner, "admin")).token
 
 
 async def _filters(

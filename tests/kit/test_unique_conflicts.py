@@ -1,20 +1,18 @@
 """A unique key already taken is 409 ALREADY_EXISTS, never a 500, and the answer does not quote
 the values that collided (PostgreSQL's "Key (email)=(…) already exists")."""
 
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.auth.helpers import admin_token, bearer, make_admin
-from tests.cards.helpers import PRODUCT
-from tests.conftest import Partner
+from tests.factories import PRODUCT, Partner, bearer, make_admin
 
 
 async def test_a_duplicate_admin_email_is_409(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    token = (await make_admin(app, partner, "admin")).token
     first = {"email": "ops.lead@example.com", "password": "x" * 16, "role": "employee"}
     created = await client.post("/v1/admin/users", json=first, headers=bearer(token))
     assert created.status_code == 201, created.text
@@ -35,15 +33,14 @@ async def test_a_duplicate_admin_email_is_409(
 
 
 async def test_any_other_unique_key_is_409_too(
-    client: AsyncClient, partner: Partner, session: AsyncSession
+    client: AsyncClient, app: FastAPI, partner: Partner, session: AsyncSession
 ) -> None:
     """The backstop for a key no service anticipated: here a rule an operator added to the
     database (a product name unique per program)."""
     await session.execute(
         text("CREATE UNIQUE INDEX uq_test_product_name ON card_products (program_id, name)")
     )
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    token = (await make_admin(app, partner, "admin")).token
     product = {**PRODUCT, "name": "Zorblax Platinum"}
     first = await client.post("/v1/admin/products", json=product, headers=bearer(token))
     assert first.status_code == 201, first.text

@@ -5,12 +5,12 @@ database. One check in the route class covers every route; these are a sample of
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 
-from tests.auth.helpers import admin_token, bearer, make_admin
 from tests.authorizations.network import body as authorization
-from tests.conftest import Partner
-from tests.customers.helpers import ADDRESS, PERSONAL, create_user
+from tests.customers.helpers import create_user
+from tests.factories import ADDRESS, PERSONAL, Partner, World, bearer, make_admin
 
 NUL = "\u0000"
 
@@ -64,26 +64,25 @@ async def test_kyc_names_and_address_lines(client: AsyncClient, partner: Partner
 
 async def test_nested_fields_and_keys_are_named(
     client: AsyncClient,
-    world: dict,  # type: ignore[type-arg]
+    world: World,
 ) -> None:
     message = authorization(world)
     message["merchant"] = {**message["merchant"], "name": f"Shop{NUL}", "city": f"{NUL}"}
     response = await client.post(
-        "/v1/network/authorizations", json=message, headers=world["network"]
+        "/v1/network/authorizations", json=message, headers=world.network.headers
     )
     assert sorted(refused_fields(response)) == ["merchant.city", "merchant.name"]
 
     settings = await client.patch(
         "/v1/admin/program-settings",
         json={"clearing_tolerances": {f"58{NUL}13": 100}},
-        headers=bearer(world["token"]),
+        headers=world.admin.headers,
     )
     assert refused_fields(settings) == ["clearing_tolerances.[key]"]
 
 
-async def test_query_filters(client: AsyncClient, partner: Partner, session) -> None:  # type: ignore[no-untyped-def]
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+async def test_query_filters(client: AsyncClient, app: FastAPI, partner: Partner, session) -> None:  # type: ignore[no-untyped-def]
+    token = (await make_admin(app, partner, "admin")).token
     for path, params, headers in (
         ("/v1/users", {"email": f"a{NUL}@example.com"}, partner.headers),
         ("/v1/users", {"external_reference": NUL}, partner.headers),
@@ -107,12 +106,11 @@ async def test_ordinary_text_is_untouched(client: AsyncClient, partner: Partner)
 
 
 async def test_the_audit_trail_keeps_a_refused_request_with_a_nul_in_its_path(
-    client: AsyncClient, partner: Partner, session
+    client: AsyncClient, app: FastAPI, partner: Partner, session
 ) -> None:  # type: ignore[no-untyped-def]
     """The path and the object id of the audit row are the caller's text too: a NUL there used
     to fail the audit write, so the refused attempt went unrecorded."""
-    await make_admin(session, partner, "admin")
-    token = await admin_token(client, partner, "admin")
+    token = (await make_admin(app, partner, "admin")).token
     refused = await client.post(
         "/v1/users/usr_%00nope/kyc/decision",
         json={"decision": "APPROVED"},

@@ -8,7 +8,7 @@ from cardcore.kit.errors import CardcoreError
 from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
 from cardcore.models import LedgerAccount, LedgerAccountDelta
-from tests.conftest import Partner
+from tests.factories import Partner
 
 
 async def _accounts(session: AsyncSession, partner: Partner) -> tuple[str, str, str]:

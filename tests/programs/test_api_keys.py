@@ -3,7 +3,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.models import ApiKey, AuditLog, Event
-from tests.conftest import Partner
+from tests.factories import Partner
 
 
 async def test_create_use_and_revoke(client: AsyncClient, partner: Partner) -> None:

@@ -9,7 +9,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 
 from cardcore.cli import alembic_config, run_migrations
-from tests.conftest import _asyncpg_dsn
+from tests.harness import asyncpg_dsn
 
 REVISION = "2026_12_03_program_mode"
 
@@ -30,7 +30,7 @@ def _revision_before() -> str:
 
 async def test_programs_get_the_mode_their_keys_show(scratch_url: URL) -> None:
     await asyncio.to_thread(_upgrade, scratch_url, _revision_before())
-    dsn, extra = _asyncpg_dsn(scratch_url)
+    dsn, extra = asyncpg_dsn(scratch_url)
     db = await asyncpg.connect(dsn, **extra)
     try:
         programs = {name: uuid.uuid4() for name in ("sandbox", "switched", "live", "keyless")}

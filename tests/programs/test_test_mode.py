@@ -4,6 +4,7 @@ program's credentials drive /v1/simulate/*, and one server serves both at once."
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
@@ -14,10 +15,9 @@ from cardcore.config import Settings
 from cardcore.kit.crypto import sha256_digest
 from cardcore.ledger.verify import verify
 from cardcore.models import ApiKey, CardTransaction, Program, ProgramMode
-from tests.auth.helpers import bearer, create_credential, partner_token
-from tests.authorizations.conftest import make_world
+from tests.auth.helpers import create_credential, partner_token
 from tests.authorizations.network import available, body, network_ids
-from tests.conftest import Partner, make_partner
+from tests.factories import Partner, World, bearer, make_admin, make_partner, make_world
 
 
 @pytest.fixture
@@ -29,9 +29,9 @@ def merchant() -> dict[str, Any]:
     return {"name": "Shop", "mcc": "5411", "country": "PL"}
 
 
-def simulations(world: dict[str, Any], authorization_id: str) -> dict[str, dict[str, Any]]:
+def simulations(world: World, authorization_id: str) -> dict[str, dict[str, Any]]:
     """A valid body for every simulation route, on `world`'s card."""
-    card = world["card"]["id"]
+    card = world.card.id
     return {
         "/v1/simulate/authorizations": body(world),
         "/v1/simulate/reversals": {"authorization_id": authorization_id, "network": network_ids()},
@@ -63,12 +63,12 @@ async def transaction_count(session: AsyncSession, program_id: str) -> int:
 
 
 async def test_a_live_programs_credentials_cannot_simulate_and_nothing_moves(
-    client: AsyncClient, session: AsyncSession, partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, partner: Partner
 ) -> None:
-    world = await make_world(client, session, partner)
+    world = await make_world(app, partner)
     # A real hold, made by the processor, that the simulation must not be able to touch.
     hold = await client.post(
-        "/v1/network/authorizations", json=body(world), headers=world["network"]
+        "/v1/network/authorizations", json=body(world), headers=world.network.headers
     )
     assert hold.json()["approved"] is True, hold.text
     hold_id = hold.json()["authorization_id"]
@@ -98,9 +98,9 @@ async def test_a_live_programs_credentials_cannot_simulate_and_nothing_moves(
 
 
 async def test_a_test_programs_key_drives_the_simulation(
-    client: AsyncClient, session: AsyncSession, test_partner: Partner
+    client: AsyncClient, app: FastAPI, session: AsyncSession, test_partner: Partner
 ) -> None:
-    world = await make_world(client, session, test_partner)
+    world = await make_world(app, test_partner)
     assert test_partner.api_key.startswith("ck_test_")
     approved = (
         await client.post(
@@ -141,10 +141,14 @@ async def test_a_test_programs_key_drives_the_simulation(
 
 
 async def test_one_server_serves_a_live_and_a_test_program_and_money_never_crosses(
-    client: AsyncClient, session: AsyncSession, partner: Partner, test_partner: Partner
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    partner: Partner,
+    test_partner: Partner,
 ) -> None:
-    live = await make_world(client, session, partner)
-    test = await make_world(client, session, test_partner)
+    live = await make_world(app, partner)
+    test = await make_world(app, test_partner)
     live_before = await available(client, partner, live)
 
     # The same app at the same time: the test program simulates, the live program is refused,
@@ -158,7 +162,7 @@ async def test_one_server_serves_a_live_and_a_test_program_and_money_never_cross
     )
     assert refused.json()["code"] == "TEST_MODE_ONLY"
     real = await client.post(
-        "/v1/network/authorizations", json=body(live, amount=200), headers=live["network"]
+        "/v1/network/authorizations", json=body(live, amount=200), headers=live.network.headers
     )
     assert real.json()["approved"] is True, real.text
     live_before -= 200
@@ -170,8 +174,8 @@ async def test_one_server_serves_a_live_and_a_test_program_and_money_never_cross
     moved = await client.post(
         "/v1/transfers",
         json={
-            "from_balance_id": test["balance_id"],
-            "to_balance_id": live["balance_id"],
+            "from_balance_id": test.card.balance_id,
+            "to_balance_id": live.card.balance_id,
             "amount": 100,
             "currency": "EUR",
         },
@@ -179,14 +183,14 @@ async def test_one_server_serves_a_live_and_a_test_program_and_money_never_cross
     )
     assert moved.status_code == 404, moved.text
     reloaded = await client.post(
-        f"/v1/balances/{live['balance_id']}/reload",
+        f"/v1/balances/{live.card.balance_id}/reload",
         json={"amount": 100, "currency": "EUR"},
         headers=test_partner.headers,
     )
     assert reloaded.status_code == 404, reloaded.text
     # Nor can the test program's processor key authorize on a live card.
     network = await client.post(
-        "/v1/network/authorizations", json=body(live), headers=test["network"]
+        "/v1/network/authorizations", json=body(live), headers=test.network.headers
     )
     assert network.status_code == 404, network.text
 
@@ -195,10 +199,12 @@ async def test_one_server_serves_a_live_and_a_test_program_and_money_never_cross
 
 
 async def test_every_credential_carries_its_programs_mode(
-    client: AsyncClient, session: AsyncSession, partner: Partner, test_partner: Partner
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    partner: Partner,
+    test_partner: Partner,
 ) -> None:
-    from tests.cards.helpers import ops_token
-
     for owner, mode in ((partner, "live"), (test_partner, "test")):
         shown = (await client.get("/v1/program", headers=owner.headers)).json()["data"]
         assert shown["mode"] == mode
@@ -206,7 +212,7 @@ async def test_every_credential_carries_its_programs_mode(
         key = (await client.post("/v1/api-keys", json={"name": "k"}, headers=owner.headers)).json()
         assert key["data"]["secret"].startswith(f"ck_{mode}_")
         assert key["data"]["prefix"].startswith(f"ck_{mode}_")
-        token = await ops_token(client, session, owner)
+        token = (await make_admin(app, owner)).token
         network = await client.post(
             "/v1/admin/network-keys", json={"name": "processor"}, headers=bearer(token)
         )

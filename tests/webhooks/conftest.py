@@ -2,14 +2,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cardcore.app import create_app
 from cardcore.config import Settings
 from cardcore.kit.jobs import Worker
 from cardcore.worker import build_worker
-from tests.conftest import Partner
 from tests.webhooks.receiver import Receiver, running_receiver
 
 
@@ -37,19 +35,3 @@ def worker(
 def receiver() -> Iterator[Receiver]:
     with running_receiver() as running:
         yield running
-
-
-async def subscribe(
-    client: AsyncClient, partner: Partner, url: str, event_types: list[str] | None = None
-) -> dict[str, str]:
-    response = await client.post(
-        "/v1/webhooks", json={"url": url, "event_types": event_types or []}, headers=partner.headers
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["data"]  # type: ignore[no-any-return]
-
-
-async def make_key(client: AsyncClient, partner: Partner, name: str = "k") -> str:
-    response = await client.post("/v1/api-keys", json={"name": name}, headers=partner.headers)
-    assert response.status_code == 201
-    return response.json()["data"]["id"]  # type: ignore[no-any-return]

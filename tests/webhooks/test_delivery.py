@@ -14,8 +14,8 @@ from cardcore.config import Settings
 from cardcore.kit.jobs import Worker
 from cardcore.models import Event, WebhookEndpoint, WebhookMessage
 from cardcore.webhooks.delivery import DeliveryQueue
-from tests.conftest import Partner
-from tests.webhooks.conftest import make_key, subscribe
+from tests.factories import Partner
+from tests.webhooks.helpers import make_key, subscribe
 from tests.webhooks.receiver import Receiver, running_receiver
 
 

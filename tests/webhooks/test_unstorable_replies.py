@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cardcore.kit.jobs import Worker
 from cardcore.models import WebhookMessage
-from tests.conftest import Partner
-from tests.webhooks.conftest import make_key, subscribe
+from tests.factories import Partner
+from tests.webhooks.helpers import make_key, subscribe
 from tests.webhooks.receiver import running_receiver
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cardcore.config import Settings
 from cardcore.db import create_sessionmaker
 from cardcore.models import Event, WebhookMessage
-from tests.conftest import make_partner
+from tests.factories import make_partner
 from tests.webhooks.receiver import Receiver, running_receiver
 
 EVENTS = 24
