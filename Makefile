@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := src tests migrations bench
 
-.PHONY: install chromium run test lint format check-migrations ci clean bench bench-large
+.PHONY: install chromium run test test-quick lint format check-migrations ci clean bench bench-large
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: install
 test: install chromium
 	$(BIN)/pytest -n auto --dist loadfile -m "not fuzz"
 	$(BIN)/pytest -m fuzz
+
+# The inner loop: everything but the fuzz tests and the slow ones (processes, races, state
+# machines; `slow` in pyproject.toml). `make test` still runs them all.
+test-quick: install
+	$(BIN)/pytest -n auto --dist loadfile -m "not fuzz and not slow"
 
 # The browser tests drive Debian's Chromium at /usr/bin/chromium (Playwright cannot download a
 # browser of its own here). As root with apt-get it is installed when missing; otherwise install it

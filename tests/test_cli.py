@@ -21,6 +21,9 @@ from cardcore.config import Settings
 from cardcore.db import forget_dead_processes, postgres_processes
 from tests.factories import make_partner
 
+# Every test runs `cardcore` processes, the later ones `serve` and its embedded PostgreSQL.
+pytestmark = pytest.mark.slow
+
 CARDCORE = [sys.executable, "-m", "cardcore"]
 
 

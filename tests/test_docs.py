@@ -83,6 +83,7 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
+@pytest.mark.slow  # a Chromium process
 async def test_docs_render_operations_in_a_real_browser_offline(
     served: str, tmp_path: Path
 ) -> None:

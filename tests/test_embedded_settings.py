@@ -270,6 +270,7 @@ async def _same_size(dsn: str, extra: dict[str, str], a: str, b: str) -> bool:
         await connection.close()
 
 
+@pytest.mark.slow  # embedded PostgreSQL servers of its own
 async def test_a_fresh_embedded_server_runs_with_the_computed_settings(tmp_path: Path) -> None:
     """A fresh data directory: the server starts with the settings computed for this machine,
     durable. A process attaching with other settings leaves it running as it is, and says so;

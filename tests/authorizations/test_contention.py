@@ -3,6 +3,7 @@
 import asyncio
 from collections import Counter
 
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
 from tests.factories import new_world
+
+# Hundreds of requests racing in committed transactions.
+pytestmark = pytest.mark.slow
 
 
 async def test_500_concurrent_authorizations_funds_for_100(

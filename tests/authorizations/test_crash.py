@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select, text
@@ -41,6 +42,9 @@ from cardcore.models import (
 from tests.authorizations.network import authorization, balance
 from tests.authorizations.servers import Server, crash, servers
 from tests.factories import World, new_world
+
+# A `cardcore serve` process killed and restarted.
+pytestmark = pytest.mark.slow
 
 CLIENTS = 12
 CARDS = 4

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -30,6 +31,9 @@ from cardcore.models import ProgramMode
 from tests.authorizations.network import authorization
 from tests.factories import World, make_partner, make_world
 from tests.machines import RolledBackApp, run_machine
+
+# Hypothesis state machines over the whole app.
+pytestmark = pytest.mark.slow
 
 # Two cards on balances of their own; authorizations of up to 4,000 and increments of up to
 # 3,000 against them are approved sometimes and declined (51) sometimes.

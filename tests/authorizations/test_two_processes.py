@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,9 @@ from cardcore.ledger.verify import verify
 from tests.authorizations.network import authorization, balance
 from tests.authorizations.servers import servers
 from tests.factories import new_world
+
+# Two `cardcore serve` processes.
+pytestmark = pytest.mark.slow
 
 ATTEMPTS, AMOUNT, FUNDS = 500, 100, 10_000
 

@@ -4,6 +4,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,6 +13,9 @@ from cardcore.db import create_sessionmaker
 from cardcore.ledger.verify import verify
 from tests.balances.helpers import open_balance, reload
 from tests.factories import Partner, fund_partner, make_partner
+
+# Hundreds of requests racing in committed transactions.
+pytestmark = pytest.mark.slow
 
 
 async def _setup(

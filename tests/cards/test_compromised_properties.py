@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Coroutine
 from typing import Any
 
+import pytest
 from httpx import AsyncClient, Response
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -29,6 +30,9 @@ from cardcore.config import Settings
 from cardcore.models import Card
 from tests.factories import DELIVERY, World, fund_balance, make_card, new_world
 from tests.machines import RolledBackApp, run_machine
+
+# A Hypothesis state machine over the whole app.
+pytestmark = pytest.mark.slow
 
 REASONS = ("LOST", "STOLEN", "FRAUD", "DAMAGED", "NOT_RECEIVED")
 COMPROMISING = frozenset({"LOST", "STOLEN", "FRAUD"})

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text
@@ -106,6 +107,7 @@ async def cli(*args: str, stdin: str = "", env: dict[str, str]) -> tuple[int, st
     return process.returncode or 0, out.decode(), err.decode()
 
 
+@pytest.mark.slow  # a `cardcore` process
 async def test_the_cli_installs_a_key_from_components_on_stdin(
     committed_app: FastAPI, settings: Settings, engine: AsyncEngine
 ) -> None:

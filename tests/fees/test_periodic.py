@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import delete, func, select, update
@@ -1020,6 +1021,7 @@ async def _per_card_and_period(session: AsyncSession) -> dict[tuple[str, str], t
     return {(card, period): (n, moved.get((card, period), 0)) for card, period, n in lines}
 
 
+@pytest.mark.slow  # `cardcore worker --once` processes
 async def test_once_across_worker_restarts_and_concurrent_runs(
     committed_app: FastAPI, engine: AsyncEngine, settings: Settings, tmp_path: Path
 ) -> None:

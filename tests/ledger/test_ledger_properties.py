@@ -24,6 +24,9 @@ from cardcore.ledger import service as ledger
 from cardcore.ledger.verify import verify
 from cardcore.programs import service as programs
 
+# A Hypothesis state machine over the ledger.
+pytestmark = pytest.mark.slow
+
 
 class LedgerMachine(RuleBasedStateMachine):
     """Runs on its own event loop and connection, inside one transaction rolled back at the end:

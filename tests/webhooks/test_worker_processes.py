@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select
@@ -15,6 +16,9 @@ from cardcore.db import create_sessionmaker
 from cardcore.models import Event, WebhookMessage
 from tests.factories import make_partner
 from tests.webhooks.receiver import Receiver, running_receiver
+
+# `cardcore worker` processes.
+pytestmark = pytest.mark.slow
 
 EVENTS = 24
 
