@@ -27,8 +27,8 @@ from cardcore.cards.repository import CardRepository
 from cardcore.kit.access import (
     Cardholder,
     Network,
-    Partner,
     TestModePartner,
+    partner_or_admin,
     require_admin,
 )
 from cardcore.kit.envelope import ListMeta, Many, One
@@ -53,6 +53,10 @@ network_routes = router(
         "UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "NOT_FOUND", "DUPLICATE_REQUEST_ID"
     ),
 )
+
+# The partner, or ops staff whose role the matrix allows ("transactions.read").
+TransactionReader = Annotated[Principal, Security(partner_or_admin("transactions.read"))]
+
 routes = router(
     tags=["transactions"],
     encryption="optional",
@@ -316,7 +320,7 @@ async def put_fx_rate(body: FxRateIn, principal: FxWriter, session: DbSession) -
 
 @routes.get("/v1/transactions", summary="Card transactions, declines included")
 async def list_transactions(
-    principal: Partner,
+    principal: TransactionReader,
     session: DbSession,
     page: Pagination,
     card_id: Annotated[str | None, id_filter("card")] = None,
@@ -351,7 +355,10 @@ async def list_transactions(
     responses=error_responses("NOT_FOUND"),
 )
 async def card_transactions(
-    card_id: Annotated[str, Path()], principal: Partner, session: DbSession, page: Pagination
+    card_id: Annotated[str, Path()],
+    principal: TransactionReader,
+    session: DbSession,
+    page: Pagination,
 ) -> Many[TransactionOut]:
     # An unknown or another program's card is a 404, as on every route that names an object;
     # an empty list would tell the caller nothing and differ from the card's own routes.
@@ -365,7 +372,7 @@ async def card_transactions(
     responses=error_responses("NOT_FOUND"),
 )
 async def get_transaction(
-    transaction_id: Annotated[str, Path()], principal: Partner, session: DbSession
+    transaction_id: Annotated[str, Path()], principal: TransactionReader, session: DbSession
 ) -> One[TransactionDetail]:
     repository = TransactionRepository(session, principal.tenant_id)
     found = await repository.get_or_404(transaction_id)

@@ -32,7 +32,7 @@ from cardcore.balances.schemas import (
     TransferOut,
 )
 from cardcore.customers.repository import CorporationRepository, UserRepository
-from cardcore.kit.access import Partner, require_admin
+from cardcore.kit.access import Partner, partner_or_admin, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.inputs import Timestamp
@@ -48,6 +48,9 @@ from cardcore.models import (
     PartnerBalance,
     User,
 )
+
+# The partner, or ops staff whose role the matrix allows ("balances.read").
+BalanceReader = Annotated[Principal, Security(partner_or_admin("balances.read"))]
 
 routes = router(
     tags=["balances"],
@@ -133,7 +136,7 @@ async def create_balance(
     "/v1/balances/{balance_id}", summary="Get a balance", responses=error_responses("NOT_FOUND")
 )
 async def get_balance(
-    balance_id: BalanceId, principal: Partner, session: DbSession
+    balance_id: BalanceId, principal: BalanceReader, session: DbSession
 ) -> One[BalanceOut]:
     balance = await BalanceRepository(session, principal.tenant_id).get_or_404(balance_id)
     return One(data=await balance_out(session, balance))
@@ -146,7 +149,7 @@ async def get_balance(
 )
 async def user_balances(
     user_id: Annotated[str, Path(description="A user id (`usr_…`).")],
-    principal: Partner,
+    principal: BalanceReader,
     session: DbSession,
     page: Pagination,
 ) -> Many[BalanceOut]:
@@ -163,7 +166,7 @@ async def user_balances(
 )
 async def balance_ledger(
     balance_id: BalanceId,
-    principal: Partner,
+    principal: BalanceReader,
     session: DbSession,
     page: Pagination,
     created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,

@@ -51,6 +51,9 @@ from cardcore.kit.session import DbSession
 from cardcore.models import Card, CardRequest, CardStatus, FulfillmentStatus, ZonePinKey
 from cardcore.models.ids import new_id
 
+# The partner, or ops staff whose role the matrix allows ("cards.read").
+CardReader = Annotated[Principal, Security(partner_or_admin("cards.read"))]
+
 routes = router(
     tags=["cards"],
     encryption="optional",
@@ -233,13 +236,13 @@ async def get_request(
 
 
 @routes.get("/v1/cards/{card_id}", summary="Get a card (masked)", responses=CARD_ERRORS)
-async def get_card(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
+async def get_card(card_id: CardId, principal: CardReader, session: DbSession) -> One[CardOut]:
     return One(data=CardOut.of(await load_card(session, principal, card_id)))
 
 
 @routes.get("/v1/cards", summary="List cards")
 async def list_cards(
-    principal: Partner,
+    principal: CardReader,
     session: DbSession,
     page: Pagination,
     user_id: Annotated[str | None, id_filter("usr")] = None,
@@ -258,7 +261,7 @@ async def list_cards(
 
 @routes.get("/v1/users/{user_id}/cards", summary="A user's cards", responses=CARD_ERRORS)
 async def user_cards(
-    user_id: Annotated[str, Path()], principal: Partner, session: DbSession, page: Pagination
+    user_id: Annotated[str, Path()], principal: CardReader, session: DbSession, page: Pagination
 ) -> Many[CardOut]:
     await UserRepository(session, principal.tenant_id).get_or_404(user_id)
     repository = CardRepository(session, principal.tenant_id)

@@ -9,13 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cardcore.cards import lifecycle
 from cardcore.cards.repository import load_card
 from cardcore.cards.schemas import CardId, CardOut
-from cardcore.kit.access import Cardholder, Partner, require
+from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require
 from cardcore.kit.envelope import One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.principals import Principal, PrincipalKind
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.models import CardStatus
+
+# The partner, or ops staff whose role the matrix allows ("cards.freeze").
+CardFreezer = Annotated[Principal, Security(partner_or_admin("cards.freeze"))]
 
 routes = router(
     tags=["cards"],
@@ -96,12 +99,12 @@ async def _toggle(
 
 
 @routes.post("/v1/cards/{card_id}/freeze", summary="Freeze a card", responses=TRANSITION_ERRORS)
-async def freeze(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
+async def freeze(card_id: CardId, principal: CardFreezer, session: DbSession) -> One[CardOut]:
     return One(data=await _toggle(session, principal, card_id, True))
 
 
 @routes.post("/v1/cards/{card_id}/unfreeze", summary="Unfreeze a card", responses=TRANSITION_ERRORS)
-async def unfreeze(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
+async def unfreeze(card_id: CardId, principal: CardFreezer, session: DbSession) -> One[CardOut]:
     return One(data=await _toggle(session, principal, card_id, False))
 
 

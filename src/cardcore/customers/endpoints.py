@@ -38,7 +38,7 @@ from cardcore.customers.schemas import (
     masked,
 )
 from cardcore.customers.verification import Action
-from cardcore.kit.access import Partner, require_admin
+from cardcore.kit.access import Partner, partner_or_admin, require_admin
 from cardcore.kit.app_state import DocumentStorageDep, KeyringDep
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, FieldError, NotFound, error_responses
@@ -48,6 +48,9 @@ from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.kit.storage import DocumentStorage
 from cardcore.models import Corporation, CustomerStatus, User, VerificationStatus
+
+# The partner, or ops staff whose role the matrix allows ("customers.read").
+CustomerReader = Annotated[Principal, Security(partner_or_admin("customers.read"))]
 
 routes = router(
     tags=["customers"],
@@ -159,7 +162,7 @@ async def create_user(body: NewUser, principal: Partner, session: DbSession) -> 
 
 @routes.get("/v1/users", summary="List or look up users")
 async def list_users(
-    principal: Partner,
+    principal: CustomerReader,
     session: DbSession,
     keyring: KeyringDep,
     page: Pagination,
@@ -188,7 +191,7 @@ async def list_users(
 
 
 @routes.get("/v1/users/{user_id}", summary="Get a user", responses=error_responses("NOT_FOUND"))
-async def get_user(user_id: UserId, principal: Partner, session: DbSession) -> One[UserOut]:
+async def get_user(user_id: UserId, principal: CustomerReader, session: DbSession) -> One[UserOut]:
     return One(
         data=UserOut.of(await UserRepository(session, principal.tenant_id).get_or_404(user_id))
     )
@@ -248,7 +251,7 @@ async def _user_for_update(session: AsyncSession, principal: Principal, user_id:
 
 
 @routes.get("/v1/users/{user_id}/kyc", summary="KYC status, data, documents and history")
-async def get_kyc(user_id: UserId, principal: Partner, session: DbSession) -> One[KycOut]:
+async def get_kyc(user_id: UserId, principal: CustomerReader, session: DbSession) -> One[KycOut]:
     user = await UserRepository(session, principal.tenant_id).get_or_404(user_id)
     return One(data=await kyc_view(session, user))
 

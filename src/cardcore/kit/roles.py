@@ -27,6 +27,14 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "products.manage": frozenset({Role.ADMIN}),
     "cards.create": frozenset({Role.ADMIN, Role.MANAGER}),
     "cards.service": ALL_ROLES,
+    # Customer service reads every cardholder, card, balance and transaction (card data masked:
+    # reveal is no ops route) and freezes a card on a call; unfreezing after fraud stays a
+    # partner's decision until the console's roles for it land.
+    "customers.read": ALL_ROLES,
+    "cards.read": ALL_ROLES,
+    "balances.read": ALL_ROLES,
+    "transactions.read": ALL_ROLES,
+    "cards.freeze": ALL_ROLES,
     "fx.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "fx.write": frozenset({Role.ADMIN}),
     "program.read": frozenset({Role.ADMIN, Role.MANAGER}),
