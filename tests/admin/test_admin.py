@@ -30,8 +30,10 @@ async def test_login_and_me(
     me = await client.get("/v1/admin/me", headers=bearer(token))
     assert me.status_code == 200
     assert me.json()["data"] == {**me.json()["data"], "id": admin.id, "role": "manager"}
-    # An admin token is not a partner credential, nor a cardholder's.
-    assert (await client.get("/v1/events", headers=bearer(token))).status_code == 403
+    # An admin token is not a partner credential (ops read events, but not the partner's keys),
+    # nor a cardholder's.
+    assert (await client.get("/v1/events", headers=bearer(token))).status_code == 200
+    assert (await client.get("/v1/api-keys", headers=bearer(token))).status_code == 403
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 403
     # And a partner key is not an admin.
     assert (await client.get("/v1/admin/me", headers=partner.headers)).status_code == 403

@@ -20,6 +20,10 @@ from cardcore.models import CardStatus
 # The partner, or ops staff whose role the matrix allows ("cards.freeze").
 CardFreezer = Annotated[Principal, Security(partner_or_admin("cards.freeze"))]
 
+
+# The partner, or ops staff whose role the matrix allows ("cards.unlock").
+CardUnlocker = Annotated[Principal, Security(partner_or_admin("cards.unlock"))]
+
 routes = router(
     tags=["cards"],
     encryption="optional",
@@ -67,7 +71,7 @@ async def lock(
 
 
 @routes.post("/v1/cards/{card_id}/unlock", summary="Unlock a card", responses=TRANSITION_ERRORS)
-async def unlock(card_id: CardId, principal: Partner, session: DbSession) -> One[CardOut]:
+async def unlock(card_id: CardId, principal: CardUnlocker, session: DbSession) -> One[CardOut]:
     card = await load_card(session, principal, card_id, lock=True)
     await lifecycle.unlock(session, card, actor=principal.kind.value)
     return One(data=CardOut.of(card))

@@ -396,7 +396,7 @@ async def create_corporation(
     responses=error_responses("NOT_FOUND"),
 )
 async def get_corporation(
-    corporation_id: CorporationId, principal: Partner, session: DbSession
+    corporation_id: CorporationId, principal: CustomerReader, session: DbSession
 ) -> One[CorporationOut]:
     corporation = await CorporationRepository(session, principal.tenant_id).get_or_404(
         corporation_id
@@ -406,7 +406,7 @@ async def get_corporation(
 
 @routes.get("/v1/corporations/{corporation_id}/kyb", summary="KYB status, documents, history")
 async def get_kyb(
-    corporation_id: CorporationId, principal: Partner, session: DbSession
+    corporation_id: CorporationId, principal: CustomerReader, session: DbSession
 ) -> One[KybOut]:
     corporation = await CorporationRepository(session, principal.tenant_id).get_or_404(
         corporation_id

@@ -2,16 +2,20 @@
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Security
 
 from cardcore.events.repository import EventRepository
 from cardcore.events.schemas import EventOut
-from cardcore.kit.access import Partner
+from cardcore.kit.access import partner_or_admin
 from cardcore.kit.envelope import Many, One
 from cardcore.kit.errors import error_responses
 from cardcore.kit.pagination import Pagination
+from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
+
+# The partner, or ops staff whose role the matrix allows ("events.read").
+EventReader = Annotated[Principal, Security(partner_or_admin("events.read"))]
 
 routes = router(
     tags=["events"],
@@ -26,7 +30,7 @@ routes = router(
     responses=error_responses("VALIDATION_ERROR"),
 )
 async def list_events(
-    principal: Partner,
+    principal: EventReader,
     session: DbSession,
     page: Pagination,
     type: Annotated[
@@ -42,7 +46,7 @@ async def list_events(
 @routes.get("/v1/events/{event_id}", summary="Get an event", responses=error_responses("NOT_FOUND"))
 async def get_event(
     event_id: Annotated[str, Path(description="An event id (`evt_…`).")],
-    principal: Partner,
+    principal: EventReader,
     session: DbSession,
 ) -> One[EventOut]:
     event = await EventRepository(session, principal.tenant_id).get_or_404(event_id)

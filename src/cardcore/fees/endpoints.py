@@ -16,7 +16,7 @@ from cardcore.fees.schemas import (
     FeeScheduleOut,
     FeeType,
 )
-from cardcore.kit.access import Cardholder, Partner, require_admin
+from cardcore.kit.access import Cardholder, Partner, partner_or_admin, require_admin
 from cardcore.kit.envelope import ListMeta, Many, One
 from cardcore.kit.errors import CardcoreError, error_responses
 from cardcore.kit.filters import id_filter
@@ -26,6 +26,9 @@ from cardcore.kit.principals import Principal
 from cardcore.kit.routing import router
 from cardcore.kit.session import DbSession
 from cardcore.models import FeeStatus
+
+# The partner, or ops staff whose role the matrix allows ("fee_lines.read").
+FeeLineReader = Annotated[Principal, Security(partner_or_admin("fee_lines.read"))]
 
 routes = router(
     tags=["fees"],
@@ -132,13 +135,13 @@ FeeFilters = Annotated[dict[str, str | None], Depends(fee_filters)]
 
 @routes.get("/v1/fees", summary="Fee lines: charged, held, waived, due or skipped")
 async def list_fees(
-    principal: Partner, session: DbSession, page: Pagination, filters: FeeFilters
+    principal: FeeLineReader, session: DbSession, page: Pagination, filters: FeeFilters
 ) -> Many[FeeOut]:
     return await _fees(session, principal.tenant_id, page, **filters)
 
 
 @routes.get("/v1/fees/{fee_id}", summary="A fee line", responses=error_responses("NOT_FOUND"))
-async def get_fee(fee_id: FeeId, principal: Partner, session: DbSession) -> One[FeeOut]:
+async def get_fee(fee_id: FeeId, principal: FeeLineReader, session: DbSession) -> One[FeeOut]:
     found = await FeeRepository(session, principal.tenant_id).get_or_404(fee_id)
     return One(data=FeeOut.model_validate(found))
 

@@ -27,14 +27,17 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "products.manage": frozenset({Role.ADMIN}),
     "cards.create": frozenset({Role.ADMIN, Role.MANAGER}),
     "cards.service": ALL_ROLES,
-    # Customer service reads every cardholder, card, balance and transaction (card data masked:
-    # reveal is no ops route) and freezes a card on a call; unfreezing after fraud stays a
-    # partner's decision until the console's roles for it land.
+    # Customer service reads every cardholder, card, balance, transaction, fee line and event
+    # (card data masked: reveal is no ops route) and freezes a card on a call; a manager also
+    # lifts a lock.
     "customers.read": ALL_ROLES,
     "cards.read": ALL_ROLES,
     "balances.read": ALL_ROLES,
     "transactions.read": ALL_ROLES,
     "cards.freeze": ALL_ROLES,
+    "cards.unlock": frozenset({Role.ADMIN, Role.MANAGER}),
+    "events.read": ALL_ROLES,
+    "fee_lines.read": ALL_ROLES,
     "fx.read": frozenset({Role.ADMIN, Role.MANAGER}),
     "fx.write": frozenset({Role.ADMIN}),
     "program.read": frozenset({Role.ADMIN, Role.MANAGER}),
